@@ -1,0 +1,37 @@
+import { Code, codeName } from "./protocol/code.js";
+import { Metadata } from "./protocol/metadata.js";
+
+/**
+ * An RPC failure: a gRPC status code, a message, and the trailing metadata that came with it.
+ *
+ * A handler that throws an RpcError sends exactly this status to the client. Anything else a handler
+ * throws becomes `Code.Unknown` with a generic message (details stay in the server log).
+ * On the client, every failed call rejects with an RpcError.
+ */
+export class RpcError extends Error {
+  override name = "RpcError";
+  /** The status code. Never `Code.OK`. */
+  readonly code: Code;
+  /** The status message exactly as sent (`grpc-message`, percent-decoded), without the code prefix. */
+  readonly rawMessage: string;
+  /** Trailing metadata of the failed call (server side: metadata to send with the status). */
+  readonly metadata: Metadata;
+
+  constructor(code: Code, message = "", options?: { metadata?: Metadata | undefined; cause?: unknown }) {
+    super(message === "" ? codeName(code) : `${codeName(code)}: ${message}`, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code === Code.OK ? Code.Unknown : code;
+    this.rawMessage = message;
+    this.metadata = options?.metadata ?? new Metadata();
+  }
+
+  /**
+   * Converts anything thrown into an RpcError. An RpcError passes through; an AbortSignal's reason
+   * that is an RpcError passes through; anything else becomes `fallback` with `message`.
+   */
+  static from(reason: unknown, fallback: Code = Code.Unknown, message?: string): RpcError {
+    if (reason instanceof RpcError) return reason;
+    if (reason instanceof Error && reason.name === "AbortError" && reason.cause instanceof RpcError) return reason.cause;
+    const text = message ?? (reason instanceof Error ? reason.message : String(reason));
+    return new RpcError(fallback, text, { cause: reason });
+  }
+}
