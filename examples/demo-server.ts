@@ -1,0 +1,45 @@
+/**
+ * The demo server behind `npm start`: every example service on one port (127.0.0.1:50051).
+ * Set PORT or HOST to move it.
+ */
+import { createServer } from "../src/index.js";
+import { Echo } from "../gen/echo/echo_pb.js";
+import { RouteGuide } from "../gen/routeguide/route_guide_pb.js";
+import { echoService } from "./echo/server.js";
+import { routeGuideService } from "./routeguide/server.js";
+
+const host = process.env.HOST ?? "127.0.0.1";
+const port = Number(process.env.PORT ?? 50051);
+
+const server = createServer();
+server.add(Echo, echoService());
+server.add(RouteGuide, routeGuideService());
+
+let addr: { host: string; port: number };
+try {
+  addr = await server.listen({ host, port });
+} catch (e) {
+  const code = (e as NodeJS.ErrnoException).code;
+  console.error(
+    code === "EADDRINUSE"
+      ? `Port ${port} on ${host} is already in use. Stop the other server, or run with PORT=50052 npm start.`
+      : `Cannot listen on ${host}:${port}: ${(e as Error).message}`,
+  );
+  process.exit(1);
+}
+const target = `${addr.host}:${addr.port}`;
+console.log(`Rill demo server listening on ${target}`);
+console.log(`Services:`);
+for (const s of server.services) console.log(`  ${s.typeName}: ${s.methods.map((m) => m.name).join(", ")}`);
+console.log(`
+Try it:
+  node dist/examples/echo/client.js ${target}
+  node dist/examples/routeguide/client.js --target ${target}
+Press Ctrl+C to stop.`);
+
+const stop = () => {
+  console.log("Shutting down (in-flight calls get 5 s to finish)...");
+  void server.shutdown({ graceMs: 5000 }).then(() => process.exit(0));
+};
+process.once("SIGINT", stop);
+process.once("SIGTERM", stop);

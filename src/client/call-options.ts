@@ -1,0 +1,17 @@
+import type { Metadata, MetadataInit } from "../protocol/metadata.js";
+
+/** Per-call options, the same for all four call kinds. */
+export interface CallOptions {
+  /** Request metadata. `-bin` keys take Uint8Array values. */
+  metadata?: MetadataInit;
+  /** Time allowed for the whole call, in milliseconds. Sent to the server as `grpc-timeout`. */
+  timeoutMs?: number;
+  /** Absolute deadline as epoch milliseconds; the earlier of this and `timeoutMs` wins. */
+  deadline?: number;
+  /** Aborting cancels the call (RST_STREAM CANCEL); it then fails with CANCELLED. */
+  signal?: AbortSignal;
+  /** Called with the response headers' metadata when they arrive. */
+  onHeader?: (metadata: Metadata) => void;
+  /** Called with the trailing metadata when the call ends, successfully or not. */
+  onTrailer?: (metadata: Metadata) => void;
+}

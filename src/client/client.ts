@@ -1,0 +1,100 @@
+import type { DescMessage, DescMethod, DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
+import type { Channel } from "../channel/channel.js";
+import { protoCodec, type Codec } from "../codec.js";
+import { RpcError } from "../errors.js";
+import { Code } from "../protocol/code.js";
+import type { CallOptions } from "./call-options.js";
+import { startCall } from "./call.js";
+
+/** A unary method: one request, a promise of one response. */
+export type UnaryFn<I extends DescMessage, O extends DescMessage> = (
+  request: MessageInitShape<I>,
+  options?: CallOptions,
+) => Promise<MessageShape<O>>;
+
+/** A server-streaming method: one request, responses as an async iterable. */
+export type ServerStreamingFn<I extends DescMessage, O extends DescMessage> = (
+  request: MessageInitShape<I>,
+  options?: CallOptions,
+) => AsyncIterable<MessageShape<O>>;
+
+/** A client-streaming method: requests as an async iterable, a promise of one response. */
+export type ClientStreamingFn<I extends DescMessage, O extends DescMessage> = (
+  requests: AsyncIterable<MessageInitShape<I>>,
+  options?: CallOptions,
+) => Promise<MessageShape<O>>;
+
+/** A bidi method: requests as an async iterable, responses as an async iterable. */
+export type BidiStreamingFn<I extends DescMessage, O extends DescMessage> = (
+  requests: AsyncIterable<MessageInitShape<I>>,
+  options?: CallOptions,
+) => AsyncIterable<MessageShape<O>>;
+
+/** The client function type for one method, chosen by its `methodKind`. */
+export type ClientMethod<M extends DescMethod> = M extends {
+  methodKind: infer K;
+  input: infer I extends DescMessage;
+  output: infer O extends DescMessage;
+}
+  ? K extends "unary"
+    ? UnaryFn<I, O>
+    : K extends "server_streaming"
+      ? ServerStreamingFn<I, O>
+      : K extends "client_streaming"
+        ? ClientStreamingFn<I, O>
+        : BidiStreamingFn<I, O>
+  : never;
+
+/** A typed client: one function per method of the service, keyed by `localName`. */
+export type Client<S extends DescService> = {
+  [K in keyof S["method"]]: S["method"][K] extends DescMethod ? ClientMethod<S["method"][K]> : never;
+};
+
+/** Options of `createClient`. */
+export interface ClientOptions {
+  /** Options merged under every call's own (a call's `metadata` replaces these entirely). */
+  defaults?: CallOptions;
+  /** The message codec. Default: binary protobuf. */
+  codec?: Codec;
+}
+
+/** Creates a typed client for `service` whose calls run on `channel`. */
+export function createClient<S extends DescService>(service: S, channel: Channel, options: ClientOptions = {}): Client<S> {
+  const codec = options.codec ?? protoCodec;
+  const defaults = options.defaults ?? {};
+  const client: Record<string, unknown> = {};
+  for (const method of service.methods) {
+    const merged = (o: CallOptions | undefined): CallOptions => (o === undefined ? defaults : { ...defaults, ...o });
+    switch (method.methodKind) {
+      case "unary":
+        client[method.localName] = (request: unknown, o?: CallOptions) =>
+          one(startCall(channel, method, codec, { single: request }, merged(o)), method);
+        break;
+      case "server_streaming":
+        client[method.localName] = (request: unknown, o?: CallOptions) =>
+          startCall(channel, method, codec, { single: request }, merged(o));
+        break;
+      case "client_streaming":
+        client[method.localName] = (requests: AsyncIterable<unknown>, o?: CallOptions) =>
+          one(startCall(channel, method, codec, { stream: requests }, merged(o)), method);
+        break;
+      case "bidi_streaming":
+        client[method.localName] = (requests: AsyncIterable<unknown>, o?: CallOptions) =>
+          startCall(channel, method, codec, { stream: requests }, merged(o));
+        break;
+    }
+  }
+  return client as Client<S>;
+}
+
+/** Reads exactly one response; zero or two are protocol violations by the server. */
+async function one(responses: AsyncIterableIterator<unknown>, method: DescMethod): Promise<never> {
+  const first = await responses.next();
+  if (first.done) throw new RpcError(Code.Unimplemented, `${method.parent.typeName}/${method.name}: the server sent no response message`);
+  const second = await responses.next();
+  if (!second.done) {
+    await responses.return?.();
+    throw new RpcError(Code.Unimplemented, `${method.parent.typeName}/${method.name}: the server sent more than one response message`);
+  }
+  return first.value as never;
+}

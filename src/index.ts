@@ -1,0 +1,30 @@
+/**
+ * Rill: streaming RPC for TypeScript on Node.js, speaking the gRPC wire protocol over HTTP/2.
+ *
+ * Servers: `createServer()`, `server.add(Service, impl)`, `server.listen()`.
+ * Clients: `createChannel(target)`, `createClient(Service, channel)`.
+ */
+export { createServer } from "./server/server.js";
+export type { Server, ServerOptions, ListenOptions } from "./server/server.js";
+export type { HandlerContext } from "./server/handler-context.js";
+export type {
+  ServiceImpl,
+  MethodImpl,
+  UnaryHandler,
+  ServerStreamingHandler,
+  ClientStreamingHandler,
+  BidiStreamingHandler,
+} from "./server/service-impl.js";
+export { createChannel } from "./channel/channel.js";
+export type { Channel, ChannelOptions } from "./channel/channel.js";
+export { createClient } from "./client/client.js";
+export type { Client, ClientOptions, ClientMethod } from "./client/client.js";
+export type { CallOptions } from "./client/call-options.js";
+export { RpcError } from "./errors.js";
+export { Code, codeName, parseCode } from "./protocol/code.js";
+export { Metadata } from "./protocol/metadata.js";
+export type { MetadataInit, MetadataValue } from "./protocol/metadata.js";
+export { protoCodec, jsonCodec } from "./codec.js";
+export type { Codec } from "./codec.js";
+export { consoleLogger, silentLogger } from "./logger.js";
+export type { Logger } from "./logger.js";

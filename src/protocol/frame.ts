@@ -1,0 +1,185 @@
+/**
+ * gRPC length-prefixed messages: a flag byte, a 4-byte big-endian length, then the payload.
+ *
+ * Invariants: a frame's declared length is checked against the receive limit from the header alone,
+ * before any of its body is buffered, so a peer cannot make us allocate more than the limit; frames
+ * that arrive whole inside one chunk are returned as views of that chunk, never copied.
+ * @see https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md#requests (Length-Prefixed-Message)
+ */
+import { RpcError } from "../errors.js";
+import { Code } from "./code.js";
+
+/** The size of a frame header in bytes: one flag byte plus a 4-byte big-endian length. */
+export const FRAME_HEADER_LENGTH = 5;
+
+const MAX_FRAME_LENGTH = 0xffff_ffff;
+
+/** One decoded gRPC message: its payload and whether the sender compressed it (flag bit 0). */
+export interface Frame {
+  compressed: boolean;
+  data: Uint8Array;
+}
+
+/**
+ * The 5-byte header that precedes a message of `length` bytes.
+ *
+ * Throws RpcError(ResourceExhausted) for a length above 4 GiB - 1 (it cannot be framed), and
+ * RangeError for a negative or fractional length (a bug in the caller).
+ */
+export function encodeFrameHeader(length: number, compressed: boolean): Uint8Array {
+  const header = new Uint8Array(FRAME_HEADER_LENGTH);
+  writeHeader(header, length, compressed);
+  return header;
+}
+
+/**
+ * A whole frame (header and payload) in one new buffer, ready to write.
+ *
+ * `compressed` defaults to false; set it only when `data` is already compressed with the call's
+ * `grpc-encoding`. Fails like {@link encodeFrameHeader}.
+ */
+export function encodeFrame(data: Uint8Array, compressed = false): Uint8Array {
+  // allocUnsafe skips zero-filling: every byte is overwritten just below.
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_LENGTH + data.byteLength);
+  writeHeader(frame, data.byteLength, compressed);
+  frame.set(data, FRAME_HEADER_LENGTH);
+  return frame;
+}
+
+function writeHeader(target: Uint8Array, length: number, compressed: boolean): void {
+  if (!Number.isInteger(length) || length < 0) throw new RangeError(`invalid frame length ${length}`);
+  if (length > MAX_FRAME_LENGTH) {
+    throw new RpcError(Code.ResourceExhausted, `message of ${length} bytes is too large to frame (max ${MAX_FRAME_LENGTH})`);
+  }
+  target[0] = compressed ? 1 : 0;
+  target[1] = length >>> 24;
+  target[2] = (length >>> 16) & 0xff;
+  target[3] = (length >>> 8) & 0xff;
+  target[4] = length & 0xff;
+}
+
+/**
+ * An incremental decoder of a stream of length-prefixed messages.
+ *
+ * Feed it chunks in arrival order; each `push` returns the frames completed by that chunk (possibly
+ * none, possibly many). A message may be split anywhere, header included. Frames wholly inside one
+ * chunk are zero-copy `subarray` views of it, so the caller must not reuse a chunk's memory while
+ * its frames are alive; a split frame is copied into one buffer allocated at its declared size.
+ *
+ * Failures: a declared length above `maxMessageBytes` throws RpcError(ResourceExhausted) as soon as
+ * the header is complete; a flag byte other than 0x00/0x01 throws RpcError(Internal). After a throw
+ * the decoder is poisoned: every later `push` rethrows the same error, since the stream's framing
+ * can no longer be trusted.
+ */
+export class FrameDecoder {
+  private readonly maxMessageBytes: number;
+  private readonly header = new Uint8Array(FRAME_HEADER_LENGTH);
+  private headerFilled = 0;
+  private body: Uint8Array | undefined = undefined;
+  private bodyFilled = 0;
+  private bodyCompressed = false;
+  private error: RpcError | undefined = undefined;
+
+  /**
+   * @param maxMessageBytes the largest payload accepted, in bytes (inclusive). Defaults to Infinity,
+   *   which trusts the peer with up to 4 GiB per message: anything facing a network should set a limit
+   *   (gRPC's customary receive default is 4 MiB).
+   */
+  constructor(maxMessageBytes = Infinity) {
+    if (Number.isNaN(maxMessageBytes) || maxMessageBytes < 0) {
+      throw new RangeError(`maxMessageBytes must be a non-negative number, got ${maxMessageBytes}`);
+    }
+    this.maxMessageBytes = maxMessageBytes;
+  }
+
+  /** True while bytes of an incomplete frame are buffered; at end of stream this means the last message was truncated. */
+  get partial(): boolean {
+    return this.headerFilled > 0 || this.body !== undefined;
+  }
+
+  /** How many bytes of the incomplete frame (header and body) are buffered. */
+  get bufferedBytes(): number {
+    return this.headerFilled + this.bodyFilled;
+  }
+
+  /** Consumes `chunk` and returns the frames it completed, in order. Throws as described on the class. */
+  push(chunk: Uint8Array): Frame[] {
+    if (this.error !== undefined) throw this.error;
+    try {
+      return this.decode(chunk);
+    } catch (e) {
+      if (e instanceof RpcError) this.error = e;
+      throw e;
+    }
+  }
+
+  private decode(chunk: Uint8Array): Frame[] {
+    const frames: Frame[] = [];
+    const end = chunk.byteLength;
+    let pos = 0;
+    while (pos < end) {
+      if (this.body !== undefined) {
+        const take = Math.min(this.body.byteLength - this.bodyFilled, end - pos);
+        this.body.set(chunk.subarray(pos, pos + take), this.bodyFilled);
+        this.bodyFilled += take;
+        pos += take;
+        if (this.bodyFilled === this.body.byteLength) {
+          frames.push({ compressed: this.bodyCompressed, data: this.body });
+          this.body = undefined;
+          this.bodyFilled = 0;
+        }
+        continue;
+      }
+      let flags: number;
+      let length: number;
+      if (this.headerFilled === 0 && end - pos >= FRAME_HEADER_LENGTH) {
+        flags = chunk[pos]!;
+        length = readLength(chunk, pos);
+        pos += FRAME_HEADER_LENGTH;
+      } else {
+        const take = Math.min(FRAME_HEADER_LENGTH - this.headerFilled, end - pos);
+        this.header.set(chunk.subarray(pos, pos + take), this.headerFilled);
+        this.headerFilled += take;
+        pos += take;
+        if (this.headerFilled < FRAME_HEADER_LENGTH) break;
+        this.headerFilled = 0;
+        flags = this.header[0]!;
+        length = readLength(this.header, 0);
+      }
+      const compressed = this.checkHeader(flags, length);
+      if (end - pos >= length) {
+        frames.push({ compressed, data: chunk.subarray(pos, pos + length) });
+        pos += length;
+        continue;
+      }
+      this.body = allocate(length);
+      this.bodyCompressed = compressed;
+    }
+    return frames;
+  }
+
+  // Runs before any of the body is buffered, so an oversized claim costs us nothing.
+  private checkHeader(flags: number, length: number): boolean {
+    if (flags > 1) {
+      throw new RpcError(Code.Internal, `received a message with invalid message flags 0x${flags.toString(16).padStart(2, "0")} (reserved bits set)`);
+    }
+    if (length > this.maxMessageBytes) {
+      throw new RpcError(Code.ResourceExhausted, `received message larger than max (${length} vs. ${this.maxMessageBytes})`);
+    }
+    return flags === 1;
+  }
+}
+
+function readLength(source: Uint8Array, at: number): number {
+  // Multiplication, not <<, so a length with the top bit set stays positive.
+  return source[at + 1]! * 0x100_0000 + ((source[at + 2]! << 16) | (source[at + 3]! << 8) | source[at + 4]!);
+}
+
+function allocate(length: number): Uint8Array {
+  try {
+    return new Uint8Array(length);
+  } catch (cause) {
+    // Only reachable without a limit; a peer's claim must not surface as a bare RangeError.
+    throw new RpcError(Code.ResourceExhausted, `cannot allocate ${length} bytes for a received message`, { cause });
+  }
+}

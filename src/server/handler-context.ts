@@ -1,0 +1,27 @@
+import type { DescMethod } from "@bufbuild/protobuf";
+import type { Metadata } from "../protocol/metadata.js";
+
+/**
+ * What a handler knows about its call and how it shapes the response around the messages.
+ *
+ * `signal` aborts when the client cancels (RST_STREAM), the connection is lost, the deadline
+ * passes, or the server shuts down; its `reason` is an `RpcError` saying which.
+ */
+export interface HandlerContext {
+  /** Aborts when the call ends early for any reason; `signal.reason` is an RpcError. */
+  readonly signal: AbortSignal;
+  /** The client's deadline as epoch milliseconds (from `grpc-timeout`), or undefined for none. */
+  readonly deadline: number | undefined;
+  /** Metadata the client sent, without the reserved transport headers. */
+  readonly requestMetadata: Metadata;
+  /** The client's address as "host:port" (IPv6 hosts in brackets). */
+  readonly peer: string;
+  /** The method being served. */
+  readonly method: DescMethod;
+  /** Metadata sent with the response headers: change it before the first message or `sendHeader()`. */
+  readonly responseHeader: Metadata;
+  /** Metadata sent with the status at the end of the call. */
+  readonly responseTrailer: Metadata;
+  /** Sends the response headers now, before any message. Later calls do nothing. */
+  sendHeader(): void;
+}

@@ -1,0 +1,284 @@
+import { constants, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
+import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
+import type { Codec } from "../codec.js";
+import { RpcError } from "../errors.js";
+import type { Logger } from "../logger.js";
+import { Code } from "../protocol/code.js";
+import { encodeFrame, FrameDecoder, type Frame } from "../protocol/frame.js";
+import { contentTypeFor } from "../protocol/headers.js";
+import { Metadata, metadataFromHeaders, metadataToHeaders } from "../protocol/metadata.js";
+import { statusHeaders } from "../protocol/status.js";
+import { parseTimeout } from "../protocol/timeout.js";
+import { drained } from "../stream/drain.js";
+import { MessageQueue } from "../stream/message-queue.js";
+import type { HandlerContext } from "./handler-context.js";
+import type { Route } from "./router.js";
+
+/** Limits and services a server call needs from its server. Resolved once per server. */
+export interface ServerCallConfig {
+  readonly logger: Logger;
+  readonly maxReceiveMessageBytes: number;
+  readonly maxSendMessageBytes: number;
+  /** Bytes of unread request messages buffered before the HTTP/2 stream is paused. */
+  readonly receiveHighWaterMark: number;
+}
+
+/**
+ * Serves one gRPC call on one HTTP/2 stream: reads requests, runs the handler by its kind,
+ * writes responses, and ends with exactly one status.
+ *
+ * Life of a call: OPEN → (handler runs) → DONE. DONE is reached once, by whichever comes
+ * first: the handler finishing, the handler throwing, the deadline, the client cancelling,
+ * or the server shutting down. Everything after DONE is ignored, so a handler that keeps
+ * producing after a cancel writes nothing.
+ *
+ * Status rules: a call that sent no headers ends trailers-only (one HEADERS frame with
+ * END_STREAM); otherwise DATA is followed by a trailers HEADERS frame. A non-OK status never
+ * follows an unsent header block with message data.
+ */
+export class ServerCall implements HandlerContext {
+  readonly signal: AbortSignal;
+  readonly deadline: number | undefined;
+  readonly requestMetadata: Metadata;
+  readonly peer: string;
+  readonly method: DescMethod;
+  readonly responseHeader = new Metadata();
+  readonly responseTrailer = new Metadata();
+
+  private readonly controller = new AbortController();
+  private readonly contentType: string;
+  private headersSent = false;
+  private done = false;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly requests: MessageQueue<unknown>;
+
+  constructor(
+    private readonly stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    private readonly route: Route,
+    private readonly codec: Codec,
+    private readonly config: ServerCallConfig,
+    private readonly onDone: (call: ServerCall) => void,
+  ) {
+    this.signal = this.controller.signal;
+    this.method = route.method;
+    this.contentType = contentTypeFor(codec.name);
+    this.requestMetadata = metadataFromHeaders(headers);
+    const socket = stream.session?.socket;
+    const host = socket?.remoteAddress ?? "unknown";
+    this.peer = host.includes(":") ? `[${host}]:${socket?.remotePort ?? 0}` : `${host}:${socket?.remotePort ?? 0}`;
+
+    const timeout = headers["grpc-timeout"];
+    let deadline: number | undefined;
+    if (typeof timeout === "string") {
+      // A malformed timeout is answered after construction, in start(), so it gets a status.
+      try {
+        const ms = parseTimeout(timeout);
+        deadline = Date.now() + ms;
+        this.timer = setTimeout(() => this.fail(new RpcError(Code.DeadlineExceeded, "deadline exceeded")), Math.ceil(ms));
+      } catch (e) {
+        this.badTimeout = RpcError.from(e, Code.Internal);
+      }
+    }
+    this.deadline = deadline;
+
+    const input = route.method.input as DescMessage;
+    const decoder = new FrameDecoder(config.maxReceiveMessageBytes);
+    this.requests = new MessageQueue<unknown>(
+      (frame: Frame) => this.decodeRequest(input, frame),
+      {
+        pause: () => stream.pause(),
+        resume: () => stream.resume(),
+        abandon: () => {},
+      },
+      config.receiveHighWaterMark,
+    );
+    stream.on("data", (chunk: Buffer) => {
+      let frames: Frame[];
+      try {
+        frames = decoder.push(chunk);
+      } catch (e) {
+        const err = RpcError.from(e, Code.Internal);
+        this.requests.fail(err);
+        this.fail(err);
+        return;
+      }
+      for (const f of frames) this.requests.push(f);
+    });
+    stream.on("end", () => {
+      if (decoder.partial) {
+        const err = new RpcError(Code.Internal, "request stream ended in the middle of a message");
+        this.requests.fail(err);
+        this.fail(err);
+      } else {
+        this.requests.end();
+      }
+    });
+    stream.on("aborted", () => this.cancel(new RpcError(Code.Canceled, "the client cancelled the call")));
+    stream.on("close", () => {
+      if (!this.done) this.cancel(new RpcError(Code.Canceled, "the stream closed before the call finished"));
+    });
+    stream.on("error", (e) => this.cancel(RpcError.from(e, Code.Unavailable, `stream error: ${e.message}`)));
+  }
+
+  private badTimeout: RpcError | undefined;
+
+  /** Runs the handler to its end. Never rejects: every outcome becomes a status. */
+  async start(): Promise<void> {
+    if (this.badTimeout !== undefined) {
+      this.fail(this.badTimeout);
+      return;
+    }
+    const { handler, method } = this.route;
+    try {
+      switch (method.methodKind) {
+        case "unary":
+          await this.send(await handler(await this.single(), this));
+          break;
+        case "server_streaming":
+          await this.sendAll(handler(await this.single(), this) as AsyncIterable<unknown>);
+          break;
+        case "client_streaming":
+          await this.send(await handler(this.requests, this));
+          break;
+        case "bidi_streaming":
+          await this.sendAll(handler(this.requests, this) as AsyncIterable<unknown>);
+          break;
+      }
+      this.finish(Code.OK, "", this.responseTrailer);
+    } catch (e) {
+      this.fail(this.toRpcError(e));
+    }
+  }
+
+  sendHeader(): void {
+    if (this.headersSent || this.done || this.stream.destroyed) return;
+    this.headersSent = true;
+    this.stream.respond(
+      { ":status": 200, "content-type": this.contentType, ...metadataToHeaders(this.responseHeader) },
+      { waitForTrailers: true },
+    );
+  }
+
+  /** Ends the call because the client or connection went away: no status can be sent. */
+  cancel(reason: RpcError): void {
+    if (this.done) return;
+    this.done = true;
+    this.cleanup(reason);
+    this.requests.fail(reason, true);
+    if (!this.stream.destroyed) this.stream.close(constants.NGHTTP2_CANCEL);
+  }
+
+  /** Ends the call with an error status (deadline, shutdown, protocol error, handler error). */
+  fail(error: RpcError): void {
+    if (this.done) return;
+    const trailer = this.responseTrailer.clone();
+    trailer.merge(error.metadata);
+    this.finish(error.code, error.rawMessage, trailer, error);
+  }
+
+  private finish(code: Code, message: string, trailer: Metadata, reason?: RpcError): void {
+    if (this.done) return;
+    this.done = true;
+    this.cleanup(reason ?? new RpcError(Code.Canceled, "the call finished"));
+    this.requests.fail(reason ?? new RpcError(Code.Canceled, "the call finished"), true);
+    const stream = this.stream;
+    if (stream.destroyed || stream.closed) return;
+    const trailers = { ...metadataToHeaders(trailer), ...statusHeaders(code, message) };
+    if (!this.headersSent) {
+      this.headersSent = true;
+      stream.respond(
+        { ":status": 200, "content-type": this.contentType, ...metadataToHeaders(this.responseHeader), ...trailers },
+        { endStream: true },
+      );
+      this.closeReadSide();
+      return;
+    }
+    stream.once("wantTrailers", () => {
+      stream.sendTrailers(trailers);
+      this.closeReadSide();
+    });
+    stream.end();
+  }
+
+  // Like grpc-go: once the status is out, a client still sending is told to stop with
+  // RST_STREAM(NO_ERROR). Queued after the status frame, so the status is never lost.
+  private closeReadSide(): void {
+    if (!this.stream.readableEnded && !this.stream.destroyed) this.stream.close(constants.NGHTTP2_NO_ERROR);
+  }
+
+  private cleanup(reason: RpcError): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (!this.controller.signal.aborted) this.controller.abort(reason);
+    this.onDone(this);
+  }
+
+  private async single(): Promise<unknown> {
+    const first = await this.requests.next();
+    if (first.done) throw new RpcError(Code.Internal, `${this.route.path} expects one request message, the client sent none`);
+    const second = await this.requests.next();
+    if (!second.done) throw new RpcError(Code.Internal, `${this.route.path} expects one request message, the client sent more`);
+    return first.value;
+  }
+
+  private decodeRequest(schema: DescMessage, frame: Frame): unknown {
+    if (frame.compressed) {
+      throw new RpcError(Code.Internal, "received a compressed message, but no grpc-encoding was negotiated");
+    }
+    try {
+      return this.codec.decode(schema, frame.data);
+    } catch (e) {
+      throw new RpcError(Code.Internal, `failed to parse request ${schema.typeName}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  /** Writes one response; resolves when the stream can take more. */
+  private async send(message: unknown): Promise<void> {
+    if (this.done) return;
+    let bytes: Uint8Array;
+    try {
+      bytes = this.codec.encode(this.route.method.output as DescMessage, message as never);
+    } catch (e) {
+      this.config.logger.error(`${this.route.path}: handler returned a response that cannot be serialized`, e);
+      throw new RpcError(Code.Internal, "failed to serialize the response");
+    }
+    if (bytes.byteLength > this.config.maxSendMessageBytes) {
+      throw new RpcError(
+        Code.ResourceExhausted,
+        `response message of ${bytes.byteLength} bytes is larger than the server's send limit (maxSendMessageBytes ${this.config.maxSendMessageBytes})`,
+      );
+    }
+    this.sendHeader();
+    if (!this.stream.write(encodeFrame(bytes))) await drained(this.stream);
+  }
+
+  /**
+   * Pulls responses from a handler's iterable one at a time, only after the previous one was
+   * taken by the stream, so a producer never runs ahead of the reader.
+   */
+  private async sendAll(responses: AsyncIterable<unknown>): Promise<void> {
+    const it = responses[Symbol.asyncIterator]();
+    let finished = false;
+    try {
+      while (!this.done) {
+        const r = await it.next();
+        if (r.done) {
+          finished = true;
+          return;
+        }
+        await this.send(r.value);
+      }
+    } finally {
+      // Runs the generator's `finally` when we stop early (cancel, deadline, send error).
+      if (!finished) await it.return?.();
+    }
+  }
+
+  private toRpcError(e: unknown): RpcError {
+    if (e instanceof RpcError) return e;
+    const reason = this.signal.reason;
+    if (this.signal.aborted && reason instanceof RpcError) return reason;
+    this.config.logger.error(`${this.route.path}: handler failed`, e);
+    return new RpcError(Code.Unknown, "the handler failed with an unexpected error (details are in the server log)");
+  }
+}

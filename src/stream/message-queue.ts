@@ -1,0 +1,155 @@
+import type { Frame } from "../protocol/frame.js";
+
+/** How a queue tells its source to stop and start sending, and what to do when its reader leaves. */
+export interface QueueSource {
+  /** Stop delivering frames: the reader is `highWaterMark` bytes behind. */
+  pause(): void;
+  /** Deliver again: the reader caught up. */
+  resume(): void;
+  /** The reader stopped early (`break` out of `for await`, or `return()`); the source should cancel. */
+  abandon(): void;
+}
+
+/**
+ * The inbound messages of one gRPC stream as an async iterator, with backpressure.
+ *
+ * Frames are pushed as they arrive and decoded only when the reader pulls them, so a decode
+ * error surfaces in order, after every message before it. While more than `highWaterMark`
+ * bytes wait unread, the source is paused: with HTTP/2 that stops WINDOW_UPDATEs, so the
+ * peer's sender stalls and memory stays bounded by window + high-water mark.
+ *
+ * Invariants: messages come out in the order pushed; after `end()` the reader sees every
+ * queued message and then `done`; after `fail(e)` it sees every queued message and then `e`,
+ * unless `fail` was told to be immediate (our own cancellation, where the rest is moot).
+ */
+export class MessageQueue<T> implements AsyncIterableIterator<T> {
+  private frames: Frame[] = [];
+  private head = 0;
+  private bytes = 0;
+  private paused = false;
+  private closed = false;
+  private failure: unknown = undefined;
+  private waiter: { resolve(r: IteratorResult<T>): void; reject(e: unknown): void } | undefined;
+
+  constructor(
+    private readonly decode: (frame: Frame) => T,
+    private readonly source: QueueSource,
+    private readonly highWaterMark: number,
+  ) {}
+
+  /** Adds a frame; wakes a waiting reader at once. */
+  push(frame: Frame): void {
+    if (this.closed) return;
+    const w = this.waiter;
+    if (w !== undefined && this.head === this.frames.length) {
+      this.waiter = undefined;
+      let value: T;
+      try {
+        value = this.decode(frame);
+      } catch (e) {
+        this.closed = true;
+        this.failure = e;
+        w.reject(e);
+        return;
+      }
+      w.resolve({ value, done: false });
+      return;
+    }
+    this.frames.push(frame);
+    this.bytes += frame.data.byteLength;
+    if (!this.paused && this.bytes > this.highWaterMark) {
+      this.paused = true;
+      this.source.pause();
+    }
+  }
+
+  /** No more frames will come; the reader gets `done` after the queued ones. */
+  end(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.settleWaiter();
+  }
+
+  /**
+   * The stream failed with `error`. The reader sees it after the queued messages, or at once
+   * when `immediate` (queued messages are dropped).
+   */
+  fail(error: unknown, immediate = false): void {
+    if (this.closed && this.failure !== undefined) return;
+    if (this.closed && !immediate) return;
+    this.closed = true;
+    this.failure = error;
+    if (immediate) this.drop();
+    this.settleWaiter();
+  }
+
+  /** True once `end` or `fail` was called. */
+  get ended(): boolean {
+    return this.closed;
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    if (this.head < this.frames.length) {
+      const frame = this.frames[this.head]!;
+      this.frames[this.head++] = undefined as unknown as Frame;
+      this.bytes -= frame.data.byteLength;
+      if (this.head === this.frames.length) {
+        this.frames.length = 0;
+        this.head = 0;
+      } else if (this.head > 1024 && this.head * 2 > this.frames.length) {
+        this.frames = this.frames.slice(this.head);
+        this.head = 0;
+      }
+      if (this.paused && this.bytes <= this.highWaterMark / 2) {
+        this.paused = false;
+        this.source.resume();
+      }
+      try {
+        return Promise.resolve({ value: this.decode(frame), done: false });
+      } catch (e) {
+        this.closed = true;
+        this.failure = e;
+        this.drop();
+        return Promise.reject(e);
+      }
+    }
+    if (this.closed) {
+      return this.failure === undefined ? Promise.resolve({ value: undefined, done: true }) : Promise.reject(this.failure);
+    }
+    if (this.paused) {
+      this.paused = false;
+      this.source.resume();
+    }
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject };
+    });
+  }
+
+  return(): Promise<IteratorResult<T>> {
+    if (!this.closed) {
+      this.closed = true;
+      this.drop();
+      this.source.abandon();
+    }
+    this.settleWaiter();
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  private drop(): void {
+    this.frames = [];
+    this.head = 0;
+    this.bytes = 0;
+  }
+
+  private settleWaiter(): void {
+    const w = this.waiter;
+    if (w === undefined || this.head < this.frames.length) return;
+    this.waiter = undefined;
+    if (this.failure === undefined) w.resolve({ value: undefined, done: true });
+    else w.reject(this.failure);
+  }
+}
