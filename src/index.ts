@@ -28,3 +28,5 @@ export { protoCodec, jsonCodec } from "./codec.js";
 export type { Codec } from "./codec.js";
 export { consoleLogger, silentLogger } from "./logger.js";
 export type { Logger } from "./logger.js";
+export { createPushable } from "./stream/pushable.js";
+export type { Pushable } from "./stream/pushable.js";

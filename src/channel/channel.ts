@@ -37,8 +37,10 @@ export interface Channel {
   /**
    * Opens the HTTP/2 stream of one call. Throws when the channel is closed. Connection
    * failures surface as the stream's `error` event; `connectionError()` tells the cause.
+   * Aborting `reset` resets the stream with RST_STREAM(CANCEL) and nothing before it: node's
+   * `stream.close()` would first send END_STREAM, which a server reads as a clean half-close.
    */
-  openStream(headers: OutgoingHttpHeaders): ClientHttp2Stream;
+  openStream(headers: OutgoingHttpHeaders, reset: AbortSignal): ClientHttp2Stream;
   /** The last connection-level error (e.g. ECONNREFUSED), for error messages. */
   connectionError(): Error | undefined;
   /** Closes every connection; running calls end with UNAVAILABLE or CANCELLED. */
@@ -76,10 +78,10 @@ class Http2Channel implements Channel {
     readonly options: ResolvedChannelOptions,
   ) {}
 
-  openStream(headers: OutgoingHttpHeaders): ClientHttp2Stream {
+  openStream(headers: OutgoingHttpHeaders, reset: AbortSignal): ClientHttp2Stream {
     if (this.closed) throw new Error("the channel is closed");
     const session = this.currentSession();
-    const stream = session.request(headers, { endStream: false });
+    const stream = session.request(headers, { endStream: false, signal: reset });
     this.active++;
     session.ref();
     stream.once("close", () => {

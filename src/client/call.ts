@@ -52,6 +52,7 @@ class ClientCall {
   private timer: NodeJS.Timeout | undefined;
   private readonly onAbort = () => this.cancel(abortReason(this.options.signal));
   private readonly path: string;
+  private readonly reset = new AbortController();
 
   constructor(
     private readonly channel: Channel,
@@ -111,7 +112,7 @@ class ClientCall {
 
     let stream: ClientHttp2Stream;
     try {
-      stream = this.channel.openStream(headers);
+      stream = this.channel.openStream(headers, this.reset.signal);
     } catch (e) {
       this.finish(RpcError.from(e, Code.Unavailable, `cannot start a call on ${this.channel.target}: ${(e as Error).message}`));
       return this.responses;
@@ -238,8 +239,7 @@ class ClientCall {
   /** We end the call ourselves: reset the stream and fail the responses at once. */
   private cancel(reason: RpcError, immediate = true): void {
     if (this.done) return;
-    const stream = this.stream;
-    if (stream !== undefined && !stream.destroyed) stream.close(constants.NGHTTP2_CANCEL);
+    if (this.stream !== undefined && !this.stream.destroyed) this.reset.abort();
     this.finish(reason, immediate);
   }
 

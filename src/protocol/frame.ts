@@ -97,9 +97,9 @@ export class FrameDecoder {
     return this.headerFilled > 0 || this.body !== undefined;
   }
 
-  /** How many bytes of the incomplete frame (header and body) are buffered. */
+  /** How many bytes of the incomplete frame have been received so far, its header included. */
   get bufferedBytes(): number {
-    return this.headerFilled + this.bodyFilled;
+    return this.body === undefined ? this.headerFilled : FRAME_HEADER_LENGTH + this.bodyFilled;
   }
 
   /** Consumes `chunk` and returns the frames it completed, in order. Throws as described on the class. */

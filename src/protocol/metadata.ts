@@ -38,6 +38,7 @@ export class MetadataError extends Error {
 
 const keyPattern = /^[0-9a-z_.-]+$/;
 const asciiPattern = /^[\x20-\x7e]*$/;
+const nonAsciiPattern = /[^\x20-\x7e]/;
 // Either alphabet (standard or url-safe), padded or not; length is checked separately.
 const base64Pattern = /^[A-Za-z0-9+/_-]*={0,2}$/;
 
@@ -72,15 +73,17 @@ function isBinaryKey(key: string): boolean {
 }
 
 // Returns the normalised key; throws MetadataError when the key or value is not allowed.
-function checkEntry(key: string, value: unknown): string {
-  const normal = typeof key === "string" ? key.toLowerCase() : key;
-  if (typeof normal !== "string") throw new MetadataError(String(key), `metadata key ${String(key)} is invalid: keys must be strings`);
+function checkEntry(key: unknown, value: unknown): string {
+  // Untyped callers can get here with anything; say so rather than fail inside toLowerCase.
+  if (typeof key !== "string") throw new MetadataError(String(key), `metadata key ${String(key)} is invalid: keys must be strings`);
+  const normal = key.toLowerCase();
   if (normal === "") throw new MetadataError(key, `metadata key "" is invalid: keys must not be empty`);
-  if (!keyPattern.test(normal)) {
-    throw new MetadataError(key, `metadata key ${JSON.stringify(key)} is invalid: keys may contain only 0-9 a-z _ . - (upper case is lowered)`);
-  }
+  // Reserved first: ":path" is better explained as reserved than as containing a colon.
   if (isReservedHeader(normal)) {
     throw new MetadataError(key, `metadata key ${JSON.stringify(key)} is reserved for the gRPC transport: use call options for deadlines and encodings, or pick another key`);
+  }
+  if (!keyPattern.test(normal)) {
+    throw new MetadataError(key, `metadata key ${JSON.stringify(key)} is invalid: keys may contain only 0-9 a-z _ . - (upper case is lowered)`);
   }
   if (isBinaryKey(normal)) {
     if (!(value instanceof Uint8Array)) {
@@ -89,7 +92,7 @@ function checkEntry(key: string, value: unknown): string {
   } else if (typeof value !== "string") {
     throw new MetadataError(key, `metadata key ${JSON.stringify(key)} needs a string value, got ${describe(value)}: binary values need a key ending in "-bin"`);
   } else if (!asciiPattern.test(value)) {
-    const at = value.search(/[^\x20-\x7e]/);
+    const at = value.search(nonAsciiPattern);
     throw new MetadataError(
       key,
       `metadata value for ${JSON.stringify(key)} is invalid: text values may contain only printable ASCII (0x20-0x7E), found 0x${value.charCodeAt(at).toString(16).padStart(2, "0")} at index ${at}; use a "-bin" key for other bytes`,

@@ -1,0 +1,113 @@
+/**
+ * Shared e2e plumbing: real servers on 127.0.0.1 port 0, channels to them, and a leak check
+ * after every test. The check counts the process's live sockets, servers and timers before
+ * and after a test (once its servers and channels are closed) and fails the test that left
+ * one behind.
+ */
+import { afterEach, beforeEach } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  createChannel,
+  createClient,
+  createServer,
+  silentLogger,
+  type Channel,
+  type ChannelOptions,
+  type Server,
+  type ServerOptions,
+} from "../../src/index.js";
+import type { DescService } from "@bufbuild/protobuf";
+
+const watched = new Set(["TCPSocketWrap", "TCPServerWrap", "Timeout", "PipeWrap", "PipeServerWrap"]);
+
+function census(): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const r of process.getActiveResourcesInfo()) if (watched.has(r)) counts.set(r, (counts.get(r) ?? 0) + 1);
+  return counts;
+}
+
+function excess(before: Map<string, number>): string[] {
+  const now = census();
+  const out: string[] = [];
+  for (const [k, n] of now) if (n > (before.get(k) ?? 0)) out.push(`${k} ×${n - (before.get(k) ?? 0)}`);
+  return out;
+}
+
+/** Fails when resources opened since `before` are still alive after `graceMs`. */
+export async function assertNoLeaks(before: Map<string, number>, graceMs = 2000): Promise<void> {
+  const until = Date.now() + graceMs;
+  let left = excess(before);
+  while (left.length > 0 && Date.now() < until) {
+    await sleep(10);
+    left = excess(before);
+  }
+  if (left.length > 0) throw new Error(`the test left resources open: ${left.join(", ")}`);
+}
+
+export interface Harness {
+  /** Starts a server with `setup` applied, on an ephemeral port; closed after the test. */
+  server(setup: (s: Server) => void, options?: ServerOptions): Promise<{ server: Server; port: number; target: string }>;
+  /** A channel to `target`; closed after the test. */
+  channel(target: string, options?: ChannelOptions): Channel;
+  /** A typed client on a fresh channel to `target`. */
+  client<S extends DescService>(service: S, target: string, options?: ChannelOptions): ReturnType<typeof createClient<S>>;
+}
+
+/** Registers beforeEach/afterEach hooks for the enclosing suite and returns the per-test factory. */
+export function useHarness(): Harness {
+  let servers: Server[] = [];
+  let channels: Channel[] = [];
+  let before = new Map<string, number>();
+  beforeEach(() => {
+    before = census();
+  });
+  afterEach(async () => {
+    for (const c of channels) c.close();
+    await Promise.all(servers.map((s) => s.shutdown({ graceMs: 1000 })));
+    servers = [];
+    channels = [];
+    await assertNoLeaks(before);
+  });
+  const h: Harness = {
+    async server(setup, options) {
+      const server = createServer({ logger: silentLogger, ...options });
+      setup(server);
+      const { port } = await server.listen({ host: "127.0.0.1", port: 0 });
+      servers.push(server);
+      return { server, port, target: `127.0.0.1:${port}` };
+    },
+    channel(target, options) {
+      const ch = createChannel(target, { logger: silentLogger, ...options });
+      channels.push(ch);
+      return ch;
+    },
+    client(service, target, options) {
+      return createClient(service, h.channel(target, options));
+    },
+  };
+  return h;
+}
+
+/** Collects an async iterable into an array. */
+export async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const v of it) out.push(v);
+  return out;
+}
+
+/** Yields the given values, optionally pausing between them. */
+export async function* from<T>(values: Iterable<T>, delayMs = 0): AsyncGenerator<T> {
+  for (const v of values) {
+    if (delayMs > 0) await sleep(delayMs);
+    yield v;
+  }
+}
+
+/** Resolves when `predicate` holds, polling every 5 ms; rejects after `timeoutMs`. */
+export async function eventually(predicate: () => boolean, timeoutMs = 2000, what = "condition"): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(5);
+  }
+}
