@@ -30,3 +30,5 @@ export { consoleLogger, silentLogger } from "./logger.js";
 export type { Logger } from "./logger.js";
 export { createPushable } from "./stream/pushable.js";
 export type { Pushable } from "./stream/pushable.js";
+export { withCompression, gzip, deflate } from "./compression.js";
+export type { Compression } from "./compression.js";

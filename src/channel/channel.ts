@@ -1,4 +1,5 @@
 import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type OutgoingHttpHeaders } from "node:http2";
+import { builtinCompressions, type Compression } from "../compression.js";
 import { consoleLogger, type Logger } from "../logger.js";
 import { parseTarget, type Target } from "./target.js";
 
@@ -14,6 +15,10 @@ export interface ChannelOptions {
   userAgent?: string;
   /** Where connection errors are reported. Default: stderr, warnings only. */
   logger?: Logger;
+  /** Compressions accepted for responses (sent as grpc-accept-encoding). Default ["gzip", "deflate"]. */
+  acceptCompression?: string[];
+  /** Compression of request messages unless a call picks another. Default "identity". */
+  compression?: string;
 }
 
 /** Channel options with every default filled in. */
@@ -23,6 +28,12 @@ export interface ResolvedChannelOptions {
   readonly receiveHighWaterMark: number;
   readonly userAgent: string;
   readonly logger: Logger;
+  /** Compressions the channel can read and write, by name. */
+  readonly compressions: ReadonlyMap<string, Compression>;
+  /** The grpc-accept-encoding value sent with every call ("" for none). */
+  readonly acceptEncoding: string;
+  /** Default request compression name ("identity" for none). */
+  readonly compression: string;
 }
 
 /**
@@ -51,7 +62,17 @@ const userAgent = `grpc-node-rill/0.1.0`;
 
 /** Creates a channel to `target` (`host:port`, `[::1]:port`, `dns:///host:port`) over plaintext HTTP/2. */
 export function createChannel(target: string, options: ChannelOptions = {}): Channel {
+  const compressions = new Map<string, Compression>();
+  for (const name of options.acceptCompression ?? ["gzip", "deflate"]) {
+    const c = builtinCompressions.find((b) => b.name === name);
+    if (c === undefined) throw new Error(`unknown compression "${name}" in acceptCompression (known: gzip, deflate)`);
+    compressions.set(name, c);
+  }
+  for (const c of builtinCompressions) if (!compressions.has(c.name)) compressions.set(c.name, c);
   return new Http2Channel(target, parseTarget(target), {
+    compressions,
+    acceptEncoding: (options.acceptCompression ?? ["gzip", "deflate"]).join(","),
+    compression: options.compression ?? "identity",
     maxReceiveMessageBytes: options.maxReceiveMessageBytes ?? 4 * 1024 * 1024,
     maxSendMessageBytes: options.maxSendMessageBytes ?? Number.POSITIVE_INFINITY,
     receiveHighWaterMark: options.receiveHighWaterMark ?? 256 * 1024,

@@ -12,6 +12,11 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Called with the response headers' metadata when they arrive. */
   onHeader?: (metadata: Metadata) => void;
+  /**
+   * Compression of this call's request messages: "gzip", "deflate" or "identity". Default: the
+   * channel's `compression`. Mark single messages with `withCompression(msg, false)` to skip them.
+   */
+  compression?: string;
   /** Called with the trailing metadata when the call ends, successfully or not. */
   onTrailer?: (metadata: Metadata) => void;
 }

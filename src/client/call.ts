@@ -2,6 +2,7 @@ import { constants, type ClientHttp2Stream, type IncomingHttpHeaders, type Outgo
 import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
 import type { Channel } from "../channel/channel.js";
 import type { Codec } from "../codec.js";
+import { isMarkedUncompressed, type Compression } from "../compression.js";
 import { RpcError } from "../errors.js";
 import { Code } from "../protocol/code.js";
 import { encodeFrame, FrameDecoder, type Frame } from "../protocol/frame.js";
@@ -53,6 +54,8 @@ class ClientCall {
   private readonly onAbort = () => this.cancel(abortReason(this.options.signal));
   private readonly path: string;
   private readonly reset = new AbortController();
+  private requestCompression: Compression | undefined;
+  private responseCompression: Compression | undefined;
 
   constructor(
     private readonly channel: Channel,
@@ -99,6 +102,17 @@ class ClientCall {
       this.finish(RpcError.from(e, Code.Internal));
       return this.responses;
     }
+    const { acceptEncoding, compressions } = this.channel.options;
+    if (acceptEncoding !== "") headers["grpc-accept-encoding"] = acceptEncoding;
+    const compression = options.compression ?? this.channel.options.compression;
+    if (compression !== "identity") {
+      this.requestCompression = compressions.get(compression);
+      if (this.requestCompression === undefined) {
+        this.finish(new RpcError(Code.Internal, `unknown compression "${compression}" (known: ${[...compressions.keys()].join(", ")})`));
+        return this.responses;
+      }
+      headers["grpc-encoding"] = compression;
+    }
     if (deadline !== undefined) {
       const remaining = deadline - Date.now();
       if (remaining <= 0) {
@@ -127,8 +141,8 @@ class ClientCall {
     stream.on("close", () => this.onClose());
 
     if ("single" in requests) {
-      const bytes = this.encodeRequest(requests.single);
-      if (bytes !== undefined) stream.end(encodeFrame(bytes));
+      const frame = this.encodeRequest(requests.single);
+      if (frame !== undefined) stream.end(frame);
     } else {
       void this.pump(requests.stream);
     }
@@ -141,9 +155,9 @@ class ClientCall {
     try {
       for await (const request of requests) {
         if (this.done || stream.destroyed || stream.writableEnded) return;
-        const bytes = this.encodeRequest(request);
-        if (bytes === undefined) return;
-        if (!stream.write(encodeFrame(bytes))) await drained(stream);
+        const frame = this.encodeRequest(request);
+        if (frame === undefined) return;
+        if (!stream.write(frame)) await drained(stream);
       }
       if (!this.done && !stream.destroyed && !stream.writableEnded) stream.end();
     } catch (e) {
@@ -161,10 +175,11 @@ class ClientCall {
     }
     const max = this.channel.options.maxSendMessageBytes;
     if (bytes.byteLength > max) {
-      this.cancel(new RpcError(Code.ResourceExhausted, `request message of ${bytes.byteLength} bytes is larger than the channel's send limit (maxSendMessageBytes ${max})`));
+      this.cancel(new RpcError(Code.ResourceExhausted, `request message of ${bytes.byteLength} bytes is larger than the channel's send limit (maxSendMessageBytes = ${max})`));
       return undefined;
     }
-    return bytes;
+    const c = this.requestCompression;
+    return c !== undefined && !isMarkedUncompressed(message) ? encodeFrame(c.compress(bytes), true) : encodeFrame(bytes);
   }
 
   private onResponse(headers: IncomingHttpHeaders): void {
@@ -185,6 +200,14 @@ class ClientCall {
       this.httpError = new RpcError(Code.Unknown, `the server answered with content-type "${headers["content-type"] ?? ""}", not gRPC`);
       return;
     }
+    const encoding = headers["grpc-encoding"];
+    if (typeof encoding === "string" && encoding !== "identity") {
+      this.responseCompression = this.channel.options.compressions.get(encoding);
+      if (this.responseCompression === undefined) {
+        this.httpError = new RpcError(Code.Internal, `the server compressed with "${encoding}", which this channel does not support`);
+        return;
+      }
+    }
     this.options.onHeader?.(metadataFromHeaders(headers));
   }
 
@@ -194,7 +217,7 @@ class ClientCall {
     try {
       frames = this.decoder.push(chunk);
     } catch (e) {
-      this.cancel(RpcError.from(e, Code.Internal), false);
+      this.cancel(this.limitError(RpcError.from(e, Code.Internal)), false);
       return;
     }
     for (const f of frames) this.responses.push(f);
@@ -254,19 +277,42 @@ class ClientCall {
     else this.responses.fail(error, immediate);
   }
 
+  private limitError(error: RpcError): RpcError {
+    return limitErrorFor(error, this.channel.options.maxReceiveMessageBytes);
+  }
+
   private decodeResponse(schema: DescMessage, frame: Frame): unknown {
+    let data = frame.data;
     if (frame.compressed) {
-      this.cancel(new RpcError(Code.Internal, "received a compressed message, but no grpc-encoding was negotiated"));
-      throw new RpcError(Code.Internal, "received a compressed message, but no grpc-encoding was negotiated");
+      let err: RpcError | undefined;
+      if (this.responseCompression === undefined) {
+        err = new RpcError(Code.Internal, "received a compressed message, but the response's grpc-encoding is identity");
+      } else {
+        try {
+          data = this.responseCompression.decompress(data, this.channel.options.maxReceiveMessageBytes);
+        } catch (e) {
+          err = this.limitError(RpcError.from(e, Code.Internal));
+        }
+      }
+      if (err !== undefined) {
+        this.cancel(err);
+        throw err;
+      }
     }
     try {
-      return this.codec.decode(schema, frame.data);
+      return this.codec.decode(schema, data);
     } catch (e) {
       const err = new RpcError(Code.Internal, `failed to parse response ${schema.typeName}: ${(e as Error).message}`, { cause: e });
       this.cancel(err);
       throw err;
     }
   }
+}
+
+/** Names the channel's receive limit in a size error, so the reader knows which knob to turn. */
+function limitErrorFor(error: RpcError, max: number): RpcError {
+  if (error.code !== Code.ResourceExhausted) return error;
+  return new RpcError(Code.ResourceExhausted, `${error.rawMessage}: response exceeds the channel's receive limit (maxReceiveMessageBytes = ${max})`);
 }
 
 function abortReason(signal: AbortSignal | undefined): RpcError {

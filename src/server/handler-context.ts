@@ -24,4 +24,12 @@ export interface HandlerContext {
   readonly responseTrailer: Metadata;
   /** Sends the response headers now, before any message. Later calls do nothing. */
   sendHeader(): void;
+  /**
+   * Compresses the responses with `name` ("gzip", "deflate", "identity"). Effective only before
+   * the headers are sent, and only if the client accepts it (otherwise identity is used).
+   * Mark single messages with `withCompression(msg, false)` to send them uncompressed.
+   */
+  setResponseCompression(name: string): void;
+  /** Whether the request message read last arrived compressed (its frame's flag was set). */
+  readonly lastRequestCompressed: boolean;
 }

@@ -1,6 +1,7 @@
 import { constants, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
 import type { Codec } from "../codec.js";
+import { isMarkedUncompressed, parseAcceptEncoding, type Compression } from "../compression.js";
 import { RpcError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { Code } from "../protocol/code.js";
@@ -21,6 +22,12 @@ export interface ServerCallConfig {
   readonly maxSendMessageBytes: number;
   /** Bytes of unread request messages buffered before the HTTP/2 stream is paused. */
   readonly receiveHighWaterMark: number;
+  /** Compressions the server can read and write, by name. */
+  readonly compressions: ReadonlyMap<string, Compression>;
+  /** The `grpc-accept-encoding` the server sends: its compressions, comma-separated. */
+  readonly acceptEncoding: string;
+  /** Response compression used when the client accepts it; undefined for identity. */
+  readonly defaultCompression: Compression | undefined;
 }
 
 /**
@@ -44,6 +51,7 @@ export class ServerCall implements HandlerContext {
   readonly method: DescMethod;
   readonly responseHeader = new Metadata();
   readonly responseTrailer = new Metadata();
+  lastRequestCompressed = false;
 
   private readonly controller = new AbortController();
   private readonly contentType: string;
@@ -51,6 +59,10 @@ export class ServerCall implements HandlerContext {
   private done = false;
   private timer: NodeJS.Timeout | undefined;
   private readonly requests: MessageQueue<unknown>;
+  private requestCompression: Compression | undefined;
+  private responseCompression: Compression | undefined;
+  private readonly clientAccepts: readonly string[];
+  private badRequest: RpcError | undefined;
 
   constructor(
     private readonly stream: ServerHttp2Stream,
@@ -77,10 +89,24 @@ export class ServerCall implements HandlerContext {
         deadline = Date.now() + ms;
         this.timer = setTimeout(() => this.fail(new RpcError(Code.DeadlineExceeded, "deadline exceeded")), Math.ceil(ms));
       } catch (e) {
-        this.badTimeout = RpcError.from(e, Code.Internal);
+        this.badRequest = RpcError.from(e, Code.Internal);
       }
     }
     this.deadline = deadline;
+
+    const encoding = headers["grpc-encoding"];
+    if (typeof encoding === "string" && encoding !== "identity") {
+      this.requestCompression = config.compressions.get(encoding);
+      if (this.requestCompression === undefined) {
+        this.badRequest = new RpcError(
+          Code.Unimplemented,
+          `grpc-encoding "${encoding}" is not supported by this server (it accepts: ${config.acceptEncoding || "identity"})`,
+        );
+      }
+    }
+    this.clientAccepts = parseAcceptEncoding(headers["grpc-accept-encoding"]);
+    const preferred = config.defaultCompression;
+    if (preferred !== undefined && this.clientAccepts.includes(preferred.name)) this.responseCompression = preferred;
 
     const input = route.method.input as DescMessage;
     const decoder = new FrameDecoder(config.maxReceiveMessageBytes);
@@ -98,7 +124,7 @@ export class ServerCall implements HandlerContext {
       try {
         frames = decoder.push(chunk);
       } catch (e) {
-        const err = RpcError.from(e, Code.Internal);
+        const err = limitError(RpcError.from(e, Code.Internal), config.maxReceiveMessageBytes);
         this.requests.fail(err);
         this.fail(err);
         return;
@@ -121,12 +147,10 @@ export class ServerCall implements HandlerContext {
     stream.on("error", (e) => this.cancel(RpcError.from(e, Code.Unavailable, `stream error: ${e.message}`)));
   }
 
-  private badTimeout: RpcError | undefined;
-
   /** Runs the handler to its end. Never rejects: every outcome becomes a status. */
   async start(): Promise<void> {
-    if (this.badTimeout !== undefined) {
-      this.fail(this.badTimeout);
+    if (this.badRequest !== undefined) {
+      this.fail(this.badRequest);
       return;
     }
     const { handler, method } = this.route;
@@ -154,10 +178,34 @@ export class ServerCall implements HandlerContext {
   sendHeader(): void {
     if (this.headersSent || this.done || this.stream.destroyed) return;
     this.headersSent = true;
-    this.stream.respond(
-      { ":status": 200, "content-type": this.contentType, ...metadataToHeaders(this.responseHeader) },
-      { waitForTrailers: true },
-    );
+    this.stream.respond(this.responseHeaders(), { waitForTrailers: true });
+  }
+
+  /**
+   * Compresses the response messages that follow with `name` ("gzip", "deflate", "identity").
+   * Takes effect only before the response headers are sent; falls back to identity when the
+   * client did not list `name` in its grpc-accept-encoding. Throws for a name the server lacks.
+   */
+  setResponseCompression(name: string): void {
+    if (this.headersSent) return;
+    if (name === "identity") {
+      this.responseCompression = undefined;
+      return;
+    }
+    const c = this.config.compressions.get(name);
+    if (c === undefined) throw new Error(`compression "${name}" is not enabled on this server (enabled: ${this.config.acceptEncoding})`);
+    this.responseCompression = this.clientAccepts.includes(name) ? c : undefined;
+  }
+
+  private responseHeaders(): Record<string, string | string[] | number> {
+    const h: Record<string, string | string[] | number> = {
+      ":status": 200,
+      "content-type": this.contentType,
+      ...metadataToHeaders(this.responseHeader),
+    };
+    if (this.config.acceptEncoding !== "") h["grpc-accept-encoding"] = this.config.acceptEncoding;
+    if (this.responseCompression !== undefined) h["grpc-encoding"] = this.responseCompression.name;
+    return h;
   }
 
   /** Ends the call because the client or connection went away: no status can be sent. */
@@ -187,10 +235,9 @@ export class ServerCall implements HandlerContext {
     const trailers = { ...metadataToHeaders(trailer), ...statusHeaders(code, message) };
     if (!this.headersSent) {
       this.headersSent = true;
-      stream.respond(
-        { ":status": 200, "content-type": this.contentType, ...metadataToHeaders(this.responseHeader), ...trailers },
-        { endStream: true },
-      );
+      const headers = this.responseHeaders();
+      delete headers["grpc-encoding"];
+      stream.respond({ ...headers, ...trailers }, { endStream: true });
       this.closeReadSide();
       return;
     }
@@ -222,11 +269,20 @@ export class ServerCall implements HandlerContext {
   }
 
   private decodeRequest(schema: DescMessage, frame: Frame): unknown {
+    let data = frame.data;
+    this.lastRequestCompressed = frame.compressed;
     if (frame.compressed) {
-      throw new RpcError(Code.Internal, "received a compressed message, but no grpc-encoding was negotiated");
+      if (this.requestCompression === undefined) {
+        throw new RpcError(Code.Internal, "received a compressed message, but the request's grpc-encoding is identity");
+      }
+      try {
+        data = this.requestCompression.decompress(data, this.config.maxReceiveMessageBytes);
+      } catch (e) {
+        throw limitError(RpcError.from(e, Code.Internal), this.config.maxReceiveMessageBytes);
+      }
     }
     try {
-      return this.codec.decode(schema, frame.data);
+      return this.codec.decode(schema, data);
     } catch (e) {
       throw new RpcError(Code.Internal, `failed to parse request ${schema.typeName}: ${(e as Error).message}`, { cause: e });
     }
@@ -245,11 +301,14 @@ export class ServerCall implements HandlerContext {
     if (bytes.byteLength > this.config.maxSendMessageBytes) {
       throw new RpcError(
         Code.ResourceExhausted,
-        `response message of ${bytes.byteLength} bytes is larger than the server's send limit (maxSendMessageBytes ${this.config.maxSendMessageBytes})`,
+        `response message of ${bytes.byteLength} bytes is larger than the server's send limit (maxSendMessageBytes = ${this.config.maxSendMessageBytes})`,
       );
     }
     this.sendHeader();
-    if (!this.stream.write(encodeFrame(bytes))) await drained(this.stream);
+    const compression = this.responseCompression;
+    const frame =
+      compression !== undefined && !isMarkedUncompressed(message) ? encodeFrame(compression.compress(bytes), true) : encodeFrame(bytes);
+    if (!this.stream.write(frame)) await drained(this.stream);
   }
 
   /**
@@ -281,4 +340,10 @@ export class ServerCall implements HandlerContext {
     this.config.logger.error(`${this.route.path}: handler failed`, e);
     return new RpcError(Code.Unknown, "the handler failed with an unexpected error (details are in the server log)");
   }
+}
+
+/** Names the server's receive limit in a size error, so the reader knows which knob to turn. */
+function limitError(error: RpcError, max: number): RpcError {
+  if (error.code !== Code.ResourceExhausted) return error;
+  return new RpcError(Code.ResourceExhausted, `${error.rawMessage}: request exceeds the server's receive limit (maxReceiveMessageBytes = ${max})`);
 }

@@ -9,6 +9,7 @@ import {
 import type { AddressInfo } from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
 import { jsonCodec, protoCodec, type Codec } from "../codec.js";
+import { builtinCompressions, type Compression } from "../compression.js";
 import { RpcError } from "../errors.js";
 import { consoleLogger, type Logger } from "../logger.js";
 import { Code } from "../protocol/code.js";
@@ -32,6 +33,10 @@ export interface ServerOptions {
   maxConcurrentStreams?: number;
   /** Extra codecs by content subtype, besides "proto" and "json". */
   codecs?: Codec[];
+  /** Compressions the server reads and offers, by name. Default ["gzip", "deflate"]; [] for none. */
+  acceptCompression?: string[];
+  /** Response compression for clients that accept it, unless a handler picks another. Default "identity". */
+  compression?: string;
 }
 
 /** Where to listen. `port: 0` picks a free port; the chosen one is returned by `listen`. */
@@ -80,7 +85,21 @@ class RillServer implements Server {
   private shuttingDown = false;
 
   constructor(private readonly options: ServerOptions) {
+    const accepted = options.acceptCompression ?? ["gzip", "deflate"];
+    const compressions = new Map<string, Compression>();
+    for (const name of accepted) {
+      const c = builtinCompressions.find((b) => b.name === name);
+      if (c === undefined) throw new Error(`unknown compression "${name}" in acceptCompression (known: gzip, deflate)`);
+      compressions.set(name, c);
+    }
+    const preferred = options.compression ?? "identity";
+    if (preferred !== "identity" && !compressions.has(preferred)) {
+      throw new Error(`compression "${preferred}" must also be listed in acceptCompression`);
+    }
     this.config = {
+      compressions,
+      acceptEncoding: [...compressions.keys()].join(","),
+      defaultCompression: compressions.get(preferred),
       logger: options.logger ?? consoleLogger,
       maxReceiveMessageBytes: options.maxReceiveMessageBytes ?? defaults.maxReceiveMessageBytes,
       maxSendMessageBytes: options.maxSendMessageBytes ?? defaults.maxSendMessageBytes,
