@@ -242,6 +242,9 @@ class ClientCall {
       }
     } else if (!this.responded && (this.streamError !== undefined || this.channel.connectionError() !== undefined)) {
       error = this.connectionFailure(this.streamError);
+    } else if (stream.session === undefined || stream.session.destroyed) {
+      // The connection died under the stream (socket closed, GOAWAY with error, server killed).
+      error = new RpcError(Code.Unavailable, `lost the connection to ${this.channel.target} before the call finished`, { cause: this.streamError });
     } else if (stream.rstCode !== undefined && stream.rstCode !== constants.NGHTTP2_NO_ERROR) {
       error = new RpcError(rstCodeToCode(stream.rstCode), `the server reset the stream (HTTP/2 error code ${stream.rstCode})`);
     } else if (this.streamError !== undefined) {
