@@ -1,0 +1,145 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { MessageQueue } from "../../src/stream/message-queue.js";
+import type { Frame } from "../../src/protocol/frame.js";
+import { createPushable } from "../../src/stream/pushable.js";
+import { parseTarget } from "../../src/channel/target.js";
+
+const frame = (n: number, size = 10): Frame => ({ compressed: false, data: new Uint8Array(size).fill(n) });
+
+function queue(highWaterMark = 100) {
+  const log: string[] = [];
+  const q = new MessageQueue<number>((f) => {
+    if (f.data[0] === 255) throw new Error("bad");
+    return f.data[0]!;
+  }, { pause: () => log.push("pause"), resume: () => log.push("resume"), abandon: () => log.push("abandon") }, highWaterMark);
+  return { q, log };
+}
+
+describe("MessageQueue", () => {
+  test("delivers queued messages in order, then done after end", async () => {
+    const { q } = queue();
+    q.push(frame(1));
+    q.push(frame(2));
+    q.end();
+    const got: number[] = [];
+    for await (const v of q) got.push(v);
+    assert.deepEqual(got, [1, 2]);
+  });
+
+  test("wakes a waiting reader when a message arrives", async () => {
+    const { q } = queue();
+    const next = q.next();
+    q.push(frame(7));
+    assert.deepEqual(await next, { value: 7, done: false });
+  });
+
+  test("pauses the source above the high-water mark and resumes once drained to half", async () => {
+    const { q, log } = queue(25);
+    q.push(frame(1));
+    q.push(frame(2));
+    assert.deepEqual(log, []);
+    q.push(frame(3));
+    assert.deepEqual(log, ["pause"]);
+    await q.next();
+    assert.deepEqual(log, ["pause"]);
+    await q.next();
+    assert.deepEqual(log, ["pause", "resume"]);
+  });
+
+  test("a failure arrives after the messages queued before it, or at once when immediate", async () => {
+    const a = queue().q;
+    a.push(frame(1));
+    a.fail(new Error("late"));
+    assert.equal((await a.next()).value, 1);
+    await assert.rejects(a.next(), /late/);
+    const b = queue().q;
+    b.push(frame(1));
+    b.fail(new Error("now"), true);
+    await assert.rejects(b.next(), /now/);
+  });
+
+  test("a decode error surfaces in order and ends the queue", async () => {
+    const { q } = queue();
+    q.push(frame(1));
+    q.push(frame(255));
+    q.push(frame(3));
+    assert.equal((await q.next()).value, 1);
+    await assert.rejects(q.next(), /bad/);
+    await assert.rejects(q.next(), /bad/);
+  });
+
+  test("leaving early tells the source to abandon, once", async () => {
+    const { q, log } = queue();
+    q.push(frame(1));
+    for await (const _ of q) break;
+    await q.return();
+    assert.deepEqual(log, ["abandon"]);
+    assert.equal((await q.next()).done, true);
+  });
+});
+
+describe("Pushable", () => {
+  test("many concurrent producers keep each producer's order and every value whole", async () => {
+    const p = createPushable<{ producer: number; seq: number; body: string }>({ highWaterMark: 4 });
+    const producers = Array.from({ length: 8 }, async (_, producer) => {
+      for (let seq = 0; seq < 200; seq++) await p.push({ producer, seq, body: `${producer}:${seq}`.repeat(10) });
+    });
+    void Promise.all(producers).then(() => p.end());
+    const last = new Map<number, number>();
+    let count = 0;
+    for await (const v of p) {
+      assert.equal(v.body, `${v.producer}:${v.seq}`.repeat(10));
+      assert.equal(v.seq, (last.get(v.producer) ?? -1) + 1);
+      last.set(v.producer, v.seq);
+      count++;
+    }
+    assert.equal(count, 1600);
+  });
+
+  test("tryPush refuses when full and writable() resolves when there is room", async () => {
+    const p = createPushable<number>({ highWaterMark: 2 });
+    assert.equal(p.tryPush(1), true);
+    assert.equal(p.tryPush(2), true);
+    assert.equal(p.tryPush(3), false);
+    let room = false;
+    const w = p.writable().then(() => (room = true));
+    await Promise.resolve();
+    assert.equal(room, false);
+    const it = p[Symbol.asyncIterator]();
+    assert.equal((await it.next()).value, 1);
+    await w;
+    assert.equal(p.tryPush(3), true);
+  });
+
+  test("push rejects after the reader leaves, so producers stop", async () => {
+    const p = createPushable<number>({ highWaterMark: 1 });
+    const it = p[Symbol.asyncIterator]();
+    await p.push(1);
+    const blocked = p.push(2);
+    await it.return!();
+    await assert.rejects(blocked, /ended/);
+    await assert.rejects(p.push(3), /ended/);
+  });
+});
+
+describe("parseTarget", () => {
+  const cases: Array<[string, string, number]> = [
+    ["localhost:50051", "localhost", 50051],
+    ["127.0.0.1:1", "127.0.0.1", 1],
+    ["[::1]:8080", "::1", 8080],
+    ["dns:///example.com:443", "example.com", 443],
+    ["example.com", "example.com", 80],
+  ];
+  for (const [input, host, port] of cases) {
+    test(`parses ${input}`, () => {
+      const t = parseTarget(input);
+      assert.equal(t.host, host);
+      assert.equal(t.port, port);
+    });
+  }
+  test("rejects garbage with a message naming the accepted forms", () => {
+    assert.throws(() => parseTarget("a b c"), /host:port/);
+    assert.throws(() => parseTarget("host:99999"), /port/);
+  });
+});
