@@ -29,11 +29,16 @@ const hexDigits = "0123456789ABCDEF";
 export function encodeStatusMessage(message: string): string {
   let i = 0;
   while (i < message.length && isUnreserved(message.charCodeAt(i))) i++;
-  if (i === message.length) return message;
+  const edges = message.charCodeAt(0) === 0x20 || message.charCodeAt(message.length - 1) === 0x20;
+  if (i === message.length && !edges) return message;
   let out = message.slice(0, i);
   for (const byte of encoder.encode(message.slice(i))) {
     out += isUnreserved(byte) ? String.fromCharCode(byte) : `%${hexDigits[byte >> 4]}${hexDigits[byte & 15]}`;
   }
+  // HTTP/2 forbids a field value that starts or ends with whitespace (RFC 9113 §8.2.1), and
+  // node:http2 trims it; "%20" survives, and every receiver percent-decodes.
+  if (out.startsWith(" ")) out = `%20${out.slice(1)}`;
+  if (out.endsWith(" ")) out = `${out.slice(0, -1)}%20`;
   return out;
 }
 

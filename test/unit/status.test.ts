@@ -176,3 +176,13 @@ describe("rstCodeToCode", () => {
     });
   }
 });
+
+test("encodes a leading or trailing space so HTTP/2 does not trim it, and decodes it back", async () => {
+  const { encodeStatusMessage, decodeStatusMessage } = await import("../../src/protocol/status.js");
+  for (const message of [" lead", "trail ", "  both  ", " ", "in side"]) {
+    const encoded = encodeStatusMessage(message);
+    assert.ok(!encoded.startsWith(" ") && !encoded.endsWith(" "), `"${encoded}" has an edge space`);
+    assert.equal(decodeStatusMessage(encoded), message);
+  }
+  assert.equal(encodeStatusMessage("in side"), "in side");
+});
