@@ -6,11 +6,11 @@
 import { parseArgs } from "node:util";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createChannel, createClient } from "../../src/index.js";
-import { RouteGuide, type Feature, type Point, type RouteNote } from "../../gen/routeguide/route_guide_pb.js";
-import { loadFeatures } from "./features.js";
+import { RouteGuide, type Feature } from "../../gen/routeguide/route_guide_pb.js";
+import { loadFeatures, type PointLike } from "./features.js";
 
 /** Formats an E7 point as degrees. */
-function formatPoint(p: Point | undefined): string {
+function formatPoint(p: PointLike | undefined): string {
   return `(${((p?.latitude ?? 0) / 1e7).toFixed(7)}, ${((p?.longitude ?? 0) / 1e7).toFixed(7)})`;
 }
 
@@ -66,7 +66,7 @@ async function main(): Promise<void> {
         }
       })(),
     );
-    for await (const note of replies as AsyncIterable<RouteNote>) {
+    for await (const note of replies) {
       console.log(`got message "${note.message}" at ${formatPoint(note.location)}`);
     }
   } finally {

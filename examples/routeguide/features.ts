@@ -149,8 +149,8 @@ export interface RouteNoteLike {
  * The shared RouteChat board: `post` returns the notes posted earlier at the same location (oldest
  * first), then stores the new one. State lives in the returned object, so each server has its own.
  */
-export function createNoteBoard(): { post(note: RouteNoteLike): RouteNoteLike[] } {
-  const notes = new Map<string, RouteNoteLike[]>();
+export function createNoteBoard(): { post(note: RouteNoteLike): Array<{ location: PointLike; message: string }> } {
+  const notes = new Map<string, Array<{ location: PointLike; message: string }>>();
   return {
     post(note) {
       const key = pointKey(note.location);

@@ -9,7 +9,7 @@
 import { parseArgs } from "node:util";
 import { pathToFileURL } from "node:url";
 import { create } from "@bufbuild/protobuf";
-import { createServer } from "../../src/index.js";
+import { createServer, type HandlerContext } from "../../src/index.js";
 import {
   FeatureSchema,
   RouteGuide,
@@ -22,11 +22,6 @@ import {
 } from "../../gen/routeguide/route_guide_pb.js";
 import { createNoteBoard, createRouteRecorder, featureAt, featuresIn, loadFeatures } from "./features.js";
 
-/** The part of Rill's handler context these handlers use. */
-interface CallContext {
-  readonly signal: AbortSignal;
-}
-
 /**
  * The RouteGuide implementation over `features` (by default the shipped database).
  *
@@ -38,25 +33,25 @@ interface CallContext {
 export function routeGuideService(features: readonly Feature[] = loadFeatures()) {
   const board = createNoteBoard();
   return {
-    async getFeature(point: Point, _ctx: CallContext): Promise<Feature> {
+    async getFeature(point: Point, _ctx: HandlerContext): Promise<Feature> {
       const found = featureAt(features, point);
       return found ?? create(FeatureSchema, { name: "", location: { latitude: point.latitude, longitude: point.longitude } });
     },
 
-    async *listFeatures(rect: Rectangle, ctx: CallContext): AsyncGenerator<Feature> {
+    async *listFeatures(rect: Rectangle, ctx: HandlerContext): AsyncGenerator<Feature> {
       for (const feature of featuresIn(features, rect)) {
         if (ctx.signal.aborted) return;
         yield feature;
       }
     },
 
-    async recordRoute(points: AsyncIterable<Point>, _ctx: CallContext) {
+    async recordRoute(points: AsyncIterable<Point>, _ctx: HandlerContext) {
       const recorder = createRouteRecorder(features);
       for await (const point of points) recorder.add(point);
       return create(RouteSummarySchema, recorder.summary());
     },
 
-    async *routeChat(notes: AsyncIterable<RouteNote>, _ctx: CallContext): AsyncGenerator<RouteNote> {
+    async *routeChat(notes: AsyncIterable<RouteNote>, _ctx: HandlerContext): AsyncGenerator<RouteNote> {
       for await (const note of notes) {
         for (const previous of board.post(note)) yield create(RouteNoteSchema, previous);
       }

@@ -1,4 +1,4 @@
-import { constants, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from "node:http2";
+import { constants, type Http2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from "node:http2";
 import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
 import type { Channel } from "../channel/channel.js";
 import type { Codec } from "../codec.js";
@@ -54,6 +54,8 @@ class ClientCall {
   private readonly onAbort = () => this.cancel(abortReason(this.options.signal));
   private readonly path: string;
   private readonly reset = new AbortController();
+  private session: Http2Session | undefined;
+  private requestIterator: AsyncIterator<unknown> | undefined;
   private requestCompression: Compression | undefined;
   private responseCompression: Compression | undefined;
 
@@ -132,6 +134,7 @@ class ClientCall {
       return this.responses;
     }
     this.stream = stream;
+    this.session = stream.session;
     stream.on("response", (h) => this.onResponse(h));
     stream.on("data", (chunk: Buffer) => this.onData(chunk));
     stream.on("trailers", (h) => this.onTrailers(h));
@@ -152,15 +155,22 @@ class ClientCall {
   /** Sends a request stream, one message at a time, waiting whenever HTTP/2 pushes back. */
   private async pump(requests: AsyncIterable<unknown>): Promise<void> {
     const stream = this.stream!;
+    const it = requests[Symbol.asyncIterator]();
+    this.requestIterator = it;
     try {
-      for await (const request of requests) {
-        if (this.done || stream.destroyed || stream.writableEnded) return;
-        const frame = this.encodeRequest(request);
+      for (;;) {
+        const r = await it.next();
+        if (this.requestIterator === undefined || this.done || stream.destroyed || stream.writableEnded) return;
+        if (r.done) break;
+        const frame = this.encodeRequest(r.value);
         if (frame === undefined) return;
         if (!stream.write(frame)) await drained(stream);
       }
+      this.requestIterator = undefined;
       if (!this.done && !stream.destroyed && !stream.writableEnded) stream.end();
     } catch (e) {
+      if (this.requestIterator === undefined) return;
+      this.requestIterator = undefined;
       this.cancel(e instanceof RpcError ? e : new RpcError(Code.Canceled, `the request stream failed: ${(e as Error)?.message ?? String(e)}`, { cause: e }));
     }
   }
@@ -226,6 +236,19 @@ class ClientCall {
   private onTrailers(headers: IncomingHttpHeaders): void {
     this.trailers = metadataFromHeaders(headers);
     this.status = parseStatus(headers) ?? { code: Code.Internal, message: "the server's trailers carry no grpc-status" };
+    this.stopSending();
+  }
+
+  /**
+   * The server has sent its status while we may still be sending: the call is over, so stop
+   * the request producer and close our half, or node would keep the stream open forever.
+   */
+  private stopSending(): void {
+    const it = this.requestIterator;
+    this.requestIterator = undefined;
+    if (it !== undefined) void it.return?.()?.catch?.(() => {});
+    const stream = this.stream;
+    if (stream !== undefined && !stream.writableEnded && !stream.destroyed) stream.close(constants.NGHTTP2_NO_ERROR);
   }
 
   private onClose(): void {
@@ -242,7 +265,7 @@ class ClientCall {
       }
     } else if (!this.responded && (this.streamError !== undefined || this.channel.connectionError() !== undefined)) {
       error = this.connectionFailure(this.streamError);
-    } else if (stream.session === undefined || stream.session.destroyed) {
+    } else if (this.session === undefined || this.session.destroyed) {
       // The connection died under the stream (socket closed, GOAWAY with error, server killed).
       error = new RpcError(Code.Unavailable, `lost the connection to ${this.channel.target} before the call finished`, { cause: this.streamError });
     } else if (stream.rstCode !== undefined && stream.rstCode !== constants.NGHTTP2_NO_ERROR) {
@@ -272,6 +295,9 @@ class ClientCall {
   private finish(error: RpcError | undefined, immediate = false): void {
     if (this.done) return;
     this.done = true;
+    const it = this.requestIterator;
+    this.requestIterator = undefined;
+    if (it !== undefined) void it.return?.()?.catch?.(() => {});
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.options.signal?.removeEventListener("abort", this.onAbort);
     const trailers = error?.metadata ?? this.trailers;

@@ -131,7 +131,7 @@ export class ServerCall implements HandlerContext {
       }
       for (const f of frames) this.requests.push(f);
     });
-    stream.on("end", () => {
+    const endRequests = () => {
       if (decoder.partial) {
         const err = new RpcError(Code.Internal, "request stream ended in the middle of a message");
         this.requests.fail(err);
@@ -139,6 +139,14 @@ export class ServerCall implements HandlerContext {
       } else {
         this.requests.end();
       }
+    };
+    const kind = route.method.methodKind;
+    stream.on("end", () => {
+      if (kind === "unary" || kind === "server_streaming") return endRequests();
+      // node clients (grpc-js among them) cancel with END_STREAM and then RST_STREAM(CANCEL) in a
+      // separate write. Holding the end of a request stream for two event-loop turns lets such a
+      // reset arrive first, so the handler sees a cancellation instead of a clean end of input.
+      setImmediate(() => setImmediate(endRequests));
     });
     stream.on("aborted", () => this.cancel(new RpcError(Code.Canceled, "the client cancelled the call")));
     stream.on("close", () => {
@@ -241,15 +249,14 @@ export class ServerCall implements HandlerContext {
       this.closeReadSide();
       return;
     }
-    stream.once("wantTrailers", () => {
-      stream.sendTrailers(trailers);
-      this.closeReadSide();
-    });
+    // No RST_STREAM after these trailers: node would send it ahead of them. A client that is
+    // still sending learns from the trailers that the call is over.
+    stream.once("wantTrailers", () => stream.sendTrailers(trailers));
     stream.end();
   }
 
-  // Like grpc-go: once the status is out, a client still sending is told to stop with
-  // RST_STREAM(NO_ERROR). Queued after the status frame, so the status is never lost.
+  // Like grpc-go: once a trailers-only status is out, a client still sending is told to stop
+  // with RST_STREAM(NO_ERROR), submitted after the status HEADERS frame.
   private closeReadSide(): void {
     if (!this.stream.readableEnded && !this.stream.destroyed) this.stream.close(constants.NGHTTP2_NO_ERROR);
   }
