@@ -18,10 +18,12 @@ function run(cmd, args, what) {
 }
 
 const installed = join(root, "node_modules", ".package-lock.json");
-const lock = join(root, "package-lock.json");
-const stale = !existsSync(installed) || (existsSync(lock) && statSync(lock).mtimeMs > statSync(installed).mtimeMs + 1000);
+const newer = (file) => existsSync(file) && statSync(file).mtimeMs > statSync(installed).mtimeMs + 1000;
+const stale = !existsSync(installed) || newer(join(root, "package-lock.json")) || newer(join(root, "package.json"));
 if (stale) {
-  run(npm, existsSync(lock) ? ["ci", "--no-audit", "--no-fund"] : ["install", "--no-audit", "--no-fund"], "installing dependencies");
+  // `npm install` honours package-lock.json; `npm ci` is avoided because npm 11 rejects a lock
+  // whose optional platform packages (buf's per-OS binaries) were not installed on this OS.
+  run(npm, ["install", "--no-audit", "--no-fund"], "installing dependencies");
 }
 
 try {
