@@ -17,6 +17,18 @@ export type {
 } from "./server/service-impl.js";
 export { createChannel } from "./channel/channel.js";
 export type { Channel, ChannelOptions } from "./channel/channel.js";
+export type { ConnectivityState } from "./channel/connectivity.js";
+export type { BackoffOptions, Clock } from "./channel/backoff.js";
+export { ConnectionBackoff } from "./channel/backoff.js";
+export type { KeepaliveOptions } from "./channel/keepalive.js";
+export type { Resolver, ResolverFactory, ResolverListener } from "./channel/resolver.js";
+export { dnsResolver, staticResolver } from "./channel/resolver.js";
+export type { Address, Target } from "./channel/target.js";
+export { parseTarget } from "./channel/target.js";
+export { balancers, pickFirst, roundRobin } from "./channel/balancer.js";
+export type { Balancer, Picker } from "./channel/balancer.js";
+export { parseServiceConfig, parseRetryPolicy } from "./client/service-config.js";
+export type { ServiceConfig, ServiceConfigJson, RetryPolicy, MethodConfig } from "./client/service-config.js";
 export { createClient } from "./client/client.js";
 export type { Client, ClientOptions, ClientMethod } from "./client/client.js";
 export type { CallOptions } from "./client/call-options.js";

@@ -1,7 +1,16 @@
-import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type OutgoingHttpHeaders } from "node:http2";
-import { builtinCompressions, type Compression } from "../compression.js";
+import type { Compression } from "../compression.js";
+import { builtinCompressions } from "../compression.js";
+import { RpcError } from "../errors.js";
 import { consoleLogger, type Logger } from "../logger.js";
-import { parseTarget, type Target } from "./target.js";
+import { Code } from "../protocol/code.js";
+import { parseServiceConfig, RetryThrottle, type MethodConfig, type ServiceConfig, type ServiceConfigJson } from "../client/service-config.js";
+import { systemClock, type BackoffOptions, type Clock } from "./backoff.js";
+import { balancers, type Balancer, type Picker } from "./balancer.js";
+import type { ConnectivityState } from "./connectivity.js";
+import { KeepaliveState, type KeepaliveOptions } from "./keepalive.js";
+import { defaultResolver, staticResolver, type Resolver, type ResolverFactory } from "./resolver.js";
+import { Subchannel } from "./subchannel.js";
+import { addressKey, parseTarget, type Address, type Target } from "./target.js";
 
 /** Options of `createChannel`. Every field has a documented default. */
 export interface ChannelOptions {
@@ -13,12 +22,26 @@ export interface ChannelOptions {
   receiveHighWaterMark?: number;
   /** Prepended to Rill's own `user-agent`. */
   userAgent?: string;
-  /** Where connection errors are reported. Default: stderr, warnings only. */
+  /** Where connection problems are reported. Default: stderr. */
   logger?: Logger;
   /** Compressions accepted for responses (sent as grpc-accept-encoding). Default ["gzip", "deflate"]. */
   acceptCompression?: string[];
   /** Compression of request messages unless a call picks another. Default "identity". */
   compression?: string;
+  /** "pick_first" (default) or "round_robin"; a service config's choice wins. */
+  loadBalancingPolicy?: string;
+  /** A gRPC service config (object or JSON): method timeouts, waitForReady, retries, throttling, LB policy. */
+  serviceConfig?: ServiceConfigJson | string;
+  /** Connection backoff (initial 1 s, ×1.6, jitter 0.2, max 120 s, min connect timeout 20 s). */
+  backoff?: BackoffOptions;
+  /** Client keepalive pings. Default off. */
+  keepalive?: KeepaliveOptions;
+  /** Replaces the resolver the target's scheme would get (e.g. a service registry). */
+  resolver?: ResolverFactory;
+  /** Bytes of request messages kept per call for replay on retry (A6 buffer). Default 256 KiB. */
+  retryBufferBytes?: number;
+  /** Time source for backoff; injectable for tests. Default Date.now. */
+  clock?: Clock;
 }
 
 /** Channel options with every default filled in. */
@@ -28,40 +51,51 @@ export interface ResolvedChannelOptions {
   readonly receiveHighWaterMark: number;
   readonly userAgent: string;
   readonly logger: Logger;
-  /** Compressions the channel can read and write, by name. */
   readonly compressions: ReadonlyMap<string, Compression>;
-  /** The grpc-accept-encoding value sent with every call ("" for none). */
   readonly acceptEncoding: string;
-  /** Default request compression name ("identity" for none). */
   readonly compression: string;
+  readonly retryBufferBytes: number;
 }
 
 /**
- * A channel: a virtual connection to one target on which calls are multiplexed.
+ * A channel: a virtual connection to a target, over any number of real ones.
  *
- * Connections are made lazily, on the first call, and remade after the server goes away or
- * sends GOAWAY. An idle channel does not keep the process alive; `close()` ends it for good.
+ * Resolver → balancer → subchannels: the resolver turns the target into addresses, each address
+ * gets a subchannel (one HTTP/2 session at a time), and the balancer decides which subchannels
+ * connect and which one each call uses. Nothing connects until the first call or
+ * `waitForReady()`. Idle connections do not keep the process alive; `close()` ends the channel.
  */
 export interface Channel {
   readonly target: string;
+  /** The `:authority` sent with calls. */
+  readonly authority: string;
   readonly options: ResolvedChannelOptions;
+  /** The channel's connectivity state. */
+  readonly state: ConnectivityState;
+  /** Resolves with the new state once it differs from `from` (rejects if `signal` aborts). */
+  waitForStateChange(from: ConnectivityState, signal?: AbortSignal): Promise<ConnectivityState>;
+  /** Connects if idle and resolves once READY; rejects on timeout/abort or when the channel is closed. */
+  waitForReady(options?: { signal?: AbortSignal; timeoutMs?: number }): Promise<void>;
   /**
-   * Opens the HTTP/2 stream of one call. Throws when the channel is closed. Connection
-   * failures surface as the stream's `error` event; `connectionError()` tells the cause.
-   * Aborting `reset` resets the stream with RST_STREAM(CANCEL) and nothing before it: node's
-   * `stream.close()` would first send END_STREAM, which a server reads as a clean half-close.
+   * Chooses the subchannel for a call. Synchronous when one is ready; otherwise waits while
+   * connecting, and in TRANSIENT_FAILURE fails with UNAVAILABLE unless `waitForReady`.
    */
-  openStream(headers: OutgoingHttpHeaders, reset: AbortSignal): ClientHttp2Stream;
-  /** The last connection-level error (e.g. ECONNREFUSED), for error messages. */
-  connectionError(): Error | undefined;
-  /** Closes every connection; running calls end with UNAVAILABLE or CANCELLED. */
+  pick(waitForReady: boolean, signal: AbortSignal | undefined): Subchannel | Promise<Subchannel>;
+  /** The service config's settings for a method, if any. */
+  methodConfig(service: string, method: string): MethodConfig | undefined;
+  /** The channel's retry token bucket, when the service config sets retryThrottling. */
+  readonly retryThrottle: RetryThrottle | undefined;
+  /** Closes every connection; calls still running finish on them. Calls after this fail. */
   close(): void;
 }
 
 const userAgent = `grpc-node-rill/0.1.0`;
 
-/** Creates a channel to `target` (`host:port`, `[::1]:port`, `dns:///host:port`) over plaintext HTTP/2. */
-export function createChannel(target: string, options: ChannelOptions = {}): Channel {
+/**
+ * Creates a channel to `target`: `host:port`, `dns:///host:port`, `ipv4:a:p,b:p`,
+ * `ipv6:[a]:p`, `unix:///path`, or an array of `host:port` strings (a static list).
+ */
+export function createChannel(target: string | readonly string[], options: ChannelOptions = {}): Channel {
   const compressions = new Map<string, Compression>();
   for (const name of options.acceptCompression ?? ["gzip", "deflate"]) {
     const c = builtinCompressions.find((b) => b.name === name);
@@ -69,7 +103,15 @@ export function createChannel(target: string, options: ChannelOptions = {}): Cha
     compressions.set(name, c);
   }
   for (const c of builtinCompressions) if (!compressions.has(c.name)) compressions.set(c.name, c);
-  return new Http2Channel(target, parseTarget(target), {
+  const name = typeof target === "string" ? target : target.join(",");
+  let parsed: Target;
+  if (typeof target === "string") parsed = parseTarget(target);
+  else {
+    const addresses = target.map((t) => parseTarget(t).addresses[0] ?? { host: parseTarget(t).host, port: parseTarget(t).port });
+    if (addresses.length === 0) throw new Error("createChannel: the address list is empty");
+    parsed = { scheme: "static", host: "", port: 0, addresses, authority: addressKey(addresses[0]!) };
+  }
+  return new Http2Channel(name, parsed, options, {
     compressions,
     acceptEncoding: (options.acceptCompression ?? ["gzip", "deflate"]).join(","),
     compression: options.compression ?? "identity",
@@ -78,75 +120,194 @@ export function createChannel(target: string, options: ChannelOptions = {}): Cha
     receiveHighWaterMark: options.receiveHighWaterMark ?? 256 * 1024,
     userAgent: options.userAgent === undefined ? userAgent : `${options.userAgent} ${userAgent}`,
     logger: options.logger ?? consoleLogger,
+    retryBufferBytes: options.retryBufferBytes ?? 256 * 1024,
   });
 }
 
-/**
- * One HTTP/2 session at a time. States: NO_SESSION → CONNECTING/READY (one session) →
- * NO_SESSION again when it closes, errors or receives GOAWAY (calls already on it finish
- * there; new calls get a new session) → CLOSED on `close()`.
- */
 class Http2Channel implements Channel {
-  private session: ClientHttp2Session | undefined;
-  private active = 0;
-  private closed = false;
-  private lastError: Error | undefined;
-  private readonly all = new Set<ClientHttp2Session>();
+  state: ConnectivityState = "IDLE";
+  readonly authority: string;
+  readonly retryThrottle: RetryThrottle | undefined;
+  private readonly serviceConfig: ServiceConfig | undefined;
+  private readonly balancer: Balancer;
+  private picker: Picker = { pick: () => undefined };
+  private subchannels: Subchannel[] = [];
+  private resolver: Resolver | undefined;
+  private resolveError: Error | undefined;
+  private waiters = new Set<() => void>();
+  private readonly keepalive: KeepaliveState;
+  private readonly clock: Clock;
 
   constructor(
     readonly target: string,
-    private readonly address: Target,
+    private readonly parsed: Target,
+    private readonly raw: ChannelOptions,
     readonly options: ResolvedChannelOptions,
-  ) {}
-
-  openStream(headers: OutgoingHttpHeaders, reset: AbortSignal): ClientHttp2Stream {
-    if (this.closed) throw new Error("the channel is closed");
-    const session = this.currentSession();
-    const stream = session.request(headers, { endStream: false, signal: reset });
-    this.active++;
-    session.ref();
-    stream.once("close", () => {
-      if (--this.active === 0) for (const s of this.all) s.unref();
-    });
-    return stream;
+  ) {
+    this.authority = parsed.authority;
+    this.serviceConfig = raw.serviceConfig === undefined ? undefined : parseServiceConfig(raw.serviceConfig);
+    const throttling = this.serviceConfig?.retryThrottling;
+    this.retryThrottle = throttling === undefined ? undefined : new RetryThrottle(throttling);
+    const policy = this.serviceConfig?.loadBalancingPolicy ?? raw.loadBalancingPolicy ?? "pick_first";
+    const factory = balancers.get(policy);
+    if (factory === undefined) throw new Error(`unknown load balancing policy "${policy}" (known: ${[...balancers.keys()].join(", ")})`);
+    this.balancer = factory();
+    this.keepalive = new KeepaliveState(raw.keepalive);
+    this.clock = raw.clock ?? systemClock;
   }
 
-  connectionError(): Error | undefined {
-    return this.lastError;
+  methodConfig(service: string, method: string): MethodConfig | undefined {
+    return this.serviceConfig?.forMethod(service, method);
+  }
+
+  pick(waitForReady: boolean, signal: AbortSignal | undefined): Subchannel | Promise<Subchannel> {
+    const picked = this.picker.pick();
+    if (picked !== undefined) return picked;
+    this.exitIdle();
+    const failure = this.failFast(waitForReady);
+    if (failure !== undefined) throw failure;
+    return new Promise<Subchannel>((resolve, reject) => {
+      const onAbort = () => {
+        this.waiters.delete(retry);
+        reject(signal?.reason);
+      };
+      const retry = () => {
+        const s = this.picker.pick();
+        const err = s === undefined ? this.failFast(waitForReady) : undefined;
+        if (s === undefined && err === undefined) return;
+        this.waiters.delete(retry);
+        signal?.removeEventListener("abort", onAbort);
+        if (s !== undefined) resolve(s);
+        else reject(err);
+      };
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.waiters.add(retry);
+    });
+  }
+
+  waitForStateChange(from: ConnectivityState, signal?: AbortSignal): Promise<ConnectivityState> {
+    if (this.state !== from) return Promise.resolve(this.state);
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        this.waiters.delete(check);
+        reject(signal?.reason);
+      };
+      const check = () => {
+        if (this.state === from) return;
+        this.waiters.delete(check);
+        signal?.removeEventListener("abort", onAbort);
+        resolve(this.state);
+      };
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.waiters.add(check);
+    });
+  }
+
+  async waitForReady(options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<void> {
+    const signals = [options.signal, options.timeoutMs === undefined ? undefined : AbortSignal.timeout(options.timeoutMs)].filter(
+      (s): s is AbortSignal => s !== undefined,
+    );
+    const signal = signals.length === 0 ? undefined : AbortSignal.any(signals);
+    this.exitIdle();
+    while (this.state !== "READY") {
+      if (this.state === "SHUTDOWN") throw new RpcError(Code.Unavailable, `channel to ${this.target} is closed`);
+      try {
+        await this.waitForStateChange(this.state, signal);
+      } catch {
+        throw new RpcError(Code.DeadlineExceeded, `${this.target} did not become ready in time (state ${this.state}${this.describeFailure()})`);
+      }
+    }
   }
 
   close(): void {
-    this.closed = true;
-    for (const s of this.all) if (!s.destroyed) s.close();
-    this.session = undefined;
+    if (this.state === "SHUTDOWN") return;
+    this.resolver?.close();
+    for (const s of this.subchannels) s.shutdown(true);
+    this.subchannels = [];
+    this.picker = { pick: () => undefined };
+    this.setState("SHUTDOWN");
   }
 
-  private currentSession(): ClientHttp2Session {
-    const s = this.session;
-    if (s !== undefined && !s.closed && !s.destroyed) return s;
-    const session = connect(`http://${this.address.authority}`, {
-      settings: { enablePush: false },
+  /** Starts resolving (once); the resolver's addresses then drive connections. */
+  private exitIdle(): void {
+    if (this.resolver !== undefined || this.state === "SHUTDOWN") {
+      if (this.state === "IDLE") this.rebalance();
+      return;
+    }
+    const factory = this.raw.resolver ?? ((t: Target) => (t.scheme === "dns" ? defaultResolver(t) : staticResolver(t.addresses)));
+    this.resolver = factory(this.parsed);
+    this.setState("CONNECTING");
+    this.resolver.start({
+      onAddresses: (addresses) => this.onAddresses(addresses),
+      onError: (error) => {
+        this.resolveError = error;
+        if (this.subchannels.length === 0) this.setState("TRANSIENT_FAILURE");
+      },
     });
-    this.session = session;
-    this.all.add(session);
-    const forget = () => {
-      if (this.session === session) this.session = undefined;
-    };
-    session.on("connect", () => {
-      this.lastError = undefined;
-    });
-    session.on("error", (e) => {
-      this.lastError = e;
-      forget();
-    });
-    session.on("goaway", (code) => {
-      forget();
-      if (code !== constants.NGHTTP2_NO_ERROR) this.options.logger.warn(`${this.target} sent GOAWAY with error code ${code}`);
-    });
-    session.on("close", () => {
-      forget();
-      this.all.delete(session);
-    });
-    return session;
+  }
+
+  private onAddresses(addresses: readonly Address[]): void {
+    if (this.state === "SHUTDOWN") return;
+    this.resolveError = undefined;
+    const old = new Map(this.subchannels.map((s) => [s.key, s]));
+    const next: Subchannel[] = [];
+    for (const a of addresses) {
+      const key = addressKey(a);
+      const existing = old.get(key);
+      if (existing !== undefined) {
+        old.delete(key);
+        next.push(existing);
+      } else {
+        next.push(
+          new Subchannel(a, {
+            backoff: this.raw.backoff ?? {},
+            clock: this.clock,
+            keepalive: this.keepalive,
+            logger: this.options.logger,
+            onStateChange: (s) => this.onSubchannelState(s),
+          }),
+        );
+      }
+    }
+    for (const gone of old.values()) gone.shutdown(true);
+    this.subchannels = next;
+    this.rebalance();
+  }
+
+  private onSubchannelState(s: Subchannel): void {
+    if (s.state === "TRANSIENT_FAILURE") this.resolver?.refresh();
+    this.rebalance();
+  }
+
+  private rebalance(): void {
+    if (this.state === "SHUTDOWN") return;
+    const { state, picker } = this.balancer.update(this.subchannels);
+    this.picker = picker;
+    this.setState(this.subchannels.length === 0 && this.resolveError !== undefined ? "TRANSIENT_FAILURE" : state);
+    this.notify();
+  }
+
+  private failFast(waitForReady: boolean): RpcError | undefined {
+    if (this.state === "SHUTDOWN") return new RpcError(Code.Unavailable, `the channel to ${this.target} is closed`);
+    if (this.state !== "TRANSIENT_FAILURE" || waitForReady) return undefined;
+    return new RpcError(Code.Unavailable, `cannot reach ${this.target}${this.describeFailure()}`);
+  }
+
+  private describeFailure(): string {
+    const errors = this.subchannels.map((s) => s.lastError).filter((e): e is Error => e !== undefined);
+    const first = this.resolveError ?? errors[0];
+    return first === undefined ? "" : `: ${first.message}`;
+  }
+
+  private setState(state: ConnectivityState): void {
+    if (this.state === state) return;
+    this.state = state;
+    this.notify();
+  }
+
+  private notify(): void {
+    for (const w of [...this.waiters]) w();
   }
 }

@@ -1,4 +1,5 @@
 import type { Metadata, MetadataInit } from "../protocol/metadata.js";
+import type { RetryPolicy } from "./service-config.js";
 
 /** Per-call options, the same for all four call kinds. */
 export interface CallOptions {
@@ -19,4 +20,11 @@ export interface CallOptions {
   compression?: string;
   /** Called with the trailing metadata when the call ends, successfully or not. */
   onTrailer?: (metadata: Metadata) => void;
+  /**
+   * Wait for the channel to become ready instead of failing with UNAVAILABLE while it is in
+   * TRANSIENT_FAILURE (bounded by the deadline). Default: the service config's, else false.
+   */
+  waitForReady?: boolean;
+  /** Retry policy for this call (see `parseRetryPolicy`); null disables the service config's. */
+  retryPolicy?: RetryPolicy | null;
 }

@@ -1,6 +1,7 @@
-import { constants, type Http2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from "node:http2";
+import { constants, type ClientHttp2Stream, type Http2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders } from "node:http2";
 import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
 import type { Channel } from "../channel/channel.js";
+import type { Subchannel } from "../channel/subchannel.js";
 import type { Codec } from "../codec.js";
 import { isMarkedUncompressed, type Compression } from "../compression.js";
 import { RpcError } from "../errors.js";
@@ -13,6 +14,7 @@ import { formatTimeout } from "../protocol/timeout.js";
 import { drained } from "../stream/drain.js";
 import { MessageQueue } from "../stream/message-queue.js";
 import type { CallOptions } from "./call-options.js";
+import type { RetryPolicy } from "./service-config.js";
 
 /** The request side of a call: exactly one message, or a stream of them. */
 export type Requests = { readonly single: unknown } | { readonly stream: AsyncIterable<unknown> };
@@ -36,43 +38,51 @@ export function startCall(
 }
 
 /**
- * Life of a client call: OPEN → (headers) → (messages) → DONE, where DONE is reached once
- * with one status: the server's trailers, a trailers-only response, an HTTP error, a stream
- * reset, a lost connection, the deadline, or the caller's cancellation.
+ * One call, made of one or more attempts (A6 retries, and transparent retries of streams a
+ * server refused before processing them).
+ *
+ * Life: OPEN → attempt 1 → … → DONE with one status. An attempt's outcome is retried only while
+ * the call is not committed (no response headers or messages received, replay buffer not
+ * overflowed), the code is retryable, attempts remain, throttling allows and the deadline
+ * has not passed. Request messages are kept for replay until the call commits.
  */
 class ClientCall {
   private readonly responses: MessageQueue<unknown>;
-  private readonly decoder: FrameDecoder;
-  private stream: ClientHttp2Stream | undefined;
-  private done = false;
-  private status: Status | undefined;
-  private trailers: Metadata | undefined;
-  private httpError: RpcError | undefined;
-  private streamError: Error | undefined;
-  private responded = false;
-  private timer: NodeJS.Timeout | undefined;
-  private readonly onAbort = () => this.cancel(abortReason(this.options.signal));
   private readonly path: string;
-  private readonly reset = new AbortController();
-  private session: Http2Session | undefined;
+  private readonly service: string;
+  private done = false;
+  private committed = false;
+  private attempts = 0;
+  private transparentRetries = 0;
+  private current: Attempt | undefined;
+  private baseHeaders: OutgoingHttpHeaders = {};
+  private deadline: number | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private retryPolicy: RetryPolicy | undefined;
+  private waitForReady = false;
+  requestCompression: Compression | undefined;
+  /** Frames sent so far, kept for replay while the call may still be retried. */
+  private replay: Uint8Array[] | undefined = [];
+  private replayBytes = 0;
+  private requestsEnded = false;
   private requestIterator: AsyncIterator<unknown> | undefined;
-  private requestCompression: Compression | undefined;
-  private responseCompression: Compression | undefined;
+  private readonly onAbort = () => this.cancel(abortReason(this.options.signal));
+  private readonly pickAbort = new AbortController();
 
   constructor(
-    private readonly channel: Channel,
-    private readonly method: DescMethod,
-    private readonly codec: Codec,
-    private readonly options: CallOptions,
+    readonly channel: Channel,
+    readonly method: DescMethod,
+    readonly codec: Codec,
+    readonly options: CallOptions,
   ) {
-    this.path = `/${method.parent.typeName}/${method.name}`;
-    this.decoder = new FrameDecoder(channel.options.maxReceiveMessageBytes);
+    this.service = method.parent.typeName;
+    this.path = `/${this.service}/${method.name}`;
     const output = method.output as DescMessage;
     this.responses = new MessageQueue<unknown>(
-      (frame) => this.decodeResponse(output, frame),
+      (frame) => this.current!.decodeResponse(output, frame),
       {
-        pause: () => this.stream?.pause(),
-        resume: () => this.stream?.resume(),
+        pause: () => this.current?.stream?.pause(),
+        resume: () => this.current?.stream?.resume(),
         abandon: () => this.cancel(new RpcError(Code.Canceled, "the caller stopped reading responses")),
       },
       channel.options.receiveHighWaterMark,
@@ -80,40 +90,46 @@ class ClientCall {
   }
 
   start(requests: Requests): AsyncIterableIterator<unknown> {
-    const { options } = this;
+    const { options, channel } = this;
     if (options.signal?.aborted) {
       this.finish(abortReason(options.signal));
       return this.responses;
     }
+    const config = channel.methodConfig(this.service, this.method.name);
+    this.waitForReady = options.waitForReady ?? config?.waitForReady ?? false;
+    this.retryPolicy = options.retryPolicy === undefined ? config?.retryPolicy : (options.retryPolicy ?? undefined);
     let deadline = options.deadline;
-    if (options.timeoutMs !== undefined) {
-      const d = Date.now() + options.timeoutMs;
+    const timeoutMs = options.timeoutMs ?? config?.timeoutMs;
+    if (timeoutMs !== undefined) {
+      const d = Date.now() + timeoutMs;
       deadline = deadline === undefined ? d : Math.min(deadline, d);
     }
-    let headers: OutgoingHttpHeaders;
+    this.deadline = deadline;
     try {
-      headers = {
+      this.baseHeaders = {
         ":method": "POST",
+        ":scheme": "http",
+        ":authority": channel.authority,
         ":path": this.path,
         "content-type": contentTypeFor(this.codec.name),
         te: "trailers",
-        "user-agent": this.channel.options.userAgent,
+        "user-agent": channel.options.userAgent,
         ...metadataToHeaders(options.metadata instanceof Metadata ? options.metadata : new Metadata(options.metadata)),
       };
     } catch (e) {
       this.finish(RpcError.from(e, Code.Internal));
       return this.responses;
     }
-    const { acceptEncoding, compressions } = this.channel.options;
-    if (acceptEncoding !== "") headers["grpc-accept-encoding"] = acceptEncoding;
-    const compression = options.compression ?? this.channel.options.compression;
+    const { acceptEncoding, compressions } = channel.options;
+    if (acceptEncoding !== "") this.baseHeaders["grpc-accept-encoding"] = acceptEncoding;
+    const compression = options.compression ?? channel.options.compression;
     if (compression !== "identity") {
       this.requestCompression = compressions.get(compression);
       if (this.requestCompression === undefined) {
         this.finish(new RpcError(Code.Internal, `unknown compression "${compression}" (known: ${[...compressions.keys()].join(", ")})`));
         return this.responses;
       }
-      headers["grpc-encoding"] = compression;
+      this.baseHeaders["grpc-encoding"] = compression;
     }
     if (deadline !== undefined) {
       const remaining = deadline - Date.now();
@@ -121,53 +137,73 @@ class ClientCall {
         this.finish(new RpcError(Code.DeadlineExceeded, "deadline exceeded before the call started"));
         return this.responses;
       }
-      headers["grpc-timeout"] = formatTimeout(remaining);
-      this.timer = setTimeout(() => this.cancel(new RpcError(Code.DeadlineExceeded, `deadline exceeded after ${Date.now() - (deadline! - remaining)} ms`)), remaining);
+      const started = Date.now();
+      this.timer = setTimeout(() => this.cancel(new RpcError(Code.DeadlineExceeded, `deadline exceeded after ${Date.now() - started} ms`)), remaining);
     }
     options.signal?.addEventListener("abort", this.onAbort, { once: true });
 
-    let stream: ClientHttp2Stream;
-    try {
-      stream = this.channel.openStream(headers, this.reset.signal);
-    } catch (e) {
-      this.finish(RpcError.from(e, Code.Unavailable, `cannot start a call on ${this.channel.target}: ${(e as Error).message}`));
-      return this.responses;
-    }
-    this.stream = stream;
-    this.session = stream.session;
-    stream.on("response", (h) => this.onResponse(h));
-    stream.on("data", (chunk: Buffer) => this.onData(chunk));
-    stream.on("trailers", (h) => this.onTrailers(h));
-    stream.on("error", (e) => {
-      this.streamError ??= e;
-    });
-    stream.on("close", () => this.onClose());
-
     if ("single" in requests) {
       const frame = this.encodeRequest(requests.single);
-      if (frame !== undefined) stream.end(frame);
+      if (frame === undefined) return this.responses;
+      this.replay = [frame];
+      this.requestsEnded = true;
     } else {
-      void this.pump(requests.stream);
+      this.requestIterator = requests.stream[Symbol.asyncIterator]();
     }
+    this.nextAttempt();
+    if (!this.done && this.requestIterator !== undefined) void this.pump();
     return this.responses;
   }
 
-  /** Sends a request stream, one message at a time, waiting whenever HTTP/2 pushes back. */
-  private async pump(requests: AsyncIterable<unknown>): Promise<void> {
-    const stream = this.stream!;
-    const it = requests[Symbol.asyncIterator]();
-    this.requestIterator = it;
+  /** Picks a subchannel and starts an attempt on it; waits for one while connecting. */
+  private nextAttempt(): void {
+    let picked: Subchannel | Promise<Subchannel>;
+    try {
+      picked = this.channel.pick(this.waitForReady, this.pickAbort.signal);
+    } catch (e) {
+      this.finish(RpcError.from(e, Code.Unavailable));
+      return;
+    }
+    if (picked instanceof Promise) {
+      picked.then(
+        (s) => this.begin(s),
+        (e: unknown) => this.finish(RpcError.from(e, Code.Unavailable)),
+      );
+    } else {
+      this.begin(picked);
+    }
+  }
+
+  private begin(subchannel: Subchannel): void {
+    if (this.done) return;
+    const headers: OutgoingHttpHeaders = { ...this.baseHeaders };
+    if (this.deadline !== undefined) headers["grpc-timeout"] = formatTimeout(Math.max(1, this.deadline - Date.now()));
+    if (this.attempts > 0) headers["grpc-previous-rpc-attempts"] = String(this.attempts);
+    this.attempts++;
+    const attempt = new Attempt(this, subchannel);
+    this.current = attempt;
+    if (!attempt.open(headers)) return;
+    for (const frame of this.replay ?? []) attempt.write(frame);
+    if (this.requestsEnded) attempt.end();
+  }
+
+  /** Sends the request stream, one message at a time, waiting whenever HTTP/2 pushes back. */
+  private async pump(): Promise<void> {
+    const it = this.requestIterator!;
     try {
       for (;;) {
         const r = await it.next();
-        if (this.requestIterator === undefined || this.done || stream.destroyed || stream.writableEnded) return;
+        if (this.done || this.requestIterator === undefined) return;
         if (r.done) break;
         const frame = this.encodeRequest(r.value);
         if (frame === undefined) return;
-        if (!stream.write(frame)) await drained(stream);
+        this.keepForReplay(frame);
+        const attempt = this.current;
+        if (attempt !== undefined && !attempt.write(frame)) await attempt.drained();
       }
       this.requestIterator = undefined;
-      if (!this.done && !stream.destroyed && !stream.writableEnded) stream.end();
+      this.requestsEnded = true;
+      this.current?.end();
     } catch (e) {
       if (this.requestIterator === undefined) return;
       this.requestIterator = undefined;
@@ -175,7 +211,77 @@ class ClientCall {
     }
   }
 
-  private encodeRequest(message: unknown): Uint8Array | undefined {
+  private keepForReplay(frame: Uint8Array): void {
+    if (this.replay === undefined) return;
+    this.replay.push(frame);
+    this.replayBytes += frame.byteLength;
+    if (this.replayBytes > this.channel.options.retryBufferBytes) this.commit();
+  }
+
+  /** No more retries: drop the replay buffer. */
+  commit(): void {
+    if (this.committed) return;
+    this.committed = true;
+    this.replay = undefined;
+    this.replayBytes = 0;
+  }
+
+  /** The server has sent its status while we may still be sending: stop the producer. */
+  stopSending(): void {
+    const it = this.requestIterator;
+    this.requestIterator = undefined;
+    if (it !== undefined) void it.return?.()?.catch?.(() => {});
+  }
+
+  pushResponse(frame: Frame): void {
+    this.commit();
+    this.responses.push(frame);
+  }
+
+  /** An attempt ended. Decides between finishing the call and another attempt. */
+  attemptEnded(attempt: Attempt, error: RpcError | undefined, info: { refused: boolean; pushbackMs: number | undefined }): void {
+    if (this.done || attempt !== this.current) return;
+    const throttle = this.channel.retryThrottle;
+    if (error === undefined) {
+      throttle?.onSuccess();
+      this.finish(undefined);
+      return;
+    }
+    // A stream the server never processed (REFUSED_STREAM, or beyond a GOAWAY's last stream id)
+    // is retried at once on another connection, without counting as an attempt (A6 transparent retry).
+    if (info.refused && !this.committed && this.replay !== undefined && this.transparentRetries < 3) {
+      this.transparentRetries++;
+      this.attempts--;
+      this.nextAttempt();
+      return;
+    }
+    const policy = this.retryPolicy;
+    if (policy === undefined || this.committed || this.replay === undefined || !policy.retryableStatusCodes.has(error.code)) {
+      this.finish(error);
+      return;
+    }
+    throttle?.onFailure();
+    if (this.attempts >= policy.maxAttempts || (throttle !== undefined && !throttle.allowsRetry) || info.pushbackMs === -1) {
+      this.finish(error);
+      return;
+    }
+    const cap = Math.min(policy.initialBackoffMs * policy.backoffMultiplier ** (this.attempts - 1), policy.maxBackoffMs);
+    const delay = info.pushbackMs ?? Math.random() * cap;
+    if (this.deadline !== undefined && Date.now() + delay >= this.deadline) {
+      this.finish(error);
+      return;
+    }
+    this.current = undefined;
+    const t = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (!this.done) this.nextAttempt();
+    }, delay);
+    this.retryTimer = t;
+  }
+
+  private retryTimer: NodeJS.Timeout | undefined;
+
+  encodeRequest(message: unknown): Uint8Array | undefined {
     let bytes: Uint8Array;
     try {
       bytes = this.codec.encode(this.method.input as DescMessage, message as never);
@@ -192,18 +298,114 @@ class ClientCall {
     return c !== undefined && !isMarkedUncompressed(message) ? encodeFrame(c.compress(bytes), true) : encodeFrame(bytes);
   }
 
+  /** We end the call ourselves: reset the stream and fail the responses at once. */
+  cancel(reason: RpcError, immediate = true): void {
+    if (this.done) return;
+    this.current?.reset();
+    this.finish(reason, immediate);
+  }
+
+  finish(error: RpcError | undefined, immediate = false): void {
+    if (this.done) return;
+    this.done = true;
+    this.commit();
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    this.pickAbort.abort(error);
+    this.stopSending();
+    this.options.signal?.removeEventListener("abort", this.onAbort);
+    const trailers = error?.metadata ?? this.current?.trailers;
+    if (trailers !== undefined) this.options.onTrailer?.(trailers);
+    if (error === undefined) this.responses.end();
+    else this.responses.fail(error, immediate);
+  }
+
+  get isDone(): boolean {
+    return this.done;
+  }
+}
+
+/** One HTTP/2 stream of a call. Reports its outcome to the call once, when the stream closes. */
+class Attempt {
+  stream: ClientHttp2Stream | undefined;
+  trailers: Metadata | undefined;
+  private session: Http2Session | undefined;
+  private readonly resetter = new AbortController();
+  private readonly decoder: FrameDecoder;
+  private status: Status | undefined;
+  private httpError: RpcError | undefined;
+  private streamError: Error | undefined;
+  private responded = false;
+  private responseCompression: Compression | undefined;
+  private ended = false;
+
+  constructor(
+    private readonly call: ClientCall,
+    private readonly subchannel: Subchannel,
+  ) {
+    this.decoder = new FrameDecoder(call.channel.options.maxReceiveMessageBytes);
+  }
+
+  /** Opens the stream; false when that failed and the outcome was already reported. */
+  open(headers: OutgoingHttpHeaders): boolean {
+    let stream: ClientHttp2Stream;
+    try {
+      stream = this.subchannel.openStream(headers, this.resetter.signal);
+    } catch (e) {
+      // The subchannel lost its session between pick and open: the server never saw this stream.
+      this.call.attemptEnded(this, RpcError.from(e, Code.Unavailable, `cannot start a call on ${this.call.channel.target}: ${(e as Error).message}`), {
+        refused: true,
+        pushbackMs: undefined,
+      });
+      return false;
+    }
+    this.stream = stream;
+    this.session = stream.session;
+    stream.on("response", (h) => this.onResponse(h));
+    stream.on("data", (chunk: Buffer) => this.onData(chunk));
+    stream.on("trailers", (h) => this.onTrailers(h));
+    stream.on("error", (e) => {
+      this.streamError ??= e;
+    });
+    stream.on("close", () => this.onClose());
+    return true;
+  }
+
+  write(frame: Uint8Array): boolean {
+    const s = this.stream;
+    if (s === undefined || s.destroyed || s.writableEnded) return true;
+    return s.write(frame);
+  }
+
+  drained(): Promise<void> {
+    return this.stream === undefined ? Promise.resolve() : drained(this.stream);
+  }
+
+  end(): void {
+    const s = this.stream;
+    if (s !== undefined && !s.destroyed && !s.writableEnded) s.end();
+  }
+
+  reset(): void {
+    if (this.stream !== undefined && !this.stream.destroyed) this.resetter.abort();
+  }
+
   private onResponse(headers: IncomingHttpHeaders): void {
     this.responded = true;
     const httpStatus = Number(headers[":status"]);
     const status = parseStatus(headers);
     if (status !== undefined) {
-      // Trailers-only: the whole response is this one header block.
+      // Trailers-only: the whole response is this one header block (and does not commit).
       this.status = status;
       this.trailers = metadataFromHeaders(headers);
+      this.call.stopSending();
       return;
     }
     if (httpStatus !== 200) {
-      this.httpError = new RpcError(httpStatusToCode(httpStatus), `the server answered HTTP ${httpStatus} instead of gRPC (is ${this.channel.target} a gRPC server?)`);
+      this.httpError = new RpcError(
+        httpStatusToCode(httpStatus),
+        `the server answered HTTP ${httpStatus} instead of gRPC (is ${this.call.channel.target} a gRPC server?)`,
+      );
       return;
     }
     if (parseContentType(headers["content-type"]) === undefined) {
@@ -212,49 +414,43 @@ class ClientCall {
     }
     const encoding = headers["grpc-encoding"];
     if (typeof encoding === "string" && encoding !== "identity") {
-      this.responseCompression = this.channel.options.compressions.get(encoding);
+      this.responseCompression = this.call.channel.options.compressions.get(encoding);
       if (this.responseCompression === undefined) {
         this.httpError = new RpcError(Code.Internal, `the server compressed with "${encoding}", which this channel does not support`);
         return;
       }
     }
-    this.options.onHeader?.(metadataFromHeaders(headers));
+    this.call.commit();
+    this.call.options.onHeader?.(metadataFromHeaders(headers));
   }
 
   private onData(chunk: Buffer): void {
-    if (this.done || this.httpError !== undefined) return;
+    if (this.call.isDone || this.httpError !== undefined) return;
     let frames: Frame[];
     try {
       frames = this.decoder.push(chunk);
     } catch (e) {
-      this.cancel(this.limitError(RpcError.from(e, Code.Internal)), false);
+      this.call.cancel(this.limitError(RpcError.from(e, Code.Internal)), false);
       return;
     }
-    for (const f of frames) this.responses.push(f);
+    for (const f of frames) this.call.pushResponse(f);
   }
 
   private onTrailers(headers: IncomingHttpHeaders): void {
     this.trailers = metadataFromHeaders(headers);
     this.status = parseStatus(headers) ?? { code: Code.Internal, message: "the server's trailers carry no grpc-status" };
-    this.stopSending();
-  }
-
-  /**
-   * The server has sent its status while we may still be sending: the call is over, so stop
-   * the request producer and close our half, or node would keep the stream open forever.
-   */
-  private stopSending(): void {
-    const it = this.requestIterator;
-    this.requestIterator = undefined;
-    if (it !== undefined) void it.return?.()?.catch?.(() => {});
+    // Node keeps a stream open until both sides end: close ours now that the server is done.
+    this.call.stopSending();
     const stream = this.stream;
     if (stream !== undefined && !stream.writableEnded && !stream.destroyed) stream.close(constants.NGHTTP2_NO_ERROR);
   }
 
   private onClose(): void {
-    if (this.done) return;
+    if (this.ended) return;
+    this.ended = true;
     const stream = this.stream!;
     let error: RpcError | undefined;
+    let refused = false;
     if (this.httpError !== undefined) {
       error = this.httpError;
     } else if (this.status !== undefined) {
@@ -263,54 +459,43 @@ class ClientCall {
       } else if (this.decoder.partial) {
         error = new RpcError(Code.Internal, "the response stream ended in the middle of a message");
       }
-    } else if (!this.responded && (this.streamError !== undefined || this.channel.connectionError() !== undefined)) {
+    } else if (stream.rstCode === constants.NGHTTP2_REFUSED_STREAM || (!this.responded && isGoawayRefusal(this.streamError))) {
+      refused = true;
+      error = new RpcError(Code.Unavailable, `${this.call.channel.target} refused the stream (it is going away)`);
+    } else if (!this.responded && this.streamError !== undefined) {
       error = this.connectionFailure(this.streamError);
     } else if (this.session === undefined || this.session.destroyed) {
       // The connection died under the stream (socket closed, GOAWAY with error, server killed).
-      error = new RpcError(Code.Unavailable, `lost the connection to ${this.channel.target} before the call finished`, { cause: this.streamError });
+      error = new RpcError(Code.Unavailable, `lost the connection to ${this.call.channel.target} before the call finished`, { cause: this.streamError });
     } else if (stream.rstCode !== undefined && stream.rstCode !== constants.NGHTTP2_NO_ERROR) {
       error = new RpcError(rstCodeToCode(stream.rstCode), `the server reset the stream (HTTP/2 error code ${stream.rstCode})`);
-    } else if (this.streamError !== undefined) {
-      error = this.connectionFailure(this.streamError);
     } else {
       error = new RpcError(Code.Internal, "the server closed the stream without sending a status");
     }
-    this.finish(error);
+    this.call.attemptEnded(this, error, { refused, pushbackMs: this.pushback() });
   }
 
-  private connectionFailure(e: Error | undefined): RpcError {
-    let cause: Error = this.channel.connectionError() ?? e ?? new Error("connection lost");
+  /** `grpc-retry-pushback-ms`: a delay to use, -1 for "do not retry", undefined when absent. */
+  private pushback(): number | undefined {
+    const v = this.trailers?.get("grpc-retry-pushback-ms");
+    if (v === undefined) return undefined;
+    return typeof v === "string" && /^\d+$/.test(v) ? Number(v) : -1;
+  }
+
+  private connectionFailure(e: Error): RpcError {
+    let cause: Error = this.subchannel.lastError ?? e;
     // node wraps the socket's error (ECONNREFUSED...) in ERR_HTTP2_STREAM_CANCEL; report the socket's.
     if (cause.cause instanceof Error) cause = cause.cause;
-    return new RpcError(Code.Unavailable, `connection to ${this.channel.target} failed: ${cause.message}`, { cause });
-  }
-
-  /** We end the call ourselves: reset the stream and fail the responses at once. */
-  private cancel(reason: RpcError, immediate = true): void {
-    if (this.done) return;
-    if (this.stream !== undefined && !this.stream.destroyed) this.reset.abort();
-    this.finish(reason, immediate);
-  }
-
-  private finish(error: RpcError | undefined, immediate = false): void {
-    if (this.done) return;
-    this.done = true;
-    const it = this.requestIterator;
-    this.requestIterator = undefined;
-    if (it !== undefined) void it.return?.()?.catch?.(() => {});
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.options.signal?.removeEventListener("abort", this.onAbort);
-    const trailers = error?.metadata ?? this.trailers;
-    if (trailers !== undefined) this.options.onTrailer?.(trailers);
-    if (error === undefined) this.responses.end();
-    else this.responses.fail(error, immediate);
+    return new RpcError(Code.Unavailable, `connection to ${this.call.channel.target} failed: ${cause.message}`, { cause });
   }
 
   private limitError(error: RpcError): RpcError {
-    return limitErrorFor(error, this.channel.options.maxReceiveMessageBytes);
+    if (error.code !== Code.ResourceExhausted) return error;
+    const max = this.call.channel.options.maxReceiveMessageBytes;
+    return new RpcError(Code.ResourceExhausted, `${error.rawMessage}: response exceeds the channel's receive limit (maxReceiveMessageBytes = ${max})`);
   }
 
-  private decodeResponse(schema: DescMessage, frame: Frame): unknown {
+  decodeResponse(schema: DescMessage, frame: Frame): unknown {
     let data = frame.data;
     if (frame.compressed) {
       let err: RpcError | undefined;
@@ -318,30 +503,29 @@ class ClientCall {
         err = new RpcError(Code.Internal, "received a compressed message, but the response's grpc-encoding is identity");
       } else {
         try {
-          data = this.responseCompression.decompress(data, this.channel.options.maxReceiveMessageBytes);
+          data = this.responseCompression.decompress(data, this.call.channel.options.maxReceiveMessageBytes);
         } catch (e) {
           err = this.limitError(RpcError.from(e, Code.Internal));
         }
       }
       if (err !== undefined) {
-        this.cancel(err);
+        this.call.cancel(err);
         throw err;
       }
     }
     try {
-      return this.codec.decode(schema, data);
+      return this.call.codec.decode(schema, data);
     } catch (e) {
       const err = new RpcError(Code.Internal, `failed to parse response ${schema.typeName}: ${(e as Error).message}`, { cause: e });
-      this.cancel(err);
+      this.call.cancel(err);
       throw err;
     }
   }
 }
 
-/** Names the channel's receive limit in a size error, so the reader knows which knob to turn. */
-function limitErrorFor(error: RpcError, max: number): RpcError {
-  if (error.code !== Code.ResourceExhausted) return error;
-  return new RpcError(Code.ResourceExhausted, `${error.rawMessage}: response exceeds the channel's receive limit (maxReceiveMessageBytes = ${max})`);
+function isGoawayRefusal(e: Error | undefined): boolean {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return code === "ERR_HTTP2_GOAWAY_SESSION";
 }
 
 function abortReason(signal: AbortSignal | undefined): RpcError {

@@ -1,0 +1,87 @@
+import type { ConnectivityState } from "./connectivity.js";
+import type { Subchannel } from "./subchannel.js";
+
+/**
+ * Chooses a subchannel for each call. `pick()` is synchronous over the snapshot the balancer
+ * built at the last state change; undefined means "nothing ready: wait or fail".
+ */
+export interface Picker {
+  pick(): Subchannel | undefined;
+}
+
+/**
+ * A load-balancing policy: given the subchannels (in resolver order) it decides which ones to
+ * connect, what the channel's state is, and how calls pick. Called again on every change.
+ */
+export interface Balancer {
+  /** Recomputes after an address-list or subchannel-state change. */
+  update(subchannels: readonly Subchannel[]): { state: ConnectivityState; picker: Picker };
+}
+
+/** A registry of policies by their service-config name. */
+export const balancers = new Map<string, () => Balancer>();
+
+const nothing: Picker = { pick: () => undefined };
+
+/** Aggregates subchannel states as gRPC does: READY > CONNECTING > IDLE > TRANSIENT_FAILURE. */
+function aggregate(subchannels: readonly Subchannel[]): ConnectivityState {
+  let connecting = false;
+  let idle = false;
+  for (const s of subchannels) {
+    if (s.state === "READY") return "READY";
+    if (s.state === "CONNECTING") connecting = true;
+    if (s.state === "IDLE") idle = true;
+  }
+  if (connecting) return "CONNECTING";
+  if (idle) return "IDLE";
+  return subchannels.length === 0 ? "IDLE" : "TRANSIENT_FAILURE";
+}
+
+/**
+ * pick_first: every call goes to the first address that is READY; connections are made one
+ * address at a time, moving down the list while earlier ones fail. The default policy.
+ */
+export function pickFirst(): Balancer {
+  return {
+    update(subchannels) {
+      const ready = subchannels.find((s) => s.state === "READY");
+      if (ready !== undefined) return { state: "READY", picker: { pick: () => (ready.state === "READY" ? ready : undefined) } };
+      if (!subchannels.some((s) => s.state === "CONNECTING")) {
+        // Connect the first address that is not cooling off after a failure.
+        const next = subchannels.find((s) => s.state === "IDLE");
+        next?.requestConnection();
+      }
+      return { state: aggregate(subchannels), picker: nothing };
+    },
+  };
+}
+
+/**
+ * round_robin: connects every address and spreads calls over the READY ones in turn. A
+ * subchannel that fails leaves the rotation and rejoins once it reconnects.
+ */
+export function roundRobin(): Balancer {
+  let next = 0;
+  return {
+    update(subchannels) {
+      for (const s of subchannels) s.requestConnection();
+      const ready = subchannels.filter((s) => s.state === "READY");
+      if (ready.length === 0) return { state: aggregate(subchannels), picker: nothing };
+      return {
+        state: "READY",
+        picker: {
+          pick() {
+            for (let i = 0; i < ready.length; i++) {
+              const s = ready[next++ % ready.length]!;
+              if (s.state === "READY") return s;
+            }
+            return undefined;
+          },
+        },
+      };
+    },
+  };
+}
+
+balancers.set("pick_first", pickFirst);
+balancers.set("round_robin", roundRobin);
