@@ -134,7 +134,8 @@ class Http2Channel implements Channel {
   private subchannels: Subchannel[] = [];
   private resolver: Resolver | undefined;
   private resolveError: Error | undefined;
-  private waiters = new Set<() => void>();
+  private readonly waiters = new Set<() => void>();
+  private hold: NodeJS.Timeout | undefined;
   private readonly keepalive: KeepaliveState;
   private readonly clock: Clock;
 
@@ -168,21 +169,21 @@ class Http2Channel implements Channel {
     if (failure !== undefined) throw failure;
     return new Promise<Subchannel>((resolve, reject) => {
       const onAbort = () => {
-        this.waiters.delete(retry);
+        this.removeWaiter(retry);
         reject(signal?.reason);
       };
       const retry = () => {
         const s = this.picker.pick();
         const err = s === undefined ? this.failFast(waitForReady) : undefined;
         if (s === undefined && err === undefined) return;
-        this.waiters.delete(retry);
+        this.removeWaiter(retry);
         signal?.removeEventListener("abort", onAbort);
         if (s !== undefined) resolve(s);
         else reject(err);
       };
       if (signal?.aborted) return onAbort();
       signal?.addEventListener("abort", onAbort, { once: true });
-      this.waiters.add(retry);
+      this.addWaiter(retry);
     });
   }
 
@@ -190,18 +191,18 @@ class Http2Channel implements Channel {
     if (this.state !== from) return Promise.resolve(this.state);
     return new Promise((resolve, reject) => {
       const onAbort = () => {
-        this.waiters.delete(check);
+        this.removeWaiter(check);
         reject(signal?.reason);
       };
       const check = () => {
         if (this.state === from) return;
-        this.waiters.delete(check);
+        this.removeWaiter(check);
         signal?.removeEventListener("abort", onAbort);
         resolve(this.state);
       };
       if (signal?.aborted) return onAbort();
       signal?.addEventListener("abort", onAbort, { once: true });
-      this.waiters.add(check);
+      this.addWaiter(check);
     });
   }
 
@@ -305,6 +306,23 @@ class Http2Channel implements Channel {
     if (this.state === state) return;
     this.state = state;
     this.notify();
+  }
+
+  /**
+   * Someone awaits this channel: keep the process alive meanwhile. Connections are unref'd so an
+   * idle channel never holds a process open, but a pending call or waitForReady must.
+   */
+  private addWaiter(w: () => void): void {
+    this.waiters.add(w);
+    this.hold ??= setInterval(() => {}, 1 << 30);
+  }
+
+  private removeWaiter(w: () => void): void {
+    this.waiters.delete(w);
+    if (this.waiters.size === 0 && this.hold !== undefined) {
+      clearInterval(this.hold);
+      this.hold = undefined;
+    }
   }
 
   private notify(): void {

@@ -285,13 +285,16 @@ export function parseMetadataStrict(headers: HeaderRecord): Metadata {
   return readHeaders(headers, true);
 }
 
+// Transport headers that applications may read (as grpc-go exposes them) but never set.
+const readableTransportHeaders = new Set(["grpc-previous-rpc-attempts", "grpc-retry-pushback-ms"]);
+
 function readHeaders(headers: HeaderRecord, strict: boolean): Metadata {
   const md = new Metadata();
   for (const name in headers) {
     const raw = headers[name];
     if (raw === undefined) continue;
     const key = name.toLowerCase();
-    if (isReservedHeader(key)) continue;
+    if (isReservedHeader(key) && !readableTransportHeaders.has(key)) continue;
     if (!keyPattern.test(key)) {
       if (strict) throw new MetadataError(name, `metadata key ${JSON.stringify(name)} is invalid: keys may contain only 0-9 a-z _ . -`);
       continue;

@@ -48,7 +48,7 @@ export interface Harness {
   /** Starts a server with `setup` applied, on an ephemeral port; closed after the test. */
   server(setup: (s: Server) => void, options?: ServerOptions): Promise<{ server: Server; port: number; target: string }>;
   /** A channel to `target`; closed after the test. */
-  channel(target: string, options?: ChannelOptions): Channel;
+  channel(target: string | readonly string[], options?: ChannelOptions): Channel;
   /** A typed client on a fresh channel to `target`. */
   client<S extends DescService>(service: S, target: string, options?: ChannelOptions): ReturnType<typeof createClient<S>>;
 }

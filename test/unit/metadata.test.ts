@@ -259,7 +259,8 @@ describe("metadataFromHeaders", () => {
       "user-agent": "grpc-node-js/1.14.0",
       "x-custom": "yes",
     });
-    assert.deepEqual([...md.keys()], ["grpc-status-details-bin", "user-agent", "x-custom"]);
+    // Retry headers stay readable (as in grpc-go) though applications cannot set them.
+    assert.deepEqual([...md.keys()], ["grpc-previous-rpc-attempts", "grpc-retry-pushback-ms", "grpc-status-details-bin", "user-agent", "x-custom"]);
     assert.deepEqual(md.get("grpc-status-details-bin"), bytes(8, 5));
   });
 

@@ -1,0 +1,356 @@
+import assert from "node:assert/strict";
+import { createServer as createNetServer, type AddressInfo } from "node:net";
+import { connect as netConnect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Echo } from "../../gen/echo/echo_pb.js";
+import { Code, createClient, createPushable, createServer, RpcError, silentLogger, type Server, type ServiceImpl } from "../../src/index.js";
+import { eventually, useHarness } from "../support/harness.js";
+import { startTcpProxy } from "../support/tcp-proxy.js";
+
+function code(c: Code) {
+  return (e: unknown) => {
+    assert.ok(e instanceof RpcError, String(e));
+    assert.equal(e.code, c, e.message);
+    return true;
+  };
+}
+
+/** An Echo server that answers with its own name, so tests see which backend served a call. */
+function named(name: string, counts: Map<string, number>): ServiceImpl<typeof Echo> {
+  return {
+    unaryEcho: () => (counts.set(name, (counts.get(name) ?? 0) + 1), { message: name }),
+    async *bidirectionalStreamingEcho(reqs) {
+      for await (const _ of reqs) yield { message: name };
+    },
+  };
+}
+
+async function freePort(): Promise<number> {
+  const s = createNetServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+const fastBackoff = { initialMs: 50, maxMs: 200, minConnectTimeoutMs: 1000 };
+
+describe("load balancing", () => {
+  const h = useHarness();
+
+  test("round_robin spreads 300 unary calls evenly over 3 servers", async () => {
+    const counts = new Map<string, number>();
+    const targets: string[] = [];
+    for (const name of ["a", "b", "c"]) targets.push((await h.server((s) => s.add(Echo, named(name, counts)))).target);
+    const channel = h.channel(`ipv4:${targets.join(",")}`, { loadBalancingPolicy: "round_robin" });
+    await channel.waitForReady({ timeoutMs: 2000 });
+    // All three must be READY before the rotation is even; wait for the last to connect.
+    const echo = createClient(Echo, channel);
+    await eventually(() => channel.state === "READY", 1000);
+    await sleep(50);
+    for (let i = 0; i < 300; i++) await echo.unaryEcho({});
+    assert.deepEqual([...counts.values()].sort(), [100, 100, 100], JSON.stringify([...counts]));
+  });
+
+  test("pick_first sends every call to the first reachable address", async () => {
+    const counts = new Map<string, number>();
+    const dead = await freePort();
+    const a = await h.server((s) => s.add(Echo, named("a", counts)));
+    const b = await h.server((s) => s.add(Echo, named("b", counts)));
+    const echo = h.client(Echo, `ipv4:127.0.0.1:${dead},${a.target},${b.target}`, { backoff: fastBackoff });
+    for (let i = 0; i < 20; i++) assert.equal((await echo.unaryEcho({}, { waitForReady: true, timeoutMs: 2000 })).message, "a");
+    assert.deepEqual([...counts], [["a", 20]]);
+  });
+
+  test("a killed server leaves the rotation, calls keep succeeding, and it rejoins after restart", async () => {
+    const counts = new Map<string, number>();
+    const a = await h.server((s) => s.add(Echo, named("a", counts)));
+    const bPort = await freePort();
+    const startB = async () => {
+      const s = createServer({ logger: silentLogger }).add(Echo, named("b", counts));
+      await s.listen({ host: "127.0.0.1", port: bPort });
+      return s;
+    };
+    let b: Server = await startB();
+    try {
+      const channel = h.channel(`ipv4:${a.target},127.0.0.1:${bPort}`, { loadBalancingPolicy: "round_robin", backoff: fastBackoff });
+      const echo = createClient(Echo, channel);
+      await channel.waitForReady({ timeoutMs: 2000 });
+      await eventually(() => channel.state === "READY", 2000);
+      await sleep(50);
+      for (let i = 0; i < 10; i++) await echo.unaryEcho({});
+      assert.equal(counts.get("b"), 5);
+      b.forceShutdown();
+      await sleep(50);
+      counts.clear();
+      for (let i = 0; i < 30; i++) assert.equal((await echo.unaryEcho({})).message, "a");
+      b = await startB();
+      await eventually(
+        () => {
+          void echo.unaryEcho({}).catch(() => {});
+          return (counts.get("b") ?? 0) > 0;
+        },
+        3000,
+        "b to rejoin the rotation",
+      );
+    } finally {
+      await b.shutdown({ graceMs: 100 });
+    }
+  });
+
+  test("a stream stays on the subchannel it started on while unary calls rotate", async () => {
+    const counts = new Map<string, number>();
+    const targets: string[] = [];
+    for (const name of ["a", "b"]) targets.push((await h.server((s) => s.add(Echo, named(name, counts)))).target);
+    const channel = h.channel(targets, { loadBalancingPolicy: "round_robin" });
+    await channel.waitForReady({ timeoutMs: 2000 });
+    await sleep(50);
+    const echo = createClient(Echo, channel);
+    const requests = createPushable<{ message: string }>();
+    const responses = echo.bidirectionalStreamingEcho(requests)[Symbol.asyncIterator]();
+    const seen = new Set<string>();
+    for (let i = 0; i < 10; i++) {
+      await echo.unaryEcho({});
+      await requests.push({ message: "x" });
+      seen.add(String((await responses.next()).value?.message));
+    }
+    requests.end();
+    await responses.next();
+    assert.equal(seen.size, 1, `the stream moved between ${[...seen].join(", ")}`);
+    assert.equal(counts.get("a"), 5);
+    assert.equal(counts.get("b"), 5);
+  });
+});
+
+describe("connectivity", () => {
+  const h = useHarness();
+
+  test("the channel reports IDLE, CONNECTING and READY, and stays IDLE until used", async () => {
+    const { target } = await h.server((s) => s.add(Echo, { unaryEcho: () => ({}) }));
+    const channel = h.channel(target);
+    assert.equal(channel.state, "IDLE");
+    await sleep(20);
+    assert.equal(channel.state, "IDLE");
+    const states: string[] = [];
+    const watch = (async () => {
+      let s = channel.state;
+      while (s !== "READY") states.push((s = await channel.waitForStateChange(s)));
+    })();
+    await channel.waitForReady({ timeoutMs: 2000 });
+    await watch;
+    assert.deepEqual(states, ["CONNECTING", "READY"]);
+  });
+
+  test("fail-fast: a call on a channel in TRANSIENT_FAILURE fails with UNAVAILABLE naming the address", async () => {
+    const port = await freePort();
+    const echo = h.client(Echo, `127.0.0.1:${port}`, { backoff: fastBackoff });
+    const start = Date.now();
+    await assert.rejects(echo.unaryEcho({}), (e: unknown) => {
+      code(Code.Unavailable)(e);
+      assert.match((e as RpcError).rawMessage, new RegExp(`127.0.0.1:${port}.*ECONNREFUSED`));
+      return true;
+    });
+    assert.ok(Date.now() - start < 1000);
+  });
+
+  test("wait-for-ready: a call made before the server exists succeeds once it starts", async () => {
+    const port = await freePort();
+    const echo = h.client(Echo, `127.0.0.1:${port}`, { backoff: fastBackoff });
+    const call = echo.unaryEcho({ message: "early" }, { waitForReady: true, timeoutMs: 5000 });
+    await sleep(300);
+    const server = createServer({ logger: silentLogger }).add(Echo, { unaryEcho: (r) => ({ message: r.message }) });
+    await server.listen({ host: "127.0.0.1", port });
+    try {
+      assert.equal((await call).message, "early");
+    } finally {
+      await server.shutdown({ graceMs: 100 });
+    }
+  });
+
+  test("wait-for-ready is bounded by the deadline", async () => {
+    const port = await freePort();
+    const echo = h.client(Echo, `127.0.0.1:${port}`, { backoff: fastBackoff });
+    const start = Date.now();
+    await assert.rejects(echo.unaryEcho({}, { waitForReady: true, timeoutMs: 200 }), code(Code.DeadlineExceeded));
+    assert.ok(Date.now() - start < 1000);
+  });
+
+  test("dns:/// targets resolve through the system resolver", async () => {
+    const { port } = await h.server((s) => s.add(Echo, { unaryEcho: (r) => ({ message: r.message }) }));
+    const echo = h.client(Echo, `dns:///localhost:${port}`);
+    assert.equal((await echo.unaryEcho({ message: "dns" }, { waitForReady: true, timeoutMs: 3000 })).message, "dns");
+  });
+
+  test("unix:/// targets connect over a unix socket", async () => {
+    const { port } = await h.server((s) => s.add(Echo, { unaryEcho: (r) => ({ message: r.message }) }));
+    const path = join(tmpdir(), `rill-${process.pid}-${Date.now()}.sock`);
+    const bridge = createNetServer((c) => {
+      const up = netConnect(port, "127.0.0.1");
+      c.pipe(up).pipe(c);
+      c.on("close", () => up.destroy()).on("error", () => up.destroy());
+      up.on("close", () => c.destroy()).on("error", () => c.destroy());
+    });
+    await new Promise<void>((r) => bridge.listen(path, r));
+    try {
+      const channel = h.channel(`unix://${path}`);
+      assert.equal((await createClient(Echo, channel).unaryEcho({ message: "unix" })).message, "unix");
+      channel.close();
+    } finally {
+      await new Promise<void>((r) => bridge.close(() => r()));
+    }
+  });
+
+  test("keepalive detects a blackholed connection, fails its calls with UNAVAILABLE, and the channel reconnects", async () => {
+    const { port } = await h.server((s) =>
+      s.add(Echo, {
+        async *serverStreamingEcho(_r, ctx) {
+          yield { message: "started" };
+          await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
+        },
+        unaryEcho: (r) => ({ message: r.message }),
+      }),
+    );
+    const proxy = await startTcpProxy(port);
+    try {
+      const echo = h.client(Echo, proxy.target, { keepalive: { timeMs: 100, timeoutMs: 100 }, backoff: fastBackoff });
+      const it = echo.serverStreamingEcho({})[Symbol.asyncIterator]();
+      assert.equal((await it.next()).value?.message, "started");
+      proxy.blackhole();
+      const start = Date.now();
+      await assert.rejects(it.next(), code(Code.Unavailable));
+      const took = Date.now() - start;
+      assert.ok(took < 1000, `detected after ${took} ms`);
+      proxy.restore();
+      proxy.cut();
+      assert.equal((await echo.unaryEcho({ message: "back" }, { waitForReady: true, timeoutMs: 3000 })).message, "back");
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
+describe("retries (gRFC A6)", () => {
+  const h = useHarness();
+  const policy = (maxAttempts: number) => ({
+    methodConfig: [
+      {
+        name: [{ service: "grpc.examples.echo.Echo" }],
+        retryPolicy: { maxAttempts, initialBackoff: "0.01s", maxBackoff: "0.05s", backoffMultiplier: 2, retryableStatusCodes: ["UNAVAILABLE"] },
+      },
+    ],
+  });
+
+  test("a unary call succeeds after two UNAVAILABLE answers, telling the server the attempt number", async () => {
+    const attempts: string[] = [];
+    const { target } = await h.server((s) =>
+      s.add(Echo, {
+        unaryEcho(r, ctx) {
+          attempts.push(String(ctx.requestMetadata.get("grpc-previous-rpc-attempts") ?? "0"));
+          if (attempts.length < 3) throw new RpcError(Code.Unavailable, "try again");
+          return { message: r.message };
+        },
+      }),
+    );
+    const echo = h.client(Echo, target, { serviceConfig: policy(4) });
+    assert.equal((await echo.unaryEcho({ message: "third time" })).message, "third time");
+    assert.deepEqual(attempts, ["0", "1", "2"]);
+  });
+
+  test("retries stop at maxAttempts and the last status is returned", async () => {
+    let calls = 0;
+    const { target } = await h.server((s) =>
+      s.add(Echo, {
+        unaryEcho() {
+          calls++;
+          throw new RpcError(Code.Unavailable, `attempt ${calls}`);
+        },
+      }),
+    );
+    const echo = h.client(Echo, target, { serviceConfig: policy(3) });
+    await assert.rejects(echo.unaryEcho({}), (e: unknown) => (code(Code.Unavailable)(e), assert.equal((e as RpcError).rawMessage, "attempt 3"), true));
+    assert.equal(calls, 3);
+  });
+
+  test("codes not listed as retryable are not retried", async () => {
+    let calls = 0;
+    const { target } = await h.server((s) => s.add(Echo, { unaryEcho: () => (calls++, Promise.reject(new RpcError(Code.Internal, "no"))) }));
+    const echo = h.client(Echo, target, { serviceConfig: policy(5) });
+    await assert.rejects(echo.unaryEcho({}), code(Code.Internal));
+    assert.equal(calls, 1);
+  });
+
+  test("no retry once a response message was received (the call is committed)", async () => {
+    let calls = 0;
+    const { target } = await h.server((s) =>
+      s.add(Echo, {
+        async *serverStreamingEcho() {
+          calls++;
+          yield { message: "one" };
+          throw new RpcError(Code.Unavailable, "after a message");
+        },
+      }),
+    );
+    const echo = h.client(Echo, target, { serviceConfig: policy(5) });
+    const got: string[] = [];
+    await assert.rejects(
+      (async () => {
+        for await (const r of echo.serverStreamingEcho({})) got.push(r.message);
+      })(),
+      code(Code.Unavailable),
+    );
+    assert.deepEqual(got, ["one"]);
+    assert.equal(calls, 1);
+  });
+
+  test("a client stream is replayed from the buffer on retry", async () => {
+    const seen: string[][] = [];
+    const { target } = await h.server((s) =>
+      s.add(Echo, {
+        async clientStreamingEcho(reqs) {
+          const all: string[] = [];
+          for await (const r of reqs) all.push(r.message);
+          seen.push(all);
+          if (seen.length === 1) throw new RpcError(Code.Unavailable, "again");
+          return { message: all.join(",") };
+        },
+      }),
+    );
+    const echo = h.client(Echo, target, { serviceConfig: policy(3) });
+    async function* slow() {
+      for (const m of ["a", "b", "c"]) {
+        await sleep(5);
+        yield { message: m };
+      }
+    }
+    assert.equal((await echo.clientStreamingEcho(slow())).message, "a,b,c");
+    assert.deepEqual(seen, [["a", "b", "c"], ["a", "b", "c"]]);
+  });
+
+  test("a per-call retry policy works without a service config, and null disables one", async () => {
+    let calls = 0;
+    const { target } = await h.server((s) => s.add(Echo, { unaryEcho: () => (calls++, Promise.reject(new RpcError(Code.Unavailable, "x"))) }));
+    const { parseRetryPolicy } = await import("../../src/index.js");
+    const echo = h.client(Echo, target, { serviceConfig: policy(4) });
+    const retryPolicy = parseRetryPolicy({ maxAttempts: 2, initialBackoff: "0.01s", maxBackoff: "0.01s", backoffMultiplier: 1, retryableStatusCodes: [14] });
+    await assert.rejects(echo.unaryEcho({}, { retryPolicy }), code(Code.Unavailable));
+    assert.equal(calls, 2);
+    calls = 0;
+    await assert.rejects(echo.unaryEcho({}, { retryPolicy: null }), code(Code.Unavailable));
+    assert.equal(calls, 1);
+  });
+
+  test("retry throttling stops retries once too many fail", async () => {
+    let calls = 0;
+    const { target } = await h.server((s) => s.add(Echo, { unaryEcho: () => (calls++, Promise.reject(new RpcError(Code.Unavailable, "x"))) }));
+    const echo = h.client(Echo, target, { serviceConfig: { ...policy(5), retryThrottling: { maxTokens: 4, tokenRatio: 0.1 } } });
+    // Tokens: 4 → each failed attempt takes one; retries stop at <= 2.
+    await assert.rejects(echo.unaryEcho({}), code(Code.Unavailable));
+    assert.equal(calls, 2);
+    calls = 0;
+    await assert.rejects(echo.unaryEcho({}), code(Code.Unavailable));
+    assert.equal(calls, 1);
+  });
+});
