@@ -35,3 +35,14 @@ export class RpcError extends Error {
     return new RpcError(fallback, text, { cause: reason });
   }
 }
+
+/**
+ * The reason a call ended because no message went either way for its idle timeout
+ * (`idleTimeoutMs`). A handler sees it as `ctx.signal.reason`; the client gets DEADLINE_EXCEEDED.
+ */
+export class IdleTimeoutError extends RpcError {
+  override name = "IdleTimeoutError";
+  constructor(readonly idleTimeoutMs: number) {
+    super(Code.DeadlineExceeded, `idle timeout: no message in either direction for ${idleTimeoutMs} ms`);
+  }
+}

@@ -32,7 +32,7 @@ export type { ServiceConfig, ServiceConfigJson, RetryPolicy, MethodConfig } from
 export { createClient } from "./client/client.js";
 export type { Client, ClientOptions, ClientMethod } from "./client/client.js";
 export type { CallOptions } from "./client/call-options.js";
-export { RpcError } from "./errors.js";
+export { RpcError, IdleTimeoutError } from "./errors.js";
 export { Code, codeName, parseCode } from "./protocol/code.js";
 export { Metadata } from "./protocol/metadata.js";
 export type { MetadataInit, MetadataValue } from "./protocol/metadata.js";

@@ -20,6 +20,8 @@ export interface ChannelOptions {
   maxSendMessageBytes?: number;
   /** Unread response bytes buffered per call before reading from the server pauses. Default 256 KiB. */
   receiveHighWaterMark?: number;
+  /** Request bytes buffered per call (not yet taken by HTTP/2) before the request iterable is no longer pulled. Default 256 KiB. */
+  sendHighWaterMark?: number;
   /** Prepended to Rill's own `user-agent`. */
   userAgent?: string;
   /** Where connection problems are reported. Default: stderr. */
@@ -49,6 +51,7 @@ export interface ResolvedChannelOptions {
   readonly maxReceiveMessageBytes: number;
   readonly maxSendMessageBytes: number;
   readonly receiveHighWaterMark: number;
+  readonly sendHighWaterMark: number;
   readonly userAgent: string;
   readonly logger: Logger;
   readonly compressions: ReadonlyMap<string, Compression>;
@@ -118,6 +121,7 @@ export function createChannel(target: string | readonly string[], options: Chann
     maxReceiveMessageBytes: options.maxReceiveMessageBytes ?? 4 * 1024 * 1024,
     maxSendMessageBytes: options.maxSendMessageBytes ?? Number.POSITIVE_INFINITY,
     receiveHighWaterMark: options.receiveHighWaterMark ?? 256 * 1024,
+    sendHighWaterMark: options.sendHighWaterMark ?? 256 * 1024,
     userAgent: options.userAgent === undefined ? userAgent : `${options.userAgent} ${userAgent}`,
     logger: options.logger ?? consoleLogger,
     retryBufferBytes: options.retryBufferBytes ?? 256 * 1024,

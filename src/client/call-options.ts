@@ -25,6 +25,12 @@ export interface CallOptions {
    * TRANSIENT_FAILURE (bounded by the deadline). Default: the service config's, else false.
    */
   waitForReady?: boolean;
+  /**
+   * End the call if no message goes either way for this long: the client fails with
+   * DEADLINE_EXCEEDED (an `IdleTimeoutError`) and the server, told through the
+   * `rill-idle-timeout-ms` header, aborts the handler's signal with the same reason.
+   */
+  idleTimeoutMs?: number;
   /** Retry policy for this call (see `parseRetryPolicy`); null disables the service config's. */
   retryPolicy?: RetryPolicy | null;
 }

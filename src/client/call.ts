@@ -4,14 +4,14 @@ import type { Channel } from "../channel/channel.js";
 import type { Subchannel } from "../channel/subchannel.js";
 import type { Codec } from "../codec.js";
 import { isMarkedUncompressed, type Compression } from "../compression.js";
-import { RpcError } from "../errors.js";
+import { IdleTimeoutError, RpcError } from "../errors.js";
 import { Code } from "../protocol/code.js";
 import { encodeFrame, FrameDecoder, type Frame } from "../protocol/frame.js";
 import { contentTypeFor, parseContentType } from "../protocol/headers.js";
 import { Metadata, metadataFromHeaders, metadataToHeaders } from "../protocol/metadata.js";
 import { httpStatusToCode, parseStatus, rstCodeToCode, type Status } from "../protocol/status.js";
 import { formatTimeout } from "../protocol/timeout.js";
-import { drained } from "../stream/drain.js";
+import { FrameWriter } from "../stream/frame-writer.js";
 import { MessageQueue } from "../stream/message-queue.js";
 import type { CallOptions } from "./call-options.js";
 import type { RetryPolicy } from "./service-config.js";
@@ -68,6 +68,8 @@ class ClientCall {
   private requestIterator: AsyncIterator<unknown> | undefined;
   private readonly onAbort = () => this.cancel(abortReason(this.options.signal));
   private readonly pickAbort = new AbortController();
+  private idleTimer: NodeJS.Timeout | undefined;
+  private lastActivity = 0;
 
   constructor(
     readonly channel: Channel,
@@ -141,6 +143,10 @@ class ClientCall {
       this.timer = setTimeout(() => this.cancel(new RpcError(Code.DeadlineExceeded, `deadline exceeded after ${Date.now() - started} ms`)), remaining);
     }
     options.signal?.addEventListener("abort", this.onAbort, { once: true });
+    if (options.idleTimeoutMs !== undefined && options.idleTimeoutMs > 0) {
+      this.baseHeaders["rill-idle-timeout-ms"] = String(Math.ceil(options.idleTimeoutMs));
+      this.armIdle(options.idleTimeoutMs);
+    }
 
     if ("single" in requests) {
       const frame = this.encodeRequest(requests.single);
@@ -185,6 +191,20 @@ class ClientCall {
     if (!attempt.open(headers)) return;
     for (const frame of this.replay ?? []) attempt.write(frame);
     if (this.requestsEnded) attempt.end();
+    this.wakePump();
+  }
+
+  private pumpWaiter: (() => void) | undefined;
+
+  /** Resolves when the next attempt has started, or the call ended. */
+  private attemptStarted(): Promise<void> {
+    return new Promise((resolve) => (this.pumpWaiter = resolve));
+  }
+
+  private wakePump(): void {
+    const w = this.pumpWaiter;
+    this.pumpWaiter = undefined;
+    w?.();
   }
 
   /** Sends the request stream, one message at a time, waiting whenever HTTP/2 pushes back. */
@@ -198,8 +218,17 @@ class ClientCall {
         const frame = this.encodeRequest(r.value);
         if (frame === undefined) return;
         this.keepForReplay(frame);
-        const attempt = this.current;
-        if (attempt !== undefined && !attempt.write(frame)) await attempt.drained();
+        if (this.idleTimer !== undefined) this.lastActivity = performance.now();
+        let attempt = this.current;
+        if (attempt === undefined) {
+          // Between attempts (connecting, or backing off before a retry): pull no more until an
+          // attempt starts. It sends the replay buffer, this message included, if there is one.
+          const replayed = this.replay !== undefined;
+          while (this.current === undefined && !this.done) await this.attemptStarted();
+          if (replayed) continue;
+          attempt = this.current;
+        }
+        if (attempt !== undefined && !attempt.write(frame)) await attempt.writable();
       }
       this.requestIterator = undefined;
       this.requestsEnded = true;
@@ -235,6 +264,7 @@ class ClientCall {
 
   pushResponse(frame: Frame): void {
     this.commit();
+    if (this.idleTimer !== undefined) this.lastActivity = performance.now();
     this.responses.push(frame);
   }
 
@@ -311,6 +341,8 @@ class ClientCall {
     this.commit();
     if (this.timer !== undefined) clearTimeout(this.timer);
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
+    this.wakePump();
     this.pickAbort.abort(error);
     this.stopSending();
     this.options.signal?.removeEventListener("abort", this.onAbort);
@@ -318,6 +350,17 @@ class ClientCall {
     if (trailers !== undefined) this.options.onTrailer?.(trailers);
     if (error === undefined) this.responses.end();
     else this.responses.fail(error, immediate);
+  }
+
+  /** The call's idle timeout: one timer, re-armed lazily from the last message either way. */
+  private armIdle(ms: number): void {
+    this.lastActivity = performance.now();
+    const check = () => {
+      const idle = performance.now() - this.lastActivity;
+      if (idle + 1 >= ms) this.cancel(new IdleTimeoutError(ms));
+      else this.idleTimer = setTimeout(check, ms - idle);
+    };
+    this.idleTimer = setTimeout(check, ms);
   }
 
   get isDone(): boolean {
@@ -332,6 +375,7 @@ class Attempt {
   private session: Http2Session | undefined;
   private readonly resetter = new AbortController();
   private readonly decoder: FrameDecoder;
+  private writer: FrameWriter | undefined;
   private status: Status | undefined;
   private httpError: RpcError | undefined;
   private streamError: Error | undefined;
@@ -361,6 +405,7 @@ class Attempt {
     }
     this.stream = stream;
     this.session = stream.session;
+    this.writer = new FrameWriter(stream, this.call.channel.options.sendHighWaterMark);
     stream.on("response", (h) => this.onResponse(h));
     stream.on("data", (chunk: Buffer) => this.onData(chunk));
     stream.on("trailers", (h) => this.onTrailers(h));
@@ -372,21 +417,21 @@ class Attempt {
   }
 
   write(frame: Uint8Array): boolean {
-    const s = this.stream;
-    if (s === undefined || s.destroyed || s.writableEnded) return true;
-    return s.write(frame);
+    return this.writer === undefined ? true : this.writer.write(frame);
   }
 
-  drained(): Promise<void> {
-    return this.stream === undefined ? Promise.resolve() : drained(this.stream);
+  writable(): Promise<void> {
+    return this.writer === undefined ? Promise.resolve() : this.writer.writable();
   }
 
   end(): void {
+    this.writer?.close();
     const s = this.stream;
     if (s !== undefined && !s.destroyed && !s.writableEnded) s.end();
   }
 
   reset(): void {
+    this.writer?.abort();
     if (this.stream !== undefined && !this.stream.destroyed) this.resetter.abort();
   }
 
@@ -441,6 +486,7 @@ class Attempt {
     this.status = parseStatus(headers) ?? { code: Code.Internal, message: "the server's trailers carry no grpc-status" };
     // Node keeps a stream open until both sides end: close ours now that the server is done.
     this.call.stopSending();
+    this.writer?.abort();
     const stream = this.stream;
     if (stream !== undefined && !stream.writableEnded && !stream.destroyed) stream.close(constants.NGHTTP2_NO_ERROR);
   }
@@ -448,6 +494,7 @@ class Attempt {
   private onClose(): void {
     if (this.ended) return;
     this.ended = true;
+    this.writer?.abort();
     const stream = this.stream!;
     let error: RpcError | undefined;
     let refused = false;

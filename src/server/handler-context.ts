@@ -3,11 +3,12 @@ import type { Metadata } from "../protocol/metadata.js";
 
 /**
  * What a handler knows about its call and how it shapes the response around the messages.
+ * `Res` is the response message type (for `send` and `trySend`).
  *
  * `signal` aborts when the client cancels (RST_STREAM), the connection is lost, the deadline
  * passes, or the server shuts down; its `reason` is an `RpcError` saying which.
  */
-export interface HandlerContext {
+export interface HandlerContext<Res = unknown> {
   /** Aborts when the call ends early for any reason; `signal.reason` is an RpcError. */
   readonly signal: AbortSignal;
   /** The client's deadline as epoch milliseconds (from `grpc-timeout`), or undefined for none. */
@@ -32,4 +33,20 @@ export interface HandlerContext {
   setResponseCompression(name: string): void;
   /** Whether the request message read last arrived compressed (its frame's flag was set). */
   readonly lastRequestCompressed: boolean;
+  /**
+   * Push-style sending for streaming responses, usable from any number of producers (each
+   * message goes out whole, in call order). Resolves once the message is queued under the
+   * call's `sendHighWaterMark`, so awaiting it applies backpressure. A handler that uses it
+   * returns a promise (an `async` function) instead of yielding.
+   */
+  send(message: Res): Promise<void>;
+  /**
+   * Queues a message only if there is room now; false means the buffer is full (brpc's EAGAIN):
+   * drop it, or `await ctx.writable()` and try again.
+   */
+  trySend(message: Res): boolean;
+  /** Resolves when `trySend` would accept a message (or the call ended). */
+  writable(): Promise<void>;
+  /** Response bytes queued but not yet taken by HTTP/2 (within the peer's window). */
+  readonly bufferedBytes: number;
 }

@@ -2,7 +2,7 @@ import { constants, type IncomingHttpHeaders, type ServerHttp2Stream } from "nod
 import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
 import type { Codec } from "../codec.js";
 import { isMarkedUncompressed, parseAcceptEncoding, type Compression } from "../compression.js";
-import { RpcError } from "../errors.js";
+import { IdleTimeoutError, RpcError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { Code } from "../protocol/code.js";
 import { encodeFrame, FrameDecoder, type Frame } from "../protocol/frame.js";
@@ -10,7 +10,7 @@ import { contentTypeFor } from "../protocol/headers.js";
 import { Metadata, metadataFromHeaders, metadataToHeaders } from "../protocol/metadata.js";
 import { statusHeaders } from "../protocol/status.js";
 import { parseTimeout } from "../protocol/timeout.js";
-import { drained } from "../stream/drain.js";
+import { FrameWriter } from "../stream/frame-writer.js";
 import { MessageQueue } from "../stream/message-queue.js";
 import type { HandlerContext } from "./handler-context.js";
 import type { Route } from "./router.js";
@@ -22,6 +22,10 @@ export interface ServerCallConfig {
   readonly maxSendMessageBytes: number;
   /** Bytes of unread request messages buffered before the HTTP/2 stream is paused. */
   readonly receiveHighWaterMark: number;
+  /** Bytes of responses buffered per call before producers wait (brpc's max_buf_size). */
+  readonly sendHighWaterMark: number;
+  /** Close a call with no message in either direction for this long (0 = never), unless the client asks for its own. */
+  readonly idleTimeoutMs: number;
   /** Compressions the server can read and write, by name. */
   readonly compressions: ReadonlyMap<string, Compression>;
   /** The `grpc-accept-encoding` the server sends: its compressions, comma-separated. */
@@ -63,6 +67,10 @@ export class ServerCall implements HandlerContext {
   private responseCompression: Compression | undefined;
   private readonly clientAccepts: readonly string[];
   private badRequest: RpcError | undefined;
+  private readonly writer: FrameWriter;
+  private idleTimeoutMs = 0;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private lastActivity = 0;
 
   constructor(
     private readonly stream: ServerHttp2Stream,
@@ -71,6 +79,8 @@ export class ServerCall implements HandlerContext {
     private readonly codec: Codec,
     private readonly config: ServerCallConfig,
     private readonly onDone: (call: ServerCall) => void,
+    /** Called whenever the call writes headers, data or trailers (the connection's ping policy forgives pings then). */
+    private readonly onSend: () => void = () => {},
   ) {
     this.signal = this.controller.signal;
     this.method = route.method;
@@ -93,6 +103,10 @@ export class ServerCall implements HandlerContext {
       }
     }
     this.deadline = deadline;
+    this.writer = new FrameWriter(stream, config.sendHighWaterMark);
+    const idle = headers["rill-idle-timeout-ms"];
+    this.idleTimeoutMs = typeof idle === "string" && /^\d{1,9}$/.test(idle) ? Number(idle) : config.idleTimeoutMs;
+    if (this.idleTimeoutMs > 0) this.armIdle(this.idleTimeoutMs);
 
     const encoding = headers["grpc-encoding"];
     if (typeof encoding === "string" && encoding !== "identity") {
@@ -129,6 +143,7 @@ export class ServerCall implements HandlerContext {
         this.fail(err);
         return;
       }
+      if (frames.length > 0 && this.idleTimer !== undefined) this.lastActivity = performance.now();
       for (const f of frames) this.requests.push(f);
     });
     const endRequests = () => {
@@ -165,16 +180,16 @@ export class ServerCall implements HandlerContext {
     try {
       switch (method.methodKind) {
         case "unary":
-          await this.send(await handler(await this.single(), this));
+          await this.sendOne(await handler(await this.single(), this));
           break;
         case "server_streaming":
-          await this.sendAll(handler(await this.single(), this) as AsyncIterable<unknown>);
+          await this.sendAll(handler(await this.single(), this));
           break;
         case "client_streaming":
-          await this.send(await handler(this.requests, this));
+          await this.sendOne(await handler(this.requests, this));
           break;
         case "bidi_streaming":
-          await this.sendAll(handler(this.requests, this) as AsyncIterable<unknown>);
+          await this.sendAll(handler(this.requests, this));
           break;
       }
       this.finish(Code.OK, "", this.responseTrailer);
@@ -187,6 +202,7 @@ export class ServerCall implements HandlerContext {
     if (this.headersSent || this.done || this.stream.destroyed) return;
     this.headersSent = true;
     this.stream.respond(this.responseHeaders(), { waitForTrailers: true });
+    this.onSend();
   }
 
   /**
@@ -216,10 +232,37 @@ export class ServerCall implements HandlerContext {
     return h;
   }
 
+  send(message: unknown): Promise<void> {
+    if (this.route.method.methodKind !== "server_streaming" && this.route.method.methodKind !== "bidi_streaming") {
+      return Promise.reject(new Error(`ctx.send is for streaming responses; ${this.route.path} is ${this.route.method.methodKind}`));
+    }
+    try {
+      if (this.writeMessage(message)) return Promise.resolve();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.writer.writable();
+  }
+
+  trySend(message: unknown): boolean {
+    if (this.done || this.writer.full) return false;
+    this.writeMessage(message);
+    return true;
+  }
+
+  writable(): Promise<void> {
+    return this.writer.writable();
+  }
+
+  get bufferedBytes(): number {
+    return this.writer.buffered;
+  }
+
   /** Ends the call because the client or connection went away: no status can be sent. */
   cancel(reason: RpcError): void {
     if (this.done) return;
     this.done = true;
+    this.writer.abort();
     this.cleanup(reason);
     this.requests.fail(reason, true);
     if (!this.stream.destroyed) this.stream.close(constants.NGHTTP2_CANCEL);
@@ -239,8 +282,14 @@ export class ServerCall implements HandlerContext {
     this.cleanup(reason ?? new RpcError(Code.Canceled, "the call finished"));
     this.requests.fail(reason ?? new RpcError(Code.Canceled, "the call finished"), true);
     const stream = this.stream;
-    if (stream.destroyed || stream.closed) return;
+    if (stream.destroyed || stream.closed) {
+      this.writer.abort();
+      return;
+    }
+    // Messages written before the status go out before it, whatever their batch.
+    this.writer.close();
     const trailers = { ...metadataToHeaders(trailer), ...statusHeaders(code, message) };
+    this.onSend();
     if (!this.headersSent) {
       this.headersSent = true;
       const headers = this.responseHeaders();
@@ -263,6 +312,7 @@ export class ServerCall implements HandlerContext {
 
   private cleanup(reason: RpcError): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
     if (!this.controller.signal.aborted) this.controller.abort(reason);
     this.onDone(this);
   }
@@ -295,9 +345,12 @@ export class ServerCall implements HandlerContext {
     }
   }
 
-  /** Writes one response; resolves when the stream can take more. */
-  private async send(message: unknown): Promise<void> {
-    if (this.done) return;
+  /**
+   * Encodes and queues one response. Returns false when the stream's buffer is at its high-water
+   * mark (the caller waits for `writer.writable()`). Throws for a message that cannot be sent.
+   */
+  private writeMessage(message: unknown): boolean {
+    if (this.done) return true;
     let bytes: Uint8Array;
     try {
       bytes = this.codec.encode(this.route.method.output as DescMessage, message as never);
@@ -315,15 +368,28 @@ export class ServerCall implements HandlerContext {
     const compression = this.responseCompression;
     const frame =
       compression !== undefined && !isMarkedUncompressed(message) ? encodeFrame(compression.compress(bytes), true) : encodeFrame(bytes);
-    if (!this.stream.write(frame)) await drained(this.stream);
+    if (this.idleTimer !== undefined) this.lastActivity = performance.now();
+    const more = this.writer.write(frame);
+    this.onSend();
+    return more;
+  }
+
+  /** Writes the single response of a unary or client-streaming call. */
+  private async sendOne(message: unknown): Promise<void> {
+    if (!this.writeMessage(message)) await this.writer.writable();
   }
 
   /**
-   * Pulls responses from a handler's iterable one at a time, only after the previous one was
-   * taken by the stream, so a producer never runs ahead of the reader.
+   * Pulls responses from a handler's iterable one at a time, only while the stream's buffer is
+   * under its high-water mark, so a producer never runs ahead of the reader. A handler that
+   * returns a promise instead (push style, with `ctx.send`) is simply awaited.
    */
-  private async sendAll(responses: AsyncIterable<unknown>): Promise<void> {
-    const it = responses[Symbol.asyncIterator]();
+  private async sendAll(output: unknown): Promise<void> {
+    if (output === null || typeof output !== "object" || !(Symbol.asyncIterator in output)) {
+      await output;
+      return;
+    }
+    const it = (output as AsyncIterable<unknown>)[Symbol.asyncIterator]();
     let finished = false;
     try {
       while (!this.done) {
@@ -332,12 +398,27 @@ export class ServerCall implements HandlerContext {
           finished = true;
           return;
         }
-        await this.send(r.value);
+        if (!this.writeMessage(r.value)) await this.writer.writable();
       }
     } finally {
       // Runs the generator's `finally` when we stop early (cancel, deadline, send error).
       if (!finished) await it.return?.();
     }
+  }
+
+  /** Idle timeout: one timer, re-armed lazily from the time of the last message either way. */
+  private armIdle(ms: number): void {
+    this.lastActivity = performance.now();
+    const check = () => {
+      const idle = performance.now() - this.lastActivity;
+      if (idle + 1 >= this.idleTimeoutMs) {
+        this.idleTimer = undefined;
+        this.fail(new IdleTimeoutError(this.idleTimeoutMs));
+      } else {
+        this.idleTimer = setTimeout(check, this.idleTimeoutMs - idle);
+      }
+    };
+    this.idleTimer = setTimeout(check, ms);
   }
 
   private toRpcError(e: unknown): RpcError {

@@ -15,12 +15,19 @@ import { consoleLogger, type Logger } from "../logger.js";
 import { Code } from "../protocol/code.js";
 import { contentTypeFor, parseContentType, parsePath } from "../protocol/headers.js";
 import { encodeStatusMessage } from "../protocol/status.js";
+import { resolveConnectionPolicy, type ConnectionOptions, type ConnectionPolicy } from "./connection-policy.js";
 import { Router } from "./router.js";
 import { ServerCall, type ServerCallConfig } from "./server-call.js";
+import { ServerConnection } from "./server-connection.js";
 import type { ServiceImpl } from "./service-impl.js";
+import { Shutdown } from "./shutdown.js";
 
-/** Options of `createServer`. Every field has a documented default. */
-export interface ServerOptions {
+/**
+ * Options of `createServer`. Every field has a documented default. Connection lifetime and
+ * keepalive (`keepalive`, `maxConnectionIdleMs`, `maxConnectionAgeMs`, `maxConnectionAgeGraceMs`)
+ * are described in `ConnectionOptions`.
+ */
+export interface ServerOptions extends ConnectionOptions {
   /** Where handler crashes and protocol errors are reported. Default: stderr. */
   logger?: Logger;
   /** Largest request message accepted, in bytes; larger → RESOURCE_EXHAUSTED. Default 4 MiB. */
@@ -29,6 +36,14 @@ export interface ServerOptions {
   maxSendMessageBytes?: number;
   /** Unread request bytes buffered per call before reading from the peer pauses. Default 256 KiB. */
   receiveHighWaterMark?: number;
+  /**
+   * Response bytes buffered per call (not yet taken by HTTP/2 within the client's window) before
+   * a producer waits: the generator is not pulled, `ctx.send` does not resolve, `ctx.trySend`
+   * returns false. brpc's max_buf_size. Default 256 KiB.
+   */
+  sendHighWaterMark?: number;
+  /** Ends calls with no message in either direction for this long (DEADLINE_EXCEEDED); 0 = never. Default 0. A client's `idleTimeoutMs` wins. */
+  idleTimeoutMs?: number;
   /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS advertised to clients. Default: no limit (node's default). */
   maxConcurrentStreams?: number;
   /** Extra codecs by content subtype, besides "proto" and "json". */
@@ -52,12 +67,24 @@ export interface Server {
   /** Starts listening (h2c). Resolves with the bound address. */
   listen(options?: ListenOptions): Promise<{ host: string; port: number }>;
   /**
-   * Stops taking new connections and streams (GOAWAY), lets running calls finish for
-   * `graceMs` (default: forever), then cancels the rest. Resolves when every connection is closed.
+   * Stops taking new connections and streams (GOAWAY on every connection), lets running calls
+   * finish for `graceMs` (default: forever), then cancels the rest as `forceShutdown` does.
+   * Resolves when every connection and the listener are closed. Calling it again returns the
+   * same promise (a shorter `graceMs` given then still applies).
    */
   shutdown(options?: { graceMs?: number }): Promise<void>;
-  /** Cancels every running call (their signals abort with UNAVAILABLE) and closes every connection now. */
+  /**
+   * Ends every running call now (handlers' signals abort with UNAVAILABLE, clients get
+   * UNAVAILABLE) and closes every connection and the listener. A pending `shutdown()` then resolves.
+   */
   forceShutdown(): void;
+  /** Whether `shutdown()` or `forceShutdown()` has been called. */
+  readonly shuttingDown: boolean;
+  /**
+   * Runs `fn` when shutdown begins (synchronously inside the first `shutdown`/`forceShutdown`;
+   * in a microtask if it already began), e.g. to report NOT_SERVING. Returns an unsubscribe function.
+   */
+  onShutdownStart(fn: () => void): () => void;
   /** The services added, in order (what reflection and health report). */
   readonly services: readonly DescService[];
   /** Calls currently running; for tests and metrics. */
@@ -79,10 +106,12 @@ class RillServer implements Server {
   private readonly router = new Router();
   private readonly config: ServerCallConfig;
   private readonly codecs = new Map<string, Codec>();
-  private readonly sessions = new Set<Http2Session>();
+  private readonly connections = new Map<Http2Session, ServerConnection>();
   private readonly calls = new Set<ServerCall>();
+  private readonly policy: ConnectionPolicy;
+  private readonly shutdownState: Shutdown;
   private http2: Http2Server | undefined;
-  private shuttingDown = false;
+  private onLastConnectionClosed: (() => void) | undefined;
 
   constructor(private readonly options: ServerOptions) {
     const accepted = options.acceptCompression ?? ["gzip", "deflate"];
@@ -104,8 +133,20 @@ class RillServer implements Server {
       maxReceiveMessageBytes: options.maxReceiveMessageBytes ?? defaults.maxReceiveMessageBytes,
       maxSendMessageBytes: options.maxSendMessageBytes ?? defaults.maxSendMessageBytes,
       receiveHighWaterMark: options.receiveHighWaterMark ?? defaults.receiveHighWaterMark,
+      sendHighWaterMark: options.sendHighWaterMark ?? 256 * 1024,
+      idleTimeoutMs: options.idleTimeoutMs ?? 0,
     };
     for (const c of [protoCodec, jsonCodec, ...(options.codecs ?? [])]) this.codecs.set(c.name, c);
+    this.policy = resolveConnectionPolicy(options);
+    this.shutdownState = new Shutdown(this.config.logger);
+  }
+
+  get shuttingDown(): boolean {
+    return this.shutdownState.started;
+  }
+
+  onShutdownStart(fn: () => void): () => void {
+    return this.shutdownState.onStart(fn);
   }
 
   get services(): readonly DescService[] {
@@ -123,6 +164,7 @@ class RillServer implements Server {
 
   listen(options: ListenOptions = {}): Promise<{ host: string; port: number }> {
     if (this.http2 !== undefined) return Promise.reject(new Error("this server is already listening"));
+    if (this.shuttingDown) return Promise.reject(new Error("this server is shut down"));
     const settings = this.options.maxConcurrentStreams === undefined ? {} : { maxConcurrentStreams: this.options.maxConcurrentStreams };
     const server = createHttp2Server({ settings });
     this.http2 = server;
@@ -144,32 +186,49 @@ class RillServer implements Server {
     });
   }
 
-  async shutdown(options: { graceMs?: number } = {}): Promise<void> {
-    this.shuttingDown = true;
-    const server = this.http2;
-    if (server === undefined) return;
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    for (const s of this.sessions) if (!s.closed) s.close();
-    let timer: NodeJS.Timeout | undefined;
-    if (options.graceMs !== undefined) timer = setTimeout(() => this.forceShutdown(), options.graceMs);
-    await closed;
-    if (timer !== undefined) clearTimeout(timer);
-    this.http2 = undefined;
+  shutdown(options: { graceMs?: number } = {}): Promise<void> {
+    const done = this.shutdownState.begin(() => this.closeAll());
+    for (const c of this.connections.values()) c.drain("shutdown");
+    const grace = options.graceMs;
+    if (grace !== undefined && Number.isFinite(grace) && this.connections.size > 0) {
+      const timer = setTimeout(() => this.forceShutdown(), grace);
+      timer.unref();
+      void done.finally(() => clearTimeout(timer));
+    }
+    return done;
   }
 
   forceShutdown(): void {
-    this.shuttingDown = true;
+    void this.shutdownState.begin(() => this.closeAll());
     const reason = new RpcError(Code.Unavailable, "the server is shutting down");
+    for (const c of [...this.connections.values()]) c.terminate(reason);
     for (const call of [...this.calls]) call.fail(reason);
-    for (const s of this.sessions) s.destroy();
-    this.http2?.close();
+  }
+
+  /** Closes the listener; resolves once it and every connection are closed. */
+  private closeAll(): Promise<void> {
+    const server = this.http2;
+    if (server === undefined) return Promise.resolve();
+    const listener = new Promise<void>((resolve) => server.close(() => resolve()));
+    const connections = new Promise<void>((resolve) => {
+      if (this.connections.size === 0) resolve();
+      else this.onLastConnectionClosed = resolve;
+    });
+    return Promise.all([listener, connections]).then(() => {
+      this.http2 = undefined;
+    });
   }
 
   private onSession(session: Http2Session): void {
-    this.sessions.add(session);
-    session.on("close", () => this.sessions.delete(session));
+    const connection = new ServerConnection(session, this.policy, { logger: this.config.logger });
+    this.connections.set(session, connection);
+    session.on("close", () => {
+      this.connections.delete(session);
+      if (this.connections.size === 0) this.onLastConnectionClosed?.();
+    });
     session.on("error", (e) => this.config.logger.warn("connection error", e.message));
-    if (this.shuttingDown) session.close();
+    // Accepted after shutdown began: the final GOAWAY at once, nothing will be served here.
+    if (this.shuttingDown) connection.close();
   }
 
   private onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
@@ -199,12 +258,19 @@ class RillServer implements Server {
       this.trailersOnly(stream, contentTypeFor(codec.name), Code.Unimplemented, message);
       return;
     }
-    if (this.shuttingDown) {
-      this.trailersOnly(stream, contentTypeFor(codec.name), Code.Unavailable, "the server is shutting down");
+    const connection = stream.session === undefined ? undefined : this.connections.get(stream.session);
+    if (connection === undefined ? this.shuttingDown : !connection.acceptsStreams) {
+      const why = this.shuttingDown ? "the server is shutting down" : "the connection is closing; retry on a new one";
+      this.trailersOnly(stream, contentTypeFor(codec.name), Code.Unavailable, why);
       return;
     }
-    const call = new ServerCall(stream, headers, route, codec, this.config, (c) => this.calls.delete(c));
+    const onDone = (c: ServerCall) => {
+      this.calls.delete(c);
+      connection?.callEnded(c);
+    };
+    const call = new ServerCall(stream, headers, route, codec, this.config, onDone, () => connection?.dataSent());
     this.calls.add(call);
+    connection?.callStarted(call);
     void call.start();
   }
 

@@ -9,11 +9,14 @@ export type UnaryHandler<I extends DescMessage, O extends DescMessage> = (
   ctx: HandlerContext,
 ) => Awaitable<MessageInitShape<O>>;
 
-/** A server-streaming handler, usually an `async function*`: one request in, responses yielded. */
+/**
+ * A server-streaming handler, usually an `async function*`: one request in, responses yielded.
+ * Or push style: an `async` function that calls `ctx.send()` and resolves when done.
+ */
 export type ServerStreamingHandler<I extends DescMessage, O extends DescMessage> = (
   request: MessageShape<I>,
-  ctx: HandlerContext,
-) => AsyncIterable<MessageInitShape<O>>;
+  ctx: HandlerContext<MessageInitShape<O>>,
+) => AsyncIterable<MessageInitShape<O>> | Promise<void>;
 
 /** A client-streaming handler: requests as an async iterable, one response out. */
 export type ClientStreamingHandler<I extends DescMessage, O extends DescMessage> = (
@@ -21,11 +24,14 @@ export type ClientStreamingHandler<I extends DescMessage, O extends DescMessage>
   ctx: HandlerContext,
 ) => Awaitable<MessageInitShape<O>>;
 
-/** A bidi handler, usually an `async function*` that iterates the requests and yields responses. */
+/**
+ * A bidi handler, usually an `async function*` that iterates the requests and yields responses;
+ * or push style, an `async` function using `ctx.send()`.
+ */
 export type BidiStreamingHandler<I extends DescMessage, O extends DescMessage> = (
   requests: AsyncIterable<MessageShape<I>>,
-  ctx: HandlerContext,
-) => AsyncIterable<MessageInitShape<O>>;
+  ctx: HandlerContext<MessageInitShape<O>>,
+) => AsyncIterable<MessageInitShape<O>> | Promise<void>;
 
 /** The handler type for one method, chosen by its `methodKind`. */
 export type MethodImpl<M extends DescMethod> = M extends {
@@ -51,4 +57,4 @@ export type ServiceImpl<S extends DescService> = {
 };
 
 /** Any handler, as the router stores it once the types have done their work. */
-export type AnyHandler = (input: unknown, ctx: HandlerContext) => unknown;
+export type AnyHandler = (input: unknown, ctx: HandlerContext<never>) => unknown;

@@ -1,0 +1,316 @@
+/**
+ * The baseline: gRPC over `node:http2` written by hand, the fastest plausible code for these
+ * four methods. No library: the 5-byte message framing and the one-field `Payload` protobuf
+ * encoding (tag 0x0a, varint length, bytes) are written inline, responses are framed straight
+ * into one buffer per write (up to 16 KiB of small messages per `write()`), and `write()`'s
+ * backpressure is respected. It checks what the wire requires and nothing else.
+ */
+import * as http2 from "node:http2";
+import type { Payload } from "../../gen/bench/v1/bench_pb.js";
+import {
+  IDLE,
+  UNLIMITED,
+  decodeCount,
+  decodeStreamSpec,
+  encodeCount,
+  payloadOf,
+  streamPayloads,
+  type BenchClient,
+  type ConnectClient,
+  type FanoutSink,
+  type PingPong,
+  type Reading,
+  type StartServer,
+} from "../common.js";
+
+const SERVICE = "/bench.v1.BenchService/";
+/** Small messages are framed into one buffer of up to this size per `write()`. */
+const BATCH_BYTES = 16384;
+/** nghttp2's per-session memory cap, in MB; the default 10 refuses streams long before 10,000. */
+const MAX_SESSION_MEMORY_MB = 1024;
+
+function varintSize(n: number): number {
+  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5;
+}
+
+/** Bytes of one gRPC frame holding a Payload with `n` bytes of data. */
+function frameSize(n: number): number {
+  return 5 + (n === 0 ? 0 : 1 + varintSize(n) + n);
+}
+
+/** Writes the frame of a Payload with `data` at `off`; returns the offset after it. */
+function writeFrame(buf: Buffer, off: number, data: Uint8Array): number {
+  const n = data.byteLength;
+  const msgLen = n === 0 ? 0 : 1 + varintSize(n) + n;
+  buf[off] = 0;
+  buf.writeUInt32BE(msgLen, off + 1);
+  off += 5;
+  if (n === 0) return off;
+  buf[off++] = 0x0a;
+  let v = n;
+  while (v >= 0x80) {
+    buf[off++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
+  }
+  buf[off++] = v;
+  buf.set(data, off);
+  return off + n;
+}
+
+function encodeFrame(data: Uint8Array): Buffer {
+  const buf = Buffer.allocUnsafe(frameSize(data.byteLength));
+  writeFrame(buf, 0, data);
+  return buf;
+}
+
+/** The `data` of a Payload encoded in buf[start, end) (a view, not a copy). */
+function decodePayload(buf: Buffer, start: number, end: number): Uint8Array {
+  let off = start;
+  let data: Uint8Array = buf.subarray(0, 0);
+  while (off < end) {
+    const tag = buf[off++]!;
+    let len = 0;
+    let shift = 0;
+    for (;;) {
+      const b = buf[off++]!;
+      len |= (b & 0x7f) << shift;
+      if (b < 0x80) break;
+      shift += 7;
+    }
+    if (tag !== 0x0a) throw new Error(`unexpected protobuf tag ${tag}`);
+    data = buf.subarray(off, off + len);
+    off += len;
+  }
+  return data;
+}
+
+/** Splits a byte stream into gRPC messages; a partial frame is kept as a list of parts until complete. */
+class Deframer {
+  private parts: Buffer[] = [];
+  private have = 0;
+  private need = 0;
+  constructor(private readonly onMessage: (data: Uint8Array) => void) {}
+
+  push(chunk: Buffer): void {
+    if (this.parts.length > 0) {
+      this.parts.push(chunk);
+      this.have += chunk.byteLength;
+      if (this.have < this.need) return;
+      chunk = Buffer.concat(this.parts, this.have);
+      this.parts = [];
+      this.have = 0;
+    }
+    let off = 0;
+    for (;;) {
+      const rest = chunk.byteLength - off;
+      if (rest === 0) return;
+      const need = rest < 5 ? 5 : 5 + chunk.readUInt32BE(off + 1);
+      if (rest < need) {
+        this.parts = [chunk.subarray(off)];
+        this.have = rest;
+        this.need = need;
+        return;
+      }
+      this.onMessage(decodePayload(chunk, off + 5, off + need));
+      off += need;
+    }
+  }
+}
+
+const responseHeaders = { ":status": 200, "content-type": "application/grpc" };
+const okTrailers = { "grpc-status": "0" };
+
+function respond(stream: http2.ServerHttp2Stream): void {
+  stream.respond(responseHeaders, { waitForTrailers: true });
+  stream.once("wantTrailers", () => stream.sendTrailers(okTrailers));
+}
+
+export const startServer: StartServer = async (hooks) => {
+  const server = http2.createServer({ maxSessionMemory: MAX_SESSION_MEMORY_MB });
+  server.on("stream", (stream, headers) => {
+    stream.on("error", () => {});
+    switch (headers[":path"]) {
+      case SERVICE + "Unary": {
+        let request: Uint8Array | undefined;
+        const d = new Deframer((data) => (request = data));
+        stream.on("data", (c: Buffer) => d.push(c));
+        stream.on("end", () => {
+          if (stream.destroyed) return;
+          respond(stream);
+          stream.end(encodeFrame(request ?? new Uint8Array(0)));
+        });
+        return;
+      }
+      case SERVICE + "ServerStream": {
+        let spec: { count: number; size: number } | undefined;
+        const d = new Deframer((data) => (spec = decodeStreamSpec(data)));
+        stream.on("data", (c: Buffer) => d.push(c));
+        stream.on("end", () => {
+          if (stream.destroyed || spec === undefined) return;
+          respond(stream);
+          if (spec.count === IDLE) {
+            const sink: FanoutSink = { send: (data) => void stream.write(encodeFrame(data)) };
+            hooks.sinks.add(sink);
+            stream.on("close", () => hooks.sinks.delete(sink));
+            return;
+          }
+          const { count, size } = spec;
+          const shared = count === UNLIMITED ? payloadOf(size).data : undefined;
+          const payloads = streamPayloads(count, size);
+          const fs = frameSize(size);
+          const perWrite = Math.max(1, Math.floor(BATCH_BYTES / fs));
+          let sent = 0;
+          const pump = (): void => {
+            while (sent < count) {
+              if (stream.destroyed) return;
+              const n = Math.min(count - sent, perWrite);
+              const buf = Buffer.allocUnsafe(n * fs);
+              for (let i = 0, off = 0; i < n; i++) off = writeFrame(buf, off, shared ?? payloads.next().value!.data);
+              sent += n;
+              hooks.produced += n;
+              if (!stream.write(buf)) {
+                stream.once("drain", pump);
+                return;
+              }
+            }
+            stream.end();
+          };
+          pump();
+        });
+        return;
+      }
+      case SERVICE + "ClientStream": {
+        let n = 0;
+        const d = new Deframer(() => n++);
+        stream.on("data", (c: Buffer) => d.push(c));
+        stream.on("end", () => {
+          if (stream.destroyed) return;
+          respond(stream);
+          stream.end(encodeFrame(encodeCount(n)));
+        });
+        return;
+      }
+      case SERVICE + "Bidi": {
+        respond(stream);
+        const d = new Deframer((data) => stream.write(encodeFrame(data)));
+        stream.on("data", (c: Buffer) => d.push(c));
+        stream.on("end", () => {
+          if (!stream.destroyed) stream.end();
+        });
+        return;
+      }
+      default:
+        stream.respond({ ":status": 200, "content-type": "application/grpc", "grpc-status": "12" }, { endStream: true });
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
+  return { port, close: () => server.close() };
+};
+
+export const connectClient: ConnectClient = async (port) => {
+  const session = http2.connect(`http://127.0.0.1:${port}`, { maxSessionMemory: MAX_SESSION_MEMORY_MB });
+  session.on("error", () => {});
+  await new Promise<void>((resolve, reject) => {
+    session.once("remoteSettings", () => resolve());
+    session.once("error", reject);
+  });
+
+  const request = (method: string): http2.ClientHttp2Stream => {
+    const req = session.request({
+      ":method": "POST",
+      ":path": SERVICE + method,
+      "content-type": "application/grpc",
+      te: "trailers",
+    });
+    req.on("error", () => {});
+    return req;
+  };
+
+  /** Resolves with the call's single response once its OK trailers arrived. */
+  const one = (req: http2.ClientHttp2Stream): Promise<Uint8Array> =>
+    new Promise((resolve, reject) => {
+      let msg: Uint8Array | undefined;
+      const d = new Deframer((data) => (msg = data));
+      req.on("data", (c: Buffer) => d.push(c));
+      const finish = (h: http2.IncomingHttpHeaders): void => {
+        const status = h["grpc-status"];
+        if (status === undefined) return;
+        if (status === "0" && msg !== undefined) resolve(msg);
+        else reject(new Error(`grpc-status ${String(status)}`));
+      };
+      req.on("response", finish);
+      req.on("trailers", finish);
+      req.on("close", () => reject(new Error("stream closed without status")));
+    });
+
+  const client: BenchClient = {
+    unary(data) {
+      const req = request("Unary");
+      req.end(encodeFrame(data));
+      return one(req);
+    },
+    serverStream(spec, onMessage): Reading {
+      const req = request("ServerStream");
+      req.end(encodeFrame(spec));
+      const d = new Deframer(onMessage);
+      req.on("data", (c: Buffer) => d.push(c));
+      const done = new Promise<void>((resolve) => req.on("close", resolve));
+      return { cancel: () => req.close(http2.constants.NGHTTP2_CANCEL), done };
+    },
+    stall(spec) {
+      const req = request("ServerStream");
+      req.end(encodeFrame(spec));
+      return new Promise((resolve) => {
+        const d = new Deframer(() => {
+          req.pause();
+          resolve();
+        });
+        req.on("data", (c: Buffer) => d.push(c));
+      });
+    },
+    async clientStream(payload: Payload, more) {
+      const req = request("ClientStream");
+      const result = one(req);
+      const data = payload.data;
+      const fs = frameSize(data.byteLength);
+      const perWrite = Math.max(1, Math.floor(16384 / fs));
+      for (;;) {
+        const buf = Buffer.allocUnsafe(perWrite * fs);
+        let off = 0;
+        let n = 0;
+        while (n < perWrite && more()) {
+          off = writeFrame(buf, off, data);
+          n++;
+        }
+        if (n > 0 && !req.write(off === buf.byteLength ? buf : buf.subarray(0, off))) {
+          await new Promise((r) => req.once("drain", r));
+        }
+        if (n < perWrite) break;
+      }
+      req.end();
+      return decodeCount(await result);
+    },
+    bidi(): PingPong {
+      const req = request("Bidi");
+      const waiters: Array<(data: Uint8Array) => void> = [];
+      const d = new Deframer((data) => waiters.shift()?.(data));
+      req.on("data", (c: Buffer) => d.push(c));
+      const closed = new Promise<void>((resolve) => req.on("close", resolve));
+      return {
+        roundTrip(data) {
+          return new Promise((resolve) => {
+            waiters.push(resolve);
+            req.write(encodeFrame(data));
+          });
+        },
+        async close() {
+          req.end();
+          await closed;
+        },
+      };
+    },
+    close: () => session.destroy(),
+  };
+  return client;
+};

@@ -1,0 +1,59 @@
+/**
+ * The server child process: `node --expose-gc dist/bench/server.js <impl>`. Starts the
+ * implementation's server on 127.0.0.1 (ephemeral port), reports the port, then answers the
+ * orchestrator: memory (after GC), fan-out of one 64 B message to every idle stream, exit.
+ */
+import { payloadOf, wallNow, type ImplName, type ServerHooks } from "./common.js";
+import { loadImpl } from "./impl/index.js";
+import { send, type FanoutReport, type MemReport, type Request } from "./ipc.js";
+
+const name = process.argv[2] as ImplName;
+const hooks: ServerHooks = { sinks: new Set(), produced: 0 };
+const impl = await loadImpl(name);
+const server = await impl.startServer(hooks);
+
+function collect(): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) return;
+  for (let i = 0; i < 3; i++) gc();
+}
+
+process.on("message", (m: Request) => {
+  switch (m.type) {
+    case "mem": {
+      if (m.gc) collect();
+      const u = process.memoryUsage();
+      const report: MemReport = {
+        rss: u.rss,
+        heapUsed: u.heapUsed,
+        external: u.external,
+        arrayBuffers: u.arrayBuffers,
+        produced: hooks.produced,
+        sinks: hooks.sinks.size,
+      };
+      send({ id: m.id, ...report });
+      return;
+    }
+    case "fanout": {
+      const data = payloadOf(64).data;
+      const t0 = wallNow();
+      for (const s of hooks.sinks) s.send(data);
+      const report: FanoutReport = { t0, writeMs: wallNow() - t0, sinks: hooks.sinks.size };
+      send({ id: m.id, ...report });
+      return;
+    }
+    case "exit":
+      server.close();
+      send({ id: m.id });
+      // Leaves time for the reply; --cpu-prof writes its profile on exit.
+      setImmediate(() => process.exit(0));
+      return;
+    default:
+      send({ id: m.id });
+  }
+});
+process.on("disconnect", () => process.exit(0));
+// Started by hand (no IPC): runs until SIGINT/SIGTERM, e.g. to pair one implementation's server
+// with another's client; exiting normally lets --cpu-prof write its profile.
+for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => process.exit(0));
+send({ type: "ready", port: server.port });
