@@ -44,10 +44,10 @@ const headsUpTimeoutMs = 1_000;
  * The two-step GOAWAY is grpc-go's and Core's: a stream the client sent before it saw the first
  * GOAWAY is still served instead of being refused.
  *
- * Timers (unref'd except the 1 s heads-up wait; all cleared when the session closes): idle (runs while there are no
- * calls), age then age grace, keepalive (polls reads; PINGs the client after `keepaliveTimeMs`
- * without reading anything, so a dead peer is found within about 1.25 × time + timeout), PING
- * timeout, drain's heads-up wait.
+ * Timers (unref'd except the 1 s heads-up wait; all cleared when the session closes): idle
+ * (runs while there are no calls), age then age grace, keepalive (polls reads; PINGs the client
+ * after `keepaliveTimeMs` without reading anything, so a dead peer is found within about
+ * 1.25 × time + timeout), PING timeout, drain's heads-up wait.
  */
 export class ServerConnection {
   private state: "open" | "draining" | "closing" | "closed" = "open";
