@@ -88,6 +88,11 @@ export interface Channel {
   methodConfig(service: string, method: string): MethodConfig | undefined;
   /** The channel's retry token bucket, when the service config sets retryThrottling. */
   readonly retryThrottle: RetryThrottle | undefined;
+  /**
+   * The keepalive interval in force: `keepalive.timeMs`, doubled each time a server answered
+   * with GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings"), as grpc-go does. Infinity when off.
+   */
+  readonly keepaliveTimeMs: number;
   /** Closes every connection; calls still running finish on them. Calls after this fail. */
   close(): void;
 }
@@ -159,6 +164,10 @@ class Http2Channel implements Channel {
     this.balancer = factory();
     this.keepalive = new KeepaliveState(raw.keepalive);
     this.clock = raw.clock ?? systemClock;
+  }
+
+  get keepaliveTimeMs(): number {
+    return this.keepalive.timeMs;
   }
 
   methodConfig(service: string, method: string): MethodConfig | undefined {

@@ -232,6 +232,34 @@ describe("connectivity", () => {
   });
 });
 
+describe("keepalive against an enforcing server", () => {
+  const h = useHarness();
+
+  test("a too_many_pings GOAWAY doubles the channel's keepalive time until the server accepts it, and calls keep working", async () => {
+    const { target } = await h.server((s) => s.add(Echo, { unaryEcho: (r) => ({ message: r.message }) }), {
+      keepalive: { minPingIntervalMs: 400, permitWithoutCalls: true },
+    });
+    const channel = h.channel(target, { keepalive: { timeMs: 50, timeoutMs: 1000, permitWithoutCalls: true }, backoff: fastBackoff });
+    const echo = createClient(Echo, channel);
+    assert.equal(channel.keepaliveTimeMs, 50);
+    // Each connection pings too often until the interval reaches minPingIntervalMs; every
+    // GOAWAY doubles it (50 → 100 → 200 → 400) and the next call reconnects. Calls are spaced
+    // out because a server forgives pings while it is sending data, as grpc-go does.
+    const until = Date.now() + 15_000;
+    let calls = 0;
+    while (channel.keepaliveTimeMs < 400 && Date.now() < until) {
+      assert.equal((await echo.unaryEcho({ message: "hi" }, { waitForReady: true, timeoutMs: 5000 })).message, "hi");
+      calls++;
+      await sleep(1000);
+    }
+    assert.equal(channel.keepaliveTimeMs, 400, `keepalive time stayed at ${channel.keepaliveTimeMs} ms after ${calls} calls`);
+    // At 400 ms the server no longer complains: the interval stays put while pings go on.
+    await sleep(1500);
+    assert.equal(channel.keepaliveTimeMs, 400);
+    assert.equal((await echo.unaryEcho({ message: "still" })).message, "still");
+  });
+});
+
 describe("retries (gRFC A6)", () => {
   const h = useHarness();
   const policy = (maxAttempts: number) => ({
