@@ -44,3 +44,25 @@ export { createPushable } from "./stream/pushable.js";
 export type { Pushable } from "./stream/pushable.js";
 export { withCompression, gzip, deflate } from "./compression.js";
 export type { Compression } from "./compression.js";
+export {
+  sendChunks,
+  receiveChunks,
+  fileSink,
+  memorySink,
+  withResume,
+  chunkToProto,
+  chunkFromProto,
+  DEFAULT_CHUNK_SIZE,
+} from "./stream/chunked.js";
+export type {
+  TransferChunk,
+  TransferProgress,
+  ChunkSource,
+  SendChunksOptions,
+  ReceiveChunksOptions,
+  TransferResult,
+  ChunkSink,
+  MemorySink,
+  FileSinkOptions,
+  ResumeOptions,
+} from "./stream/chunked.js";
