@@ -4,7 +4,9 @@ import { RpcError } from "../errors.js";
 import { consoleLogger, type Logger } from "../logger.js";
 import { Code } from "../protocol/code.js";
 import { parseServiceConfig, RetryThrottle, type MethodConfig, type ServiceConfig, type ServiceConfigJson } from "../client/service-config.js";
+import type { Interceptor } from "../interceptor.js";
 import { systemClock, type BackoffOptions, type Clock } from "./backoff.js";
+import { insecure, type ChannelCredentials } from "./credentials.js";
 import { balancers, type Balancer, type Picker } from "./balancer.js";
 import type { ConnectivityState } from "./connectivity.js";
 import { KeepaliveState, type KeepaliveOptions } from "./keepalive.js";
@@ -44,6 +46,13 @@ export interface ChannelOptions {
   retryBufferBytes?: number;
   /** Time source for backoff; injectable for tests. Default Date.now. */
   clock?: Clock;
+  /** How connections are secured: `insecure()` (h2c, the default) or `tls({ ca, cert, key, serverNameOverride })`. */
+  credentials?: ChannelCredentials;
+  /**
+   * Interceptors of every call made through clients on this channel, outside each client's own
+   * (first = outermost). They wrap the whole call, retries included. Default none.
+   */
+  interceptors?: readonly Interceptor[];
 }
 
 /** Channel options with every default filled in. */
@@ -58,6 +67,8 @@ export interface ResolvedChannelOptions {
   readonly acceptEncoding: string;
   readonly compression: string;
   readonly retryBufferBytes: number;
+  readonly credentials: ChannelCredentials;
+  readonly interceptors: readonly Interceptor[];
 }
 
 /**
@@ -130,6 +141,8 @@ export function createChannel(target: string | readonly string[], options: Chann
     userAgent: options.userAgent === undefined ? userAgent : `${options.userAgent} ${userAgent}`,
     logger: options.logger ?? consoleLogger,
     retryBufferBytes: options.retryBufferBytes ?? 256 * 1024,
+    credentials: options.credentials ?? insecure(),
+    interceptors: options.interceptors ?? [],
   });
 }
 
@@ -154,7 +167,7 @@ class Http2Channel implements Channel {
     private readonly raw: ChannelOptions,
     readonly options: ResolvedChannelOptions,
   ) {
-    this.authority = parsed.authority;
+    this.authority = options.credentials.serverNameOverride ?? parsed.authority;
     this.serviceConfig = raw.serviceConfig === undefined ? undefined : parseServiceConfig(raw.serviceConfig);
     const throttling = this.serviceConfig?.retryThrottling;
     this.retryThrottle = throttling === undefined ? undefined : new RetryThrottle(throttling);
@@ -280,6 +293,7 @@ class Http2Channel implements Channel {
             clock: this.clock,
             keepalive: this.keepalive,
             logger: this.options.logger,
+            credentials: this.options.credentials,
             onStateChange: (s) => this.onSubchannelState(s),
           }),
         );

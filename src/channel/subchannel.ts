@@ -1,7 +1,9 @@
 import { connect as http2Connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type OutgoingHttpHeaders } from "node:http2";
 import { connect as netConnect } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 import type { Logger } from "../logger.js";
 import { ConnectionBackoff, type BackoffOptions, type Clock } from "./backoff.js";
+import type { ChannelCredentials } from "./credentials.js";
 import type { ConnectivityState } from "./connectivity.js";
 import type { KeepaliveState } from "./keepalive.js";
 import { addressKey, type Address } from "./target.js";
@@ -12,6 +14,8 @@ export interface SubchannelContext {
   readonly clock: Clock;
   readonly keepalive: KeepaliveState;
   readonly logger: Logger;
+  /** How sessions are secured (TLS options, or plaintext). */
+  readonly credentials: ChannelCredentials;
   /** Told of every state change. */
   onStateChange(subchannel: Subchannel): void;
 }
@@ -90,10 +94,14 @@ export class Subchannel {
     this.setState("CONNECTING");
     const timeoutMs = this.backoff.begin();
     const address = this.address;
+    const creds = this.ctx.credentials;
     const session =
       "path" in address
-        ? http2Connect("http://localhost", { createConnection: () => netConnect(address.path), settings: { enablePush: false } })
-        : http2Connect(`http://${this.key}`, { settings: { enablePush: false } });
+        ? http2Connect(creds.secure ? "https://localhost" : "http://localhost", {
+            createConnection: () => (creds.secure ? tlsConnect({ ...creds.connectOptions, path: address.path }) : netConnect(address.path)),
+            settings: { enablePush: false },
+          })
+        : http2Connect(`${creds.secure ? "https" : "http"}://${this.key}`, { ...creds.connectOptions, settings: { enablePush: false } });
     this.session = session;
     this.sessions.add(session);
     if (this.active === 0) session.unref();

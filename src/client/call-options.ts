@@ -1,4 +1,5 @@
 import type { Metadata, MetadataInit } from "../protocol/metadata.js";
+import type { CallCredentials } from "../channel/credentials.js";
 import type { RetryPolicy } from "./service-config.js";
 
 /** Per-call options, the same for all four call kinds. */
@@ -33,4 +34,9 @@ export interface CallOptions {
   idleTimeoutMs?: number;
   /** Retry policy for this call (see `parseRetryPolicy`); null disables the service config's. */
   retryPolicy?: RetryPolicy | null;
+  /**
+   * Call credentials for this call, run after the channel's. Refused with UNAUTHENTICATED on a
+   * plaintext channel unless its credentials allow them (`insecure({ allowInsecureCallCredentials: true })`).
+   */
+  callCredentials?: CallCredentials;
 }

@@ -110,7 +110,7 @@ class ClientCall {
     try {
       this.baseHeaders = {
         ":method": "POST",
-        ":scheme": "http",
+        ":scheme": channel.options.credentials.secure ? "https" : "http",
         ":authority": channel.authority,
         ":path": this.path,
         "content-type": contentTypeFor(this.codec.name),

@@ -5,6 +5,8 @@ import { RpcError } from "../errors.js";
 import { Code } from "../protocol/code.js";
 import type { CallOptions } from "./call-options.js";
 import { startCall } from "./call.js";
+import type { Interceptor } from "../interceptor.js";
+import { interceptedMethod } from "./intercepted-method.js";
 
 /** A unary method: one request, a promise of one response. */
 export type UnaryFn<I extends DescMessage, O extends DescMessage> = (
@@ -56,6 +58,11 @@ export interface ClientOptions {
   defaults?: CallOptions;
   /** The message codec. Default: binary protobuf. */
   codec?: Codec;
+  /**
+   * Interceptors of this client's calls, inside the channel's `interceptors` (first = outermost).
+   * They wrap the whole call, retries included. Default none.
+   */
+  interceptors?: readonly Interceptor[];
 }
 
 /** Creates a typed client for `service` whose calls run on `channel`. */
@@ -63,8 +70,16 @@ export function createClient<S extends DescService>(service: S, channel: Channel
   const codec = options.codec ?? protoCodec;
   const defaults = options.defaults ?? {};
   const client: Record<string, unknown> = {};
+  const interceptors = [...channel.options.interceptors, ...(options.interceptors ?? [])];
+  // Interceptors and call credentials take the intercepted path; plain calls stay on the direct one.
+  const intercepted = interceptors.length > 0 || channel.options.credentials.callCredentials.length > 0 || defaults.callCredentials !== undefined;
   for (const method of service.methods) {
     const merged = (o: CallOptions | undefined): CallOptions => (o === undefined ? defaults : { ...defaults, ...o });
+    if (intercepted) {
+      const fn = interceptedMethod(channel, method, codec, interceptors);
+      client[method.localName] = (input: unknown, o?: CallOptions) => fn(input, merged(o));
+      continue;
+    }
     switch (method.methodKind) {
       case "unary":
         client[method.localName] = (request: unknown, o?: CallOptions) =>
@@ -83,6 +98,10 @@ export function createClient<S extends DescService>(service: S, channel: Channel
           startCall(channel, method, codec, { stream: requests }, merged(o));
         break;
     }
+    // A call that brings its own credentials needs the intercepted path.
+    const direct = client[method.localName] as (input: unknown, o?: CallOptions) => unknown;
+    const withCredentials = interceptedMethod(channel, method, codec, interceptors);
+    client[method.localName] = (input: unknown, o?: CallOptions) => (o?.callCredentials === undefined ? direct(input, o) : withCredentials(input, merged(o)));
   }
   return client as Client<S>;
 }

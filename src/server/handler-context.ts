@@ -1,5 +1,6 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { Metadata } from "../protocol/metadata.js";
+import type { TlsPeer } from "./tls-peer.js";
 
 /**
  * What a handler knows about its call and how it shapes the response around the messages.
@@ -17,6 +18,11 @@ export interface HandlerContext<Res = unknown> {
   readonly requestMetadata: Metadata;
   /** The client's address as "host:port" (IPv6 hosts in brackets). */
   readonly peer: string;
+  /**
+   * The connection's TLS session (protocol, cipher, and under mTLS the client certificate with
+   * its subject), or undefined on plaintext. Read from the socket when first asked for.
+   */
+  readonly tls: TlsPeer | undefined;
   /** The method being served. */
   readonly method: DescMethod;
   /** Metadata sent with the response headers: change it before the first message or `sendHeader()`. */

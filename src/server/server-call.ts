@@ -14,6 +14,7 @@ import { FrameWriter } from "../stream/frame-writer.js";
 import { MessageQueue } from "../stream/message-queue.js";
 import type { HandlerContext } from "./handler-context.js";
 import type { Route } from "./router.js";
+import { tlsPeerOf, type TlsPeer } from "./tls-peer.js";
 
 /** Limits and services a server call needs from its server. Resolved once per server. */
 export interface ServerCallConfig {
@@ -256,6 +257,10 @@ export class ServerCall implements HandlerContext {
 
   get bufferedBytes(): number {
     return this.writer.buffered;
+  }
+
+  get tls(): TlsPeer | undefined {
+    return tlsPeerOf(this.stream.session?.socket);
   }
 
   /** Ends the call because the client or connection went away: no status can be sent. */

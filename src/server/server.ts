@@ -1,9 +1,11 @@
 import {
   constants,
+  createSecureServer as createHttp2SecureServer,
   createServer as createHttp2Server,
   type Http2Server,
   type Http2Session,
   type IncomingHttpHeaders,
+  type SecureServerOptions,
   type ServerHttp2Stream,
 } from "node:http2";
 import type { AddressInfo } from "node:net";
@@ -16,6 +18,8 @@ import { Code } from "../protocol/code.js";
 import { contentTypeFor, parseContentType, parsePath } from "../protocol/headers.js";
 import { encodeStatusMessage } from "../protocol/status.js";
 import { resolveConnectionPolicy, type ConnectionOptions, type ConnectionPolicy } from "./connection-policy.js";
+import type { Interceptor } from "../interceptor.js";
+import { interceptService } from "./intercepted-handler.js";
 import { Router } from "./router.js";
 import { ServerCall, type ServerCallConfig } from "./server-call.js";
 import { ServerConnection } from "./server-connection.js";
@@ -52,12 +56,37 @@ export interface ServerOptions extends ConnectionOptions {
   acceptCompression?: string[];
   /** Response compression for clients that accept it, unless a handler picks another. Default "identity". */
   compression?: string;
+  /**
+   * Interceptors of every call to this server (first = outermost, as on the
+   * client). They run for known methods only; unknown ones are answered UNIMPLEMENTED first.
+   * Default none (handlers run directly).
+   */
+  interceptors?: readonly Interceptor[];
 }
 
 /** Where to listen. `port: 0` picks a free port; the chosen one is returned by `listen`. */
 export interface ListenOptions {
   host?: string;
   port?: number;
+  /** Serve TLS (ALPN "h2" only) instead of plaintext h2c. */
+  tls?: ServerTlsOptions;
+}
+
+/** TLS for `listen`. PEM strings or buffers, as node:tls takes them. */
+export interface ServerTlsOptions {
+  /** The server's certificate chain. */
+  cert: string | Buffer | Array<string | Buffer>;
+  /** The private key of `cert`. */
+  key: string | Buffer | Array<string | Buffer>;
+  /** CAs that client certificates must chain to (mTLS). Default: node's bundled roots. */
+  ca?: string | Buffer | Array<string | Buffer>;
+  /**
+   * Ask clients for a certificate (mTLS). With `requireClientCert` (default true when this is
+   * set) a client without a valid one fails the handshake; handlers see it as `ctx.tls.certificate`.
+   */
+  requestClientCert?: boolean;
+  /** Refuse clients that present no certificate or one not signed by `ca`. Default: `requestClientCert`. */
+  requireClientCert?: boolean;
 }
 
 /** A gRPC server on `node:http2`. */
@@ -158,7 +187,8 @@ class RillServer implements Server {
   }
 
   add<S extends DescService>(service: S, impl: ServiceImpl<S>): this {
-    this.router.add(service, impl);
+    const interceptors = this.options.interceptors ?? [];
+    this.router.add(service, interceptors.length === 0 ? impl : (interceptService(service, impl, interceptors) as ServiceImpl<S>));
     return this;
   }
 
@@ -166,7 +196,8 @@ class RillServer implements Server {
     if (this.http2 !== undefined) return Promise.reject(new Error("this server is already listening"));
     if (this.shuttingDown) return Promise.reject(new Error("this server is shut down"));
     const settings = this.options.maxConcurrentStreams === undefined ? {} : { maxConcurrentStreams: this.options.maxConcurrentStreams };
-    const server = createHttp2Server({ settings });
+    const tls = options.tls;
+    const server = tls === undefined ? createHttp2Server({ settings }) : createHttp2SecureServer({ settings, ...secureServerOptions(tls) });
     this.http2 = server;
     server.on("session", (session) => this.onSession(session));
     server.on("stream", (stream, headers) => this.onStream(stream, headers));
@@ -180,6 +211,8 @@ class RillServer implements Server {
       server.listen(options.port ?? 0, host, () => {
         server.off("error", onError);
         server.on("error", (e) => this.config.logger.error("server error", e));
+        // A failed handshake (no client certificate under mTLS, a plaintext client) is the client's problem.
+        if (tls !== undefined) server.on("tlsClientError", (e) => this.config.logger.info(`TLS handshake failed: ${e.message}`));
         const addr = server.address() as AddressInfo;
         resolve({ host: addr.address, port: addr.port });
       });
@@ -283,4 +316,20 @@ class RillServer implements Server {
     // The request body is irrelevant now; tell a client that is still sending to stop.
     if (!stream.readableEnded) stream.close(constants.NGHTTP2_NO_ERROR);
   }
+}
+
+/** node:tls options for `listen({ tls })`: h2 only (no HTTP/1 fallback), client certificates if asked. */
+function secureServerOptions(tls: ServerTlsOptions): SecureServerOptions {
+  if (tls.cert === undefined || tls.key === undefined) throw new Error("listen({ tls }): both `cert` and `key` are required");
+  const request = tls.requestClientCert ?? false;
+  const opts: SecureServerOptions = {
+    cert: tls.cert,
+    key: tls.key,
+    allowHTTP1: false,
+    ALPNProtocols: ["h2"],
+    requestCert: request,
+    rejectUnauthorized: tls.requireClientCert ?? request,
+  };
+  if (tls.ca !== undefined) opts.ca = tls.ca;
+  return opts;
 }

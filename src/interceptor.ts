@@ -1,0 +1,131 @@
+/**
+ * Interceptors: one mechanism for clients and servers and for all four call kinds.
+ *
+ * An interceptor wraps the function that runs a call: `(next) => async (request) => response`.
+ * It may look at the call (method, kind, metadata, deadline, peer), change the request metadata,
+ * replace `request.messages` or `response.messages` with a transforming iterable, read the
+ * response header and trailer, and fail the call by throwing an `RpcError` (from the function
+ * or from a message iterable).
+ *
+ * Invariants:
+ * - Every kind has the same shape: request and response messages are async iterables (a unary
+ *   request is an iterable of one). The typed client and the handler adapter check cardinality.
+ * - Order: the first interceptor in a list is the outermost, on the client and on the server.
+ *   It sees the request first and the response (and the status) last.
+ * - A call's outcome is its response messages ending (OK; `response.trailer` is complete) or
+ *   throwing an `RpcError` (the status; its `metadata` are the trailers). `next` itself rejects
+ *   only when an interceptor inside it threw before the call started.
+ * - With no interceptors configured nothing here runs: the call path is the plain one.
+ */
+import type { DescMethod } from "@bufbuild/protobuf";
+import type { Metadata } from "./protocol/metadata.js";
+import type { HandlerContext } from "./server/handler-context.js";
+import type { TlsPeer } from "./server/tls-peer.js";
+
+/** The request side of a call as interceptors see it. */
+export interface CallRequest {
+  /** "client" in a channel or client's chain, "server" in a server's. */
+  readonly side: "client" | "server";
+  /** The method descriptor (its `parent` is the service). */
+  readonly method: DescMethod;
+  /** The call kind, `method.methodKind`. */
+  readonly kind: DescMethod["methodKind"];
+  /** The HTTP/2 path, "/package.Service/Method". */
+  readonly path: string;
+  /**
+   * Request metadata. Change it in place; on the client before calling `next` (it is sent when
+   * the innermost `next` starts the call), on the server the handler sees the changes.
+   */
+  readonly metadata: Metadata;
+  /** The deadline as epoch milliseconds, or undefined for none. */
+  readonly deadline: number | undefined;
+  /** Aborts when the call is cancelled (client: the caller's signal; server: `ctx.signal`). */
+  readonly signal: AbortSignal | undefined;
+  /** Server only: who called. Undefined on the client. */
+  readonly peer: Peer | undefined;
+  /** Server only: the handler's context (response header and trailer, `send`). */
+  readonly context: HandlerContext | undefined;
+  /** The request messages. Pass a transforming iterable to `next` to change them. */
+  readonly messages: AsyncIterable<unknown>;
+}
+
+/** The response side of a call as interceptors see it. */
+export interface CallResponse {
+  /**
+   * Response header metadata. Client: filled in when the headers arrive (before the first
+   * message; a trailers-only response has none). Server: the handler's `ctx.responseHeader`,
+   * changeable until the first response message is sent.
+   */
+  readonly header: Metadata;
+  /** The response messages; ending is OK, throwing an `RpcError` is the failure status. */
+  readonly messages: AsyncIterable<unknown>;
+  /**
+   * Trailer metadata. Client: complete once `messages` ended (on failure, also `error.metadata`).
+   * Server: the handler's `ctx.responseTrailer`, changeable until `messages` ends.
+   */
+  readonly trailer: Metadata;
+}
+
+/** Who called, on the server. */
+export interface Peer {
+  /** "host:port" (IPv6 hosts in brackets), as `ctx.peer`. */
+  readonly address: string;
+  /** The TLS session, when the connection uses TLS (with the client certificate under mTLS). */
+  readonly tls: TlsPeer | undefined;
+}
+
+/** Runs a call: the next interceptor, or at the end of the chain the call itself. */
+export type CallHandler = (request: CallRequest) => Promise<CallResponse>;
+
+/** Wraps the rest of the chain. The first interceptor of a list is the outermost. */
+export type Interceptor = (next: CallHandler) => CallHandler;
+
+/** Composes `interceptors` around `terminal`, the first outermost. */
+export function chainInterceptors(interceptors: readonly Interceptor[], terminal: CallHandler): CallHandler {
+  let next = terminal;
+  for (let i = interceptors.length - 1; i >= 0; i--) next = interceptors[i]!(next);
+  return next;
+}
+
+/** What `observeMessages` reports. */
+export interface MessageObserver {
+  /** Each message as it passes; return a replacement to transform it. */
+  onMessage?(message: unknown): unknown;
+  /** Once, when the stream ended (`error` undefined), failed (`error` is why), or its reader left early. */
+  onEnd?(error: unknown, info: { readerLeft: boolean }): void;
+}
+
+/**
+ * An iterable that passes `messages` through `observer`: the building block of interceptors
+ * that look at or rewrite each message and at how the stream ended. Leaving it early (break,
+ * return) closes `messages` too, so a cancellation still reaches the call.
+ */
+export function observeMessages(messages: AsyncIterable<unknown>, observer: MessageObserver): AsyncIterable<unknown> {
+  return {
+    async *[Symbol.asyncIterator]() {
+      let ended = false;
+      const end = (error: unknown, readerLeft: boolean) => {
+        if (ended) return;
+        ended = true;
+        observer.onEnd?.(error, { readerLeft });
+      };
+      try {
+        for await (const m of messages) yield observer.onMessage === undefined ? m : observer.onMessage(m);
+        end(undefined, false);
+      } catch (e) {
+        end(e, false);
+        throw e;
+      } finally {
+        end(undefined, true);
+      }
+    },
+  };
+}
+
+/** A one-message iterable that remembers its message, so the chain's end can skip re-reading it. */
+export class SingleMessage implements AsyncIterable<unknown> {
+  constructor(readonly message: unknown) {}
+  async *[Symbol.asyncIterator](): AsyncGenerator<unknown> {
+    yield this.message;
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * A ready-made interceptor that logs one line per call: side, method, status code, duration,
+ * message counts (and the peer on the server). Works on clients and servers alike.
+ */
+import { RpcError } from "../errors.js";
+import { observeMessages, type Interceptor } from "../interceptor.js";
+import type { Logger } from "../logger.js";
+import { Code, codeName } from "../protocol/code.js";
+
+/** One finished call, as the logging interceptor reports it. */
+export interface CallLogEntry {
+  readonly side: "client" | "server";
+  /** "/package.Service/Method". */
+  readonly path: string;
+  readonly kind: string;
+  readonly code: Code;
+  /** The status message (empty for OK). */
+  readonly message: string;
+  /** From the interceptor's start to the end of the response stream, in milliseconds. */
+  readonly durationMs: number;
+  readonly requestMessages: number;
+  readonly responseMessages: number;
+  /** The caller's address, on the server. */
+  readonly peer: string | undefined;
+}
+
+/** Options of `createLoggingInterceptor`. */
+export interface LoggingInterceptorOptions {
+  /** Where lines go: `info` for OK, `warn` for any other status. Default: both to stderr. */
+  logger?: Logger;
+  /** Receives each entry instead of a line being logged (for structured logs and metrics). */
+  onCall?: (entry: CallLogEntry) => void;
+  /** Time source in milliseconds. Default `performance.now`. */
+  now?: () => number;
+}
+
+const stderrLogger: Logger = {
+  error: (m, ...d) => console.error(m, ...d),
+  warn: (m, ...d) => console.error(m, ...d),
+  info: (m, ...d) => console.error(m, ...d),
+};
+
+/** Formats an entry as the interceptor's log line: `server /pkg.S/M OK 1.2 ms (1 → 1 msgs) peer=…`. */
+export function formatCallLogEntry(e: CallLogEntry): string {
+  const status = e.code === Code.OK ? "OK" : `${codeName(e.code)}${e.message === "" ? "" : `: ${e.message}`}`;
+  const peer = e.peer === undefined ? "" : ` peer=${e.peer}`;
+  return `${e.side} ${e.path} ${status} ${e.durationMs.toFixed(1)} ms (${e.requestMessages} → ${e.responseMessages} msgs)${peer}`;
+}
+
+/**
+ * An interceptor that reports every call once it ends. Add it first to time the whole call
+ * including the other interceptors (on the client: all retries, and the time until the caller
+ * finished reading). A caller that stops reading early is reported as CANCELLED.
+ */
+export function createLoggingInterceptor(options: LoggingInterceptorOptions = {}): Interceptor {
+  const logger = options.logger ?? stderrLogger;
+  const now = options.now ?? (() => performance.now());
+  const report =
+    options.onCall ??
+    ((entry: CallLogEntry) => {
+      if (entry.code === Code.OK) logger.info(formatCallLogEntry(entry));
+      else logger.warn(formatCallLogEntry(entry));
+    });
+  return (next) => async (request) => {
+    const start = now();
+    let requests = 0;
+    let responses = 0;
+    let reported = false;
+    const done = (error: unknown) => {
+      if (reported) return;
+      reported = true;
+      const err = error === undefined ? undefined : RpcError.from(error, Code.Unknown);
+      report({
+        side: request.side,
+        path: request.path,
+        kind: request.kind,
+        code: err?.code ?? Code.OK,
+        message: err?.rawMessage ?? "",
+        durationMs: now() - start,
+        requestMessages: requests,
+        responseMessages: responses,
+        peer: request.peer?.address,
+      });
+    };
+    const counted = observeMessages(request.messages, {
+      onMessage: (m) => {
+        requests++;
+        return m;
+      },
+    });
+    let response;
+    try {
+      response = await next({ ...request, messages: counted });
+    } catch (e) {
+      done(e);
+      throw e;
+    }
+    return {
+      ...response,
+      messages: observeMessages(response.messages, {
+        onMessage: (m) => {
+          responses++;
+          return m;
+        },
+        onEnd: (error, { readerLeft }) => {
+          if (!readerLeft) return done(error);
+          const reason: unknown = request.signal?.aborted ? request.signal.reason : undefined;
+          done(reason ?? new RpcError(Code.Canceled, "the reader stopped before the end of the stream"));
+        },
+      }),
+    };
+  };
+}

@@ -1,0 +1,171 @@
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import { RpcError } from "../errors.js";
+import { chainInterceptors, SingleMessage, type CallRequest, type CallResponse, type Interceptor, type Peer } from "../interceptor.js";
+import { Code } from "../protocol/code.js";
+import type { HandlerContext } from "./handler-context.js";
+import type { AnyHandler } from "./service-impl.js";
+
+/**
+ * `impl` with every handler wrapped in `interceptors` (first = outermost). The server adds the
+ * result instead of `impl` only when interceptors are configured, so plain servers run their
+ * handlers directly. Methods `impl` leaves out stay out (UNIMPLEMENTED, before any interceptor).
+ */
+export function interceptService(service: DescService, impl: object, interceptors: readonly Interceptor[]): Record<string, AnyHandler> {
+  const out: Record<string, AnyHandler> = {};
+  for (const method of service.methods) {
+    const handler = (impl as Record<string, unknown>)[method.localName];
+    if (typeof handler !== "function") continue;
+    out[method.localName] = interceptHandler(method, (handler as AnyHandler).bind(impl), interceptors);
+  }
+  // Keys the service does not have are left for the router to reject with its message.
+  for (const key of Object.keys(impl)) if (!(key in out)) out[key] = (impl as Record<string, AnyHandler>)[key]!;
+  return out;
+}
+
+/**
+ * One handler behind the chain. The adapter gives interceptors the same shape for every kind
+ * (request and response messages as iterables) and turns the chain's response back into what
+ * the server expects of this kind: one message for unary and client streaming (exactly one, or
+ * INTERNAL), an iterable for server streaming and bidi.
+ */
+function interceptHandler(method: DescMethod, handler: AnyHandler, interceptors: readonly Interceptor[]): AnyHandler {
+  const path = `/${method.parent.typeName}/${method.name}`;
+  const kind = method.methodKind;
+  const singleRequest = kind === "unary" || kind === "server_streaming";
+  const run = chainInterceptors(interceptors, async (request) => terminal(handler, request, singleRequest, path));
+  const requestFor = (input: unknown, ctx: HandlerContext<never>): CallRequest => ({
+    side: "server",
+    method,
+    kind,
+    path,
+    metadata: ctx.requestMetadata,
+    deadline: ctx.deadline,
+    signal: ctx.signal,
+    peer: peerOf(ctx),
+    context: ctx as HandlerContext,
+    messages: singleRequest ? new SingleMessage(input) : (input as AsyncIterable<unknown>),
+  });
+  if (kind === "unary" || kind === "client_streaming") {
+    return async (input, ctx) => one(await run(requestFor(input, ctx)), path);
+  }
+  return (input, ctx) => messagesOf(run(requestFor(input, ctx)));
+}
+
+/** The peer, with the TLS details read only if someone asks. */
+function peerOf(ctx: HandlerContext<never>): Peer {
+  return {
+    address: ctx.peer,
+    get tls() {
+      return ctx.tls;
+    },
+  };
+}
+
+/**
+ * The end of the chain: runs the handler. Its outcome is reported through the returned
+ * messages, which also fail with the call's abort reason (deadline, cancel, shutdown) when the
+ * handler does not stop by itself, so interceptors always see how the call ended.
+ */
+function terminal(handler: AnyHandler, request: CallRequest, singleRequest: boolean, path: string): CallResponse {
+  const ctx = request.context!;
+  if (request.metadata !== ctx.requestMetadata) {
+    // An interceptor passed new metadata instead of editing it: the handler reads ctx's.
+    for (const key of [...ctx.requestMetadata.keys()]) ctx.requestMetadata.delete(key);
+    ctx.requestMetadata.merge(request.metadata);
+  }
+  const signal = ctx.signal;
+  async function* responses(): AsyncGenerator<unknown> {
+    let input: unknown = request.messages;
+    if (singleRequest) {
+      const m = request.messages;
+      input = m instanceof SingleMessage ? m.message : await readOne(m, path);
+    }
+    const output = handler(input, ctx as HandlerContext<never>);
+    if (output !== null && typeof output === "object" && Symbol.asyncIterator in output) {
+      yield* abortable(output as AsyncIterable<unknown>, signal);
+      return;
+    }
+    const value = await untilAborted(Promise.resolve(output), signal);
+    // Streaming handlers in push style (ctx.send) resolve with nothing; their messages went out directly.
+    if (request.kind === "unary" || request.kind === "client_streaming") yield value;
+  }
+  return { header: ctx.responseHeader, trailer: ctx.responseTrailer, messages: { [Symbol.asyncIterator]: responses } };
+}
+
+async function* abortable(source: AsyncIterable<unknown>, signal: AbortSignal): AsyncGenerator<unknown> {
+  const it = source[Symbol.asyncIterator]();
+  let finished = false;
+  try {
+    for (;;) {
+      const r = await untilAborted(it.next(), signal);
+      if (r.done) {
+        finished = true;
+        return;
+      }
+      yield r.value;
+    }
+  } finally {
+    if (!finished) {
+      // A handler stuck in an await would hold return() back: wait for it only on a live call.
+      const closing = it.return?.();
+      if (signal.aborted) void closing?.catch(() => {});
+      else await closing;
+    }
+  }
+}
+
+/** `promise`, or a rejection with the signal's reason as soon as it aborts. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    void promise.catch(() => {});
+    return Promise.reject(abortError(signal));
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortError(signal));
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+function abortError(signal: AbortSignal): RpcError {
+  return RpcError.from(signal.reason, Code.Canceled);
+}
+
+async function readOne(messages: AsyncIterable<unknown>, path: string): Promise<unknown> {
+  const it = messages[Symbol.asyncIterator]();
+  const first = await it.next();
+  if (first.done) throw new RpcError(Code.Internal, `${path}: the interceptors left no request message (one is required)`);
+  const second = await it.next();
+  if (!second.done) {
+    await it.return?.();
+    throw new RpcError(Code.Internal, `${path}: the interceptors produced more than one request message (one is required)`);
+  }
+  return first.value;
+}
+
+/** The one response of a unary or client-streaming call, read to the end so interceptors see the status. */
+async function one(response: CallResponse, path: string): Promise<unknown> {
+  const it = response.messages[Symbol.asyncIterator]();
+  const first = await it.next();
+  if (first.done) throw new RpcError(Code.Internal, `${path}: the interceptors left no response message (one is required)`);
+  const second = await it.next();
+  if (!second.done) {
+    await it.return?.();
+    throw new RpcError(Code.Internal, `${path}: the interceptors produced more than one response message (one is required)`);
+  }
+  return first.value;
+}
+
+/** The response iterable of a streaming call whose chain is still starting. */
+async function* messagesOf(response: Promise<CallResponse>): AsyncGenerator<unknown> {
+  yield* (await response).messages;
+}
