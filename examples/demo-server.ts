@@ -7,6 +7,9 @@ import { Echo } from "../gen/echo/echo_pb.js";
 import { RouteGuide } from "../gen/routeguide/route_guide_pb.js";
 import { echoService } from "./echo/server.js";
 import { routeGuideService } from "./routeguide/server.js";
+import { addVideoService } from "./video/server.js";
+import { serveHealth } from "../src/services/health/index.js";
+import { serveReflection } from "../src/services/reflection/index.js";
 
 const host = process.env.HOST ?? "127.0.0.1";
 const port = Number(process.env.PORT ?? 50051);
@@ -14,6 +17,10 @@ const port = Number(process.env.PORT ?? 50051);
 const server = createServer();
 server.add(Echo, echoService());
 server.add(RouteGuide, routeGuideService());
+addVideoService(server);
+// Reflection and health describe every service on the server, so they come last.
+serveReflection(server);
+serveHealth(server);
 
 let addr: { host: string; port: number };
 try {
@@ -35,6 +42,7 @@ console.log(`
 Try it:
   node dist/examples/echo/client.js ${target}
   node dist/examples/routeguide/client.js --target ${target}
+  rill list ${target}        (or: node dist/src/cli/rill.js list ${target})
 Press Ctrl+C to stop.`);
 
 const stop = () => {

@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+/**
+ * The `rill` command: drive any gRPC service from the terminal.
+ *
+ *   rill list HOST:PORT [SERVICE]          services, or the methods of one
+ *   rill describe HOST:PORT [SYMBOL]       a service, method, message or enum as .proto
+ *   rill call HOST:PORT pkg.Svc/Method     call with JSON (-d '{...}', or -d @ for stdin)
+ *   rill health HOST:PORT [SERVICE]        grpc.health.v1 status (--watch for changes)
+ *   rill bench HOST:PORT pkg.Svc/Method    load generator (-c, -n | -z, --format json)
+ *   rill serve                             the demo server of `npm start`
+ *
+ * Each command lives in its own file and returns its exit code; this file only dispatches.
+ */
+import { pathToFileURL } from "node:url";
+import { bench } from "./bench.js";
+import { call } from "./call.js";
+import { describe } from "./describe.js";
+import { health } from "./health.js";
+import { list } from "./list.js";
+import { processIo, reportError, type Io } from "./output.js";
+import { serve } from "./serve.js";
+
+const commands: Record<string, (argv: string[], io: Io) => Promise<number>> = { list, describe, call, health, bench, serve };
+
+const usage = `rill: drive gRPC services from the terminal
+
+usage:
+  rill list HOST:PORT [SERVICE]               list services, or the methods of SERVICE
+  rill describe HOST:PORT [SYMBOL]            show a service, method, message or enum
+  rill call HOST:PORT pkg.Service/Method      call with JSON: -d '{"id":"v1"}', or -d @ for stdin
+  rill health HOST:PORT [SERVICE] [--watch]   grpc.health.v1 serving status
+  rill bench HOST:PORT pkg.Service/Method     load test: -c 50 -n 1000 | -z 10s, --format json
+  rill serve [--port N]                       run the demo server (what npm start runs)
+
+Descriptors come from server reflection; pass --protoset FILE or --proto FILE otherwise.
+Plaintext is the default; --tls, --cacert, --cert/--key, --insecure switch to TLS.
+Run \`rill COMMAND --help\` for a command's flags.
+`;
+
+/** Runs the CLI with `argv` (without node and script) and returns the exit code. */
+export async function main(argv: string[], io: Io = processIo): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+    io.stdout.write(usage);
+    return name === undefined ? 2 : 0;
+  }
+  const command = commands[name];
+  if (command === undefined) {
+    io.stderr.write(`rill: unknown command "${name}"\n\n${usage}`);
+    return 2;
+  }
+  try {
+    return await command(rest, io);
+  } catch (e) {
+    return reportError(io, e);
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href || process.argv[1]?.endsWith("/rill")) {
+  const code = await main(process.argv.slice(2));
+  // Let stdout drain before exiting (a pipe may be slower than we are).
+  process.stdout.write("", () => process.exit(code));
+}
