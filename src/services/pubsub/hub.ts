@@ -1,0 +1,268 @@
+/**
+ * The pub/sub hub: `rill.pubsub.v1.PubSubService` over an `EventLog`, and the fan-out that any
+ * other server-streaming service can reuse (`hub.stream`).
+ *
+ * Per topic with local subscribers, one follower tails the log (for Redis: one XREAD BLOCK
+ * connection) and offers each event to every subscriber's bounded queue (`Subscription`). The
+ * follower starts before any subscriber reads history, so the handover from history to live
+ * events has no gap. The last subscriber to leave stops the follower.
+ *
+ * Subscribe's response headers, sent before any event: `rill-subscription-id` (for
+ * Unsubscribe) and `rill-subscription-start` (the position the stream starts after; a client
+ * that saw no event resumes from it).
+ */
+import { randomBytes } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { EventSchema, PubSubService, type Event } from "../../../gen/rill/pubsub/v1/pubsub_pb.js";
+import { RpcError } from "../../errors.js";
+import { Code } from "../../protocol/code.js";
+import type { HandlerContext } from "../../server/handler-context.js";
+import type { ServiceImpl } from "../../server/service-impl.js";
+import type { EventLog, Follower, StoredEvent } from "./event-log.js";
+import { createMemoryLog } from "./memory-log.js";
+import { createRedisLog } from "./redis-log.js";
+import { Subscription, type EventMapper } from "./subscription.js";
+
+/** Response header naming a subscription (for Unsubscribe). */
+export const subscriptionIdKey = "rill-subscription-id";
+/** Response header naming the position a subscription's stream starts after. */
+export const subscriptionStartKey = "rill-subscription-start";
+
+/** Options of `createHub`. */
+export interface HubOptions {
+  /** The event log. Default: Redis Streams when REDIS_URL is set, else in memory. */
+  log?: EventLog;
+  /**
+   * Events queued per subscriber beyond its call's send buffer (`sendHighWaterMark`) before it
+   * is ended with RESOURCE_EXHAUSTED. Default 1024.
+   */
+  maxQueuedEvents?: number;
+  /** Events read from the log per step of a catch-up. Default 256. */
+  catchUpBatch?: number;
+  /** Longest topic name, in UTF-16 units. Default 256. */
+  maxTopicLength?: number;
+}
+
+/** What `hub.stream` needs to serve one subscription. */
+export interface StreamOptions<M> {
+  topic: string;
+  /** Resume after this id; undefined starts with the next event published. */
+  after?: string | undefined;
+  /** Turns stored events into the stream's messages. Keep one function per message type: results are cached per event. */
+  map: EventMapper<M>;
+}
+
+/** The hub. */
+export interface Hub {
+  /** The event log it serves. */
+  readonly log: EventLog;
+  /** The `PubSubService` implementation, for `server.add(PubSubService, hub.service)`. */
+  readonly service: ServiceImpl<typeof PubSubService>;
+  /** Publishes from inside the server process. */
+  publish(topic: string, payload: Uint8Array, key?: string): Promise<StoredEvent>;
+  /**
+   * Serves a subscription on a push-style server-streaming handler's `ctx`: returns the
+   * promise the handler returns. Sets the subscription headers and sends them.
+   */
+  stream<M>(ctx: HandlerContext<M>, options: StreamOptions<M>): Promise<void>;
+  /** Ends a subscription with OK; false when no such subscription is open here. */
+  unsubscribe(subscriptionId: string): boolean;
+  /** Ends every subscription of `topic` with OK; returns how many. */
+  unsubscribeTopic(topic: string): number;
+  /** Open subscriptions registered in the fan-out (of `topic`, or all). */
+  subscriberCount(topic?: string): number;
+  /**
+   * Ends every subscription with UNAVAILABLE (clients resubscribe, elsewhere if they can)
+   * and refuses new ones. Call before `server.shutdown()`: streams that never end would
+   * otherwise hold the graceful shutdown for its whole grace period.
+   */
+  drain(): void;
+  /** `drain()`, then closes the log. */
+  close(): Promise<void>;
+}
+
+type AnySubscription = Subscription<unknown>;
+
+class TopicState {
+  readonly subs = new Set<AnySubscription>();
+  refs = 0;
+  follower: Follower | undefined;
+  ready!: Promise<void>;
+  stopped = false;
+}
+
+/** Creates a hub. */
+export function createHub(options: HubOptions = {}): Hub {
+  const log = options.log ?? (process.env.REDIS_URL ? createRedisLog() : createMemoryLog());
+  const maxQueued = options.maxQueuedEvents ?? 1024;
+  const batch = options.catchUpBatch ?? 256;
+  const maxTopicLength = options.maxTopicLength ?? 256;
+  if (!(maxQueued >= 1 && batch >= 1)) throw new Error("createHub: maxQueuedEvents and catchUpBatch must be >= 1");
+  const topics = new Map<string, TopicState>();
+  const subscriptions = new Map<string, AnySubscription>();
+  const mapped = new Map<EventMapper<unknown>, WeakMap<StoredEvent, unknown>>();
+  let draining = false;
+
+  const checkTopic = (topic: string) => {
+    if (topic === "") throw new RpcError(Code.InvalidArgument, "topic is empty");
+    if (topic.length > maxTopicLength) throw new RpcError(Code.InvalidArgument, `topic is longer than ${maxTopicLength} characters`);
+  };
+
+  const memo = <M>(map: EventMapper<M>): EventMapper<M> => {
+    let cache = mapped.get(map as EventMapper<unknown>);
+    if (cache === undefined) mapped.set(map as EventMapper<unknown>, (cache = new WeakMap()));
+    const c = cache;
+    return (ev) => {
+      let m = c.get(ev) as M | undefined;
+      if (m === undefined) c.set(ev, (m = map(ev)));
+      return m;
+    };
+  };
+
+  const stopTopic = (topic: string, t: TopicState) => {
+    t.stopped = true;
+    t.follower?.stop();
+    if (topics.get(topic) === t) topics.delete(topic);
+  };
+
+  /** Counts a subscriber in and waits until the topic's follower runs. */
+  const attach = async (topic: string): Promise<TopicState> => {
+    let t = topics.get(topic);
+    if (t === undefined) {
+      const state = (t = new TopicState());
+      topics.set(topic, state);
+      state.ready = log.head(topic).then((head) => {
+        if (state.stopped) return;
+        state.follower = log.follow(topic, head, {
+          onEvent: (ev) => {
+            for (const s of state.subs) s.offer(ev);
+          },
+          onError: (e) => {
+            stopTopic(topic, state);
+            for (const s of [...state.subs]) s.fail(e);
+          },
+        });
+      });
+      state.ready.catch(() => stopTopic(topic, state));
+    }
+    t.refs++;
+    try {
+      await t.ready;
+    } catch (e) {
+      t.refs--;
+      throw RpcError.from(e, Code.Unavailable);
+    }
+    if (t.stopped) {
+      t.refs--;
+      throw new RpcError(Code.Unavailable, `the event log stopped following topic "${topic}"; resubscribe`);
+    }
+    return t;
+  };
+
+  const detach = (topic: string, t: TopicState) => {
+    if (--t.refs === 0) stopTopic(topic, t);
+  };
+
+  const stream = async <M>(ctx: HandlerContext<M>, o: StreamOptions<M>): Promise<void> => {
+    checkTopic(o.topic);
+    if (draining) throw new RpcError(Code.Unavailable, "the server is shutting down; subscribe again (on another instance, if there is one)");
+    const t = await attach(o.topic);
+    let start: string;
+    try {
+      start = o.after ?? (await log.head(o.topic));
+    } catch (e) {
+      detach(o.topic, t);
+      throw RpcError.from(e, Code.Unavailable);
+    }
+    const id = randomBytes(9).toString("base64url");
+    const sub = new Subscription<M>(id, o.topic, start, ctx, log, memo(o.map), maxQueued, (s) => {
+      t.subs.delete(s as unknown as AnySubscription);
+      subscriptions.delete(s.id);
+      ctx.signal.removeEventListener("abort", onAbort);
+      detach(o.topic, t);
+    });
+    const anySub = sub as unknown as AnySubscription;
+    // A client that goes away is forgotten at once, not at the next event.
+    const onAbort = () => sub.fail(RpcError.from(ctx.signal.reason, Code.Canceled));
+    if (ctx.signal.aborted) {
+      onAbort();
+      return sub.done;
+    }
+    ctx.signal.addEventListener("abort", onAbort);
+    t.subs.add(anySub);
+    subscriptions.set(id, anySub);
+    ctx.responseHeader.set(subscriptionIdKey, id);
+    ctx.responseHeader.set(subscriptionStartKey, start);
+    ctx.sendHeader();
+    void sub.catchUp(batch);
+    return sub.done;
+  };
+
+  const toEvent: EventMapper<Event> = (ev) =>
+    create(EventSchema, {
+      eventId: ev.id,
+      topic: ev.topic,
+      payload: ev.payload,
+      publishedAt: timestampFromMs(ev.publishedAt),
+      ...(ev.key === undefined ? {} : { key: ev.key }),
+    });
+
+  const hub: Hub = {
+    log,
+    async publish(topic, payload, key) {
+      checkTopic(topic);
+      return (await log.append(topic, payload, key)).event;
+    },
+    stream,
+    unsubscribe(subscriptionId) {
+      const s = subscriptions.get(subscriptionId);
+      if (s === undefined) return false;
+      s.end();
+      return true;
+    },
+    unsubscribeTopic(topic) {
+      const t = topics.get(topic);
+      if (t === undefined) return 0;
+      const subs = [...t.subs];
+      for (const s of subs) s.end();
+      return subs.length;
+    },
+    subscriberCount(topic) {
+      if (topic !== undefined) return topics.get(topic)?.subs.size ?? 0;
+      let n = 0;
+      for (const t of topics.values()) n += t.subs.size;
+      return n;
+    },
+    drain() {
+      draining = true;
+      const e = new RpcError(Code.Unavailable, "the server is shutting down; subscribe again (on another instance, if there is one)");
+      for (const s of [...subscriptions.values()]) s.fail(e);
+    },
+    async close() {
+      hub.drain();
+      for (const [name, t] of [...topics]) stopTopic(name, t);
+      await log.close();
+    },
+    service: {
+      async publish(req) {
+        const ev = await hub.publish(req.topic, req.payload, req.key);
+        return { eventId: ev.id };
+      },
+      subscribe(req, ctx) {
+        return stream(ctx, { topic: req.topic, after: req.afterEventId, map: toEvent });
+      },
+      async unsubscribe(req) {
+        if (!hub.unsubscribe(req.subscriptionId)) {
+          throw new RpcError(Code.NotFound, `no subscription "${req.subscriptionId}" is open on this server`);
+        }
+        return {};
+      },
+      async listTopics() {
+        const list = await log.topics();
+        return { topics: list.map((t) => ({ name: t.name, lastEventId: t.lastEventId, subscribers: hub.subscriberCount(t.name) })) };
+      },
+    },
+  };
+  return hub;
+}

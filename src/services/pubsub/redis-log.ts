@@ -1,0 +1,277 @@
+/**
+ * The Redis Streams event log: one stream per topic, so several Rill server processes share
+ * topics (publish on one, subscribe on another, resume anywhere).
+ *
+ * Event ids are the stream entry ids (`<ms>-<seq>`, assigned by XADD `*` on Redis's clock;
+ * `published_at` is the `<ms>` part). Keys, under `prefix` (default "rill:pubsub:"):
+ *   t:<topic>        the stream: fields `p` (payload) and, if given, `k` (idempotency key)
+ *   m:<topic>        a hash; `trimmed` is the highest id retention has removed
+ *   k:<topic>:<key>  an idempotency key's event id, expiring with the retention age
+ *   topics           a set of topic names
+ * Appends and reads are Lua scripts, so trimming, the `trimmed` watermark and idempotency keys
+ * change together and a read sees one consistent state. Redis's own `max-deleted-entry-id` is
+ * not used: XTRIM does not advance it.
+ *
+ * Live tails use XREAD BLOCK on one extra connection per followed topic. Redis errors reach
+ * callers as UNAVAILABLE.
+ */
+import { createHash } from "node:crypto";
+import { Redis, type RedisOptions } from "ioredis";
+import { RpcError } from "../../errors.js";
+import { Code } from "../../protocol/code.js";
+import {
+  malformedIdError,
+  trimmedError,
+  unknownPositionError,
+  type EventLog,
+  type Follower,
+  type RetentionOptions,
+  type StoredEvent,
+  type TopicInfo,
+} from "./event-log.js";
+
+/** Options of `createRedisLog`. */
+export interface RedisLogOptions extends RetentionOptions {
+  /** `redis://host:port/db`. Default: the REDIS_URL environment variable. */
+  url?: string;
+  /** Prefix of every key. Default "rill:pubsub:". */
+  prefix?: string;
+  /** Extra ioredis options. */
+  redis?: RedisOptions;
+}
+
+// KEYS: stream, meta, dedupe key (or ""), topics set. ARGV: topic, payload, key ("" for none),
+// maxEvents, maxAgeMs. Returns {id, duplicate(0|1)}.
+const appendLua = `
+local stream, meta, dedupe, topics = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local topic, payload, key = ARGV[1], ARGV[2], ARGV[3]
+local maxEvents, maxAge = tonumber(ARGV[4]), tonumber(ARGV[5])
+if key ~= '' then
+  local prior = redis.call('GET', dedupe)
+  if prior then return {prior, 1} end
+end
+local id
+if key ~= '' then
+  id = redis.call('XADD', stream, '*', 'p', payload, 'k', key)
+else
+  id = redis.call('XADD', stream, '*', 'p', payload)
+end
+redis.call('SADD', topics, topic)
+local lastDeleted = nil
+if maxEvents > 0 then
+  local n = redis.call('XLEN', stream)
+  if n > maxEvents then
+    local gone = redis.call('XRANGE', stream, '-', '+', 'COUNT', n - maxEvents)
+    lastDeleted = gone[#gone][1]
+    redis.call('XTRIM', stream, 'MAXLEN', maxEvents)
+  end
+end
+if maxAge > 0 then
+  local t = redis.call('TIME')
+  local minid = tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - maxAge)
+  local gone = redis.call('XREVRANGE', stream, '(' .. minid, '-', 'COUNT', 1)
+  if #gone > 0 then
+    lastDeleted = gone[1][1]
+    redis.call('XTRIM', stream, 'MINID', minid)
+  end
+end
+if lastDeleted then redis.call('HSET', meta, 'trimmed', lastDeleted) end
+if key ~= '' then
+  if maxAge > 0 then redis.call('SET', dedupe, id, 'PX', maxAge) else redis.call('SET', dedupe, id) end
+end
+return {id, 0}
+`;
+
+// KEYS: stream, meta. ARGV: after, count. Returns {exists(0|1), trimmed, lastGenerated, entries}.
+const readLua = `
+local stream, meta = KEYS[1], KEYS[2]
+if redis.call('EXISTS', stream) == 0 then return {0, '0-0', '0-0', {}} end
+local info = redis.call('XINFO', 'STREAM', stream)
+local last = '0-0'
+for i = 1, #info, 2 do if info[i] == 'last-generated-id' then last = info[i + 1] end end
+local trimmed = redis.call('HGET', meta, 'trimmed') or '0-0'
+local entries = redis.call('XRANGE', stream, '(' .. ARGV[1], '+', 'COUNT', tonumber(ARGV[2]))
+return {1, trimmed, last, entries}
+`;
+
+class Script {
+  readonly sha: string;
+  constructor(readonly lua: string) {
+    this.sha = createHash("sha1").update(lua).digest("hex");
+  }
+  async run(redis: Redis, keys: string[], args: (string | Buffer | number)[]): Promise<unknown> {
+    try {
+      return await redis.callBuffer("EVALSHA", this.sha, keys.length, ...keys, ...args);
+    } catch (e) {
+      if (!String((e as Error).message).startsWith("NOSCRIPT")) throw e;
+      return await redis.callBuffer("EVAL", this.lua, keys.length, ...keys, ...args);
+    }
+  }
+}
+
+const appendScript = new Script(appendLua);
+const readScript = new Script(readLua);
+
+const idPattern = /^(\d{1,20})-(\d{1,20})$/;
+
+function parseId(id: string): [bigint, bigint] | undefined {
+  const m = idPattern.exec(id);
+  return m === null ? undefined : [BigInt(m[1]!), BigInt(m[2]!)];
+}
+
+function compareIds(a: string, b: string): number {
+  const x = parseId(a);
+  const y = parseId(b);
+  if (x === undefined) throw malformedIdError(a, "redis");
+  if (y === undefined) throw malformedIdError(b, "redis");
+  return x[0] !== y[0] ? (x[0] < y[0] ? -1 : 1) : x[1] === y[1] ? 0 : x[1] < y[1] ? -1 : 1;
+}
+
+function unavailable(e: unknown): RpcError {
+  if (e instanceof RpcError) return e;
+  return new RpcError(Code.Unavailable, `the Redis event log is unavailable: ${(e as Error).message}`, { cause: e });
+}
+
+type Entry = [Buffer, Buffer[]];
+
+function toEvent(topic: string, [rawId, fields]: Entry): StoredEvent {
+  const id = rawId.toString();
+  let payload: Uint8Array = new Uint8Array(0);
+  let key: string | undefined;
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const f = fields[i]!.toString();
+    if (f === "p") payload = new Uint8Array(fields[i + 1]!.buffer, fields[i + 1]!.byteOffset, fields[i + 1]!.byteLength);
+    else if (f === "k") key = fields[i + 1]!.toString();
+  }
+  return { id, topic, payload, publishedAt: Number(id.slice(0, id.indexOf("-"))), key };
+}
+
+/**
+ * Creates an event log on Redis Streams (Redis >= 6.2). Throws at once without a URL; Redis
+ * being down shows later, as UNAVAILABLE from the log's calls.
+ */
+export function createRedisLog(options: RedisLogOptions = {}): EventLog {
+  const url = options.url ?? process.env.REDIS_URL;
+  if (url === undefined || url === "") throw new Error("createRedisLog: no Redis URL (pass `url` or set REDIS_URL)");
+  const maxEvents = options.maxEvents ?? 10_000;
+  const maxAgeMs = options.maxAgeMs ?? 3_600_000;
+  const prefix = options.prefix ?? "rill:pubsub:";
+  // One retry per command: a publish or a resume fails fast (UNAVAILABLE) while Redis is away,
+  // and the client's own backoff decides when to try again.
+  const redisOptions: RedisOptions = { maxRetriesPerRequest: 1, lazyConnect: false, ...options.redis };
+  // (cast: ioredis's option types do not allow `undefined` under exactOptionalPropertyTypes)
+  const redis = new Redis(url, redisOptions as never);
+  redis.on("error", () => {
+    // ioredis reconnects by itself; failed commands reject with the reason.
+  });
+  const followers = new Set<Redis>();
+  const streamKey = (topic: string) => `${prefix}t:${topic}`;
+  const metaKey = (topic: string) => `${prefix}m:${topic}`;
+
+  return {
+    kind: "redis",
+
+    async append(topic, payload, key) {
+      try {
+        const r = (await appendScript.run(
+          redis,
+          [streamKey(topic), metaKey(topic), key === undefined ? `${prefix}k:` : `${prefix}k:${topic}:${key}`, `${prefix}topics`],
+          [topic, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), key ?? "", maxEvents, maxAgeMs],
+        )) as [Buffer, number];
+        const id = r[0].toString();
+        return { event: { id, topic, payload, publishedAt: Number(id.slice(0, id.indexOf("-"))), key }, duplicate: r[1] === 1 };
+      } catch (e) {
+        throw unavailable(e);
+      }
+    },
+
+    async head(topic) {
+      try {
+        const r = (await readScript.run(redis, [streamKey(topic), metaKey(topic)], ["0-0", 1])) as [number, Buffer, Buffer];
+        return r[2].toString();
+      } catch (e) {
+        throw unavailable(e);
+      }
+    },
+
+    async read(topic, after, limit) {
+      if (parseId(after) === undefined) throw malformedIdError(after, "redis");
+      let r: [number, Buffer, Buffer, Entry[]];
+      try {
+        r = (await readScript.run(redis, [streamKey(topic), metaKey(topic)], [after, limit])) as typeof r;
+      } catch (e) {
+        throw unavailable(e);
+      }
+      const [exists, trimmed, last, entries] = [r[0], r[1].toString(), r[2].toString(), r[3]];
+      if (exists === 0) {
+        if (after !== "0-0") throw unknownPositionError(topic, after, "the topic's stream does not exist in Redis (it was deleted)");
+        return [];
+      }
+      if (compareIds(after, last) > 0) throw unknownPositionError(topic, after, `the stream's newest id is ${last} (it was deleted and recreated)`);
+      if (compareIds(after, trimmed) < 0) throw trimmedError(topic, after, entries[0] === undefined ? "" : entries[0][0].toString());
+      return entries.map((e) => toEvent(topic, e));
+    },
+
+    follow(topic, after, listener): Follower {
+      const conn = redis.duplicate();
+      conn.on("error", () => {});
+      followers.add(conn);
+      let stopped = false;
+      const stop = () => {
+        if (stopped) return;
+        stopped = true;
+        followers.delete(conn);
+        conn.disconnect();
+      };
+      void (async () => {
+        let last = after;
+        try {
+          while (!stopped) {
+            const r = (await conn.callBuffer("XREAD", "COUNT", 1000, "BLOCK", 0, "STREAMS", streamKey(topic), last)) as
+              | [Buffer, Entry[]][]
+              | [Buffer, Entry[]]
+              | null;
+            if (stopped) return;
+            // One stream read: ioredis may hand back the single [key, entries] pair unwrapped.
+            const streams = r === null ? [] : Buffer.isBuffer(r[0]) ? [r as [Buffer, Entry[]]] : (r as [Buffer, Entry[]][]);
+            for (const [, entries] of streams) {
+              for (const e of entries) {
+                const ev = toEvent(topic, e);
+                last = ev.id;
+                listener.onEvent(ev);
+                if (stopped) return;
+              }
+            }
+          }
+        } catch (e) {
+          if (stopped) return;
+          stop();
+          listener.onError(unavailable(e));
+        }
+      })();
+      return { stop };
+    },
+
+    compare: compareIds,
+
+    async topics(): Promise<TopicInfo[]> {
+      try {
+        const names = ((await redis.callBuffer("SMEMBERS", `${prefix}topics`)) as Buffer[]).map((b) => b.toString()).sort();
+        const out: TopicInfo[] = [];
+        for (const name of names) {
+          const last = (await redis.callBuffer("XREVRANGE", streamKey(name), "+", "-", "COUNT", 1)) as Entry[];
+          out.push({ name, lastEventId: last[0] === undefined ? "" : last[0][0].toString() });
+        }
+        return out;
+      } catch (e) {
+        throw unavailable(e);
+      }
+    },
+
+    async close() {
+      for (const c of followers) c.disconnect();
+      followers.clear();
+      redis.disconnect();
+    },
+  };
+}

@@ -1,0 +1,174 @@
+/**
+ * One subscriber's side of the fan-out: a cursor (the last event handed to its stream) and a
+ * bounded queue in front of the call's send buffer.
+ *
+ * Lifecycle: `catching-up` (history read from the log with `ctx.send`, so backpressure simply
+ * waits; live events meanwhile wait in the queue) → `live` (each event goes out with
+ * `ctx.trySend`; when the send buffer is full it waits in the queue, drained as the buffer
+ * empties) → `ended`.
+ *
+ * Invariants:
+ * - Events reach the stream in id order, each once, none skipped: the catch-up reads the log
+ *   until it is empty, and only then are queued events (those after the cursor) sent.
+ * - Memory per subscriber is bounded: the call's send buffer plus `maxQueued` events. A
+ *   subscriber whose queue would grow past that is ended with RESOURCE_EXHAUSTED, naming the
+ *   id to resume after (also in the `rill-resume-after` trailer); others are unaffected and
+ *   `offer` never blocks the publisher.
+ */
+import type { HandlerContext } from "../../server/handler-context.js";
+import { RpcError } from "../../errors.js";
+import { Code } from "../../protocol/code.js";
+import { Metadata } from "../../protocol/metadata.js";
+import type { EventLog, StoredEvent } from "./event-log.js";
+
+/** Trailer key naming the last event sent before a RESOURCE_EXHAUSTED end. */
+export const resumeAfterKey = "rill-resume-after";
+
+/** How a subscription turns a stored event into the stream's response message. */
+export type EventMapper<M> = (event: StoredEvent) => M;
+
+export class Subscription<M = unknown> {
+  private state: "catching-up" | "live" | "ended" = "catching-up";
+  private queue: StoredEvent[] = [];
+  private queueStart = 0;
+  private overflowed = false;
+  private draining = false;
+  private settle!: { resolve: () => void; reject: (e: RpcError) => void };
+  /** Settles when the subscription ends: resolves for Unsubscribe, rejects with the status otherwise. */
+  readonly done: Promise<void>;
+  /** The id of the last event handed to the stream (or the start position). */
+  cursor: string;
+
+  constructor(
+    readonly id: string,
+    readonly topic: string,
+    start: string,
+    private readonly ctx: HandlerContext<M>,
+    private readonly log: EventLog,
+    private readonly map: EventMapper<M>,
+    private readonly maxQueued: number,
+    private readonly onEnd: (s: Subscription<M>) => void,
+  ) {
+    this.cursor = start;
+    this.done = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
+    // The caller awaits `done`; a rejection nobody reads yet must not count as unhandled.
+    this.done.catch(() => {});
+  }
+
+  get ended(): boolean {
+    return this.state === "ended";
+  }
+
+  private get queued(): number {
+    return this.queue.length - this.queueStart;
+  }
+
+  /** Sends the retained history after the cursor, then goes live. Rejections end the subscription. */
+  async catchUp(batch: number): Promise<void> {
+    try {
+      for (;;) {
+        const events = await this.log.read(this.topic, this.cursor, batch);
+        if (this.ended) return;
+        if (events.length === 0) {
+          // Live events dropped while the queue overflowed are in the log: read them first.
+          if (this.overflowed) {
+            this.overflowed = false;
+            continue;
+          }
+          break;
+        }
+        for (const ev of events) {
+          await this.ctx.send(this.map(ev));
+          if (this.ended) return;
+          this.cursor = ev.id;
+        }
+      }
+    } catch (e) {
+      this.fail(RpcError.from(e, Code.Unavailable));
+      return;
+    }
+    this.state = "live";
+    // Queued events the history already covered are dropped here; from now on the follower's
+    // events arrive in order after the cursor, so no comparison is needed per event.
+    const fresh: StoredEvent[] = [];
+    for (let i = this.queueStart; i < this.queue.length; i++) {
+      const ev = this.queue[i]!;
+      if (this.log.compare(ev.id, this.cursor) > 0) fresh.push(ev);
+    }
+    this.queue = fresh;
+    this.queueStart = 0;
+    if (this.queued > 0) void this.drain();
+  }
+
+  /** Takes one live event from the fan-out. Never blocks. */
+  offer(ev: StoredEvent): void {
+    if (this.state === "ended") return;
+    if (this.state === "catching-up") {
+      if (this.queued >= this.maxQueued) {
+        this.queue = [];
+        this.queueStart = 0;
+        this.overflowed = true;
+      }
+      this.queue.push(ev);
+      return;
+    }
+    if (this.queued === 0 && this.ctx.trySend(this.map(ev))) {
+      this.cursor = ev.id;
+      return;
+    }
+    if (this.queued >= this.maxQueued) {
+      const md = new Metadata();
+      md.set(resumeAfterKey, this.cursor);
+      this.fail(
+        new RpcError(
+          Code.ResourceExhausted,
+          `subscriber to "${this.topic}" fell behind by more than ${this.maxQueued} events; resubscribe after event ${this.cursor} to continue without loss`,
+          { metadata: md },
+        ),
+      );
+      return;
+    }
+    this.queue.push(ev);
+    if (!this.draining) void this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    this.draining = true;
+    try {
+      while (this.queued > 0 && !this.ended) {
+        const ev = this.queue[this.queueStart]!;
+        if (!this.ctx.trySend(this.map(ev))) {
+          await this.ctx.writable();
+          continue;
+        }
+        this.cursor = ev.id;
+        this.queue[this.queueStart++] = undefined as never;
+        if (this.queueStart > 256 && this.queueStart * 2 > this.queue.length) {
+          this.queue = this.queue.slice(this.queueStart);
+          this.queueStart = 0;
+        }
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  /** Ends the stream with OK (Unsubscribe). */
+  end(): void {
+    if (this.finish()) this.settle.resolve();
+  }
+
+  /** Ends the stream with `error`'s status. */
+  fail(error: RpcError): void {
+    if (this.finish()) this.settle.reject(error);
+  }
+
+  private finish(): boolean {
+    if (this.state === "ended") return false;
+    this.state = "ended";
+    this.queue = [];
+    this.queueStart = 0;
+    this.onEnd(this);
+    return true;
+  }
+}

@@ -1,0 +1,298 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Redis } from "ioredis";
+import { Code, RpcError, createServer, silentLogger, type Channel } from "../../src/index.js";
+import { PubSubService, type Event } from "../../gen/rill/pubsub/v1/pubsub_pb.js";
+import {
+  createHub,
+  createMemoryLog,
+  createRedisLog,
+  firstEventIdKey,
+  subscribeTopic,
+  subscriptionIdKey,
+  type EventLog,
+  type Hub,
+} from "../../src/services/pubsub/index.js";
+import { createClient } from "../../src/client/client.js";
+import { eventually, useHarness } from "../support/harness.js";
+import { useRedis } from "../support/redis.js";
+import { startTcpProxy } from "../support/tcp-proxy.js";
+
+const text = (s: string) => new TextEncoder().encode(s);
+const str = (b: Uint8Array) => new TextDecoder().decode(b);
+
+/** Reads `n` events from an iterator. */
+async function take<T>(it: AsyncIterator<T>, n: number): Promise<T[]> {
+  const out: T[] = [];
+  while (out.length < n) {
+    const r = await it.next();
+    if (r.done) throw new Error(`the stream ended after ${out.length} of ${n} events`);
+    out.push(r.value);
+  }
+  return out;
+}
+
+async function statusOf(p: Promise<unknown>): Promise<RpcError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof RpcError, `expected an RpcError, got ${String(e)}`);
+    return e;
+  }
+  throw new Error("expected the call to fail");
+}
+
+/** The behaviours every backend must show; `makeLog` gives a fresh log per test. */
+function backendSuite(makeLog: (retention?: { maxEvents?: number }) => EventLog) {
+  const h = useHarness();
+  const hubs: Hub[] = [];
+
+  async function start(retention?: { maxEvents?: number }) {
+    const hub = createHub({ log: makeLog(retention) });
+    hubs.push(hub);
+    const { server, target } = await h.server((s) => s.add(PubSubService, hub.service));
+    const channel = h.channel(target);
+    return { hub, server, target, port: Number(target.split(":")[1]), channel, client: createClient(PubSubService, channel) };
+  }
+
+  test.afterEach(async () => {
+    for (const hub of hubs.splice(0)) await hub.close();
+  });
+
+  test("delivers every published event to every subscriber of the topic, in order, and nothing of other topics", async () => {
+    const { hub, client } = await start();
+    const ac = new AbortController();
+    const a = client.subscribe({ topic: "t" }, { signal: ac.signal })[Symbol.asyncIterator]();
+    const b = client.subscribe({ topic: "t" }, { signal: ac.signal })[Symbol.asyncIterator]();
+    await eventually(() => hub.subscriberCount("t") === 2, 2000, "two subscribers");
+    await client.publish({ topic: "other", payload: text("x") });
+    const ids: string[] = [];
+    for (let i = 0; i < 20; i++) ids.push((await client.publish({ topic: "t", payload: text(`m${i}`) })).eventId);
+    for (const it of [a, b]) {
+      const got = await take(it, 20);
+      assert.deepEqual(got.map((e) => e.eventId), ids);
+      assert.deepEqual(got.map((e) => str(e.payload)), ids.map((_, i) => `m${i}`));
+      assert.ok(got.every((e) => e.topic === "t" && e.publishedAt !== undefined));
+    }
+    const topics = await client.listTopics({});
+    assert.deepEqual(topics.topics.map((t) => [t.name, t.lastEventId, t.subscribers]), [["other", topics.topics[0]!.lastEventId, 0], ["t", ids[19], 2]]);
+    ac.abort();
+  });
+
+  test("resumes exactly after the given event id", async () => {
+    const { client } = await start();
+    const ids: string[] = [];
+    for (let i = 0; i < 10; i++) ids.push((await client.publish({ topic: "r", payload: text(`${i}`) })).eventId);
+    const ac = new AbortController();
+    const it = client.subscribe({ topic: "r", afterEventId: ids[3]! }, { signal: ac.signal })[Symbol.asyncIterator]();
+    const got = await take(it, 6);
+    assert.deepEqual(got.map((e) => e.eventId), ids.slice(4));
+    const live = (await client.publish({ topic: "r", payload: text("live") })).eventId;
+    assert.equal((await take(it, 1))[0]!.eventId, live);
+    ac.abort();
+  });
+
+  test("a publish repeated with the same key appends once and returns the first event id", async () => {
+    const { client, hub } = await start();
+    const a = await client.publish({ topic: "k", payload: text("1"), key: "order-7" });
+    const b = await client.publish({ topic: "k", payload: text("1"), key: "order-7" });
+    const c = await client.publish({ topic: "k", payload: text("2"), key: "order-8" });
+    assert.equal(a.eventId, b.eventId);
+    assert.notEqual(a.eventId, c.eventId);
+    const all = await hub.log.read("k", await firstPosition(hub.log, "k"), 10);
+    assert.deepEqual(all.map((e) => e.id), [a.eventId, c.eventId]);
+    assert.equal(all[0]!.key, "order-7");
+  });
+
+  test("Unsubscribe ends the named stream with OK and leaves the others running", async () => {
+    const { hub, client } = await start();
+    const ids: string[] = [];
+    const ac = new AbortController();
+    const a = client.subscribe({ topic: "u" }, { signal: ac.signal, onHeader: (md) => ids.push(String(md.get(subscriptionIdKey))) })[Symbol.asyncIterator]();
+    const first = a.next();
+    await eventually(() => ids.length === 1, 2000, "the first subscription's headers");
+    const b = client.subscribe({ topic: "u" }, { signal: ac.signal, onHeader: (md) => ids.push(String(md.get(subscriptionIdKey))) })[Symbol.asyncIterator]();
+    const bFirst = b.next();
+    await eventually(() => ids.length === 2 && hub.subscriberCount("u") === 2, 2000, "the second subscription");
+    assert.notEqual(ids[0], ids[1]);
+    await client.unsubscribe({ subscriptionId: ids[0]! });
+    assert.deepEqual(await first, { done: true, value: undefined }, "the unsubscribed stream ends cleanly");
+    assert.equal(hub.subscriberCount("u"), 1);
+    const e = await client.publish({ topic: "u", payload: text("still here") });
+    assert.equal((await bFirst).value?.eventId, e.eventId);
+    const missing = await statusOf(client.unsubscribe({ subscriptionId: ids[0]! }));
+    assert.equal(missing.code, Code.NotFound);
+    ac.abort();
+  });
+
+  test("a subscriber whose client goes away is removed from the fan-out within 1 s", async () => {
+    const { hub, client } = await start();
+    const ac = new AbortController();
+    const it = client.subscribe({ topic: "gone" }, { signal: ac.signal })[Symbol.asyncIterator]();
+    const pending = it.next().catch(() => undefined);
+    await eventually(() => hub.subscriberCount("gone") === 1, 2000, "the subscriber");
+    const t0 = Date.now();
+    ac.abort();
+    await eventually(() => hub.subscriberCount("gone") === 0, 1000, "the fan-out to forget the cancelled subscriber");
+    assert.ok(Date.now() - t0 <= 1000);
+    await pending;
+    await client.publish({ topic: "gone", payload: text("nobody listens") });
+  });
+
+  test("a subscriber whose connection drops is removed from the fan-out within 1 s", async () => {
+    const { hub, port } = await start();
+    const proxy = await startTcpProxy(port);
+    try {
+      const ch: Channel = h.channel(`127.0.0.1:${proxy.port}`);
+      const client = createClient(PubSubService, ch);
+      const it = client.subscribe({ topic: "dropped" })[Symbol.asyncIterator]();
+      const pending = it.next().catch((e: unknown) => e);
+      await eventually(() => hub.subscriberCount("dropped") === 1, 2000, "the subscriber");
+      proxy.cut();
+      await eventually(() => hub.subscriberCount("dropped") === 0, 1000, "the fan-out to forget the disconnected subscriber");
+      assert.equal(((await pending) as RpcError).code, Code.Unavailable);
+      ch.close();
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test("resuming after a trimmed event fails with OUT_OF_RANGE naming the first available id", async () => {
+    const { client } = await start({ maxEvents: 5 });
+    const ids: string[] = [];
+    for (let i = 0; i < 12; i++) ids.push((await client.publish({ topic: "trim", payload: text(`${i}`) })).eventId);
+    let trailer: string | undefined;
+    const err = await statusOf(
+      (async () => {
+        for await (const _ of client.subscribe({ topic: "trim", afterEventId: ids[2]! }, { onTrailer: (md) => (trailer = String(md.get(firstEventIdKey))) }));
+      })(),
+    );
+    assert.equal(err.code, Code.OutOfRange);
+    assert.match(err.message, new RegExp(`first available event is ${ids[7]}`));
+    assert.equal(trailer, ids[7]);
+    // The last trimmed event is still a valid position: nothing after it is gone.
+    const ac = new AbortController();
+    const it = client.subscribe({ topic: "trim", afterEventId: ids[6]! }, { signal: ac.signal })[Symbol.asyncIterator]();
+    assert.deepEqual((await take(it, 5)).map((e) => e.eventId), ids.slice(7));
+    ac.abort();
+    // The resuming helper throws the same error instead of skipping ahead.
+    const helperErr = await statusOf(
+      (async () => {
+        for await (const _ of subscribeTopic(client, "trim", { after: ids[0]!, backoff: { initialMs: 10 } }));
+      })(),
+    );
+    assert.equal(helperErr.code, Code.OutOfRange);
+  });
+
+  test("a malformed event id is INVALID_ARGUMENT and an empty topic is INVALID_ARGUMENT", async () => {
+    const { client } = await start();
+    const bad = await statusOf((async () => { for await (const _ of client.subscribe({ topic: "x", afterEventId: "not an id" })); })());
+    assert.equal(bad.code, Code.InvalidArgument);
+    const empty = await statusOf(client.publish({ topic: "", payload: text("x") }));
+    assert.equal(empty.code, Code.InvalidArgument);
+  });
+
+  test("subscribeTopic resumes across a server restart with every event once, in order", async () => {
+    const log = makeLog();
+    const hub1 = createHub({ log });
+    const s1 = createServer({ logger: silentLogger }).add(PubSubService, hub1.service);
+    const { port } = await s1.listen({ host: "127.0.0.1", port: 0 });
+    const channel = h.channel(`127.0.0.1:${port}`);
+    const client = createClient(PubSubService, channel);
+    const ac = new AbortController();
+    const got: Event[] = [];
+    let retries = 0;
+    const reader = (async () => {
+      for await (const ev of subscribeTopic(client, "restart", { signal: ac.signal, backoff: { initialMs: 20, maxMs: 100 }, onRetry: () => retries++ })) {
+        got.push(ev);
+      }
+    })().catch((e: unknown) => e);
+    await eventually(() => hub1.subscriberCount("restart") === 1, 2000, "the subscriber");
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await hub1.publish("restart", text(`${i}`))).id);
+    await eventually(() => got.length === 5, 2000, "the first events");
+    hub1.drain();
+    s1.forceShutdown();
+    // Published while no server runs: the log keeps them, the helper must fetch them on resume.
+    for (let i = 5; i < 10; i++) ids.push((await log.append("restart", text(`${i}`))).event.id);
+    const hub2 = createHub({ log });
+    const s2 = createServer({ logger: silentLogger }).add(PubSubService, hub2.service);
+    await s2.listen({ host: "127.0.0.1", port });
+    try {
+      await eventually(() => got.length === 10, 5000, "the events published during the outage");
+      for (let i = 10; i < 15; i++) ids.push((await hub2.publish("restart", text(`${i}`))).id);
+      await eventually(() => got.length === 15, 2000, "the events after the restart");
+      assert.deepEqual(got.map((e) => e.eventId), ids);
+      assert.ok(retries >= 1);
+      ac.abort();
+      await reader;
+    } finally {
+      await hub2.close();
+      await s2.shutdown({ graceMs: 100 });
+    }
+  });
+}
+
+/** The origin of a topic, found by reading from its first retained event. */
+async function firstPosition(log: EventLog, topic: string): Promise<string> {
+  return log.kind === "redis" ? "0-0" : (await log.head("__nothing__")).replace(/^\d+/, "0");
+}
+
+describe("pub/sub hub on the memory log", () => {
+  backendSuite((r) => createMemoryLog({ ...r }));
+
+  test("an id from another (restarted) memory log is DATA_LOSS, not a silent skip", async () => {
+    const old = createMemoryLog();
+    const { event } = await old.append("t", text("x"));
+    const log = createMemoryLog();
+    await log.append("t", text("y"));
+    await assert.rejects(log.read("t", event.id, 10), (e: unknown) => e instanceof RpcError && e.code === Code.DataLoss && /restarted/.test(e.message));
+  });
+
+  test("age retention trims old events", async () => {
+    let now = 1_000_000;
+    const log = createMemoryLog({ maxAgeMs: 1000, now: () => now });
+    const a = await log.append("t", text("old"));
+    now += 2000;
+    const b = await log.append("t", text("new"));
+    await assert.rejects(log.read("t", (await log.head("zz")).replace(/^\d+/, "0"), 10), (e: unknown) => e instanceof RpcError && e.code === Code.OutOfRange);
+    assert.deepEqual((await log.read("t", a.event.id, 10)).map((e) => e.id), [b.event.id]);
+  });
+});
+
+describe("pub/sub hub on the Redis log", () => {
+  const redis = useRedis();
+  let n = 0;
+  backendSuite((r) => createRedisLog({ url: redis.get().url, prefix: `test${n++}:`, ...r }));
+
+  test("a hub on one process sees events published through another hub sharing the Redis log", async () => {
+    const url = redis.get().url;
+    const a = createHub({ log: createRedisLog({ url, prefix: "shared:" }) });
+    const b = createHub({ log: createRedisLog({ url, prefix: "shared:" }) });
+    const h2 = { s: createServer({ logger: silentLogger }).add(PubSubService, b.service) };
+    const { port } = await h2.s.listen({ host: "127.0.0.1", port: 0 });
+    const check = new Redis(url);
+    try {
+      const { createChannel } = await import("../../src/index.js");
+      const ch = createChannel(`127.0.0.1:${port}`, { logger: silentLogger });
+      const client = createClient(PubSubService, ch);
+      const ac = new AbortController();
+      const it = client.subscribe({ topic: "x" }, { signal: ac.signal })[Symbol.asyncIterator]();
+      await eventually(() => b.subscriberCount("x") === 1, 2000, "the subscriber on b");
+      const ids: string[] = [];
+      for (let i = 0; i < 5; i++) ids.push((await a.publish("x", text(`${i}`))).id);
+      assert.deepEqual((await take(it, 5)).map((e) => e.eventId), ids);
+      assert.equal(await check.xlen("shared:t:x"), 5);
+      ac.abort();
+      ch.close();
+    } finally {
+      check.disconnect();
+      await a.close();
+      await b.close();
+      await h2.s.shutdown({ graceMs: 100 });
+    }
+  });
+});
+
+void sleep;
