@@ -32,6 +32,8 @@ export type { ServiceConfig, ServiceConfigJson, RetryPolicy, MethodConfig } from
 export { createClient } from "./client/client.js";
 export type { Client, ClientOptions, ClientMethod } from "./client/client.js";
 export type { CallOptions } from "./client/call-options.js";
+export { subscribe } from "./client/subscribe.js";
+export type { SubscribeOptions, StreamingMethod } from "./client/subscribe.js";
 export { RpcError, IdleTimeoutError } from "./errors.js";
 export { Code, codeName, parseCode } from "./protocol/code.js";
 export { Metadata } from "./protocol/metadata.js";
