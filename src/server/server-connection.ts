@@ -3,6 +3,8 @@ import { RpcError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { Code } from "../protocol/code.js";
 import { withJitter, type ConnectionPolicy } from "./connection-policy.js";
+import type { ResolvedWindowOptions } from "../transport/window-options.js";
+import { WindowTuner } from "../transport/window-tuner.js";
 import { PingEnforcer } from "./keepalive-enforcement.js";
 
 /** What a connection needs from a call running on it: a way to end it with a status. */
@@ -15,9 +17,17 @@ export interface ConnectionEnvironment {
   readonly logger: Logger;
   readonly now?: () => number;
   readonly random?: () => number;
+  /** Receive windows and BDP probing; without it the session keeps node's windows. */
+  readonly windows?: ResolvedWindowOptions;
 }
 
 type TimerName = "idle" | "age" | "grace" | "keepalive" | "pingTimeout" | "headsUp";
+
+/**
+ * Bytes the server may write between two client PINGs without any DATA: the previous PING's
+ * ack (17), a SETTINGS ack (9), a few WINDOW_UPDATEs (13 each). More than this was DATA.
+ */
+const controlFrameBytes = 64;
 
 /** The highest stream id: a GOAWAY carrying it warns the client without refusing anything yet. */
 const headsUpLastStreamId = 2 ** 31 - 1;
@@ -58,6 +68,9 @@ export class ServerConnection {
   private lastBytesRead = 0;
   private lastReadAt = 0;
   private pingSeq = 0;
+  private writtenAtLastPing = 0;
+  /** The connection's receive-window manager (what the client may send), when windows are configured. */
+  readonly windows: WindowTuner | undefined;
 
   constructor(
     readonly session: Http2Session,
@@ -67,6 +80,13 @@ export class ServerConnection {
     this.now = env.now ?? Date.now;
     this.pings = new PingEnforcer(policy);
     session.on("ping", () => this.onClientPing());
+    if (env.windows !== undefined) {
+      const tuner = new WindowTuner(session, env.windows);
+      this.windows = tuner;
+      tuner.start();
+      // After the server's own 'stream' listener, so the call's reader is attached first.
+      session.on("stream", (stream) => tuner.watch(stream));
+    }
     session.once("close", () => {
       this.state = "closed";
       this.clearTimers();
@@ -160,6 +180,11 @@ export class ServerConnection {
 
   private onClientPing(): void {
     if (this.state === "closed") return;
+    // DATA that node sent on its own (a buffered response leaving as the client's window opens)
+    // counts as sent data too, as in grpc-go and Core: a client's BDP probe follows it.
+    const written = this.session.socket?.bytesWritten ?? 0;
+    if (written - this.writtenAtLastPing > controlFrameBytes) this.pings.dataSent();
+    this.writtenAtLastPing = written;
     if (!this.pings.onPing(this.now(), this.calls.size > 0)) return;
     this.env.logger.warn(`client ${this.peer()} sent too many pings (${this.pings.strikeCount} strikes); closing its connection`);
     try {

@@ -1,0 +1,132 @@
+/**
+ * Bandwidth-delay-product estimation for HTTP/2 receive windows. Pure: no I/O, no timers; time
+ * comes from an injectable clock, so it is tested with a fake one.
+ *
+ * The idea is grpc-go's and gRPC Core's (`bdp_estimator`): the receiver of DATA sends a PING
+ * with the first bytes it takes after the previous probe ended, and counts the bytes it takes
+ * until the PING's ack comes back. That count (the sample) is what the sender could put in
+ * flight during one round trip. When a sample fills most of the current window (≥ `beta` of
+ * it) and the bandwidth it shows (sample ÷ smoothed RTT) is the best seen so far, the window
+ * was the limit: it grows to `gamma` × sample, never past the cap.
+ *
+ * Rill counts the bytes the application's reader takes (a stream's 'data' events), not the
+ * bytes the socket delivers: a reader that stops taking data produces no samples, so a stalled
+ * reader never grows the window it is not using. The window never shrinks; it is only ever
+ * raised, so the receiver's promise to a sender is never taken back (RFC 7540 §6.9.2 allows a
+ * smaller SETTINGS_INITIAL_WINDOW_SIZE, but a sender would then sit on negative windows).
+ *
+ * Invariants: `window` starts at `initialWindow`, only increases, and is ≤ `maxWindow`; at most
+ * one probe is outstanding; with `maxWindow <= initialWindow` no probe is ever requested.
+ */
+
+/** A sample must fill at least this share of the window to count as window-limited (grpc-go's beta). */
+const beta = 2 / 3;
+/** The window grows to this multiple of a window-limited sample (grpc-go's gamma). */
+const gamma = 2;
+/** Weight of a new RTT measurement in the smoothed RTT, once `rttWarmupSamples` have been averaged. */
+const rttWeight = 0.25;
+/** The first RTT measurements are averaged plainly, so one early outlier does not dominate. */
+const rttWarmupSamples = 4;
+/** Below this an RTT reads as this (ms): a loopback ack can come back within the clock's resolution. */
+const minRttMs = 0.01;
+
+/** Options of a `BdpEstimator`. */
+export interface BdpEstimatorOptions {
+  /** The window the connection starts with, in bytes (the stream window advertised at connect). */
+  readonly initialWindow: number;
+  /** The window is never raised past this, in bytes. */
+  readonly maxWindow: number;
+  /** Milliseconds, monotonic. Default `performance.now`. */
+  readonly now?: () => number;
+}
+
+/** One connection's estimate of its bandwidth-delay product, and so of the receive window it needs. */
+export class BdpEstimator {
+  private current: number;
+  private readonly cap: number;
+  private readonly now: () => number;
+  /** Whether a probe was requested and its ack has not come back yet. */
+  private probing = false;
+  private sentAt: number | undefined;
+  private sample = 0;
+  private bestBandwidth = 0;
+  private rtt = 0;
+  private rttSamples = 0;
+
+  constructor(options: BdpEstimatorOptions) {
+    if (!(options.initialWindow > 0)) throw new RangeError(`initialWindow must be positive, got ${options.initialWindow}`);
+    this.current = options.initialWindow;
+    this.cap = Math.max(options.maxWindow, options.initialWindow);
+    this.now = options.now ?? (() => performance.now());
+  }
+
+  /** The window the connection should have now, in bytes. */
+  get window(): number {
+    return this.current;
+  }
+
+  /** The smoothed ping round-trip time in ms; 0 before the first ack. */
+  get rttMs(): number {
+    return this.rtt;
+  }
+
+  /** The best bandwidth seen by a probe, in bytes per ms; 0 before the first ack. */
+  get bandwidth(): number {
+    return this.bestBandwidth;
+  }
+
+  /** Whether a probe is outstanding. */
+  get probeOutstanding(): boolean {
+    return this.probing;
+  }
+
+  /**
+   * The reader took `bytes` of DATA. Returns true when the caller should send a probe PING now
+   * (and then call `probeSent`); false while one is outstanding or once the window is at its cap.
+   */
+  onData(bytes: number): boolean {
+    if (this.probing) {
+      this.sample += bytes;
+      return false;
+    }
+    if (this.current >= this.cap) return false;
+    this.probing = true;
+    this.sentAt = undefined;
+    this.sample = bytes;
+    return true;
+  }
+
+  /** The probe PING went out now; the RTT is measured from here. */
+  probeSent(): void {
+    if (this.probing) this.sentAt = this.now();
+  }
+
+  /**
+   * The probe's ack arrived. Returns the new window when this sample raised it, else undefined.
+   */
+  probeAcked(): number | undefined {
+    if (!this.probing) return undefined;
+    this.probing = false;
+    const sentAt = this.sentAt;
+    this.sentAt = undefined;
+    if (sentAt === undefined) return undefined;
+    const rtt = Math.max(this.now() - sentAt, minRttMs);
+    this.rttSamples++;
+    this.rtt = this.rttSamples <= rttWarmupSamples ? this.rtt + (rtt - this.rtt) / this.rttSamples : this.rtt + (rtt - this.rtt) * rttWeight;
+    const bandwidth = this.sample / this.rtt;
+    const best = bandwidth >= this.bestBandwidth;
+    if (best) this.bestBandwidth = bandwidth;
+    if (!best || this.sample < beta * this.current) return undefined;
+    const next = Math.min(Math.ceil(gamma * this.sample), this.cap);
+    if (next <= this.current) return undefined;
+    this.current = next;
+    return next;
+  }
+
+  /** The probe could not be sent or will never be acked (session closing): forget it. */
+  probeFailed(): void {
+    this.probing = false;
+    this.sentAt = undefined;
+    this.sample = 0;
+  }
+}
