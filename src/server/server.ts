@@ -20,6 +20,7 @@ import { encodeStatusMessage } from "../protocol/status.js";
 import { resolveConnectionPolicy, type ConnectionOptions, type ConnectionPolicy } from "./connection-policy.js";
 import type { Interceptor } from "../interceptor.js";
 import { interceptService } from "./intercepted-handler.js";
+import { resolveWindowOptions, windowSettings, type ResolvedWindowOptions, type WindowOptions } from "../transport/window-options.js";
 import { Router } from "./router.js";
 import { ServerCall, type ServerCallConfig } from "./server-call.js";
 import { ServerConnection } from "./server-connection.js";
@@ -29,9 +30,10 @@ import { Shutdown } from "./shutdown.js";
 /**
  * Options of `createServer`. Every field has a documented default. Connection lifetime and
  * keepalive (`keepalive`, `maxConnectionIdleMs`, `maxConnectionAgeMs`, `maxConnectionAgeGraceMs`)
- * are described in `ConnectionOptions`.
+ * are described in `ConnectionOptions`; flow-control windows and BDP probing (what clients may
+ * send the server) in `WindowOptions`.
  */
-export interface ServerOptions extends ConnectionOptions {
+export interface ServerOptions extends ConnectionOptions, WindowOptions {
   /** Where handler crashes and protocol errors are reported. Default: stderr. */
   logger?: Logger;
   /** Largest request message accepted, in bytes; larger → RESOURCE_EXHAUSTED. Default 4 MiB. */
@@ -138,6 +140,7 @@ class RillServer implements Server {
   private readonly connections = new Map<Http2Session, ServerConnection>();
   private readonly calls = new Set<ServerCall>();
   private readonly policy: ConnectionPolicy;
+  private readonly windows: ResolvedWindowOptions;
   private readonly shutdownState: Shutdown;
   private http2: Http2Server | undefined;
   private onLastConnectionClosed: (() => void) | undefined;
@@ -167,6 +170,7 @@ class RillServer implements Server {
     };
     for (const c of [protoCodec, jsonCodec, ...(options.codecs ?? [])]) this.codecs.set(c.name, c);
     this.policy = resolveConnectionPolicy(options);
+    this.windows = resolveWindowOptions(options);
     this.shutdownState = new Shutdown(this.config.logger);
   }
 
@@ -195,7 +199,10 @@ class RillServer implements Server {
   listen(options: ListenOptions = {}): Promise<{ host: string; port: number }> {
     if (this.http2 !== undefined) return Promise.reject(new Error("this server is already listening"));
     if (this.shuttingDown) return Promise.reject(new Error("this server is shut down"));
-    const settings = this.options.maxConcurrentStreams === undefined ? {} : { maxConcurrentStreams: this.options.maxConcurrentStreams };
+    const settings = {
+      ...windowSettings(this.windows),
+      ...(this.options.maxConcurrentStreams === undefined ? {} : { maxConcurrentStreams: this.options.maxConcurrentStreams }),
+    };
     const tls = options.tls;
     const server = tls === undefined ? createHttp2Server({ settings }) : createHttp2SecureServer({ settings, ...secureServerOptions(tls) });
     this.http2 = server;
@@ -253,7 +260,7 @@ class RillServer implements Server {
   }
 
   private onSession(session: Http2Session): void {
-    const connection = new ServerConnection(session, this.policy, { logger: this.config.logger });
+    const connection = new ServerConnection(session, this.policy, { logger: this.config.logger, windows: this.windows });
     this.connections.set(session, connection);
     session.on("close", () => {
       this.connections.delete(session);
