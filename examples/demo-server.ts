@@ -8,6 +8,8 @@ import { RouteGuide } from "../gen/routeguide/route_guide_pb.js";
 import { echoService } from "./echo/server.js";
 import { routeGuideService } from "./routeguide/server.js";
 import { addVideoService } from "./video/server.js";
+import { Alexandria } from "../gen/alexandria/alexandria_pb.js";
+import { alexandriaService } from "./alexandria/server.js";
 import { serveHealth } from "../src/services/health/index.js";
 import { serveReflection } from "../src/services/reflection/index.js";
 
@@ -18,6 +20,7 @@ const server = createServer();
 server.add(Echo, echoService());
 server.add(RouteGuide, routeGuideService());
 addVideoService(server);
+server.add(Alexandria, alexandriaService());
 // Reflection and health describe every service on the server, so they come last.
 serveReflection(server);
 serveHealth(server);
@@ -42,6 +45,7 @@ console.log(`
 Try it:
   node dist/examples/echo/client.js ${target}
   node dist/examples/routeguide/client.js --target ${target}
+  node dist/examples/alexandria/client.js --target ${target} --agent alice lend FILE bob
   rill list ${target}        (or: node dist/src/cli/rill.js list ${target})
 Press Ctrl+C to stop.`);
 
