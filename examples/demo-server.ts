@@ -8,6 +8,9 @@ import { RouteGuide } from "../gen/routeguide/route_guide_pb.js";
 import { echoService } from "./echo/server.js";
 import { routeGuideService } from "./routeguide/server.js";
 import { addVideoService } from "./video/server.js";
+import { createLonglived } from "./longlived/server.js";
+import { Longlived } from "../gen/longlived/longlived_pb.js";
+import { createHub, PubSubService } from "../src/services/pubsub/index.js";
 import { Alexandria } from "../gen/alexandria/alexandria_pb.js";
 import { alexandriaService } from "./alexandria/server.js";
 import { serveHealth } from "../src/services/health/index.js";
@@ -20,6 +23,11 @@ const server = createServer();
 server.add(Echo, echoService());
 server.add(RouteGuide, routeGuideService());
 addVideoService(server);
+// Pub/sub hub and the long-lived demo on it: Redis Streams when REDIS_URL is set, else in memory.
+const hub = createHub();
+const longlived = createLonglived(hub);
+server.add(PubSubService, hub.service);
+server.add(Longlived, longlived.service);
 server.add(Alexandria, alexandriaService());
 // Reflection and health describe every service on the server, so they come last.
 serveReflection(server);
@@ -45,12 +53,17 @@ console.log(`
 Try it:
   node dist/examples/echo/client.js ${target}
   node dist/examples/routeguide/client.js --target ${target}
+  npm run demo:clients -- --target ${target}      (10 long-lived subscribers, 2 s apart)
   node dist/examples/alexandria/client.js --target ${target} --agent alice lend FILE bob
   rill list ${target}        (or: node dist/src/cli/rill.js list ${target})
 Press Ctrl+C to stop.`);
 
 const stop = () => {
   console.log("Shutting down (in-flight calls get 5 s to finish)...");
+  // Subscriptions never end by themselves: end them now (UNAVAILABLE) so clients resubscribe
+  // elsewhere instead of holding the grace period.
+  longlived.stop();
+  hub.drain();
   void server.shutdown({ graceMs: 5000 }).then(() => process.exit(0));
 };
 process.once("SIGINT", stop);

@@ -11,3 +11,5 @@ export { resumeAfterKey } from "./subscription.js";
 export type { EventMapper } from "./subscription.js";
 export { subscribeTopic } from "./subscribe-topic.js";
 export type { SubscribeTopicOptions } from "./subscribe-topic.js";
+export { PubSubService, EventSchema } from "../../../gen/rill/pubsub/v1/pubsub_pb.js";
+export type { Event } from "../../../gen/rill/pubsub/v1/pubsub_pb.js";
