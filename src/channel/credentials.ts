@@ -119,3 +119,30 @@ export function withCallCredentials(credentials: ChannelCredentials, ...callCred
 export const insecureCallCredentialsMessage =
   "call credentials require a secure channel: use `credentials: tls(...)`, or `insecure({ allowInsecureCallCredentials: true })` " +
   "if the plaintext hop is trusted (tokens would otherwise be sent in the clear)";
+
+/**
+ * `error` from a connection attempt, reworded when it is a TLS failure a user can fix (the
+ * original stays as `cause`): a plaintext server, an untrusted server certificate, a name
+ * mismatch, a client certificate the server wanted or refused; the original is kept as
+ * `tlsError`. Other errors pass through.
+ */
+export function explainConnectError(error: Error, credentials: ChannelCredentials, address: string): Error {
+  if (!credentials.secure) return error;
+  const text = `${(error as NodeJS.ErrnoException).code ?? ""} ${error.message}`;
+  // Not `cause`: callers unwrap causes to get past node's stream-cancel wrapper, which would undo this.
+  const explain = (why: string) => Object.assign(new Error(`TLS handshake with ${address} failed: ${why}`), { tlsError: error });
+  if (/wrong version number|packet length too long|http request/i.test(text)) {
+    return explain("the server does not speak TLS (a plaintext server? then use the default `insecure()` credentials)");
+  }
+  if (/certificate required/i.test(text)) return explain("the server requires a client certificate (mTLS): give `tls({ cert, key })`");
+  if (/alert (unknown ca|bad certificate|certificate unknown|decrypt error)/i.test(text)) {
+    return explain("the server refused our client certificate (is it signed by a CA the server trusts?)");
+  }
+  if (/UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT|UNABLE_TO_GET_ISSUER_CERT|CERT_UNTRUSTED|unable to (get|verify)/i.test(text)) {
+    return explain(`the server's certificate is not trusted (${error.message}); pass the CA that signed it as \`tls({ ca })\``);
+  }
+  if (/ERR_TLS_CERT_ALTNAME_INVALID/.test(text)) {
+    return explain(`${error.message}; connect by a name the certificate lists, or set \`tls({ serverNameOverride })\``);
+  }
+  return error;
+}

@@ -1,9 +1,10 @@
 import { connect as http2Connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type OutgoingHttpHeaders } from "node:http2";
 import { connect as netConnect } from "node:net";
 import { connect as tlsConnect } from "node:tls";
+import { connect as tlsConnect } from "node:tls";
 import type { Logger } from "../logger.js";
 import { ConnectionBackoff, type BackoffOptions, type Clock } from "./backoff.js";
-import type { ChannelCredentials } from "./credentials.js";
+import { explainConnectError, type ChannelCredentials } from "./credentials.js";
 import type { ConnectivityState } from "./connectivity.js";
 import type { KeepaliveState } from "./keepalive.js";
 import { addressKey, type Address } from "./target.js";
@@ -14,6 +15,8 @@ export interface SubchannelContext {
   readonly clock: Clock;
   readonly keepalive: KeepaliveState;
   readonly logger: Logger;
+  /** How sessions are secured (TLS options, or plaintext). */
+  readonly credentials: ChannelCredentials;
   /** How sessions are secured (TLS options, or plaintext). */
   readonly credentials: ChannelCredentials;
   /** Told of every state change. */
@@ -119,7 +122,7 @@ export class Subchannel {
       this.scheduleKeepalive(session);
     });
     session.on("error", (e) => {
-      if (this.session === session || this.lastError === undefined) this.lastError = e;
+      if (this.session === session || this.lastError === undefined) this.lastError = explainConnectError(e, this.ctx.credentials, this.key);
     });
     session.on("goaway", (code, _lastStreamId, data) => {
       if (code === constants.NGHTTP2_ENHANCE_YOUR_CALM && data?.toString() === "too_many_pings") {

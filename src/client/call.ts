@@ -2,6 +2,7 @@ import { constants, type ClientHttp2Stream, type Http2Session, type IncomingHttp
 import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
 import type { Channel } from "../channel/channel.js";
 import type { Subchannel } from "../channel/subchannel.js";
+import { explainConnectError } from "../channel/credentials.js";
 import type { Codec } from "../codec.js";
 import { isMarkedUncompressed, type Compression } from "../compression.js";
 import { IdleTimeoutError, RpcError } from "../errors.js";
@@ -533,6 +534,7 @@ class Attempt {
     let cause: Error = this.subchannel.lastError ?? e;
     // node wraps the socket's error (ECONNREFUSED...) in ERR_HTTP2_STREAM_CANCEL; report the socket's.
     if (cause.cause instanceof Error) cause = cause.cause;
+    cause = explainConnectError(cause, this.call.channel.options.credentials, this.subchannel.key);
     return new RpcError(Code.Unavailable, `connection to ${this.call.channel.target} failed: ${cause.message}`, { cause });
   }
 

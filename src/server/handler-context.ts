@@ -20,7 +20,7 @@ export interface HandlerContext<Res = unknown> {
   readonly peer: string;
   /**
    * The connection's TLS session (protocol, cipher, and under mTLS the client certificate with
-   * its subject), or undefined on plaintext. Read from the socket when first asked for.
+   * its subject), or undefined on plaintext. Read from the connection, so ask while the call runs.
    */
   readonly tls: TlsPeer | undefined;
   /** The method being served. */

@@ -33,10 +33,21 @@ export interface PeerCertificate {
   readonly validTo: string;
 }
 
+// One connection's TLS facts do not change after the handshake: worked out once per socket.
+const cache = new WeakMap<object, TlsPeer>();
+
 /** The TLS view of `socket`, or undefined for a plaintext connection. */
 export function tlsPeerOf(socket: Socket | TLSSocket | undefined): TlsPeer | undefined {
   if (socket === undefined || !("encrypted" in socket) || socket.encrypted !== true) return undefined;
-  const tls = socket as TLSSocket;
+  let peer = cache.get(socket);
+  if (peer === undefined) {
+    peer = describe(socket as TLSSocket);
+    cache.set(socket, peer);
+  }
+  return peer;
+}
+
+function describe(tls: TLSSocket): TlsPeer {
   const cert = tls.getPeerCertificate();
   const present = cert !== null && typeof cert === "object" && Object.keys(cert).length > 0;
   return {

@@ -13,6 +13,7 @@ import {
   silentLogger,
   type Channel,
   type ChannelOptions,
+  type ListenOptions,
   type Server,
   type ServerOptions,
 } from "../../src/index.js";
@@ -45,8 +46,12 @@ export async function assertNoLeaks(before: Map<string, number>, graceMs = 2000)
 }
 
 export interface Harness {
-  /** Starts a server with `setup` applied, on an ephemeral port; closed after the test. */
-  server(setup: (s: Server) => void, options?: ServerOptions): Promise<{ server: Server; port: number; target: string }>;
+  /** Starts a server with `setup` applied, on an ephemeral port (with `listen` options such as `tls`); closed after the test. */
+  server(
+    setup: (s: Server) => void,
+    options?: ServerOptions,
+    listen?: Omit<ListenOptions, "host" | "port">,
+  ): Promise<{ server: Server; port: number; target: string }>;
   /** A channel to `target`; closed after the test. */
   channel(target: string | readonly string[], options?: ChannelOptions): Channel;
   /** A typed client on a fresh channel to `target`. */
@@ -69,10 +74,10 @@ export function useHarness(): Harness {
     await assertNoLeaks(before);
   });
   const h: Harness = {
-    async server(setup, options) {
+    async server(setup, options, listen) {
       const server = createServer({ logger: silentLogger, ...options });
       setup(server);
-      const { port } = await server.listen({ host: "127.0.0.1", port: 0 });
+      const { port } = await server.listen({ ...listen, host: "127.0.0.1", port: 0 });
       servers.push(server);
       return { server, port, target: `127.0.0.1:${port}` };
     },
