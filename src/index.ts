@@ -56,16 +56,6 @@ export { insecure, tls, withCallCredentials } from "./channel/credentials.js";
 export type { ChannelCredentials, CallCredentials, CallCredentialsContext, TlsCredentialsOptions } from "./channel/credentials.js";
 export type { ServerTlsOptions } from "./server/server.js";
 export type { TlsPeer, PeerCertificate } from "./server/tls-peer.js";
-export { chainInterceptors, observeMessages } from "./interceptor.js";
-export type { Interceptor, CallHandler, CallRequest, CallResponse, Peer, MessageObserver } from "./interceptor.js";
-export { createLoggingInterceptor, formatCallLogEntry } from "./interceptors/logging.js";
-export type { CallLogEntry, LoggingInterceptorOptions } from "./interceptors/logging.js";
-export { createBearerClientInterceptor, createBearerServerInterceptor, bearerCallCredentials, principalOf } from "./interceptors/bearer-auth.js";
-export type { BearerServerOptions, TokenSource } from "./interceptors/bearer-auth.js";
-export { insecure, tls, withCallCredentials } from "./channel/credentials.js";
-export type { ChannelCredentials, CallCredentials, CallCredentialsContext, TlsCredentialsOptions } from "./channel/credentials.js";
-export type { ServerTlsOptions } from "./server/server.js";
-export type { TlsPeer, PeerCertificate } from "./server/tls-peer.js";
 export {
   sendChunks,
   receiveChunks,

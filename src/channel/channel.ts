@@ -5,9 +5,7 @@ import { consoleLogger, type Logger } from "../logger.js";
 import { Code } from "../protocol/code.js";
 import { parseServiceConfig, RetryThrottle, type MethodConfig, type ServiceConfig, type ServiceConfigJson } from "../client/service-config.js";
 import type { Interceptor } from "../interceptor.js";
-import type { Interceptor } from "../interceptor.js";
 import { systemClock, type BackoffOptions, type Clock } from "./backoff.js";
-import { insecure, type ChannelCredentials } from "./credentials.js";
 import { insecure, type ChannelCredentials } from "./credentials.js";
 import { balancers, type Balancer, type Picker } from "./balancer.js";
 import type { ConnectivityState } from "./connectivity.js";
@@ -55,13 +53,6 @@ export interface ChannelOptions {
    * (first = outermost). They wrap the whole call, retries included. Default none.
    */
   interceptors?: readonly Interceptor[];
-  /** How connections are secured: `insecure()` (h2c, the default) or `tls({ ca, cert, key, serverNameOverride })`. */
-  credentials?: ChannelCredentials;
-  /**
-   * Interceptors of every call made through clients on this channel, outside each client's own
-   * (first = outermost). They wrap the whole call, retries included. Default none.
-   */
-  interceptors?: readonly Interceptor[];
 }
 
 /** Channel options with every default filled in. */
@@ -76,8 +67,6 @@ export interface ResolvedChannelOptions {
   readonly acceptEncoding: string;
   readonly compression: string;
   readonly retryBufferBytes: number;
-  readonly credentials: ChannelCredentials;
-  readonly interceptors: readonly Interceptor[];
   readonly credentials: ChannelCredentials;
   readonly interceptors: readonly Interceptor[];
 }
@@ -152,8 +141,6 @@ export function createChannel(target: string | readonly string[], options: Chann
     userAgent: options.userAgent === undefined ? userAgent : `${options.userAgent} ${userAgent}`,
     logger: options.logger ?? consoleLogger,
     retryBufferBytes: options.retryBufferBytes ?? 256 * 1024,
-    credentials: options.credentials ?? insecure(),
-    interceptors: options.interceptors ?? [],
     credentials: options.credentials ?? insecure(),
     interceptors: options.interceptors ?? [],
   });
@@ -306,7 +293,6 @@ class Http2Channel implements Channel {
             clock: this.clock,
             keepalive: this.keepalive,
             logger: this.options.logger,
-            credentials: this.options.credentials,
             credentials: this.options.credentials,
             onStateChange: (s) => this.onSubchannelState(s),
           }),

@@ -1,7 +1,6 @@
 import { connect as http2Connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type OutgoingHttpHeaders } from "node:http2";
 import { connect as netConnect } from "node:net";
 import { connect as tlsConnect } from "node:tls";
-import { connect as tlsConnect } from "node:tls";
 import type { Logger } from "../logger.js";
 import { ConnectionBackoff, type BackoffOptions, type Clock } from "./backoff.js";
 import { explainConnectError, type ChannelCredentials } from "./credentials.js";
@@ -15,8 +14,6 @@ export interface SubchannelContext {
   readonly clock: Clock;
   readonly keepalive: KeepaliveState;
   readonly logger: Logger;
-  /** How sessions are secured (TLS options, or plaintext). */
-  readonly credentials: ChannelCredentials;
   /** How sessions are secured (TLS options, or plaintext). */
   readonly credentials: ChannelCredentials;
   /** Told of every state change. */

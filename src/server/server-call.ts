@@ -15,7 +15,6 @@ import { MessageQueue } from "../stream/message-queue.js";
 import type { HandlerContext } from "./handler-context.js";
 import type { Route } from "./router.js";
 import { tlsPeerOf, type TlsPeer } from "./tls-peer.js";
-import { tlsPeerOf, type TlsPeer } from "./tls-peer.js";
 
 /** Limits and services a server call needs from its server. Resolved once per server. */
 export interface ServerCallConfig {
@@ -258,10 +257,6 @@ export class ServerCall implements HandlerContext {
 
   get bufferedBytes(): number {
     return this.writer.buffered;
-  }
-
-  get tls(): TlsPeer | undefined {
-    return tlsPeerOf(this.stream.session?.socket);
   }
 
   get tls(): TlsPeer | undefined {

@@ -1,7 +1,6 @@
 import {
   constants,
   createSecureServer as createHttp2SecureServer,
-  createSecureServer as createHttp2SecureServer,
   createServer as createHttp2Server,
   type Http2Server,
   type Http2Session,
@@ -22,8 +21,6 @@ import { resolveConnectionPolicy, type ConnectionOptions, type ConnectionPolicy 
 import type { Interceptor } from "../interceptor.js";
 import { interceptService } from "./intercepted-handler.js";
 import { resolveWindowOptions, windowSettings, type ResolvedWindowOptions, type WindowOptions } from "../transport/window-options.js";
-import type { Interceptor } from "../interceptor.js";
-import { interceptService } from "./intercepted-handler.js";
 import { Router } from "./router.js";
 import { ServerCall, type ServerCallConfig } from "./server-call.js";
 import { ServerConnection } from "./server-connection.js";
@@ -221,8 +218,6 @@ class RillServer implements Server {
       server.listen(options.port ?? 0, host, () => {
         server.off("error", onError);
         server.on("error", (e) => this.config.logger.error("server error", e));
-        // A failed handshake (no client certificate under mTLS, a plaintext client) is the client's problem.
-        if (tls !== undefined) server.on("tlsClientError", (e) => this.config.logger.info(`TLS handshake failed: ${e.message}`));
         // A failed handshake (no client certificate under mTLS, a plaintext client) is the client's problem.
         if (tls !== undefined) server.on("tlsClientError", (e) => this.config.logger.info(`TLS handshake failed: ${e.message}`));
         const addr = server.address() as AddressInfo;
