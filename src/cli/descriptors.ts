@@ -14,7 +14,7 @@ import type { Channel } from "../channel/channel.js";
 import type { CallOptions } from "../client/call-options.js";
 import { RpcError } from "../errors.js";
 import { Code } from "../protocol/code.js";
-import { createReflectionClient } from "../services/reflection/reflection-client.js";
+import { createReflectionClient, sortByImports } from "../services/reflection/reflection-client.js";
 import { CliError } from "./output.js";
 
 /** Descriptor flags. */
@@ -37,7 +37,7 @@ function fromFiles(files: FileDescriptorProto[], source: "protoset" | "proto"): 
   for (const f of files) if (!byName.has(f.name)) byName.set(f.name, f);
   let registry: FileRegistry;
   try {
-    registry = createFileRegistry(create(FileDescriptorSetSchema, { file: [...byName.values()] }));
+    registry = createFileRegistry(create(FileDescriptorSetSchema, { file: sortByImports([...byName.values()]) }));
   } catch (e) {
     throw new CliError(`the descriptors are incomplete: ${(e as Error).message}`, 1, "build the set with its imports: buf build -o F.binpb, or protoc --include_imports -o F");
   }

@@ -3,3 +3,4 @@ export { createDescriptorIndex, fileDescriptorBytes } from "./descriptor-index.j
 export type { DescriptorIndex } from "./descriptor-index.js";
 export { createReflectionClient } from "./reflection-client.js";
 export type { ReflectionClient } from "./reflection-client.js";
+export { sortByImports } from "./reflection-client.js";

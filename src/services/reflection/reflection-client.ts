@@ -155,7 +155,7 @@ export function createReflectionClient(channel: Channel, options: CallOptions = 
       for (let missing = missingImports(byName); missing.length > 0; missing = missingImports(byName)) {
         for (const name of missing) for (const f of await client.fileByFilename(name)) if (!byName.has(f.name)) byName.set(f.name, f);
       }
-      return createFileRegistry(create(FileDescriptorSetSchema, { file: [...byName.values()] }));
+      return createFileRegistry(create(FileDescriptorSetSchema, { file: sortByImports([...byName.values()]) }));
     },
     close() {
       session?.close();
@@ -163,6 +163,29 @@ export function createReflectionClient(channel: Channel, options: CallOptions = 
     },
   };
   return client;
+}
+
+/**
+ * Orders files so that each comes after the files it imports, as `createFileRegistry` needs
+ * (reflection sends the asked file first). Imports missing from `files` are left for the
+ * registry to report by name; an import cycle (invalid protobuf) keeps the input order.
+ */
+export function sortByImports(files: readonly FileDescriptorProto[]): FileDescriptorProto[] {
+  const byName = new Map(files.map((f) => [f.name, f]));
+  const out: FileDescriptorProto[] = [];
+  const state = new Map<string, "visiting" | "done">();
+  const visit = (f: FileDescriptorProto) => {
+    if (state.has(f.name)) return;
+    state.set(f.name, "visiting");
+    for (const d of f.dependency) {
+      const dep = byName.get(d);
+      if (dep !== undefined) visit(dep);
+    }
+    state.set(f.name, "done");
+    out.push(f);
+  };
+  for (const f of files) visit(f);
+  return out;
 }
 
 function declaresService(file: FileDescriptorProto, service: string): boolean {
