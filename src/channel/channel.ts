@@ -12,10 +12,14 @@ import type { ConnectivityState } from "./connectivity.js";
 import { KeepaliveState, type KeepaliveOptions } from "./keepalive.js";
 import { defaultResolver, staticResolver, type Resolver, type ResolverFactory } from "./resolver.js";
 import { Subchannel } from "./subchannel.js";
+import { resolveWindowOptions, type ResolvedWindowOptions, type WindowOptions } from "../transport/window-options.js";
 import { addressKey, parseTarget, type Address, type Target } from "./target.js";
 
-/** Options of `createChannel`. Every field has a documented default. */
-export interface ChannelOptions {
+/**
+ * Options of `createChannel`. Every field has a documented default. Flow-control windows and BDP
+ * probing of the channel's connections (what servers may send it) are described in `WindowOptions`.
+ */
+export interface ChannelOptions extends WindowOptions {
   /** Largest response message accepted, in bytes; larger → RESOURCE_EXHAUSTED. Default 4 MiB. */
   maxReceiveMessageBytes?: number;
   /** Largest request message sent, in bytes; larger → RESOURCE_EXHAUSTED. Default: no limit. */
@@ -67,6 +71,7 @@ export interface ResolvedChannelOptions {
   readonly acceptEncoding: string;
   readonly compression: string;
   readonly retryBufferBytes: number;
+  readonly windows: ResolvedWindowOptions;
   readonly credentials: ChannelCredentials;
   readonly interceptors: readonly Interceptor[];
 }
@@ -141,6 +146,7 @@ export function createChannel(target: string | readonly string[], options: Chann
     userAgent: options.userAgent === undefined ? userAgent : `${options.userAgent} ${userAgent}`,
     logger: options.logger ?? consoleLogger,
     retryBufferBytes: options.retryBufferBytes ?? 256 * 1024,
+    windows: resolveWindowOptions(options),
     credentials: options.credentials ?? insecure(),
     interceptors: options.interceptors ?? [],
   });
@@ -293,6 +299,7 @@ class Http2Channel implements Channel {
             clock: this.clock,
             keepalive: this.keepalive,
             logger: this.options.logger,
+            windows: this.options.windows,
             credentials: this.options.credentials,
             onStateChange: (s) => this.onSubchannelState(s),
           }),

@@ -2,6 +2,8 @@ import { connect as http2Connect, constants, type ClientHttp2Session, type Clien
 import { connect as netConnect } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import type { Logger } from "../logger.js";
+import { windowSettings, type ResolvedWindowOptions } from "../transport/window-options.js";
+import { WindowTuner } from "../transport/window-tuner.js";
 import { ConnectionBackoff, type BackoffOptions, type Clock } from "./backoff.js";
 import { explainConnectError, type ChannelCredentials } from "./credentials.js";
 import type { ConnectivityState } from "./connectivity.js";
@@ -14,6 +16,8 @@ export interface SubchannelContext {
   readonly clock: Clock;
   readonly keepalive: KeepaliveState;
   readonly logger: Logger;
+  /** Flow-control windows and BDP probing of the sessions (what servers may send us). */
+  readonly windows: ResolvedWindowOptions;
   /** How sessions are secured (TLS options, or plaintext). */
   readonly credentials: ChannelCredentials;
   /** Told of every state change. */
@@ -43,6 +47,7 @@ export class Subchannel {
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private active = 0;
   private readonly sessions = new Set<ClientHttp2Session>();
+  private readonly tuners = new WeakMap<ClientHttp2Session, WindowTuner>();
 
   constructor(
     readonly address: Address,
@@ -71,6 +76,7 @@ export class Subchannel {
     }
     if (this.state !== "READY" || this.session === undefined) throw new Error(`subchannel ${this.key} is ${this.state}`);
     const stream = this.session.request(headers, { endStream: false, signal: reset });
+    this.tuners.get(this.session)?.watch(stream);
     if (this.active++ === 0) for (const s of this.sessions) s.ref();
     stream.once("close", () => {
       if (--this.active === 0) for (const s of this.sessions) s.unref();
@@ -99,11 +105,13 @@ export class Subchannel {
       "path" in address
         ? http2Connect(creds.secure ? "https://localhost" : "http://localhost", {
             createConnection: () => (creds.secure ? tlsConnect({ ...creds.connectOptions, path: address.path }) : netConnect(address.path)),
-            settings: { enablePush: false },
+            settings: { enablePush: false, ...windowSettings(this.ctx.windows) },
           })
-        : http2Connect(`${creds.secure ? "https" : "http"}://${this.key}`, { ...creds.connectOptions, settings: { enablePush: false } });
+        : http2Connect(`${creds.secure ? "https" : "http"}://${this.key}`, { ...creds.connectOptions, settings: { enablePush: false, ...windowSettings(this.ctx.windows) } });
     this.session = session;
     this.sessions.add(session);
+    const tuner = new WindowTuner(session, this.ctx.windows);
+    this.tuners.set(session, tuner);
     if (this.active === 0) session.unref();
     this.connectTimer = setTimeout(() => {
       session.destroy(new Error(`connection attempt timed out after ${timeoutMs} ms`));
@@ -112,6 +120,7 @@ export class Subchannel {
 
     session.once("connect", () => {
       clearTimeout(this.connectTimer);
+      tuner.start();
       if (this.session !== session) return;
       this.backoff.reset();
       this.lastError = undefined;

@@ -1,0 +1,184 @@
+import assert from "node:assert/strict";
+import { EventEmitter } from "node:events";
+import type { Http2Session } from "node:http2";
+import { PassThrough } from "node:stream";
+import { describe, test } from "node:test";
+import { BdpEstimator } from "../../src/transport/bdp-estimator.js";
+import { resolveWindowOptions, windowDefaults, windowSettings } from "../../src/transport/window-options.js";
+import { WindowTuner } from "../../src/transport/window-tuner.js";
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/** A fake monotonic clock in ms. */
+function fakeClock(): { now: () => number; advance: (ms: number) => void } {
+  let t = 1000;
+  return { now: () => t, advance: (ms) => (t += ms) };
+}
+
+/**
+ * One probe cycle of a reader that takes `bytes` during a round trip of `rttMs`: the first chunk
+ * asks for a probe, the rest arrive before the ack. Returns the new window, if any.
+ */
+function cycle(e: BdpEstimator, clock: ReturnType<typeof fakeClock>, bytes: number, rttMs: number, chunk = 16 * KiB): number | undefined {
+  assert.equal(e.onData(Math.min(chunk, bytes)), true, "the first data after an ack asks for a probe");
+  e.probeSent();
+  for (let left = bytes - Math.min(chunk, bytes); left > 0; left -= chunk) assert.equal(e.onData(Math.min(chunk, left)), false);
+  clock.advance(rttMs);
+  return e.probeAcked();
+}
+
+describe("BDP estimator", () => {
+  test("grows the window to twice a window-limited sample while the reader keeps up", () => {
+    const clock = fakeClock();
+    const e = new BdpEstimator({ initialWindow: 64 * KiB, maxWindow: 16 * MiB, now: clock.now });
+    // A reader that takes a whole window per round trip: the window is the limit.
+    assert.equal(cycle(e, clock, 64 * KiB, 1), 128 * KiB);
+    assert.equal(cycle(e, clock, 128 * KiB, 1), 256 * KiB);
+    assert.equal(cycle(e, clock, 256 * KiB, 1), 512 * KiB);
+    assert.equal(e.window, 512 * KiB);
+    assert.ok(e.rttMs > 0.99 && e.rttMs < 1.01, `rtt ${e.rttMs}`);
+  });
+
+  test("stops at the cap and then asks for no more probes", () => {
+    const clock = fakeClock();
+    const e = new BdpEstimator({ initialWindow: 64 * KiB, maxWindow: 300 * KiB, now: clock.now });
+    assert.equal(cycle(e, clock, 64 * KiB, 1), 128 * KiB);
+    assert.equal(cycle(e, clock, 128 * KiB, 1), 256 * KiB);
+    assert.equal(cycle(e, clock, 256 * KiB, 1), 300 * KiB, "capped, not 512 KiB");
+    assert.equal(e.onData(16 * KiB), false, "no probe once at the cap");
+    assert.equal(e.window, 300 * KiB);
+  });
+
+  test("asks for no probe while no data arrives, and an unexpected ack changes nothing", () => {
+    const clock = fakeClock();
+    const e = new BdpEstimator({ initialWindow: 64 * KiB, maxWindow: 16 * MiB, now: clock.now });
+    clock.advance(10_000);
+    assert.equal(e.probeOutstanding, false);
+    assert.equal(e.probeAcked(), undefined);
+    assert.equal(e.window, 64 * KiB);
+  });
+
+  test("stays put on a stalled reader: a sample far below the window does not grow it", () => {
+    const clock = fakeClock();
+    const e = new BdpEstimator({ initialWindow: 64 * KiB, maxWindow: 16 * MiB, now: clock.now });
+    // The reader takes one frame and stops: the probe comes back with 16 KiB in 1 ms.
+    assert.equal(cycle(e, clock, 16 * KiB, 1), undefined);
+    // Then nothing for a long time: no data, so no probe and no change.
+    clock.advance(60_000);
+    assert.equal(e.probeOutstanding, false);
+    assert.equal(e.window, 64 * KiB);
+  });
+
+  test("a slow reader that takes less than two thirds of the window per round trip keeps it", () => {
+    const clock = fakeClock();
+    const e = new BdpEstimator({ initialWindow: 64 * KiB, maxWindow: 16 * MiB, now: clock.now });
+    for (let i = 0; i < 50; i++) {
+      assert.equal(cycle(e, clock, 40 * KiB, 2), undefined);
+      clock.advance(5);
+    }
+    assert.equal(e.window, 64 * KiB);
+  });
+
+  test("does not grow when a full sample shows less bandwidth than the best seen", () => {
+    const clock = fakeClock();
+    const e = new BdpEstimator({ initialWindow: 64 * KiB, maxWindow: 16 * MiB, now: clock.now });
+    assert.equal(cycle(e, clock, 64 * KiB, 1), 128 * KiB);
+    // The same full window but over a much longer round trip: the link got slower, not the window.
+    for (let i = 0; i < 8; i++) cycle(e, clock, 128 * KiB, 50);
+    assert.equal(e.window, 128 * KiB);
+  });
+
+  test("a failed probe is forgotten and the next data asks for a new one", () => {
+    const clock = fakeClock();
+    const e = new BdpEstimator({ initialWindow: 64 * KiB, maxWindow: 16 * MiB, now: clock.now });
+    assert.equal(e.onData(100), true);
+    e.probeFailed();
+    assert.equal(e.probeOutstanding, false);
+    assert.equal(e.probeAcked(), undefined);
+    assert.equal(e.onData(100), true);
+  });
+
+  test("never asks for a probe when the cap is the initial window", () => {
+    const e = new BdpEstimator({ initialWindow: 64 * KiB, maxWindow: 64 * KiB });
+    assert.equal(e.onData(64 * KiB), false);
+  });
+});
+
+describe("window options", () => {
+  test("fill in the documented defaults", () => {
+    const w = resolveWindowOptions({});
+    assert.deepEqual({ ...w }, { ...windowDefaults });
+    assert.deepEqual(windowSettings(w), { initialWindowSize: windowDefaults.initialStreamWindowBytes, maxFrameSize: 16_384 });
+  });
+
+  test("the cap follows a larger initial window unless set", () => {
+    assert.equal(resolveWindowOptions({ initialStreamWindowBytes: 32 * MiB }).maxWindowBytes, 32 * MiB);
+    assert.throws(() => resolveWindowOptions({ initialStreamWindowBytes: 8 * MiB, maxWindowBytes: 1 * MiB }), /maxWindowBytes \(1048576\) must not be below initialStreamWindowBytes/);
+  });
+
+  test("reject values HTTP/2 does not allow, naming the option", () => {
+    assert.throws(() => resolveWindowOptions({ initialStreamWindowBytes: 2 ** 31 }), /initialStreamWindowBytes must be an integer from 1 to 2147483647/);
+    assert.throws(() => resolveWindowOptions({ connectionWindowBytes: 1000 }), /connectionWindowBytes must be an integer from 65535/);
+    assert.throws(() => resolveWindowOptions({ maxFrameSize: 8192 }), /maxFrameSize must be an integer from 16384 to 16777215/);
+    assert.throws(() => resolveWindowOptions({ maxFrameSize: 2 ** 24 }), /maxFrameSize/);
+    assert.throws(() => resolveWindowOptions({ maxWindowBytes: 1.5 }), /maxWindowBytes must be an integer/);
+  });
+});
+
+/** The parts of an Http2Session a WindowTuner uses, recorded. */
+class FakeSession extends EventEmitter {
+  readonly calls: string[] = [];
+  readonly socket = { bytesRead: 0 };
+  closed = false;
+  destroyed = false;
+  private acks: Array<(err: Error | null) => void> = [];
+  ping(cb: (err: Error | null) => void): boolean {
+    this.calls.push("ping");
+    this.acks.push(cb);
+    return true;
+  }
+  ack(): void {
+    for (const cb of this.acks.splice(0)) cb(null);
+  }
+  settings(s: { initialWindowSize: number }): void {
+    this.calls.push(`settings ${s.initialWindowSize}`);
+  }
+  setLocalWindowSize(n: number): void {
+    this.calls.push(`connection ${n}`);
+  }
+}
+
+describe("window tuner", () => {
+  test("sets the connection window at start, probes on data and raises both windows on growth", () => {
+    const clock = fakeClock();
+    const session = new FakeSession();
+    const tuner = new WindowTuner(session as unknown as Http2Session, resolveWindowOptions({ connectionWindowBytes: 96 * KiB }), clock.now);
+    tuner.start();
+    const stream = new PassThrough();
+    tuner.watch(stream as never);
+    session.socket.bytesRead = 70 * KiB;
+    stream.emit("data", Buffer.alloc(64 * KiB));
+    clock.advance(1);
+    session.ack();
+    assert.deepEqual(session.calls, [`connection ${96 * KiB}`, "ping", `connection ${128 * KiB}`, `settings ${128 * KiB}`]);
+    assert.equal(tuner.streamWindowBytes, 128 * KiB);
+    assert.equal(tuner.raises, 1);
+    // Reading what arrived before the ack: no new DATA on the socket, so no new probe.
+    stream.emit("data", Buffer.alloc(16 * KiB));
+    assert.equal(tuner.probes, 1);
+  });
+
+  test("with bdpProbe off it sets the windows once and never pings", () => {
+    const session = new FakeSession();
+    const tuner = new WindowTuner(session as unknown as Http2Session, resolveWindowOptions({ bdpProbe: false }));
+    tuner.start();
+    const stream = new PassThrough();
+    tuner.watch(stream as never);
+    session.socket.bytesRead = 10 * MiB;
+    stream.emit("data", Buffer.alloc(64 * KiB));
+    assert.deepEqual(session.calls, [`connection ${windowDefaults.connectionWindowBytes}`]);
+    assert.equal(tuner.probes, 0);
+    assert.equal(stream.listenerCount("data"), 0, "no listener on the streams");
+  });
+});
