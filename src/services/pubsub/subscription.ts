@@ -33,6 +33,8 @@ export class Subscription<M = unknown> {
   private queueStart = 0;
   private overflowed = false;
   private draining = false;
+  /** While set, live events up to this id were already taken (see `catchUp`). */
+  private newest: string | undefined;
   private settle!: { resolve: () => void; reject: (e: RpcError) => void };
   /** Settles when the subscription ends: resolves for Unsubscribe, rejects with the status otherwise. */
   readonly done: Promise<void>;
@@ -88,8 +90,10 @@ export class Subscription<M = unknown> {
       return;
     }
     this.state = "live";
-    // Queued events the history already covered are dropped here; from now on the follower's
-    // events arrive in order after the cursor, so no comparison is needed per event.
+    // Queued events the history already covered are dropped here. A follower may still lag
+    // behind the history read (Redis: its XREAD answers after our XRANGE), so live events are
+    // compared with the newest one taken until the first newer one passes; the follower's
+    // order makes every later one newer too.
     const fresh: StoredEvent[] = [];
     for (let i = this.queueStart; i < this.queue.length; i++) {
       const ev = this.queue[i]!;
@@ -97,6 +101,7 @@ export class Subscription<M = unknown> {
     }
     this.queue = fresh;
     this.queueStart = 0;
+    this.newest = fresh.length > 0 ? fresh[fresh.length - 1]!.id : this.cursor;
     if (this.queued > 0) void this.drain();
   }
 
@@ -111,6 +116,10 @@ export class Subscription<M = unknown> {
       }
       this.queue.push(ev);
       return;
+    }
+    if (this.newest !== undefined) {
+      if (this.log.compare(ev.id, this.newest) <= 0) return;
+      this.newest = undefined;
     }
     if (this.queued === 0 && this.ctx.trySend(this.map(ev))) {
       this.cursor = ev.id;

@@ -1,0 +1,102 @@
+/**
+ * Subscriptions survive a crashing server: a hub server process on Redis is killed with SIGKILL
+ * five times while a publisher keeps publishing; every subscriber must see every event exactly
+ * once, in order — checked against the Redis stream itself, event by event.
+ */
+import assert from "node:assert/strict";
+import { createServer as createNetServer } from "node:net";
+import { test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Redis } from "ioredis";
+import { createChannel, createClient, silentLogger } from "../../src/index.js";
+import { PubSubService, subscribeTopic, type Event } from "../../src/services/pubsub/index.js";
+import { eventually } from "../support/harness.js";
+import { useRedis } from "../support/redis.js";
+import { startChildServer, type ChildServer } from "./fixtures/child-server.js";
+
+const redis = useRedis();
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createNetServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+test("kill -9 of the server five times mid-stream: every subscriber receives every event exactly once, in order", async () => {
+  const url = redis.get().url;
+  const port = await freePort();
+  const args = ["--port", String(port), "--redis", url, "--prefix", "kill:"];
+  let server: ChildServer = await startChildServer(args);
+  const channel = createChannel(`127.0.0.1:${port}`, { logger: silentLogger, backoff: { initialMs: 50, maxMs: 200 } });
+  const client = createClient(PubSubService, channel);
+  const topic = "crashy";
+  const ac = new AbortController();
+  const subscribers = Array.from({ length: 3 }, () => ({ events: [] as Event[], retries: 0 }));
+  const readers = subscribers.map(async (s) => {
+    // "0-0": from the very first event, so the stream's whole content is the expected sequence.
+    for await (const ev of subscribeTopic(client, topic, { after: "0-0", signal: ac.signal, backoff: { initialMs: 50, maxMs: 200 }, onRetry: () => s.retries++ })) {
+      s.events.push(ev);
+    }
+  });
+  const readersDone = Promise.allSettled(readers);
+
+  // The publisher retries each event with the same idempotency key until it is acknowledged,
+  // so an event whose acknowledgement died with the server is still in the log only once.
+  let publishing = true;
+  let published = 0;
+  let publishFailures = 0;
+  const publisher = (async () => {
+    while (publishing) {
+      try {
+        await client.publish({ topic, payload: new TextEncoder().encode(String(published)), key: `p${published}` }, { timeoutMs: 1000 });
+        published++;
+      } catch {
+        publishFailures++;
+        await sleep(20);
+        continue;
+      }
+      await sleep(3);
+    }
+  })();
+
+  try {
+    for (let kill = 0; kill < 5; kill++) {
+      const before = published;
+      await eventually(() => published >= before + 40 && subscribers.every((s) => s.events.length >= published - 5), 10_000, `progress before kill ${kill + 1}`);
+      await server.kill();
+      await sleep(150);
+      server = await startChildServer(args);
+    }
+    const last = published;
+    await eventually(() => published >= last + 40, 10_000, "publishing after the last restart");
+    publishing = false;
+    await publisher;
+    await eventually(() => subscribers.every((s) => s.events.length >= published), 10_000, "every subscriber to catch up");
+    await sleep(100); // anything extra (a duplicate) would arrive now
+
+    const check = new Redis(url);
+    const entries = await check.xrange(`kill:t:${topic}`, "-", "+");
+    check.disconnect();
+    const expectedIds = entries.map(([id]) => id);
+    const expectedPayloads = Array.from({ length: published }, (_, i) => String(i));
+    assert.equal(expectedIds.length, published, "the log holds each acknowledged event once (idempotent retries)");
+    for (const [i, s] of subscribers.entries()) {
+      assert.deepEqual(s.events.map((e) => e.eventId), expectedIds, `subscriber ${i} saw the log's events exactly once, in order`);
+      assert.deepEqual(s.events.map((e) => new TextDecoder().decode(e.payload)), expectedPayloads, `subscriber ${i} saw payloads 0..${published - 1}`);
+      assert.ok(s.retries >= 5, `subscriber ${i} resubscribed after every kill (${s.retries} retries)`);
+    }
+    assert.ok(publishFailures >= 1, "the publisher noticed the outages");
+  } finally {
+    publishing = false;
+    await publisher;
+    ac.abort();
+    await readersDone;
+    channel.close();
+    await server.kill();
+  }
+});
