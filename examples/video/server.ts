@@ -7,10 +7,12 @@
  * gzip-compressed for every client that accepts gzip (the handlers ask for it per call).
  *
  * Run alone: `node dist/examples/video/server.js` (PORT, default 50051); it serves health,
- * reflection and gzip, so `rill list 127.0.0.1:50051` works with no .proto file at hand.
+ * reflection, gzip and a logging interceptor, so `rill list 127.0.0.1:50051` works with no
+ * .proto file at hand and every call leaves a line on stderr.
  */
 import { pathToFileURL } from "node:url";
 import { Code, createServer, RpcError, type Server, type ServiceImpl } from "../../src/index.js";
+import { createLoggingInterceptor } from "../../src/interceptors/logging.js";
 import { serveHealth } from "../../src/services/health/index.js";
 import { serveReflection } from "../../src/services/reflection/index.js";
 import { VideoService, type Video } from "../../gen/video/video_pb.js";
@@ -88,13 +90,13 @@ export function addVideoService(server: Server, options: VideoOptions = {}): Ser
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   const port = Number(process.env.PORT ?? 50051);
-  // TODO(interceptors): add the logging interceptor here once src/interceptor* lands.
-  const server = createServer();
+  // One log line per call on stderr: method, status, duration, message counts, peer.
+  const server = createServer({ interceptors: [createLoggingInterceptor()] });
   addVideoService(server);
   serveReflection(server);
   serveHealth(server);
   const addr = await server.listen({ host: "127.0.0.1", port });
-  console.log(`VideoService listening on ${addr.host}:${addr.port} (health, reflection, gzip)`);
+  console.log(`VideoService listening on ${addr.host}:${addr.port} (health, reflection, gzip, call logging)`);
   const stop = () => void server.shutdown({ graceMs: 2000 });
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);

@@ -76,10 +76,15 @@ class Session {
     return r.value;
   }
 
+  /** Half-closes, so the server ends the stream with OK; cancels if it has not within a second. */
   close(): void {
     this.requests.end();
-    void this.responses.return?.();
-    this.abort.abort();
+    const timer = setTimeout(() => this.abort.abort(), 1000);
+    timer.unref();
+    void this.responses
+      .next()
+      .catch(() => {})
+      .finally(() => clearTimeout(timer));
   }
 }
 
