@@ -204,7 +204,12 @@ class RillServer implements Server {
       ...(this.options.maxConcurrentStreams === undefined ? {} : { maxConcurrentStreams: this.options.maxConcurrentStreams }),
     };
     const tls = options.tls;
-    const server = tls === undefined ? createHttp2Server({ settings }) : createHttp2SecureServer({ settings, ...secureServerOptions(tls) });
+    let server: Http2Server;
+    try {
+      server = tls === undefined ? createHttp2Server({ settings }) : createHttp2SecureServer({ settings, ...secureServerOptions(tls) });
+    } catch (e) {
+      return Promise.reject(e instanceof Error ? new Error(`listen({ tls }): ${e.message}`, { cause: e }) : e);
+    }
     this.http2 = server;
     server.on("session", (session) => this.onSession(session));
     server.on("stream", (stream, headers) => this.onStream(stream, headers));

@@ -143,3 +143,11 @@ describe("TLS and credentials", () => {
     await assert.rejects(denying.unaryEcho({ message: "x" }), (e: RpcError) => e.code === Code.PermissionDenied);
   });
 });
+
+describe("TLS options that cannot work", () => {
+  test("listen rejects a TLS key that is not PEM, naming the option", async () => {
+    const { createServer, silentLogger } = await import("../../src/index.js");
+    const server = createServer({ logger: silentLogger });
+    await assert.rejects(server.listen({ host: "127.0.0.1", port: 0, tls: { cert: "not a cert", key: "not a key" } }), /listen\(\{ tls \}\)/);
+  });
+});
