@@ -73,7 +73,8 @@ function writeHeader(target: Uint8Array, length: number, compressed: boolean): v
  */
 export class FrameDecoder {
   private readonly maxMessageBytes: number;
-  private readonly header = new Uint8Array(FRAME_HEADER_LENGTH);
+  // Allocated only for a header split across chunks: most streams never need it.
+  private header: Uint8Array | undefined = undefined;
   private headerFilled = 0;
   private body: Uint8Array | undefined = undefined;
   private bodyFilled = 0;
@@ -137,14 +138,15 @@ export class FrameDecoder {
         length = readLength(chunk, pos);
         pos += FRAME_HEADER_LENGTH;
       } else {
+        const header = (this.header ??= new Uint8Array(FRAME_HEADER_LENGTH));
         const take = Math.min(FRAME_HEADER_LENGTH - this.headerFilled, end - pos);
-        this.header.set(chunk.subarray(pos, pos + take), this.headerFilled);
+        header.set(chunk.subarray(pos, pos + take), this.headerFilled);
         this.headerFilled += take;
         pos += take;
         if (this.headerFilled < FRAME_HEADER_LENGTH) break;
         this.headerFilled = 0;
-        flags = this.header[0]!;
-        length = readLength(this.header, 0);
+        flags = header[0]!;
+        length = readLength(header, 0);
       }
       const compressed = this.checkHeader(flags, length);
       if (end - pos >= length) {

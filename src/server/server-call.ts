@@ -5,7 +5,7 @@ import { isMarkedUncompressed, parseAcceptEncoding, type Compression } from "../
 import { IdleTimeoutError, RpcError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { Code } from "../protocol/code.js";
-import { encodeFrame, FrameDecoder, type Frame } from "../protocol/frame.js";
+import { FrameDecoder, type Frame } from "../protocol/frame.js";
 import { contentTypeFor } from "../protocol/headers.js";
 import { Metadata, metadataFromHeaders, metadataToHeaders } from "../protocol/metadata.js";
 import { statusHeaders } from "../protocol/status.js";
@@ -49,16 +49,19 @@ export interface ServerCallConfig {
  * follows an unsent header block with message data.
  */
 export class ServerCall implements HandlerContext {
-  readonly signal: AbortSignal;
   readonly deadline: number | undefined;
-  readonly requestMetadata: Metadata;
-  readonly peer: string;
   readonly method: DescMethod;
-  readonly responseHeader = new Metadata();
-  readonly responseTrailer = new Metadata();
   lastRequestCompressed = false;
 
-  private readonly controller = new AbortController();
+  // Allocated on first use: most calls never look at their signal, metadata or peer, and an
+  // AbortSignal, two Metadata and a string per call are most of a call's fixed cost.
+  private controller: AbortController | undefined;
+  /** Why the call ended (undefined for a clean finish), for a signal first asked for after the end. */
+  private endReason: RpcError | undefined;
+  private headers: IncomingHttpHeaders | undefined;
+  private requestMeta: Metadata | undefined;
+  private header: Metadata | undefined;
+  private trailer: Metadata | undefined;
   private readonly contentType: string;
   private headersSent = false;
   private done = false;
@@ -83,13 +86,9 @@ export class ServerCall implements HandlerContext {
     /** Called whenever the call writes headers, data or trailers (the connection's ping policy forgives pings then). */
     private readonly onSend: () => void = () => {},
   ) {
-    this.signal = this.controller.signal;
     this.method = route.method;
     this.contentType = contentTypeFor(codec.name);
-    this.requestMetadata = metadataFromHeaders(headers);
-    const socket = stream.session?.socket;
-    const host = socket?.remoteAddress ?? "unknown";
-    this.peer = host.includes(":") ? `[${host}]:${socket?.remotePort ?? 0}` : `${host}:${socket?.remotePort ?? 0}`;
+    this.headers = headers;
 
     const timeout = headers["grpc-timeout"];
     let deadline: number | undefined;
@@ -171,6 +170,37 @@ export class ServerCall implements HandlerContext {
     stream.on("error", (e) => this.cancel(RpcError.from(e, Code.Unavailable, `stream error: ${e.message}`)));
   }
 
+  /** Aborts when the call ends early for any reason; created on first access. */
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.done) this.controller.abort(this.endReason ?? new RpcError(Code.Canceled, "the call finished"));
+    }
+    return this.controller.signal;
+  }
+
+  get requestMetadata(): Metadata {
+    if (this.requestMeta === undefined) {
+      this.requestMeta = metadataFromHeaders(this.headers ?? {});
+      this.headers = undefined;
+    }
+    return this.requestMeta;
+  }
+
+  get responseHeader(): Metadata {
+    return (this.header ??= new Metadata());
+  }
+
+  get responseTrailer(): Metadata {
+    return (this.trailer ??= new Metadata());
+  }
+
+  get peer(): string {
+    const socket = this.stream.session?.socket;
+    const host = socket?.remoteAddress ?? "unknown";
+    return host.includes(":") ? `[${host}]:${socket?.remotePort ?? 0}` : `${host}:${socket?.remotePort ?? 0}`;
+  }
+
   /** Runs the handler to its end. Never rejects: every outcome becomes a status. */
   async start(): Promise<void> {
     if (this.badRequest !== undefined) {
@@ -193,7 +223,7 @@ export class ServerCall implements HandlerContext {
           await this.sendAll(handler(this.requests, this));
           break;
       }
-      this.finish(Code.OK, "", this.responseTrailer);
+      this.finish(Code.OK, "", this.trailer);
     } catch (e) {
       this.fail(this.toRpcError(e));
     }
@@ -226,8 +256,8 @@ export class ServerCall implements HandlerContext {
     const h: Record<string, string | string[] | number> = {
       ":status": 200,
       "content-type": this.contentType,
-      ...metadataToHeaders(this.responseHeader),
     };
+    if (this.header !== undefined) Object.assign(h, metadataToHeaders(this.header));
     if (this.config.acceptEncoding !== "") h["grpc-accept-encoding"] = this.config.acceptEncoding;
     if (this.responseCompression !== undefined) h["grpc-encoding"] = this.responseCompression.name;
     return h;
@@ -276,16 +306,20 @@ export class ServerCall implements HandlerContext {
   /** Ends the call with an error status (deadline, shutdown, protocol error, handler error). */
   fail(error: RpcError): void {
     if (this.done) return;
-    const trailer = this.responseTrailer.clone();
+    const trailer = this.trailer?.clone() ?? new Metadata();
     trailer.merge(error.metadata);
     this.finish(error.code, error.rawMessage, trailer, error);
   }
 
-  private finish(code: Code, message: string, trailer: Metadata, reason?: RpcError): void {
+  private finish(code: Code, message: string, trailer: Metadata | undefined, reason?: RpcError): void {
     if (this.done) return;
     this.done = true;
-    this.cleanup(reason ?? new RpcError(Code.Canceled, "the call finished"));
-    this.requests.fail(reason ?? new RpcError(Code.Canceled, "the call finished"), true);
+    // After a clean finish the reason is only needed if someone can still observe it.
+    if (reason !== undefined || this.controller !== undefined || !this.requests.drained) {
+      reason ??= new RpcError(Code.Canceled, "the call finished");
+    }
+    this.cleanup(reason);
+    if (reason !== undefined) this.requests.fail(reason, true);
     const stream = this.stream;
     if (stream.destroyed || stream.closed) {
       this.writer.abort();
@@ -293,7 +327,8 @@ export class ServerCall implements HandlerContext {
     }
     // Messages written before the status go out before it, whatever their batch.
     this.writer.close();
-    const trailers = { ...metadataToHeaders(trailer), ...statusHeaders(code, message) };
+    const status = statusHeaders(code, message);
+    const trailers = trailer === undefined ? status : { ...metadataToHeaders(trailer), ...status };
     this.onSend();
     if (!this.headersSent) {
       this.headersSent = true;
@@ -315,10 +350,12 @@ export class ServerCall implements HandlerContext {
     if (!this.stream.readableEnded && !this.stream.destroyed) this.stream.close(constants.NGHTTP2_NO_ERROR);
   }
 
-  private cleanup(reason: RpcError): void {
+  private cleanup(reason: RpcError | undefined): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
     if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
-    if (!this.controller.signal.aborted) this.controller.abort(reason);
+    const controller = this.controller;
+    if (controller === undefined) this.endReason = reason;
+    else if (!controller.signal.aborted) controller.abort(reason);
     this.onDone(this);
   }
 
@@ -371,10 +408,11 @@ export class ServerCall implements HandlerContext {
     }
     this.sendHeader();
     const compression = this.responseCompression;
-    const frame =
-      compression !== undefined && !isMarkedUncompressed(message) ? encodeFrame(compression.compress(bytes), true) : encodeFrame(bytes);
     if (this.idleTimer !== undefined) this.lastActivity = performance.now();
-    const more = this.writer.write(frame);
+    const more =
+      compression !== undefined && !isMarkedUncompressed(message)
+        ? this.writer.writeMessage(compression.compress(bytes), true)
+        : this.writer.writeMessage(bytes);
     this.onSend();
     return more;
   }

@@ -83,6 +83,11 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
     this.settleWaiter();
   }
 
+  /** True once the queue ended and its reader took everything and is not waiting: nothing left to tell it. */
+  get drained(): boolean {
+    return this.closed && this.head === this.frames.length && this.waiter === undefined;
+  }
+
   /** True once `end` or `fail` was called. */
   get ended(): boolean {
     return this.closed;
