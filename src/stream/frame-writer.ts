@@ -1,9 +1,12 @@
 import type { Writable } from "node:stream";
+import { FRAME_HEADER_LENGTH, encodeFrameHeader } from "../protocol/frame.js";
 
 /** Frames smaller than this are coalesced; larger ones are written as they are (no copy). */
 const COALESCE_BELOW = 16 * 1024;
 /** A coalesced batch is written out once it reaches this size, even within one event-loop turn. */
 const BATCH_LIMIT = 64 * 1024;
+/** In `flags`: the part is a whole frame (header included), not a payload still to be framed. */
+const WHOLE = -1;
 
 /**
  * Writes gRPC frames to one HTTP/2 stream with byte-accurate backpressure and write coalescing.
@@ -13,22 +16,23 @@ const BATCH_LIMIT = 64 * 1024;
  * window) plus the batch not yet written. `write()` returns false at `highWaterMark`; producers
  * then await `writable()`. So a stalled reader costs at most window + high-water mark.
  *
- * Coalescing: small frames written in one event-loop turn are joined and written once (at the
- * end of the turn, via setImmediate, or as soon as the batch reaches 64 KiB): many small messages
- * become few DATA frames and syscalls, and a lone message waits at most until the loop's check
- * phase. Order is always preserved.
+ * Coalescing: a message written while the stream is idle (nothing in flight, nothing batched)
+ * goes out at once, so a lone message waits for nothing. Messages written while earlier ones are
+ * still in flight are batched and written once per event-loop turn (via setImmediate), or as soon
+ * as the batch reaches 64 KiB: a producer that keeps the stream busy gets few DATA frames and
+ * syscalls. A batch is built in one buffer with each frame's header written in place, so a small
+ * message is copied once; a payload of 16 KiB or more is never copied (its header and it are
+ * written together, corked). Order is always preserved.
  */
 export class FrameWriter {
-  private batch: Uint8Array[] = [];
+  private parts: Uint8Array[] = [];
+  /** Per part: WHOLE, or the compressed flag (0/1) of a payload whose header is still to be written. */
+  private flags: number[] = [];
   private batchBytes = 0;
   private inflight = 0;
   private scheduled = false;
-  private waiters: Array<() => void> = [];
+  private waiters: Array<() => void> | undefined;
   private closed = false;
-  private readonly flushLater = () => {
-    this.scheduled = false;
-    this.flush();
-  };
 
   constructor(
     private readonly stream: Writable,
@@ -46,19 +50,36 @@ export class FrameWriter {
     return this.inflight + this.batchBytes >= this.highWaterMark;
   }
 
-  /** Queues one whole frame. Returns false when the caller should wait for `writable()`. */
+  /** Queues one whole frame (header included). Returns false when the caller should wait for `writable()`. */
   write(frame: Uint8Array): boolean {
+    return this.add(frame, WHOLE, frame.byteLength);
+  }
+
+  /**
+   * Frames `payload` (a 5-byte header with the `compressed` flag and its length) and queues it;
+   * the same as `write(encodeFrame(payload, compressed))` without the copy. Throws like
+   * `encodeFrameHeader` for a payload that cannot be framed.
+   */
+  writeMessage(payload: Uint8Array, compressed = false): boolean {
+    if (payload.byteLength > 0xffff_ffff) encodeFrameHeader(payload.byteLength, compressed);
+    return this.add(payload, compressed ? 1 : 0, FRAME_HEADER_LENGTH + payload.byteLength);
+  }
+
+  private add(part: Uint8Array, flag: number, size: number): boolean {
     if (this.closed) return true;
-    if (!this.coalesce || frame.byteLength >= COALESCE_BELOW) {
-      this.flush();
-      this.writeOut(frame);
+    if (!this.coalesce || size >= COALESCE_BELOW) {
+      this.flushWith(part, flag);
+    } else if (this.batchBytes === 0 && this.inflight === 0) {
+      // Idle stream: nothing to coalesce with, so no reason to wait.
+      this.writeOut(flag === WHOLE ? part : frameOf(part, flag));
     } else {
-      this.batch.push(frame);
-      this.batchBytes += frame.byteLength;
+      this.parts.push(part);
+      this.flags.push(flag);
+      this.batchBytes += size;
       if (this.batchBytes >= BATCH_LIMIT) this.flush();
       else if (!this.scheduled) {
         this.scheduled = true;
-        setImmediate(this.flushLater);
+        setImmediate(flushLater, this);
       }
     }
     return !this.full;
@@ -66,19 +87,72 @@ export class FrameWriter {
 
   /** Writes the pending batch now (before ending the stream, for instance). */
   flush(): void {
+    if (this.batchBytes === 0) return;
+    this.writeOut(this.takeBatch());
+  }
+
+  /** Flushes the batch and writes one large part after it, without copying the part. */
+  private flushWith(part: Uint8Array, flag: number): void {
+    const stream = this.stream;
+    if (flag === WHOLE) {
+      this.flush();
+      this.writeOut(part);
+      return;
+    }
+    // The header joins the batch; the payload follows it in the same corked write.
+    this.parts.push(EMPTY);
+    this.flags.push(flag === 1 ? HEADER_OF_COMPRESSED : HEADER_OF_PLAIN);
+    this.headerLengths.push(part.byteLength);
+    this.batchBytes += FRAME_HEADER_LENGTH;
+    stream.cork();
+    this.flush();
+    this.writeOut(part);
+    stream.uncork();
+  }
+
+  /** Payload lengths for header-only parts (HEADER_OF_*), in order. */
+  private headerLengths: number[] = [];
+
+  /** Builds the batch into one buffer (or returns its only whole frame) and empties it. */
+  private takeBatch(): Uint8Array {
+    const parts = this.parts;
+    const flags = this.flags;
     const n = this.batchBytes;
-    if (n === 0) return;
-    const batch = this.batch;
-    const buf = batch.length === 1 ? batch[0]! : Buffer.concat(batch, n);
-    this.batch = [];
     this.batchBytes = 0;
-    this.writeOut(buf);
+    if (parts.length === 1 && flags[0] === WHOLE) {
+      this.parts = [];
+      this.flags = [];
+      return parts[0]!;
+    }
+    const out = Buffer.allocUnsafe(n);
+    let pos = 0;
+    let h = 0;
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i]!;
+      const flag = flags[i]!;
+      if (flag === WHOLE) {
+        out.set(part, pos);
+        pos += part.byteLength;
+        continue;
+      }
+      if (flag >= HEADER_OF_PLAIN) {
+        pos = putHeader(out, pos, this.headerLengths[h++]!, flag === HEADER_OF_COMPRESSED);
+        continue;
+      }
+      pos = putHeader(out, pos, part.byteLength, flag === 1);
+      out.set(part, pos);
+      pos += part.byteLength;
+    }
+    parts.length = 0;
+    flags.length = 0;
+    if (h > 0) this.headerLengths = [];
+    return out;
   }
 
   /** Resolves once `buffered` is below the high-water mark, or the writer closed. */
   writable(): Promise<void> {
     if (!this.full || this.closed) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push(resolve));
+    return new Promise((resolve) => (this.waiters ??= []).push(resolve));
   }
 
   /** Flushes and stops: later writes are dropped and every waiter is released. */
@@ -91,10 +165,18 @@ export class FrameWriter {
 
   /** Drops everything unsent (the stream is gone) and releases waiters. */
   abort(): void {
-    this.batch = [];
+    this.parts = [];
+    this.flags = [];
+    this.headerLengths = [];
     this.batchBytes = 0;
     this.closed = true;
     this.release();
+  }
+
+  /** @internal the setImmediate callback. */
+  flushScheduled(): void {
+    this.scheduled = false;
+    this.flush();
   }
 
   private writeOut(buf: Uint8Array): void {
@@ -104,13 +186,39 @@ export class FrameWriter {
     this.inflight += n;
     stream.write(buf, () => {
       this.inflight -= n;
-      if (this.waiters.length > 0 && !this.full) this.release();
+      if (this.waiters !== undefined && this.waiters.length > 0 && !this.full) this.release();
     });
   }
 
   private release(): void {
     const w = this.waiters;
-    this.waiters = [];
+    if (w === undefined || w.length === 0) return;
+    this.waiters = undefined;
     for (const resolve of w) resolve();
   }
+}
+
+const EMPTY = new Uint8Array(0);
+/** Flags of header-only parts (their payload is written separately, uncopied). */
+const HEADER_OF_PLAIN = 2;
+const HEADER_OF_COMPRESSED = 3;
+
+function flushLater(writer: FrameWriter): void {
+  writer.flushScheduled();
+}
+
+function putHeader(out: Uint8Array, pos: number, length: number, compressed: boolean): number {
+  out[pos] = compressed ? 1 : 0;
+  out[pos + 1] = length >>> 24;
+  out[pos + 2] = (length >>> 16) & 0xff;
+  out[pos + 3] = (length >>> 8) & 0xff;
+  out[pos + 4] = length & 0xff;
+  return pos + FRAME_HEADER_LENGTH;
+}
+
+function frameOf(payload: Uint8Array, flag: number): Uint8Array {
+  const out = Buffer.allocUnsafe(FRAME_HEADER_LENGTH + payload.byteLength);
+  putHeader(out, 0, payload.byteLength, flag === 1);
+  out.set(payload, FRAME_HEADER_LENGTH);
+  return out;
 }
