@@ -98,8 +98,9 @@ export interface Channel {
   /**
    * Chooses the subchannel for a call. Synchronous when one is ready; otherwise waits while
    * connecting, and in TRANSIENT_FAILURE fails with UNAVAILABLE unless `waitForReady`.
+   * `signal` cancels the wait; given as a function, it is created only if there is a wait.
    */
-  pick(waitForReady: boolean, signal: AbortSignal | undefined): Subchannel | Promise<Subchannel>;
+  pick(waitForReady: boolean, signal: AbortSignal | (() => AbortSignal) | undefined): Subchannel | Promise<Subchannel>;
   /** The service config's settings for a method, if any. */
   methodConfig(service: string, method: string): MethodConfig | undefined;
   /** The channel's retry token bucket, when the service config sets retryThrottling. */
@@ -193,12 +194,13 @@ class Http2Channel implements Channel {
     return this.serviceConfig?.forMethod(service, method);
   }
 
-  pick(waitForReady: boolean, signal: AbortSignal | undefined): Subchannel | Promise<Subchannel> {
+  pick(waitForReady: boolean, abortSignal: AbortSignal | (() => AbortSignal) | undefined): Subchannel | Promise<Subchannel> {
     const picked = this.picker.pick();
     if (picked !== undefined) return picked;
     this.exitIdle();
     const failure = this.failFast(waitForReady);
     if (failure !== undefined) throw failure;
+    const signal = typeof abortSignal === "function" ? abortSignal() : abortSignal;
     return new Promise<Subchannel>((resolve, reject) => {
       const onAbort = () => {
         this.removeWaiter(retry);

@@ -68,7 +68,9 @@ class ClientCall {
   private requestsEnded = false;
   private requestIterator: AsyncIterator<unknown> | undefined;
   private readonly onAbort = () => this.cancel(abortReason(this.options.signal));
-  private readonly pickAbort = new AbortController();
+  // Created only when a pick has to wait for a connection (rare): most calls pick at once.
+  private pickAbort: AbortController | undefined;
+  private readonly pickSignal = () => (this.pickAbort ??= new AbortController()).signal;
   private idleTimer: NodeJS.Timeout | undefined;
   private lastActivity = 0;
 
@@ -166,7 +168,7 @@ class ClientCall {
   private nextAttempt(): void {
     let picked: Subchannel | Promise<Subchannel>;
     try {
-      picked = this.channel.pick(this.waitForReady, this.pickAbort.signal);
+      picked = this.channel.pick(this.waitForReady, this.pickSignal);
     } catch (e) {
       this.finish(RpcError.from(e, Code.Unavailable));
       return;
@@ -344,7 +346,7 @@ class ClientCall {
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
     if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
     this.wakePump();
-    this.pickAbort.abort(error);
+    this.pickAbort?.abort(error);
     this.stopSending();
     this.options.signal?.removeEventListener("abort", this.onAbort);
     const trailers = error?.metadata ?? this.current?.trailers;
