@@ -1,0 +1,71 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Code, createClient, subscribe, type RpcError } from "../../src/index.js";
+import { createHub, createMemoryLog, subscribeTopic, subscriptionStartKey, PubSubService } from "../../src/services/pubsub/index.js";
+import { Longlived, type Response } from "../../gen/longlived/longlived_pb.js";
+import { createLonglived } from "../../examples/longlived/server.js";
+import { eventually, useHarness } from "../support/harness.js";
+
+const h = useHarness();
+
+test("a subscriber cut off for falling behind resumes from the log and still sees every event once, in order", async () => {
+  const hub = createHub({ log: createMemoryLog({ maxEvents: 10_000 }), maxQueuedEvents: 8 });
+  // A small send buffer so that falling behind happens after a few events, not megabytes.
+  const { target } = await h.server((s) => s.add(PubSubService, hub.service), { sendHighWaterMark: 1024 });
+  const client = createClient(PubSubService, h.channel(target, { receiveHighWaterMark: 1024 }));
+  const ac = new AbortController();
+  const cuts: RpcError[] = [];
+  const got: string[] = [];
+  const total = 2000;
+  const reader = (async () => {
+    for await (const ev of subscribeTopic(client, "busy", { after: (await hub.log.head("busy")), signal: ac.signal, backoff: { initialMs: 1 }, onRetry: (e) => cuts.push(e) })) {
+      got.push(ev.eventId);
+      if (got.length % 100 === 0) await sleep(20);
+      if (got.length === total) return;
+    }
+  })();
+  await eventually(() => hub.subscriberCount("busy") === 1, 2000, "the subscriber");
+  const ids: string[] = [];
+  for (let i = 0; i < total; i++) {
+    ids.push((await hub.publish("busy", new Uint8Array(64))).id);
+    if (i % 200 === 0) await sleep(1);
+  }
+  await reader;
+  ac.abort();
+  assert.deepEqual(got, ids);
+  assert.ok(cuts.length >= 1, "the subscriber was cut off at least once");
+  assert.ok(cuts.every((e) => e.code === Code.ResourceExhausted));
+  await hub.close();
+});
+
+test("the generic subscribe() helper drives the Longlived demo: periodic data per client, Unsubscribe ends the iteration", async () => {
+  const hub = createHub();
+  const longlived = createLonglived(hub, { intervalMs: 20 });
+  const { target } = await h.server((s) => s.add(Longlived, longlived.service));
+  const client = createClient(Longlived, h.channel(target));
+  const seen = new Map<number, Response[]>([[1, []], [2, []]]);
+  const readers = [1, 2].map(async (id) => {
+    const events = subscribe(client.subscribe, {
+      makeRequest: (after) => (after === undefined ? { id } : { id, afterEventId: after }),
+      idOf: (r) => r.eventId,
+      positionFromHeader: (md) => md.get(subscriptionStartKey) as string | undefined,
+      backoff: { initialMs: 10 },
+    });
+    for await (const r of events) seen.get(id)!.push(r);
+  });
+  await eventually(() => seen.get(1)!.length >= 3 && seen.get(2)!.length >= 3, 3000, "data for both clients");
+  const answer = await client.unsubscribe({ id: 1 });
+  assert.match(answer.data, /unsubscribed client 1 \(1 stream ended\)/);
+  await readers[0]; // ended by Unsubscribe: the iteration finishes without error
+  const n1 = seen.get(1)!.length;
+  const n2 = seen.get(2)!.length;
+  await eventually(() => seen.get(2)!.length >= n2 + 2, 3000, "client 2 to keep receiving");
+  assert.equal(seen.get(1)!.length, n1, "client 1 receives nothing after Unsubscribe");
+  assert.ok(seen.get(1)!.every((r) => r.data.startsWith("data for client 1: #")));
+  assert.ok(seen.get(2)!.every((r) => r.data.startsWith("data for client 2: #")));
+  await client.unsubscribe({ id: 2 });
+  await readers[1];
+  longlived.stop();
+  await hub.close();
+});
