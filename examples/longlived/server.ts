@@ -36,30 +36,26 @@ export interface LonglivedServer {
 /** Creates the Longlived service on `hub`. */
 export function createLonglived(hub: Hub, options: LonglivedOptions = {}): LonglivedServer {
   const intervalMs = options.intervalMs ?? 1000;
-  const tickers = new Map<number, { timer: NodeJS.Timeout; n: number }>();
+  const tickers = new Map<number, NodeJS.Timeout>();
 
   const stopTicker = (id: number) => {
     const t = tickers.get(id);
     if (t === undefined) return;
-    clearInterval(t.timer);
+    clearInterval(t);
     tickers.delete(id);
   };
 
   // One producer per client id, alive while the id has a subscriber on this server.
   const startTicker = (id: number) => {
     if (tickers.has(id)) return;
-    const state = {
-      n: 0,
-      timer: setInterval(() => {
-        if (hub.subscriberCount(topicOf(id)) === 0) return stopTicker(id);
-        state.n++;
-        const data = `data for client ${id}: #${state.n} from server pid ${process.pid} at ${new Date().toISOString()}`;
-        hub.publish(topicOf(id), encoder.encode(data)).catch(() => {
-          // The log is away (Redis down): this tick's data is simply not produced.
-        });
-      }, intervalMs),
-    };
-    tickers.set(id, state);
+    const timer = setInterval(() => {
+      if (hub.subscriberCount(topicOf(id)) === 0) return stopTicker(id);
+      const data = `data for client ${id} at ${new Date().toISOString()} from server pid ${process.pid}`;
+      hub.publish(topicOf(id), encoder.encode(data)).catch(() => {
+        // The log is away (Redis down): this tick's data is simply not produced.
+      });
+    }, intervalMs);
+    tickers.set(id, timer);
   };
 
   const service: ServiceImpl<typeof Longlived> = {
