@@ -65,7 +65,7 @@ export function createLonglived(hub: Hub, options: LonglivedOptions = {}): Longl
       return done;
     },
     async unsubscribe(req) {
-      const n = hub.unsubscribeTopic(topicOf(req.id));
+      const n = await hub.unsubscribeTopic(topicOf(req.id));
       stopTicker(req.id);
       return { data: `unsubscribed client ${req.id} (${n} stream${n === 1 ? "" : "s"} ended)` };
     },

@@ -14,7 +14,7 @@ import {
   type Hub,
 } from "../../src/services/pubsub/index.js";
 import { createClient } from "../../src/client/client.js";
-import { eventually, useHarness } from "../support/harness.js";
+import { eventually, useHarness, type Harness } from "../support/harness.js";
 import { useRedis } from "../support/redis.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";
 
@@ -43,9 +43,14 @@ async function statusOf(p: Promise<unknown>): Promise<RpcError> {
 }
 
 /** The behaviours every backend must show; `makeLog` gives a fresh log per test. */
-function backendSuite(makeLog: (retention?: { maxEvents?: number }) => EventLog) {
-  const h = useHarness();
+function backendSuite(makeLog: (retention?: { maxEvents?: number }) => EventLog): Harness {
   const hubs: Hub[] = [];
+  // Registered before the harness's hook so the hubs (and their Redis connections) are closed
+  // before its leak check runs.
+  test.afterEach(async () => {
+    for (const hub of hubs.splice(0)) await hub.close();
+  });
+  const h = useHarness();
 
   async function start(retention?: { maxEvents?: number }) {
     const hub = createHub({ log: makeLog(retention) });
@@ -54,10 +59,6 @@ function backendSuite(makeLog: (retention?: { maxEvents?: number }) => EventLog)
     const channel = h.channel(target);
     return { hub, server, target, port: Number(target.split(":")[1]), channel, client: createClient(PubSubService, channel) };
   }
-
-  test.afterEach(async () => {
-    for (const hub of hubs.splice(0)) await hub.close();
-  });
 
   test("delivers every published event to every subscriber of the topic, in order, and nothing of other topics", async () => {
     const { hub, client } = await start();
@@ -231,6 +232,7 @@ function backendSuite(makeLog: (retention?: { maxEvents?: number }) => EventLog)
       await s2.shutdown({ graceMs: 100 });
     }
   });
+  return h;
 }
 
 /** The position before a topic's first event: the head of a topic that has none. */
@@ -263,7 +265,38 @@ describe("pub/sub hub on the memory log", () => {
 describe("pub/sub hub on the Redis log", () => {
   const redis = useRedis();
   let n = 0;
-  backendSuite((r) => createRedisLog({ url: redis.get().url, prefix: `test${n++}:`, ...r }));
+  const h = backendSuite((r) => createRedisLog({ url: redis.get().url, prefix: `test${n++}:`, ...r }));
+
+  test("Unsubscribe through one instance ends a stream held by another instance sharing the Redis log", async () => {
+    const url = redis.get().url;
+    const a = createHub({ log: createRedisLog({ url, prefix: "unsub:" }) });
+    const b = createHub({ log: createRedisLog({ url, prefix: "unsub:" }) });
+    try {
+      const sa = await h.server((s) => s.add(PubSubService, a.service));
+      const sb = await h.server((s) => s.add(PubSubService, b.service));
+      const viaA = createClient(PubSubService, h.channel(sa.target));
+      const viaB = createClient(PubSubService, h.channel(sb.target));
+      let id = "";
+      const ac = new AbortController();
+      const it = viaB.subscribe({ topic: "held-by-b" }, { signal: ac.signal, onHeader: (md) => (id = String(md.get(subscriptionIdKey))) })[Symbol.asyncIterator]();
+      const first = it.next();
+      await eventually(() => id !== "" && b.subscriberCount("held-by-b") === 1, 2000, "the subscription on b");
+      await viaA.unsubscribe({ subscriptionId: id });
+      assert.deepEqual(await first, { done: true, value: undefined }, "b ended the stream with OK");
+      assert.equal(b.subscriberCount(), 0);
+      const missing = await statusOf(viaA.unsubscribe({ subscriptionId: "no-such-subscription" }));
+      assert.equal(missing.code, Code.NotFound);
+      // Ending a whole topic counts the streams of every instance.
+      const more = [viaA, viaB, viaB].map((c) => c.subscribe({ topic: "both" }, { signal: ac.signal })[Symbol.asyncIterator]().next());
+      await eventually(() => a.subscriberCount("both") === 1 && b.subscriberCount("both") === 2, 2000, "subscriptions on both");
+      assert.equal(await a.unsubscribeTopic("both"), 3);
+      for (const r of await Promise.all(more)) assert.equal(r.done, true);
+      ac.abort();
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
 
   test("a hub on one process sees events published through another hub sharing the Redis log", async () => {
     const url = redis.get().url;

@@ -57,8 +57,21 @@ export interface RetentionOptions {
   maxAgeMs?: number;
 }
 
+/**
+ * A broadcast channel among every process sharing one log (Redis pub/sub), so an Unsubscribe
+ * that reaches one instance can end a stream held by another. Messages are small strings.
+ */
+export interface ControlChannel {
+  /** Sends to every listener, this process's included; resolves with how many received it. */
+  publish(message: string): Promise<number>;
+  /** Resolves once `handler` receives every later message; the returned function stops it. */
+  listen(handler: (message: string) => void): Promise<() => void>;
+}
+
 /** An event log backend. */
 export interface EventLog {
+  /** Present when several processes share the log (Redis); absent for a one-process log. */
+  readonly control?: ControlChannel;
   /** A short name for logs and ListTopics ("memory", "redis"). */
   readonly kind: string;
   /**

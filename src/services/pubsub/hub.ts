@@ -22,6 +22,7 @@ import type { ServiceImpl } from "../../server/service-impl.js";
 import type { EventLog, Follower, StoredEvent } from "./event-log.js";
 import { createMemoryLog } from "./memory-log.js";
 import { createRedisLog } from "./redis-log.js";
+import { createControl, type EndTarget } from "./hub-control.js";
 import { Subscription, type EventMapper } from "./subscription.js";
 
 /** Response header naming a subscription (for Unsubscribe). */
@@ -66,10 +67,14 @@ export interface Hub {
    * promise the handler returns. Sets the subscription headers and sends them.
    */
   stream<M>(ctx: HandlerContext<M>, options: StreamOptions<M>): Promise<void>;
-  /** Ends a subscription with OK; false when no such subscription is open here. */
-  unsubscribe(subscriptionId: string): boolean;
-  /** Ends every subscription of `topic` with OK; returns how many. */
-  unsubscribeTopic(topic: string): number;
+  /**
+   * Ends a subscription with OK, wherever it is open: here, or (when the log is shared, as with
+   * Redis) on another instance, asked over the log's control channel. Resolves false when no
+   * instance has it (after at most 1 s of waiting for their answers).
+   */
+  unsubscribe(subscriptionId: string): Promise<boolean>;
+  /** Ends every subscription of `topic` with OK, on every instance sharing the log; resolves with how many. */
+  unsubscribeTopic(topic: string): Promise<number>;
   /** Open subscriptions registered in the fan-out (of `topic`, or all). */
   subscriberCount(topic?: string): number;
   /**
@@ -103,6 +108,7 @@ export function createHub(options: HubOptions = {}): Hub {
   const subscriptions = new Map<string, AnySubscription>();
   const mapped = new Map<EventMapper<unknown>, WeakMap<StoredEvent, unknown>>();
   let draining = false;
+  const control = createControl(log, (target) => endLocal(target));
 
   const checkTopic = (topic: string) => {
     if (topic === "") throw new RpcError(Code.InvalidArgument, "topic is empty");
@@ -199,6 +205,20 @@ export function createHub(options: HubOptions = {}): Hub {
     return sub.done;
   };
 
+  /** Ends local subscriptions named by `target`; returns how many. */
+  function endLocal(target: EndTarget): number {
+    if (target.sub !== undefined) {
+      const s = subscriptions.get(target.sub);
+      s?.end();
+      return s === undefined ? 0 : 1;
+    }
+    const t = target.topic === undefined ? undefined : topics.get(target.topic);
+    if (t === undefined) return 0;
+    const subs = [...t.subs];
+    for (const s of subs) s.end();
+    return subs.length;
+  }
+
   const toEvent: EventMapper<Event> = (ev) =>
     create(EventSchema, {
       eventId: ev.id,
@@ -215,18 +235,11 @@ export function createHub(options: HubOptions = {}): Hub {
       return (await log.append(topic, payload, key)).event;
     },
     stream,
-    unsubscribe(subscriptionId) {
-      const s = subscriptions.get(subscriptionId);
-      if (s === undefined) return false;
-      s.end();
-      return true;
+    async unsubscribe(subscriptionId) {
+      return (await control.end({ sub: subscriptionId })) > 0;
     },
     unsubscribeTopic(topic) {
-      const t = topics.get(topic);
-      if (t === undefined) return 0;
-      const subs = [...t.subs];
-      for (const s of subs) s.end();
-      return subs.length;
+      return control.end({ topic });
     },
     subscriberCount(topic) {
       if (topic !== undefined) return topics.get(topic)?.subs.size ?? 0;
@@ -241,6 +254,7 @@ export function createHub(options: HubOptions = {}): Hub {
     },
     async close() {
       hub.drain();
+      control.stop();
       for (const [name, t] of [...topics]) stopTopic(name, t);
       await log.close();
     },
@@ -253,7 +267,7 @@ export function createHub(options: HubOptions = {}): Hub {
         return stream(ctx, { topic: req.topic, after: req.afterEventId, map: toEvent });
       },
       async unsubscribe(req) {
-        if (!hub.unsubscribe(req.subscriptionId)) {
+        if (!(await hub.unsubscribe(req.subscriptionId))) {
           throw new RpcError(Code.NotFound, `no subscription "${req.subscriptionId}" is open on this server`);
         }
         return {};

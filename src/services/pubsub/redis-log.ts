@@ -12,8 +12,9 @@
  * change together and a read sees one consistent state. Redis's own `max-deleted-entry-id` is
  * not used: XTRIM does not advance it.
  *
- * Live tails use XREAD BLOCK on one extra connection per followed topic. Redis errors reach
- * callers as UNAVAILABLE.
+ * Live tails use XREAD BLOCK on one extra connection per followed topic; the control channel
+ * (`control`) is Redis pub/sub on `<prefix>control`, on one more connection once listened to.
+ * Redis errors reach callers as UNAVAILABLE.
  */
 import { createHash } from "node:crypto";
 import { Redis, type RedisOptions } from "ioredis";
@@ -168,8 +169,36 @@ export function createRedisLog(options: RedisLogOptions = {}): EventLog {
   const streamKey = (topic: string) => `${prefix}t:${topic}`;
   const metaKey = (topic: string) => `${prefix}m:${topic}`;
 
+  const controlChannel = `${prefix}control`;
+  let listener: Redis | undefined;
+  const handlers = new Set<(message: string) => void>();
+
   return {
     kind: "redis",
+
+    control: {
+      async publish(message) {
+        try {
+          return (await redis.call("PUBLISH", controlChannel, message)) as number;
+        } catch (e) {
+          throw unavailable(e);
+        }
+      },
+      async listen(handler) {
+        if (listener === undefined) {
+          const conn = (listener = redis.duplicate());
+          conn.on("error", () => {});
+          conn.on("message", (channel: string, message: string) => {
+            if (channel === controlChannel) for (const h of handlers) h(message);
+          });
+          await conn.subscribe(controlChannel);
+        }
+        handlers.add(handler);
+        return () => {
+          handlers.delete(handler);
+        };
+      },
+    },
 
     async append(topic, payload, key) {
       try {
@@ -269,6 +298,8 @@ export function createRedisLog(options: RedisLogOptions = {}): EventLog {
     },
 
     async close() {
+      handlers.clear();
+      listener?.disconnect();
       for (const c of followers) c.disconnect();
       followers.clear();
       redis.disconnect();
