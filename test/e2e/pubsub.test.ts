@@ -8,6 +8,7 @@ import {
   createMemoryLog,
   createRedisLog,
   firstEventIdKey,
+  oldestPositionKey,
   subscribeTopic,
   subscriptionIdKey,
   type EventLog,
@@ -169,8 +170,9 @@ function backendSuite(makeLog: (retention?: { maxEvents?: number }) => EventLog)
       })(),
     );
     assert.equal(err.code, Code.OutOfRange);
-    assert.match(err.message, new RegExp(`first available event is ${ids[7]}`));
+    assert.match(err.message, new RegExp(`first available event is ${ids[7]} \\(resume after ${ids[6]} to continue from it\\)`));
     assert.equal(trailer, ids[7]);
+    assert.equal(err.metadata.get(oldestPositionKey), ids[6]);
     // The last trimmed event is still a valid position: nothing after it is gone.
     const ac = new AbortController();
     const it = client.subscribe({ topic: "trim", afterEventId: ids[6]! }, { signal: ac.signal })[Symbol.asyncIterator]();

@@ -6,7 +6,7 @@
  * Invariants every backend keeps:
  * - `read(topic, after)` returns exactly the retained events with ids greater than `after`, in
  *   order. It never silently skips: when events after `after` were trimmed it throws
- *   OUT_OF_RANGE (trailer `rill-first-event-id`), when the log cannot know `after` (another
+ *   OUT_OF_RANGE (trailers `rill-first-event-id` and `rill-oldest-position`), when the log cannot know `after` (another
  *   log, a reset one) DATA_LOSS, when `after` is not an id of this backend INVALID_ARGUMENT.
  * - `follow` delivers every event appended after its `after` position, in order, once, to the
  *   listener, whichever process appended it.
@@ -96,13 +96,20 @@ export interface EventLog {
 /** Trailer key naming the first event still retained, on OUT_OF_RANGE. */
 export const firstEventIdKey = "rill-first-event-id";
 
-/** The error for a resume position whose successors were trimmed. */
-export function trimmedError(topic: string, after: string, firstId: string): RpcError {
+/** Trailer key, on OUT_OF_RANGE, of the position to resume from to get the oldest retained event next. */
+export const oldestPositionKey = "rill-oldest-position";
+
+/**
+ * The error for a resume position whose successors were trimmed. `lastTrimmed` is the newest
+ * trimmed id: resuming after it starts with the first retained event (accepting the loss).
+ */
+export function trimmedError(topic: string, after: string, firstId: string, lastTrimmed: string): RpcError {
   const md = new Metadata();
   md.set(firstEventIdKey, firstId);
+  md.set(oldestPositionKey, lastTrimmed);
   return new RpcError(
     Code.OutOfRange,
-    `cannot resume topic "${topic}" after event ${after}: events after it were trimmed from the log; the first available event is ${firstId === "" ? "(none retained)" : firstId}`,
+    `cannot resume topic "${topic}" after event ${after}: events after it were trimmed from the log; the first available event is ${firstId === "" ? "(none retained)" : firstId} (resume after ${lastTrimmed} to continue from it)`,
     { metadata: md },
   );
 }

@@ -5,7 +5,7 @@ export { createMemoryLog } from "./memory-log.js";
 export type { MemoryLogOptions } from "./memory-log.js";
 export { createRedisLog } from "./redis-log.js";
 export type { RedisLogOptions } from "./redis-log.js";
-export { firstEventIdKey } from "./event-log.js";
+export { firstEventIdKey, oldestPositionKey } from "./event-log.js";
 export type { EventLog, StoredEvent, AppendResult, TopicInfo, Follower, FollowListener, RetentionOptions } from "./event-log.js";
 export { resumeAfterKey } from "./subscription.js";
 export type { EventMapper } from "./subscription.js";

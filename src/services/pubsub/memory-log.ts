@@ -125,7 +125,7 @@ export function createMemoryLog(options: MemoryLogOptions = {}): EventLog {
       }
       trim(t);
       if (seq > t.lastSeq) throw unknownPositionError(topic, after, `this log's newest event is ${idOf(t.lastSeq)}`);
-      if (seq < t.trimmedThrough) throw trimmedError(topic, after, t.first()?.id ?? "");
+      if (seq < t.trimmedThrough) throw trimmedError(topic, after, t.first()?.id ?? "", idOf(t.trimmedThrough));
       const first = t.first();
       if (first === undefined) return [];
       const from = t.start + (seq + 1 - first.seq);

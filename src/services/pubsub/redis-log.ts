@@ -237,7 +237,7 @@ export function createRedisLog(options: RedisLogOptions = {}): EventLog {
         return [];
       }
       if (compareIds(after, last) > 0) throw unknownPositionError(topic, after, `the stream's newest id is ${last} (it was deleted and recreated)`);
-      if (compareIds(after, trimmed) < 0) throw trimmedError(topic, after, entries[0] === undefined ? "" : entries[0][0].toString());
+      if (compareIds(after, trimmed) < 0) throw trimmedError(topic, after, entries[0] === undefined ? "" : entries[0][0].toString(), trimmed);
       return entries.map((e) => toEvent(topic, e));
     },
 

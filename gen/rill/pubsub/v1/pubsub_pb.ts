@@ -261,9 +261,10 @@ export const PubSubService: GenService<{
    * `rill-subscription-id` (for Unsubscribe) and `rill-subscription-start` (the id after which
    * this stream starts; resume from it if no event has arrived yet).
    * Ends with RESOURCE_EXHAUSTED when the subscriber falls too far behind (resume after the
-   * last event received), OUT_OF_RANGE when `after_event_id` was trimmed from the log (the
-   * trailer `rill-first-event-id` names the first one still there), DATA_LOSS when the log
-   * no longer knows that id at all (it was reset), and OK after Unsubscribe.
+   * last event received; trailer `rill-resume-after`), OUT_OF_RANGE when `after_event_id` was
+   * trimmed from the log (trailer `rill-first-event-id` names the first event still there,
+   * `rill-oldest-position` the id to resume after to get it next), DATA_LOSS when the log
+   * never issued that id (it was reset), and OK after Unsubscribe.
    *
    * @generated from rpc rill.pubsub.v1.PubSubService.Subscribe
    */
