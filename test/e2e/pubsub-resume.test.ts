@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Code, createClient, subscribe, type RpcError } from "../../src/index.js";
+import { Code, createClient, createServer, silentLogger, subscribe, type RpcError } from "../../src/index.js";
 import { createHub, createMemoryLog, subscribeTopic, subscriptionStartKey, PubSubService } from "../../src/services/pubsub/index.js";
 import { Longlived, type Response } from "../../gen/longlived/longlived_pb.js";
 import { createLonglived } from "../../examples/longlived/server.js";
@@ -68,4 +68,39 @@ test("the generic subscribe() helper drives the Longlived demo: periodic data pe
   await readers[1];
   longlived.stop();
   await hub.close();
+});
+
+test("a graceful shutdown (GOAWAY, then the grace period runs out) makes subscribeTopic resume on the next server without loss", async () => {
+  const log = createMemoryLog();
+  const hub1 = createHub({ log });
+  const s1 = createServer({ logger: silentLogger }).add(PubSubService, hub1.service);
+  const { port } = await s1.listen({ host: "127.0.0.1", port: 0 });
+  const client = createClient(PubSubService, h.channel(`127.0.0.1:${port}`, { backoff: { initialMs: 20, maxMs: 100 } }));
+  const ac = new AbortController();
+  const got: string[] = [];
+  const errors: RpcError[] = [];
+  const reader = (async () => {
+    for await (const ev of subscribeTopic(client, "g", { signal: ac.signal, backoff: { initialMs: 20, maxMs: 100 }, onRetry: (e) => errors.push(e) })) got.push(ev.eventId);
+  })().catch(() => undefined);
+  await eventually(() => hub1.subscriberCount("g") === 1, 2000, "the subscriber");
+  const ids: string[] = [];
+  for (let i = 0; i < 3; i++) ids.push((await hub1.publish("g", new Uint8Array([i]))).id);
+  await eventually(() => got.length === 3, 2000, "the first events");
+  await s1.shutdown({ graceMs: 100 });
+  for (let i = 3; i < 6; i++) ids.push((await log.append("g", new Uint8Array([i]))).event.id);
+  const hub2 = createHub({ log });
+  const s2 = createServer({ logger: silentLogger }).add(PubSubService, hub2.service);
+  await s2.listen({ host: "127.0.0.1", port });
+  try {
+    await eventually(() => got.length === 6, 5000, "the events published while no server ran");
+    ids.push((await hub2.publish("g", new Uint8Array([6]))).id);
+    await eventually(() => got.length === 7, 2000, "a live event on the new server");
+    assert.deepEqual(got, ids);
+    assert.ok(errors.length >= 1 && errors.every((e) => e.code === Code.Unavailable), `resubscribed after UNAVAILABLE (${errors.map((e) => e.code).join(",")})`);
+  } finally {
+    ac.abort();
+    await reader;
+    await hub2.close();
+    await s2.shutdown({ graceMs: 100 });
+  }
 });
