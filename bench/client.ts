@@ -86,6 +86,17 @@ async function clientStream(c: BenchClient): Promise<Metrics> {
   return { rate: (n / (t1 - t0)) * 1000, messages: n };
 }
 
+/** One client stream of `size`-byte messages; the server's count × size ÷ time to its response. */
+async function clientStreamBytes(c: BenchClient, size: number): Promise<Metrics> {
+  const timed = (until: number): (() => boolean) => () => performance.now() < until;
+  await c.clientStream(payloadOf(size), timed(performance.now() + config.warmupMs));
+  const t0 = performance.now();
+  const n = await c.clientStream(payloadOf(size), timed(t0 + config.durationMs));
+  const t1 = performance.now();
+  const rate = (n / (t1 - t0)) * 1000;
+  return { rate, mbps: (rate * size) / 1e6, messages: n };
+}
+
 async function bidi(c: BenchClient): Promise<Metrics> {
   const pp = c.bidi();
   const samples = new Samples();
@@ -164,6 +175,15 @@ try {
       break;
     case "server-stream-1mib":
       metrics = await serverStream(c, 1024 * 1024);
+      break;
+    case "server-stream-64kib":
+      metrics = await serverStream(c, 64 * 1024);
+      break;
+    case "client-stream-1mib":
+      metrics = await clientStreamBytes(c, 1024 * 1024);
+      break;
+    case "client-stream-64kib":
+      metrics = await clientStreamBytes(c, 64 * 1024);
       break;
     case "idle-streams":
       await idleStreams(c);

@@ -10,7 +10,9 @@ import { create } from "@bufbuild/protobuf";
 import { PayloadSchema, type Payload } from "../gen/bench/v1/bench_pb.js";
 
 /** The names the implementations go by, in the order each round runs them. */
-export const implNames = ["raw", "rill", "grpc-js", "connect"] as const;
+export const implNames = ["raw", "rill", "grpc-js", "connect", "raw-tuned"] as const;
+/** Implementations that run only in the scenarios whose `extraImpls` name them (issue 8's window rows). */
+export const optionalImpls: readonly ImplName[] = ["raw-tuned"];
 export type ImplName = (typeof implNames)[number];
 
 /** `ServerStream` count meaning "until the client cancels". */

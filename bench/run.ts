@@ -17,7 +17,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { implNames, sleep, type ImplName } from "./common.js";
+import { implNames, optionalImpls, sleep, type ImplName } from "./common.js";
 import type { Event, FanoutReport, MemReport, Metrics } from "./ipc.js";
 import { fullConfig, quickConfig, scenarios, type MetricSpec, type RunConfig, type Scenario } from "./scenarios.js";
 import { median } from "./stats.js";
@@ -40,6 +40,8 @@ const rounds = Number(option("--rounds") ?? (quick ? 2 : 5));
 /** The memory scenarios are slower and steadier: fewer rounds. */
 const memoryRounds = Math.max(1, quick ? Math.min(rounds, 1) : Math.min(rounds, 3));
 const only = (option("--only")?.split(",") ?? [...implNames]) as ImplName[];
+/** The implementations a scenario runs: optional ones only where the scenario asks for them. */
+const implsOf = (s: Scenario): ImplName[] => impls.filter((i) => !optionalImpls.includes(i) || (s.extraImpls ?? []).includes(i));
 const impls = implNames.filter((n) => only.includes(n));
 const chosen = option("--scenarios")?.split(",");
 const selected = scenarios.filter((s) => chosen === undefined || chosen.includes(s.id));
@@ -258,7 +260,7 @@ function format(value: number, spec: MetricSpec): string {
 
 function table(results: Results): string {
   const lines = [
-    `| scenario | metric | ${impls.map((i) => (i === "raw" ? "raw node:http2" : i === "connect" ? "connect-node" : i === "grpc-js" ? "@grpc/grpc-js" : "Rill")).join(" | ")} |`,
+    `| scenario | metric | ${impls.map((i) => (i === "raw" ? "raw node:http2" : i === "connect" ? "connect-node" : i === "grpc-js" ? "@grpc/grpc-js" : i === "raw-tuned" ? "raw, 4/16 MiB windows" : "Rill")).join(" | ")} |`,
     `|---|---|${impls.map(() => "---:").join("|")}|`,
   ];
   for (const s of selected) {
@@ -290,7 +292,7 @@ for (const s of selected) {
   const memory = s.id === "idle-streams" || s.id === "stalled-reader";
   const runsOf: Record<string, Array<Metrics | { error: string }>> = {};
   for (let round = 1; round <= (memory ? memoryRounds : rounds); round++) {
-    for (const impl of impls) {
+    for (const impl of implsOf(s)) {
       const t0 = Date.now();
       let r: Metrics | { error: string };
       try {
@@ -311,12 +313,12 @@ for (const s of selected) {
   }
   results[s.id] = {};
   const medians: Record<string, Metrics> = {};
-  for (const impl of impls) {
+  for (const impl of implsOf(s)) {
     const ok = runsOf[impl]!.filter((r): r is Metrics => !("error" in r));
     const keys = new Set(ok.flatMap((r) => Object.keys(r)));
     medians[impl] = Object.fromEntries([...keys].map((k) => [k, median(ok.map((r) => r[k] ?? NaN))]));
   }
-  for (const impl of impls) {
+  for (const impl of implsOf(s)) {
     const base = medians.raw;
     const ratio: Metrics = {};
     if (base !== undefined) for (const [k, v] of Object.entries(medians[impl]!)) if (base[k] !== undefined && base[k] !== 0) ratio[k] = v / base[k]!;

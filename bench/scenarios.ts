@@ -1,5 +1,7 @@
+import type { ImplName } from "./common.js";
+
 /**
- * The scenarios of issue 5, their metrics and how each metric is printed. The client side of
+ * The scenarios of issue 5 (and issue 8's large-message rows), their metrics and how each metric is printed. The client side of
  * each lives in client.ts; the two memory scenarios are also driven step by step by run.ts.
  */
 
@@ -36,6 +38,8 @@ export interface Scenario {
   id: string;
   title: string;
   metrics: MetricSpec[];
+  /** Optional implementations (common.ts `optionalImpls`) this scenario also runs. */
+  extraImpls?: readonly ImplName[];
 }
 
 const m = (key: string, label: string, unit: Unit, higherIsBetter: boolean, shown = true): MetricSpec => ({
@@ -65,7 +69,12 @@ export const scenarios: Scenario[] = [
     title: "bidi ping-pong, 1 in flight",
     metrics: [m("rate", "round trips/s", "rate", true), m("p50", "p50", "us", false), m("p99", "p99", "us", false)],
   },
-  { id: "server-stream-1mib", title: "server-streaming 1 MiB", metrics: [m("mbps", "MB/s", "mbps", true)] },
+  { id: "server-stream-1mib", title: "server-streaming 1 MiB", metrics: [m("mbps", "MB/s", "mbps", true)], extraImpls: ["raw-tuned"] },
+  // Issue 8 (windows and BDP): large messages both ways, against raw node:http2 with node's
+  // default 64 KiB windows and with 4 MiB stream / 16 MiB connection windows.
+  { id: "server-stream-64kib", title: "server-streaming 64 KiB", metrics: [m("mbps", "MB/s", "mbps", true)], extraImpls: ["raw-tuned"] },
+  { id: "client-stream-1mib", title: "client-streaming 1 MiB", metrics: [m("mbps", "MB/s", "mbps", true)], extraImpls: ["raw-tuned"] },
+  { id: "client-stream-64kib", title: "client-streaming 64 KiB", metrics: [m("mbps", "MB/s", "mbps", true)], extraImpls: ["raw-tuned"] },
   {
     id: "idle-streams",
     title: "10k idle streams",

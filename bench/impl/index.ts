@@ -19,5 +19,7 @@ export async function loadImpl(name: ImplName): Promise<Impl> {
       return import("./grpc-js.js");
     case "connect":
       return import("./connect.js");
+    case "raw-tuned":
+      return import("./raw-tuned.js");
   }
 }

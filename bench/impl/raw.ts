@@ -125,8 +125,19 @@ function respond(stream: http2.ServerHttp2Stream): void {
   stream.once("wantTrailers", () => stream.sendTrailers(okTrailers));
 }
 
+/** Stream and connection windows both ends advertise; undefined keeps node's (64 KiB). Set by raw-tuned. */
+let windows: { stream: number; connection: number } | undefined;
+
+/** Makes this process's server and client advertise `w` (SETTINGS_INITIAL_WINDOW_SIZE and a connection WINDOW_UPDATE). */
+export function useWindows(w: { stream: number; connection: number }): void {
+  windows = w;
+}
+
+const windowSettings = (): { settings?: http2.Settings } => (windows === undefined ? {} : { settings: { initialWindowSize: windows.stream } });
+
 export const startServer: StartServer = async (hooks) => {
-  const server = http2.createServer({ maxSessionMemory: MAX_SESSION_MEMORY_MB });
+  const server = http2.createServer({ maxSessionMemory: MAX_SESSION_MEMORY_MB, ...windowSettings() });
+  if (windows !== undefined) server.on("session", (s) => s.setLocalWindowSize(windows!.connection));
   server.on("stream", (stream, headers) => {
     stream.on("error", () => {});
     switch (headers[":path"]) {
@@ -209,12 +220,13 @@ export const startServer: StartServer = async (hooks) => {
 };
 
 export const connectClient: ConnectClient = async (port) => {
-  const session = http2.connect(`http://127.0.0.1:${port}`, { maxSessionMemory: MAX_SESSION_MEMORY_MB });
+  const session = http2.connect(`http://127.0.0.1:${port}`, { maxSessionMemory: MAX_SESSION_MEMORY_MB, ...windowSettings() });
   session.on("error", () => {});
   await new Promise<void>((resolve, reject) => {
     session.once("remoteSettings", () => resolve());
     session.once("error", reject);
   });
+  if (windows !== undefined) session.setLocalWindowSize(windows.connection);
 
   const request = (method: string): http2.ClientHttp2Stream => {
     const req = session.request({

@@ -116,9 +116,44 @@ async function closeClient(session: ClientHttp2Session): Promise<void> {
   if (session.destroyed) return;
   await new Promise<void>((resolve) => {
     session.once("close", () => resolve());
-    session.close();
+    session.destroy();
   });
 }
+
+describe("what node:http2 does with windows (the tuner depends on it)", () => {
+  useHarness();
+
+  test("a raised SETTINGS_INITIAL_WINDOW_SIZE grows open streams, and the connection window never holds data back", async () => {
+    const raw = await rawServer(Buffer.alloc(16 * KiB, 1), 512);
+    const { session } = await rawClient(raw.target);
+    try {
+      const stalled = (): ReturnType<ClientHttp2Session["request"]> => {
+        const s = session.request({ ":method": "POST", ":path": "/" });
+        s.on("error", () => {});
+        s.pause();
+        return s;
+      };
+      const a = stalled();
+      // A stream nobody reads gets exactly one stream window.
+      await eventually(() => a.readableLength === http2DefaultWindow, 2000, "the first window to arrive");
+      await sleep(100);
+      assert.equal(a.readableLength, http2DefaultWindow);
+      // SETTINGS raise the window of the open stream by the difference (RFC 7540 §6.9.2).
+      await new Promise<void>((resolve, reject) => session.settings({ initialWindowSize: 256 * KiB }, (e) => (e === null ? resolve() : reject(e))));
+      await eventually(() => a.readableLength === 256 * KiB, 2000, "the open stream's window to grow");
+      // A second stalled stream gets its own 256 KiB although the connection window is still
+      // 64 KiB: node returned connection credit for data no reader took.
+      assert.equal(session.state.effectiveLocalWindowSize, http2DefaultWindow);
+      const b = stalled();
+      await eventually(() => b.readableLength === 256 * KiB, 2000, "a second stalled stream to fill its window");
+      a.destroy();
+      b.destroy();
+    } finally {
+      await closeClient(session);
+      await raw.close();
+    }
+  });
+});
 
 describe("HTTP/2 windows", () => {
   const h = useHarness();

@@ -1,0 +1,10 @@
+/**
+ * The raw node:http2 baseline with large flow-control windows on both ends: 4 MiB per stream
+ * (SETTINGS_INITIAL_WINDOW_SIZE) and 16 MiB per connection, fixed (no probing). Issue 8's
+ * "tuned" reference: what node:http2 moves when the window is not the limit.
+ */
+import { connectClient, startServer, useWindows } from "./raw.js";
+
+useWindows({ stream: 4 * 1024 * 1024, connection: 16 * 1024 * 1024 });
+
+export { connectClient, startServer };
