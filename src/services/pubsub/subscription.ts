@@ -27,6 +27,7 @@ export const resumeAfterKey = "rill-resume-after";
 /** How a subscription turns a stored event into the stream's response message. */
 export type EventMapper<M> = (event: StoredEvent) => M;
 
+/** One subscriber of the fan-out, serving one call (see the module comment). */
 export class Subscription<M = unknown> {
   private state: "catching-up" | "live" | "ended" = "catching-up";
   private queue: StoredEvent[] = [];
