@@ -8,6 +8,7 @@ import {
   type MessageInitShape,
   type MessageShape,
 } from "@bufbuild/protobuf";
+import { encodeFlatMessage } from "./flat-message-encoder.js";
 
 /**
  * A codec turns messages into payload bytes and back, for one content subtype
@@ -29,10 +30,13 @@ export function toMessage<D extends DescMessage>(schema: D, value: MessageInitSh
   return typeName === schema.typeName ? (value as MessageShape<D>) : create(schema, value);
 }
 
-/** Binary protobuf, the gRPC default. */
+/** Binary protobuf, the gRPC default. Flat messages take a faster, exact-size path (same bytes). */
 export const protoCodec: Codec = {
   name: "proto",
-  encode: (schema, message) => toBinary(schema, toMessage(schema, message)),
+  encode: (schema, message) => {
+    const m = toMessage(schema, message);
+    return encodeFlatMessage(schema, m as unknown as Record<string, unknown>) ?? toBinary(schema, m);
+  },
   decode: (schema, bytes) => fromBinary(schema, bytes),
 };
 
