@@ -18,7 +18,6 @@ export type {
 export { createChannel } from "./channel/channel.js";
 export type { Channel, ChannelOptions } from "./channel/channel.js";
 export type { WindowOptions } from "./transport/window-options.js";
-export type { WindowStats } from "./transport/window-tuner.js";
 export type { ConnectivityState } from "./channel/connectivity.js";
 export type { BackoffOptions, Clock } from "./channel/backoff.js";
 export { ConnectionBackoff } from "./channel/backoff.js";

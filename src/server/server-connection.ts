@@ -25,7 +25,10 @@ type TimerName = "idle" | "age" | "grace" | "keepalive" | "pingTimeout" | "heads
 
 /**
  * Bytes the server may write between two client PINGs without any DATA: the previous PING's
- * ack (17), a SETTINGS ack (9), a few WINDOW_UPDATEs (13 each). More than this was DATA.
+ * ack (17), a SETTINGS ack (9), a few WINDOW_UPDATEs (13 each). More than this reads as DATA.
+ * node:http2 counts no DATA per session, so this is approximate in one direction only: a server
+ * reading a large upload writes many WINDOW_UPDATEs, and the client's pings then count as
+ * following activity too, which is lenient, never stricter than counting DATA.
  */
 const controlFrameBytes = 64;
 

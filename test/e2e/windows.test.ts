@@ -304,6 +304,61 @@ describe("HTTP/2 windows", () => {
     }
   });
 
+  test("a client's PINGs that follow DATA sent from the server's buffer are not struck as abuse", async () => {
+    // The handler fills its send buffer once and writes nothing more; the client reads a little
+    // at a time, so each read lets node send more of the buffer, and PINGs after each arrival,
+    // as a BDP probe does. Only DATA, no handler write, comes before each PING.
+    let wrote = 0;
+    const { target } = await h.server((s) =>
+      s.add(Echo, {
+        async serverStreamingEcho(_req, ctx) {
+          while (ctx.trySend({ message: "d".repeat(16 * KiB) })) wrote++;
+          await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve, { once: true }));
+        },
+      }),
+      { sendHighWaterMark: MiB },
+    );
+    const { session } = await rawClient(target);
+    let goaway: number | undefined;
+    session.on("goaway", (code) => (goaway = code));
+    try {
+      const stream = session.request({ ":method": "POST", ":path": "/grpc.examples.echo.Echo/ServerStreamingEcho", "content-type": "application/grpc", te: "trailers" });
+      stream.on("error", () => {});
+      stream.end(requestFrame(0));
+      stream.pause();
+      let taken = 0;
+      stream.on("data", (chunk: Buffer) => {
+        taken += chunk.byteLength;
+        if (taken >= 32 * KiB) stream.pause();
+      });
+      await eventually(() => wrote > 0 && session.socket.bytesRead > 64 * KiB, 2000, "the first window of DATA");
+      const ping = (): Promise<void> => new Promise<void>((resolve, reject) => session.ping((e) => (e === null ? resolve() : reject(e))));
+      await ping();
+      for (let i = 0; i < 5; i++) {
+        // Read 32 KiB at a time until node's WINDOW_UPDATE brings more DATA, then PING.
+        const before = session.socket.bytesRead;
+        await eventually(
+          () => {
+            if (session.destroyed) throw new Error(`the server closed the connection (GOAWAY code ${goaway})`);
+            if (stream.isPaused()) {
+              taken = 0;
+              stream.resume();
+            }
+            return session.socket.bytesRead > before + 16 * KiB;
+          },
+          2000,
+          "more DATA from the server's buffer",
+        );
+        await ping();
+      }
+      await sleep(50);
+      assert.equal(goaway, undefined, "no GOAWAY(too_many_pings)");
+      assert.equal(session.destroyed, false);
+    } finally {
+      await closeClient(session);
+    }
+  });
+
   test("a stalled reader of a large stream costs the server at most its send buffer: the producer waits", async () => {
     let produced = 0;
     const { target } = await h.server((s) =>
