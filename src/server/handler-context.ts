@@ -12,6 +12,12 @@ import type { TlsPeer } from "./tls-peer.js";
 export interface HandlerContext<Res = unknown> {
   /** Aborts when the call ends early for any reason; `signal.reason` is an RpcError. */
   readonly signal: AbortSignal;
+  /**
+   * Fulfils when the call ends, however it ends (never rejects). A push-style handler that only
+   * needs to stay alive until the client leaves can `await ctx.closed`: it costs a promise, where
+   * an AbortSignal with a listener costs ~0.9 KB per call (it matters with 10,000 idle streams).
+   */
+  readonly closed: Promise<void>;
   /** The client's deadline as epoch milliseconds (from `grpc-timeout`), or undefined for none. */
   readonly deadline: number | undefined;
   /** Metadata the client sent, without the reserved transport headers. */

@@ -25,9 +25,10 @@ const WHOLE = -1;
  * written together, corked). Order is always preserved.
  */
 export class FrameWriter {
-  private parts: Uint8Array[] = [];
+  // The batch, allocated on first use: an idle stream (most of 10,000 open streams) has none.
+  private parts: Uint8Array[] | undefined;
   /** Per part: WHOLE, or the compressed flag (0/1) of a payload whose header is still to be written. */
-  private flags: number[] = [];
+  private flags: number[] | undefined;
   private batchBytes = 0;
   private inflight = 0;
   private scheduled = false;
@@ -73,8 +74,8 @@ export class FrameWriter {
       // Idle stream: nothing to coalesce with, so no reason to wait.
       this.writeOut(flag === WHOLE ? part : frameOf(part, flag));
     } else {
-      this.parts.push(part);
-      this.flags.push(flag);
+      (this.parts ??= []).push(part);
+      (this.flags ??= []).push(flag);
       this.batchBytes += size;
       if (this.batchBytes >= BATCH_LIMIT) this.flush();
       else if (!this.scheduled) {
@@ -100,9 +101,9 @@ export class FrameWriter {
       return;
     }
     // The header joins the batch; the payload follows it in the same corked write.
-    this.parts.push(EMPTY);
-    this.flags.push(flag === 1 ? HEADER_OF_COMPRESSED : HEADER_OF_PLAIN);
-    this.headerLengths.push(part.byteLength);
+    (this.parts ??= []).push(EMPTY);
+    (this.flags ??= []).push(flag === 1 ? HEADER_OF_COMPRESSED : HEADER_OF_PLAIN);
+    (this.headerLengths ??= []).push(part.byteLength);
     this.batchBytes += FRAME_HEADER_LENGTH;
     stream.cork();
     this.flush();
@@ -111,18 +112,19 @@ export class FrameWriter {
   }
 
   /** Payload lengths for header-only parts (HEADER_OF_*), in order. */
-  private headerLengths: number[] = [];
+  private headerLengths: number[] | undefined;
 
   /** Builds the batch into one buffer (or returns its only whole frame) and empties it. */
   private takeBatch(): Uint8Array {
-    const parts = this.parts;
-    const flags = this.flags;
+    const parts = this.parts!;
+    const flags = this.flags!;
     const n = this.batchBytes;
     this.batchBytes = 0;
     if (parts.length === 1 && flags[0] === WHOLE) {
-      this.parts = [];
-      this.flags = [];
-      return parts[0]!;
+      const only = parts[0]!;
+      parts.length = 0;
+      flags.length = 0;
+      return only;
     }
     const out = Buffer.allocUnsafe(n);
     let pos = 0;
@@ -136,7 +138,7 @@ export class FrameWriter {
         continue;
       }
       if (flag >= HEADER_OF_PLAIN) {
-        pos = putHeader(out, pos, this.headerLengths[h++]!, flag === HEADER_OF_COMPRESSED);
+        pos = putHeader(out, pos, this.headerLengths![h++]!, flag === HEADER_OF_COMPRESSED);
         continue;
       }
       pos = putHeader(out, pos, part.byteLength, flag === 1);
@@ -145,7 +147,7 @@ export class FrameWriter {
     }
     parts.length = 0;
     flags.length = 0;
-    if (h > 0) this.headerLengths = [];
+    if (h > 0) this.headerLengths!.length = 0;
     return out;
   }
 
@@ -165,9 +167,9 @@ export class FrameWriter {
 
   /** Drops everything unsent (the stream is gone) and releases waiters. */
   abort(): void {
-    this.parts = [];
-    this.flags = [];
-    this.headerLengths = [];
+    this.parts = undefined;
+    this.flags = undefined;
+    this.headerLengths = undefined;
     this.batchBytes = 0;
     this.closed = true;
     this.release();
