@@ -16,6 +16,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { pathToFileURL } from "node:url";
+import { aptInstall, aptUpdate, which } from "./apt.mjs";
 
 /** Debian package names in order of preference (bookworm: `nginx` holds the binary). */
 const packageCandidates = ["nginx", "nginx-light", "nginx-core"];
@@ -25,10 +26,6 @@ function log(msg) {
   console.error(`[setup-nginx] ${msg}`);
 }
 
-function which(cmd) {
-  const r = spawnSync("sh", ["-c", `command -v ${cmd}`], { encoding: "utf8" });
-  return r.status === 0 && r.stdout.trim() !== "" ? r.stdout.trim() : undefined;
-}
 
 function findNginx() {
   return which("nginx") ?? knownPaths.find((p) => existsSync(p));
@@ -79,27 +76,11 @@ function aptCandidate() {
 }
 
 function install() {
-  if (which("apt-get") === undefined) fail("nginx is not installed and apt-get is not available on this machine.");
-  const asRoot = typeof process.getuid === "function" && process.getuid() === 0;
-  const prefix = asRoot ? [] : which("sudo") !== undefined ? ["sudo", "-n"] : undefined;
-  if (prefix === undefined) fail("nginx is not installed, and installing it needs root (or password-less sudo).");
-  const run = (args) => {
-    log(`running: ${args.join(" ")}`);
-    const [cmd, ...rest] = [...prefix, ...args];
-    // Wait for another apt/dpkg (e.g. a concurrent setup script) rather than failing on its lock.
-    const r = spawnSync(cmd, rest, {
-      stdio: ["ignore", "inherit", "inherit"],
-      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
-      timeout: 600_000,
-    });
-    if (r.status !== 0) fail(`\`${args.join(" ")}\` failed (${r.error?.message ?? `exit ${r.status ?? r.signal}`}).`);
-  };
-  const lock = ["-o", "DPkg::Lock::Timeout=300"];
-  // The lists may be stale or absent (fresh container): update once before installing.
-  run(["apt-get", ...lock, "update"]);
+  // Which package to install depends on the lists, so update before asking.
+  aptUpdate({ log, fail });
   const pkg = aptCandidate();
   if (pkg === undefined) fail(`apt has no install candidate for any of ${packageCandidates.join(", ")} (see \`apt-cache policy nginx\`).`);
-  run(["apt-get", ...lock, "install", "-y", "--no-install-recommends", pkg]);
+  aptInstall([pkg], { log, fail, update: false });
   const bin = findNginx();
   if (bin === undefined) fail(`\`apt-get install ${pkg}\` succeeded but no nginx binary is on PATH or in ${knownPaths.join(", ")}.`);
   return bin;

@@ -10,15 +10,12 @@
 // `node scripts/setup-openssl.mjs` runs it; test/support/certs.ts imports `setupOpenssl()`.
 import { spawnSync } from "node:child_process";
 import { pathToFileURL } from "node:url";
+import { aptInstall, which } from "./apt.mjs";
 
 function log(msg) {
   console.error(`[setup-openssl] ${msg}`);
 }
 
-function which(cmd) {
-  const r = spawnSync("sh", ["-c", `command -v ${cmd}`], { encoding: "utf8" });
-  return r.status === 0 ? r.stdout.trim() : undefined;
-}
 
 function fail(msg) {
   throw new Error(`${msg}\nThe TLS tests generate certificates with openssl. Install it with:\n  sudo apt-get update && sudo apt-get install -y openssl`);
@@ -29,15 +26,7 @@ export function setupOpenssl() {
   const found = which("openssl");
   if (found !== undefined) return found;
   log("openssl is missing; installing it with apt-get");
-  if (which("apt-get") === undefined) fail("apt-get is not available on this machine.");
-  const asRoot = typeof process.getuid === "function" && process.getuid() === 0;
-  const prefix = asRoot ? [] : which("sudo") !== undefined ? ["sudo", "-n"] : undefined;
-  if (prefix === undefined) fail("installing needs root (or password-less sudo).");
-  for (const args of [["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "openssl"]]) {
-    const [cmd, ...rest] = [...prefix, ...args];
-    const r = spawnSync(cmd, rest, { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
-    if (r.status !== 0) fail(`\`${args.join(" ")}\` failed (exit ${r.status ?? r.signal}).`);
-  }
+  aptInstall(["openssl"], { log, fail });
   const installed = which("openssl");
   if (installed === undefined) fail("openssl is still missing after apt-get install.");
   return installed;

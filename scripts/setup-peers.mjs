@@ -13,6 +13,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { aptInstall, which } from "./apt.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -30,10 +31,6 @@ function log(msg) {
   console.error(`[setup-peers] ${msg}`);
 }
 
-function which(cmd) {
-  const r = spawnSync("sh", ["-c", `command -v ${cmd}`], { encoding: "utf8" });
-  return r.status === 0 ? r.stdout.trim() : undefined;
-}
 
 function missingPieces() {
   const missing = [];
@@ -55,20 +52,7 @@ function fail(msg) {
 
 function installDebianPackages(missing) {
   log(`missing: ${missing.join(", ")}; installing ${debianPackages.join(" ")} with apt-get`);
-  if (which("apt-get") === undefined) fail("apt-get is not available on this machine.");
-  const asRoot = typeof process.getuid === "function" && process.getuid() === 0;
-  const prefix = asRoot ? [] : which("sudo") !== undefined ? ["sudo", "-n"] : undefined;
-  if (prefix === undefined) fail("installing needs root (or password-less sudo).");
-  const run = (args) => {
-    const [cmd, ...rest] = [...prefix, ...args];
-    const r = spawnSync(cmd, rest, {
-      stdio: ["ignore", "inherit", "inherit"],
-      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
-    });
-    if (r.status !== 0) fail(`\`${args.join(" ")}\` failed (exit ${r.status ?? r.signal}).`);
-  };
-  run(["apt-get", "update"]);
-  run(["apt-get", "install", "-y", "--no-install-recommends", ...debianPackages]);
+  aptInstall(debianPackages, { log, fail });
   const still = missingPieces();
   if (still.length > 0) fail(`still missing after apt-get install: ${still.join(", ")}.`);
 }

@@ -19,6 +19,7 @@ import { createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { aptInstall, which } from "./apt.mjs";
 
 const knownPaths = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"];
 
@@ -26,10 +27,6 @@ function log(msg) {
   console.error(`[setup-redis] ${msg}`);
 }
 
-function which(cmd) {
-  const r = spawnSync("sh", ["-c", `command -v ${cmd}`], { encoding: "utf8" });
-  return r.status === 0 && r.stdout.trim() !== "" ? r.stdout.trim() : undefined;
-}
 
 function findRedis() {
   return which("redis-server") ?? knownPaths.find((p) => existsSync(p));
@@ -56,24 +53,7 @@ export function describeRedis(bin) {
 }
 
 function install() {
-  if (which("apt-get") === undefined) fail("redis-server is not installed and apt-get is not available on this machine.");
-  const asRoot = typeof process.getuid === "function" && process.getuid() === 0;
-  const prefix = asRoot ? [] : which("sudo") !== undefined ? ["sudo", "-n"] : undefined;
-  if (prefix === undefined) fail("redis-server is not installed, and installing it needs root (or password-less sudo).");
-  const run = (args) => {
-    log(`running: ${args.join(" ")}`);
-    const [cmd, ...rest] = [...prefix, ...args];
-    const r = spawnSync(cmd, rest, {
-      stdio: ["ignore", "inherit", "inherit"],
-      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
-      timeout: 600_000,
-    });
-    if (r.status !== 0) fail(`\`${args.join(" ")}\` failed (${r.error?.message ?? `exit ${r.status ?? r.signal}`}).`);
-  };
-  // Wait for another apt/dpkg (a concurrent setup script) rather than failing on its lock.
-  const lock = ["-o", "DPkg::Lock::Timeout=300"];
-  run(["apt-get", ...lock, "update"]);
-  run(["apt-get", ...lock, "install", "-y", "--no-install-recommends", "redis-server"]);
+  aptInstall(["redis-server"], { log, fail });
   const bin = findRedis();
   if (bin === undefined) fail(`\`apt-get install redis-server\` succeeded but no redis-server is on PATH or in ${knownPaths.join(", ")}.`);
   return bin;
