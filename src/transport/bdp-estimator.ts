@@ -15,6 +15,11 @@
  * raised, so the receiver's promise to a sender is never taken back (RFC 7540 §6.9.2 allows a
  * smaller SETTINGS_INITIAL_WINDOW_SIZE, but a sender would then sit on negative windows).
  *
+ * Probes back off while the estimate is stable, as Core's do: after two samples in a row that
+ * did not grow the window the next probe waits 100 ms, then twice as long after each further
+ * one, up to 10 s; growth makes the next probe immediate again. So a long-lived stream of small messages costs a
+ * PING every 10 s at most, not one per message.
+ *
  * Invariants: `window` starts at `initialWindow`, only increases, and is ≤ `maxWindow`; at most
  * one probe is outstanding; with `maxWindow <= initialWindow` no probe is ever requested.
  */
@@ -27,6 +32,9 @@ const gamma = 2;
 const rttWeight = 0.25;
 /** The first RTT measurements are averaged plainly, so one early outlier does not dominate. */
 const rttWarmupSamples = 4;
+/** The first wait between probes once a sample did not grow the window (ms); doubles up to `maxProbeDelayMs`. */
+const firstProbeDelayMs = 100;
+const maxProbeDelayMs = 10_000;
 /** Below this an RTT reads as this (ms): a loopback ack can come back within the clock's resolution. */
 const minRttMs = 0.01;
 
@@ -52,6 +60,9 @@ export class BdpEstimator {
   private bestBandwidth = 0;
   private rtt = 0;
   private rttSamples = 0;
+  private probeDelay = 0;
+  private stableSamples = 0;
+  private nextProbeAt = Number.NEGATIVE_INFINITY;
 
   constructor(options: BdpEstimatorOptions) {
     if (!(options.initialWindow > 0)) throw new RangeError(`initialWindow must be positive, got ${options.initialWindow}`);
@@ -82,7 +93,8 @@ export class BdpEstimator {
 
   /**
    * The reader took `bytes` of DATA. Returns true when the caller should send a probe PING now
-   * (and then call `probeSent`); false while one is outstanding or once the window is at its cap.
+   * (and then call `probeSent`); false while one is outstanding, while probes back off, or once
+   * the window is at its cap.
    */
   onData(bytes: number): boolean {
     if (this.probing) {
@@ -90,6 +102,7 @@ export class BdpEstimator {
       return false;
     }
     if (this.current >= this.cap) return false;
+    if (this.probeDelay > 0 && this.now() < this.nextProbeAt) return false;
     this.probing = true;
     this.sentAt = undefined;
     this.sample = bytes;
@@ -110,7 +123,17 @@ export class BdpEstimator {
     const sentAt = this.sentAt;
     this.sentAt = undefined;
     if (sentAt === undefined) return undefined;
-    const rtt = Math.max(this.now() - sentAt, minRttMs);
+    const now = this.now();
+    const grown = this.update(Math.max(now - sentAt, minRttMs));
+    // One sample that does not grow the window may be noise (a busy peer answering late); two in a row mean stable.
+    this.stableSamples = grown === undefined ? this.stableSamples + 1 : 0;
+    this.probeDelay = this.stableSamples < 2 ? 0 : Math.min(Math.max(this.probeDelay * 2, firstProbeDelayMs), maxProbeDelayMs);
+    this.nextProbeAt = now + this.probeDelay;
+    return grown;
+  }
+
+  /** Folds one sample with round trip `rtt` into the estimate; returns the new window if it grew. */
+  private update(rtt: number): number | undefined {
     this.rttSamples++;
     this.rtt = this.rttSamples <= rttWarmupSamples ? this.rtt + (rtt - this.rtt) / this.rttSamples : this.rtt + (rtt - this.rtt) * rttWeight;
     const bandwidth = this.sample / this.rtt;

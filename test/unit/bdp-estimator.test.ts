@@ -75,7 +75,7 @@ describe("BDP estimator", () => {
     const e = new BdpEstimator({ initialWindow: 64 * KiB, maxWindow: 16 * MiB, now: clock.now });
     for (let i = 0; i < 50; i++) {
       assert.equal(cycle(e, clock, 40 * KiB, 2), undefined);
-      clock.advance(5);
+      clock.advance(10_000);
     }
     assert.equal(e.window, 64 * KiB);
   });
@@ -85,8 +85,31 @@ describe("BDP estimator", () => {
     const e = new BdpEstimator({ initialWindow: 64 * KiB, maxWindow: 16 * MiB, now: clock.now });
     assert.equal(cycle(e, clock, 64 * KiB, 1), 128 * KiB);
     // The same full window but over a much longer round trip: the link got slower, not the window.
-    for (let i = 0; i < 8; i++) cycle(e, clock, 128 * KiB, 50);
+    for (let i = 0; i < 8; i++) {
+      cycle(e, clock, 128 * KiB, 50);
+      clock.advance(10_000);
+    }
     assert.equal(e.window, 128 * KiB);
+  });
+
+  test("backs off while the estimate is stable: 100 ms after two samples that did not grow it, doubling to 10 s, and at once after growth", () => {
+    const clock = fakeClock();
+    const e = new BdpEstimator({ initialWindow: 64 * KiB, maxWindow: 16 * MiB, now: clock.now });
+    const waits: number[] = [];
+    for (let i = 0; i < 9; i++) {
+      assert.equal(cycle(e, clock, 1 * KiB, 1), undefined);
+      let waited = 0;
+      while (!e.onData(100)) {
+        clock.advance(1);
+        waited++;
+      }
+      e.probeFailed(); // forget the probe just requested; the next cycle asks again
+      waits.push(waited);
+    }
+    assert.deepEqual(waits, [0, 100, 200, 400, 800, 1600, 3200, 6400, 10_000]);
+    // A window-limited sample grows the window, and the next probe may go at once.
+    assert.equal(cycle(e, clock, 64 * KiB, 0.001), 128 * KiB);
+    assert.equal(e.onData(100), true);
   });
 
   test("a failed probe is forgotten and the next data asks for a new one", () => {
