@@ -34,8 +34,10 @@ export function toMessage<D extends DescMessage>(schema: D, value: MessageInitSh
 export const protoCodec: Codec = {
   name: "proto",
   encode: (schema, message) => {
-    const m = toMessage(schema, message);
-    return encodeFlatMessage(schema, m as unknown as Record<string, unknown>) ?? toBinary(schema, m);
+    // A plain init object of a flat message is encoded as it is: create() would only fill defaults.
+    const plain = typeof message === "object" && message !== null && (message as { $typeName?: string }).$typeName === undefined;
+    const fast = encodeFlatMessage(schema, (plain ? message : toMessage(schema, message)) as Record<string, unknown>);
+    return fast ?? toBinary(schema, toMessage(schema, message));
   },
   decode: (schema, bytes) => fromBinary(schema, bytes),
 };

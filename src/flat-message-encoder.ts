@@ -36,7 +36,11 @@ interface FieldPlan {
 const IMPLICIT = 2;
 const plans = new WeakMap<DescMessage, readonly FieldPlan[] | null>();
 
-/** The encoding of `message` (a message of `schema`), or undefined when it is not a flat message. */
+/**
+ * The encoding of `message`, or undefined when it is not a flat message. `message` is a message
+ * of `schema`, or a plain init object for it (no `$typeName`): a field it leaves undefined is
+ * written as `create()` would default it, i.e. not at all, so the init object needs no `create()`.
+ */
 export function encodeFlatMessage(schema: DescMessage, message: Record<string, unknown>): Uint8Array | undefined {
   let plan = plans.get(schema);
   if (plan === undefined) {
@@ -52,6 +56,11 @@ export function encodeFlatMessage(schema: DescMessage, message: Record<string, u
   for (let i = 0; i < plan.length; i++) {
     const f = plan[i]!;
     const v = message[f.localName];
+    if (v === undefined) {
+      skipped[i] = 1;
+      continue;
+    }
+    skipped[i] = 0;
     let n: number;
     switch (f.kind) {
       case Kind.String:
@@ -94,6 +103,7 @@ export function encodeFlatMessage(schema: DescMessage, message: Record<string, u
   const out = Buffer.allocUnsafe(size);
   let pos = 0;
   for (let i = 0; i < plan.length; i++) {
+    if (skipped[i] === 1) continue;
     const f = plan[i]!;
     const v = message[f.localName];
     switch (f.kind) {
@@ -138,8 +148,9 @@ export function encodeFlatMessage(schema: DescMessage, message: Record<string, u
   return out;
 }
 
-/** Scratch space for string byte lengths between the two passes (encoding is synchronous). */
+/** Scratch space between the two passes (encoding is synchronous): string byte lengths, undefined fields. */
 const stringLengths: number[] = [];
+const skipped: number[] = [];
 
 function compile(schema: DescMessage): readonly FieldPlan[] | null {
   const fields = [...schema.fields].sort((a, b) => a.number - b.number);

@@ -89,6 +89,28 @@ describe("flat message encoder", () => {
     assert.ok(compared >= 2000);
   });
 
+  test("encodes plain init objects (fields left out or undefined) exactly as toBinary(create(init))", () => {
+    const g = rng(7);
+    let compared = 0;
+    for (const schema of schemas) {
+      if (encodeFlatMessage(schema, create(schema) as never) === undefined) continue;
+      for (let round = 0; round < 100; round++) {
+        const init: Record<string, unknown> = {};
+        for (const f of schema.fields) {
+          const r = g.next();
+          if (r < 0.2) continue; // left out
+          init[f.localName] = r < 0.3 ? undefined : randomValue(f, g);
+        }
+        const expected = toBinary(schema, create(schema, init as never));
+        assert.deepEqual(new Uint8Array(encodeFlatMessage(schema, init)!), expected, schema.typeName);
+        assert.deepEqual(new Uint8Array(protoCodec.encode(schema, init as never)), expected, schema.typeName);
+        compared++;
+      }
+    }
+    assert.ok(compared >= 1000);
+    assert.deepEqual(new Uint8Array(protoCodec.encode(bench.PayloadSchema, undefined as never)), toBinary(bench.PayloadSchema, create(bench.PayloadSchema)));
+  });
+
   test("declines messages that are not flat, carry unknown fields, or hold values toBinary must coerce or reject", () => {
     assert.equal(encodeFlatMessage(messages.SimpleRequestSchema, create(messages.SimpleRequestSchema) as never), undefined, "nested message field");
     const withUnknown = create(bench.PayloadSchema, { data: new Uint8Array([1]) });
