@@ -284,14 +284,17 @@ function table(results: Results): string {
 const command = `npm run bench${argv.length > 0 ? ` -- ${argv.join(" ")}` : ""}`;
 const startedAt = new Date();
 console.error(
-  `[bench] ${quick ? "quick" : "full"} run: ${impls.join(", ")}; ${rounds} rounds (${memoryRounds} for memory scenarios), ` +
+  `[bench] ${quick ? "quick" : "full"} run: ${impls.join(", ")}; ${rounds} rounds (${memoryRounds} for memory${quick ? " and bulk" : ""} scenarios), ` +
     `warm-up ${config.warmupMs} ms, measure ${config.durationMs} ms; ${taskset ? "server on core 0, client on core 1 (taskset)" : "no taskset: processes not pinned"}`,
 );
 const results: Results = {};
 for (const s of selected) {
   const memory = s.id === "idle-streams" || s.id === "stalled-reader";
+  // --quick keeps under ~2 minutes by giving the bulk-bandwidth rows (those with extra
+  // implementations) one round, like the memory rows: bandwidth moves less run to run.
+  const single = memory || (quick && s.extraImpls !== undefined);
   const runsOf: Record<string, Array<Metrics | { error: string }>> = {};
-  for (let round = 1; round <= (memory ? memoryRounds : rounds); round++) {
+  for (let round = 1; round <= (single ? memoryRounds : rounds); round++) {
     for (const impl of implsOf(s)) {
       const t0 = Date.now();
       let r: Metrics | { error: string };
@@ -329,7 +332,7 @@ killAll();
 
 const markdown = table(results);
 const seconds = (Date.now() - startedAt.getTime()) / 1000;
-console.log(`\n${markdown}\n\nMedians of ${rounds} rounds (${memoryRounds} for the memory scenarios); (n×) = ratio to raw node:http2 in the same run. ${seconds.toFixed(0)} s.\nCommand: \`${command}\``);
+console.log(`\n${markdown}\n\nMedians of ${rounds} rounds (${memoryRounds} for the memory${quick ? " and bulk-bandwidth" : ""} scenarios); (n×) = ratio to raw node:http2 in the same run. ${seconds.toFixed(0)} s.\nCommand: \`${command}\``);
 mkdirSync(dirname(outFile), { recursive: true });
 writeFileSync(
   outFile,

@@ -98,7 +98,7 @@ export const scenarios: Scenario[] = [
 ];
 
 export const quickConfig: RunConfig = {
-  warmupMs: 300,
+  warmupMs: 200,
   durationMs: 1000,
   idleStreams: 10_000,
   stallMs: 2000,
