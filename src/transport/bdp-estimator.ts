@@ -6,8 +6,13 @@
  * with the first bytes it takes after the previous probe ended, and counts the bytes it takes
  * until the PING's ack comes back. That count (the sample) is what the sender could put in
  * flight during one round trip. When a sample fills most of the current window (≥ `beta` of
- * it) and the bandwidth it shows (sample ÷ smoothed RTT) is the best seen so far, the window
- * was the limit: it grows to `gamma` × sample, never past the cap.
+ * it) and the bandwidth it shows (sample ÷ its round trip) is at least the best of the last few
+ * samples, the window was the limit: it grows to `gamma` × sample, never past the cap.
+ *
+ * "Best of the last few" rather than grpc-go's best ever: on a loopback or a busy host the ack
+ * of a PING can come back unusually fast once, and a best-ever bandwidth from that outlier would
+ * hold the window where it is for the rest of the connection (seen: stuck at 384 KiB). A
+ * windowed maximum lets such an outlier age out after `bandwidthWindow` samples.
  *
  * Rill counts the bytes the application's reader takes (a stream's 'data' events), not the
  * bytes the socket delivers: a reader that stops taking data produces no samples, so a stalled
@@ -15,9 +20,10 @@
  * raised, so the receiver's promise to a sender is never taken back (RFC 7540 §6.9.2 allows a
  * smaller SETTINGS_INITIAL_WINDOW_SIZE, but a sender would then sit on negative windows).
  *
- * Probes back off while the estimate is stable, as Core's do: after two samples in a row that
- * did not grow the window the next probe waits 100 ms, then twice as long after each further
- * one, up to 10 s; growth makes the next probe immediate again. So a long-lived stream of small messages costs a
+ * Probes back off while the window is not what limits the stream, as Core's do: after two
+ * samples in a row that neither grew the window nor filled it, the next probe waits 100 ms, then
+ * twice as long after each further one, up to 10 s; a sample that fills or grows the window
+ * makes the next probe immediate again. So a long-lived stream of small messages costs a
  * PING every 10 s at most, not one per message.
  *
  * Invariants: `window` starts at `initialWindow`, only increases, and is ≤ `maxWindow`; at most
@@ -32,6 +38,8 @@ const gamma = 2;
 const rttWeight = 0.25;
 /** The first RTT measurements are averaged plainly, so one early outlier does not dominate. */
 const rttWarmupSamples = 4;
+/** How many recent samples the best bandwidth is taken over. */
+const bandwidthWindow = 4;
 /** The first wait between probes once a sample did not grow the window (ms); doubles up to `maxProbeDelayMs`. */
 const firstProbeDelayMs = 100;
 const maxProbeDelayMs = 10_000;
@@ -57,7 +65,8 @@ export class BdpEstimator {
   private probing = false;
   private sentAt: number | undefined;
   private sample = 0;
-  private bestBandwidth = 0;
+  /** Bandwidths of the last `bandwidthWindow` samples, bytes per ms. */
+  private readonly bandwidths: number[] = [];
   private rtt = 0;
   private rttSamples = 0;
   private probeDelay = 0;
@@ -81,9 +90,9 @@ export class BdpEstimator {
     return this.rtt;
   }
 
-  /** The best bandwidth seen by a probe, in bytes per ms; 0 before the first ack. */
+  /** The best bandwidth of the recent probes, in bytes per ms; 0 before the first ack. */
   get bandwidth(): number {
-    return this.bestBandwidth;
+    return Math.max(0, ...this.bandwidths);
   }
 
   /** Whether a probe is outstanding. */
@@ -124,9 +133,10 @@ export class BdpEstimator {
     this.sentAt = undefined;
     if (sentAt === undefined) return undefined;
     const now = this.now();
+    const filled = this.sample >= beta * this.current;
     const grown = this.update(Math.max(now - sentAt, minRttMs));
-    // One sample that does not grow the window may be noise (a busy peer answering late); two in a row mean stable.
-    this.stableSamples = grown === undefined ? this.stableSamples + 1 : 0;
+    // One sample that neither fills nor grows the window may be noise (a busy reader); two in a row mean stable.
+    this.stableSamples = grown === undefined && !filled ? this.stableSamples + 1 : 0;
     this.probeDelay = this.stableSamples < 2 ? 0 : Math.min(Math.max(this.probeDelay * 2, firstProbeDelayMs), maxProbeDelayMs);
     this.nextProbeAt = now + this.probeDelay;
     return grown;
@@ -136,9 +146,12 @@ export class BdpEstimator {
   private update(rtt: number): number | undefined {
     this.rttSamples++;
     this.rtt = this.rttSamples <= rttWarmupSamples ? this.rtt + (rtt - this.rtt) / this.rttSamples : this.rtt + (rtt - this.rtt) * rttWeight;
-    const bandwidth = this.sample / this.rtt;
-    const best = bandwidth >= this.bestBandwidth;
-    if (best) this.bestBandwidth = bandwidth;
+    // This sample's own round trip, not the smoothed one (as Core): while the RTT climbs, a
+    // smoothed RTT lags and every sample would look slower than the last.
+    const bandwidth = this.sample / rtt;
+    const best = bandwidth >= this.bandwidth;
+    this.bandwidths.push(bandwidth);
+    if (this.bandwidths.length > bandwidthWindow) this.bandwidths.shift();
     if (!best || this.sample < beta * this.current) return undefined;
     const next = Math.min(Math.ceil(gamma * this.sample), this.cap);
     if (next <= this.current) return undefined;

@@ -29,6 +29,25 @@ import type { ResolvedWindowOptions } from "./window-options.js";
  */
 const freshDataBytes = 64;
 
+/**
+ * The shortest time a sample covers (ms), whatever the PING's round trip. On loopback and LANs
+ * node acknowledges a PING within a fraction of a millisecond, far sooner than a reader's event
+ * loop turns received DATA into stream credit (nghttp2 returns credit half a window at a time,
+ * after the reader took it), so a sample of one PING round trip sees half a window at most and
+ * the window never grows (seen stuck at 128 KiB). Counting for at least this long sizes the
+ * window for that credit loop: twice what arrives in 5 ms, up to the cap. Longer round trips
+ * (WANs) are measured as they are.
+ */
+const minSampleMs = 5;
+
+/** Clock and sampling floor of a `WindowTuner`; injectable for tests. */
+export interface WindowTunerEnvironment {
+  /** Milliseconds, monotonic. Default `performance.now`. */
+  readonly now?: () => number;
+  /** The shortest time a sample covers, in ms. Default 5. */
+  readonly minSampleMs?: number;
+}
+
 /** A read-only view of a tuner's state; for tests and metrics. */
 export interface WindowStats {
   /** The stream window this side advertises now (SETTINGS_INITIAL_WINDOW_SIZE once acknowledged). */
@@ -54,6 +73,10 @@ export class WindowTuner implements WindowStats {
   /** The socket's read count when the last probe ended; a new probe waits for DATA read after it. */
   private readAtLastAck = -1;
   private readonly onData = (chunk: Buffer): void => this.taken(chunk.byteLength);
+  private takenDuringProbe = 0;
+  private readonly now: () => number;
+  private readonly minSampleMs: number;
+  private sampleTimer: NodeJS.Timeout | undefined;
 
   /**
    * `session` must already advertise `options.initialStreamWindowBytes` in its initial SETTINGS
@@ -62,18 +85,24 @@ export class WindowTuner implements WindowStats {
   constructor(
     private readonly session: Http2Session,
     private readonly options: ResolvedWindowOptions,
-    now?: () => number,
+    env: WindowTunerEnvironment = {},
   ) {
+    const now = env.now ?? (() => performance.now());
+    this.now = now;
+    this.minSampleMs = env.minSampleMs ?? minSampleMs;
     this.stream = options.initialStreamWindowBytes;
     this.connection = 0;
     if (options.bdpProbe && options.maxWindowBytes > options.initialStreamWindowBytes) {
       this.estimator = new BdpEstimator({
         initialWindow: options.initialStreamWindowBytes,
         maxWindow: options.maxWindowBytes,
-        ...(now === undefined ? {} : { now }),
+        now,
       });
     }
-    session.once("close", () => (this.closed = true));
+    session.once("close", () => {
+      this.closed = true;
+      clearTimeout(this.sampleTimer);
+    });
   }
 
   get streamWindowBytes(): number {
@@ -102,7 +131,7 @@ export class WindowTuner implements WindowStats {
   }
 
   /**
-   * Counts the DATA `stream`'s reader takes. The listener only observes: a stream that already
+   * Watches `stream`'s reader taking DATA, which starts probes. The listener only observes: a stream that already
    * has a 'data' listener is in flowing mode, so adding one changes nothing about its pacing.
    * Call it after the reader attached its own listener.
    */
@@ -111,22 +140,43 @@ export class WindowTuner implements WindowStats {
     stream.on("data", this.onData);
   }
 
+  // A reader taking data is what starts a probe (so a stalled reader starts none). The sample is
+  // the larger of what readers took and what the socket delivered between the PING and its ack.
+  // Either alone undercounts on a busy host and stalls the window (seen at 128 KiB on loopback):
+  // readers take nothing while one decodes a large message, and the socket delivers in bursts
+  // of half a window because that is when node returns stream credit.
   private taken(bytes: number): void {
     const estimator = this.estimator;
     if (estimator === undefined || this.closed) return;
-    // Consumed bytes may have arrived long ago (a reader catching up on its buffer). Probe only
+    if (estimator.probeOutstanding) {
+      this.takenDuringProbe += bytes;
+      return;
+    }
+    // Taken bytes may have arrived long ago (a reader catching up on its buffer). Probe only
     // when the peer sent something since the last probe ended, so that every PING follows fresh
     // DATA: servers forgive pings that follow data they sent (gRPC keepalive enforcement) and
     // count the others as strikes.
-    if (!estimator.probeOutstanding && this.bytesRead() <= this.readAtLastAck + freshDataBytes) return;
-    if (!estimator.onData(bytes)) return;
+    const readAtProbe = this.bytesRead();
+    if (readAtProbe <= this.readAtLastAck + freshDataBytes) return;
+    if (!estimator.onData(0)) return;
+    this.takenDuringProbe = bytes;
+    const sentAt = this.now();
+    const finish = (): void => {
+      this.sampleTimer = undefined;
+      if (this.closed) return estimator.probeFailed();
+      this.readAtLastAck = this.bytesRead();
+      estimator.onData(Math.max(this.readAtLastAck - readAtProbe, this.takenDuringProbe));
+      const raised = estimator.probeAcked();
+      if (raised !== undefined) this.raise(raised);
+    };
     let sent = false;
     try {
       sent = this.session.ping((err) => {
         if (err !== null) return estimator.probeFailed();
-        this.readAtLastAck = this.bytesRead();
-        const raised = estimator.probeAcked();
-        if (raised !== undefined) this.raise(raised);
+        const left = sentAt + this.minSampleMs - this.now();
+        if (left <= 0 || this.closed) return finish();
+        this.sampleTimer = setTimeout(finish, left);
+        this.sampleTimer.unref();
       });
     } catch {
       // The session is closing.

@@ -3,6 +3,7 @@ import { EventEmitter } from "node:events";
 import type { Http2Session } from "node:http2";
 import { PassThrough } from "node:stream";
 import { describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { BdpEstimator } from "../../src/transport/bdp-estimator.js";
 import { resolveWindowOptions, windowDefaults, windowSettings } from "../../src/transport/window-options.js";
 import { WindowTuner } from "../../src/transport/window-tuner.js";
@@ -80,16 +81,33 @@ describe("BDP estimator", () => {
     assert.equal(e.window, 64 * KiB);
   });
 
-  test("does not grow when a full sample shows less bandwidth than the best seen", () => {
+  test("does not grow when a full sample shows less bandwidth than the recent best", () => {
     const clock = fakeClock();
     const e = new BdpEstimator({ initialWindow: 64 * KiB, maxWindow: 16 * MiB, now: clock.now });
     assert.equal(cycle(e, clock, 64 * KiB, 1), 128 * KiB);
     // The same full window but over a much longer round trip: the link got slower, not the window.
-    for (let i = 0; i < 8; i++) {
-      cycle(e, clock, 128 * KiB, 50);
-      clock.advance(10_000);
-    }
+    for (let i = 0; i < 3; i++) assert.equal(cycle(e, clock, 128 * KiB, 50), undefined);
     assert.equal(e.window, 128 * KiB);
+  });
+
+  test("an outlier of bandwidth ages out after four samples instead of holding the window for good", () => {
+    const clock = fakeClock();
+    const e = new BdpEstimator({ initialWindow: 64 * KiB, maxWindow: 16 * MiB, now: clock.now });
+    // One ack came back at once: an absurd bandwidth, and a raise.
+    assert.equal(cycle(e, clock, 64 * KiB, 0.01), 128 * KiB);
+    // Then steady full windows at a real round trip: held back while the outlier is recent...
+    const results = Array.from({ length: 6 }, () => cycle(e, clock, 128 * KiB, 2));
+    assert.deepEqual(results.slice(0, 4), [undefined, undefined, undefined, undefined]);
+    // ...and growing once it has aged out.
+    assert.equal(e.window, 256 * KiB);
+  });
+
+  test("keeps probing without pause while samples fill the window", () => {
+    const clock = fakeClock();
+    const e = new BdpEstimator({ initialWindow: 64 * KiB, maxWindow: 16 * MiB, now: clock.now });
+    assert.equal(cycle(e, clock, 64 * KiB, 0.01), 128 * KiB);
+    for (let i = 0; i < 4; i++) cycle(e, clock, 128 * KiB, 2); // full, but not growing: no back-off
+    assert.equal(e.onData(100), true);
   });
 
   test("backs off while the estimate is stable: 100 ms after two samples that did not grow it, doubling to 10 s, and at once after growth", () => {
@@ -173,15 +191,17 @@ class FakeSession extends EventEmitter {
 }
 
 describe("window tuner", () => {
-  test("sets the connection window at start, probes on data and raises both windows on growth", () => {
+  test("sets the connection window at start, probes when a reader takes data, samples the socket and raises both windows on growth", () => {
     const clock = fakeClock();
     const session = new FakeSession();
-    const tuner = new WindowTuner(session as unknown as Http2Session, resolveWindowOptions({ connectionWindowBytes: 96 * KiB }), clock.now);
+    const tuner = new WindowTuner(session as unknown as Http2Session, resolveWindowOptions({ connectionWindowBytes: 96 * KiB }), { now: clock.now, minSampleMs: 0 });
     tuner.start();
     const stream = new PassThrough();
     tuner.watch(stream as never);
     session.socket.bytesRead = 70 * KiB;
-    stream.emit("data", Buffer.alloc(64 * KiB));
+    stream.emit("data", Buffer.alloc(16 * KiB));
+    // A full window arrives on the socket before the ack, whatever the reader took meanwhile.
+    session.socket.bytesRead += 64 * KiB;
     clock.advance(1);
     session.ack();
     assert.deepEqual(session.calls, [`connection ${96 * KiB}`, "ping", `connection ${128 * KiB}`, `settings ${128 * KiB}`]);
@@ -190,6 +210,22 @@ describe("window tuner", () => {
     // Reading what arrived before the ack: no new DATA on the socket, so no new probe.
     stream.emit("data", Buffer.alloc(16 * KiB));
     assert.equal(tuner.probes, 1);
+  });
+
+  test("a sample covers at least minSampleMs: what arrives after a quick ack still counts", async () => {
+    const session = new FakeSession();
+    const tuner = new WindowTuner(session as unknown as Http2Session, resolveWindowOptions({}), { minSampleMs: 30 });
+    tuner.start();
+    const stream = new PassThrough();
+    tuner.watch(stream as never);
+    session.socket.bytesRead = 1000;
+    stream.emit("data", Buffer.alloc(1000));
+    session.ack(); // at once, before anything more arrived
+    session.socket.bytesRead += 64 * KiB; // the window's worth arrives within the floor
+    assert.equal(tuner.raises, 0, "not judged at the ack");
+    await sleep(60);
+    assert.equal(tuner.raises, 1);
+    assert.equal(tuner.streamWindowBytes, 128 * KiB);
   });
 
   test("with bdpProbe off it sets the windows once and never pings", () => {
