@@ -3,9 +3,10 @@
  * comes from an injectable clock, so it is tested with a fake one.
  *
  * The idea is grpc-go's and gRPC Core's (`bdp_estimator`): the receiver of DATA sends a PING
- * with the first bytes it takes after the previous probe ended, and counts the bytes it takes
- * until the PING's ack comes back. That count (the sample) is what the sender could put in
- * flight during one round trip. When a sample fills most of the current window (≥ `beta` of
+ * with the first DATA after the previous probe ended, and counts the bytes received until the
+ * PING's ack comes back. That count (the sample) is what the sender could put in flight during
+ * one round trip. What counts as received, and how long a sample lasts, is the caller's choice
+ * (`WindowTuner`: started by a reader taking DATA, at least 5 ms, socket bytes or bytes taken). When a sample fills most of the current window (≥ `beta` of
  * it) and the bandwidth it shows (sample ÷ its round trip) is at least the best of the last few
  * samples, the window was the limit: it grows to `gamma` × sample, never past the cap.
  *
@@ -14,9 +15,8 @@
  * hold the window where it is for the rest of the connection (seen: stuck at 384 KiB). A
  * windowed maximum lets such an outlier age out after `bandwidthWindow` samples.
  *
- * Rill counts the bytes the application's reader takes (a stream's 'data' events), not the
- * bytes the socket delivers: a reader that stops taking data produces no samples, so a stalled
- * reader never grows the window it is not using. The window never shrinks; it is only ever
+ * Probes start only when a reader takes data, so a reader that stops taking data produces no
+ * samples and a stalled reader never grows the window it is not using. The window never shrinks; it is only ever
  * raised, so the receiver's promise to a sender is never taken back (RFC 7540 §6.9.2 allows a
  * smaller SETTINGS_INITIAL_WINDOW_SIZE, but a sender would then sit on negative windows).
  *

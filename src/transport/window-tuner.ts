@@ -1,7 +1,9 @@
 /**
  * Hooks a `BdpEstimator` to one node:http2 session: applies the connection window at connect,
- * counts the DATA its streams' readers take, sends the probe PINGs, and raises the windows when
- * the estimate grows. Used by server connections and client subchannels alike.
+ * starts a probe PING when a stream's reader takes fresh DATA, samples what arrived (socket
+ * bytes, or bytes taken, whichever is larger) over the PING's round trip but at least 5 ms, and
+ * raises the windows when the estimate grows. Used by server connections and client
+ * subchannels alike.
  *
  * What node:http2 allows (Node 20, verified by experiment; see the README's window section):
  * - `session.setLocalWindowSize(n)` sets the connection window (WINDOW_UPDATE on stream 0).
