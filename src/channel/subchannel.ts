@@ -68,14 +68,14 @@ export class Subchannel {
   }
 
   /** Opens a stream on the READY session. Throws if not READY (the caller picks again). */
-  openStream(headers: OutgoingHttpHeaders, reset: AbortSignal): ClientHttp2Stream {
+  openStream(headers: OutgoingHttpHeaders, reset: AbortSignal | undefined): ClientHttp2Stream {
     const session = this.session;
     if (session !== undefined && (session.destroyed || session.closed)) {
       // Dead but its 'close' event not yet delivered: leave READY now so the next pick waits.
       this.detach(session, this.lastError);
     }
     if (this.state !== "READY" || this.session === undefined) throw new Error(`subchannel ${this.key} is ${this.state}`);
-    const stream = this.session.request(headers, { endStream: false, signal: reset });
+    const stream = this.session.request(headers, reset === undefined ? { endStream: false } : { endStream: false, signal: reset });
     this.tuners.get(this.session)?.watch(stream);
     if (this.active++ === 0) for (const s of this.sessions) s.ref();
     stream.once("close", () => {
