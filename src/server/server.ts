@@ -309,14 +309,34 @@ class RillServer implements Server {
       this.trailersOnly(stream, contentTypeFor(codec.name), Code.Unavailable, why);
       return;
     }
-    const onDone = (c: ServerCall) => {
-      this.calls.delete(c);
-      connection?.callEnded(c);
-    };
-    const call = new ServerCall(stream, headers, route, codec, this.config, onDone, () => connection?.dataSent());
+    // One pair of callbacks per connection, not per call (they were ~0.2 KB of every open call).
+    const hooks = this.callHooks(connection);
+    const call = new ServerCall(stream, headers, route, codec, this.config, hooks.onDone, hooks.onSend);
     this.calls.add(call);
     connection?.callStarted(call);
     void call.start();
+  }
+
+  private readonly hooksByConnection = new WeakMap<ServerConnection, CallHooks>();
+  private noConnectionHooks: CallHooks | undefined;
+
+  /** The end-of-call and data-sent callbacks of calls on `connection`, made once per connection. */
+  private callHooks(connection: ServerConnection | undefined): CallHooks {
+    if (connection === undefined) {
+      return (this.noConnectionHooks ??= { onDone: (c) => void this.calls.delete(c), onSend: () => {} });
+    }
+    let hooks = this.hooksByConnection.get(connection);
+    if (hooks === undefined) {
+      hooks = {
+        onDone: (c) => {
+          this.calls.delete(c);
+          connection.callEnded(c);
+        },
+        onSend: () => connection.dataSent(),
+      };
+      this.hooksByConnection.set(connection, hooks);
+    }
+    return hooks;
   }
 
   private trailersOnly(stream: ServerHttp2Stream, contentType: string, code: Code, message: string): void {
@@ -344,4 +364,9 @@ function secureServerOptions(tls: ServerTlsOptions): SecureServerOptions {
   };
   if (tls.ca !== undefined) opts.ca = tls.ca;
   return opts;
+}
+
+interface CallHooks {
+  readonly onDone: (call: ServerCall) => void;
+  readonly onSend: () => void;
 }
