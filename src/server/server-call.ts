@@ -523,8 +523,22 @@ function onStreamEnd(this: CallStream): void {
   this[kCall].onEnd();
 }
 
+/**
+ * A client's deadline timer starts before ours (we start counting when the request arrives), so
+ * the RST_STREAM it sends when its deadline passes reaches us about when our own timer would
+ * fire. A cancel that close to the deadline is the deadline: report it as such to the handler
+ * and to interceptors, instead of letting the race decide between CANCELLED and DEADLINE_EXCEEDED.
+ */
+const deadlineCancelSlackMs = 25;
+
 function onStreamAborted(this: CallStream): void {
-  this[kCall].cancel(new RpcError(Code.Canceled, "the client cancelled the call"));
+  const call = this[kCall];
+  const deadline = call.deadline;
+  call.cancel(
+    deadline !== undefined && Date.now() >= deadline - deadlineCancelSlackMs
+      ? new RpcError(Code.DeadlineExceeded, "deadline exceeded (the client cancelled at its deadline)")
+      : new RpcError(Code.Canceled, "the client cancelled the call"),
+  );
 }
 
 function onStreamClose(this: CallStream): void {
