@@ -277,8 +277,8 @@ describe("chunked transfer", () => {
     }
   });
 
-  test("a large download and a ping-pong stream share one connection: ping-pong keeps completing during the transfer", async () => {
-    const total = 256 * MiB;
+  test("a 1 GiB download and a ping-pong stream share one connection: ping-pong keeps completing during the transfer", async () => {
+    const total = 1024 * MiB;
     const block = randomBytes(MiB);
     async function* endlessBlocks() {
       for (let pos = 0; pos < total; pos += MiB) yield block;
