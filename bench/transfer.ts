@@ -50,7 +50,9 @@ import {
   createServer,
   receiveChunks,
   sendChunks,
+  type ChannelOptions,
   type ChunkSink,
+  type ServerOptions,
 } from "../src/index.js";
 import { Queue, sleep, type PingPong } from "./common.js";
 import { send, type Metrics } from "./ipc.js";
@@ -349,8 +351,14 @@ async function serveRaw(windows: Windows | undefined): Promise<number> {
   return (server.address() as { port: number }).port;
 }
 
+/** Extra Rill options from the environment for tuning experiments, as in bench/run.ts: BENCH_RILL_SERVER / BENCH_RILL_CHANNEL (JSON). */
+function envOptions<T>(name: string): T {
+  const v = process.env[name];
+  return (v === undefined || v === "" ? {} : JSON.parse(v)) as T;
+}
+
 async function serveRill(): Promise<number> {
-  const server = createServer();
+  const server = createServer(envOptions<ServerOptions>("BENCH_RILL_SERVER"));
   server.add(TransferService, {
     download(req) {
       const size = sizeOf(req);
@@ -561,7 +569,7 @@ function countingSink(): ChunkSink & { bytes: number } {
 }
 
 async function connectRill(port: number): Promise<TransferClient> {
-  const channel = createChannel(`127.0.0.1:${port}`);
+  const channel = createChannel(`127.0.0.1:${port}`, envOptions<ChannelOptions>("BENCH_RILL_CHANNEL"));
   await channel.waitForReady({ timeoutMs: 5000 });
   const transfer = createClient(TransferService, channel);
   const bench = createClient(BenchService, channel);
