@@ -5,7 +5,7 @@ import { isMarkedUncompressed, parseAcceptEncoding, type Compression } from "../
 import { IdleTimeoutError, RpcError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { Code } from "../protocol/code.js";
-import { FrameDecoder, type Frame } from "../protocol/frame.js";
+import { encodeFrame, FrameDecoder, type Frame } from "../protocol/frame.js";
 import { contentTypeFor } from "../protocol/headers.js";
 import { isReservedHeader, Metadata, metadataFromHeaders, metadataToHeaders } from "../protocol/metadata.js";
 import { statusHeaders } from "../protocol/status.js";
@@ -69,9 +69,15 @@ export class ServerCall implements HandlerContext {
   private headersSent = false;
   private done = false;
   private timer: NodeJS.Timeout | undefined;
-  // Released once a unary or server-streaming call has read its one request: an open server
-  // stream then holds no request-side state.
+  // Only client- and bidi-streaming calls read their requests through a queue. Unary and
+  // server-streaming calls keep their one request frame below and hand it over when the request
+  // stream ends: one promise per call instead of a queue, two reads and an async frame.
   private requests: MessageQueue<unknown> | undefined;
+  private onlyRequest: Frame | undefined;
+  private requestCount = 0;
+  private requestWaiter: { resolve(value: unknown): void; reject(e: unknown): void } | undefined;
+  // Released once a unary or server-streaming call has its one request: an open server stream
+  // then holds no request-side state.
   private decoder: FrameDecoder | undefined;
   private requestCompression: Compression | undefined;
   private responseCompression: Compression | undefined;
@@ -130,7 +136,10 @@ export class ServerCall implements HandlerContext {
     if (preferred !== undefined && parseAcceptEncoding(this.acceptHeader).includes(preferred.name)) this.responseCompression = preferred;
 
     this.decoder = new FrameDecoder(config.maxReceiveMessageBytes);
-    this.requests = new MessageQueue<unknown>((frame: Frame) => this.decodeRequest(frame), new PausableSource(stream), config.receiveHighWaterMark);
+    const kind = route.method.methodKind;
+    if (kind === "client_streaming" || kind === "bidi_streaming") {
+      this.requests = new MessageQueue<unknown>((frame: Frame) => this.decodeRequest(frame), new PausableSource(stream), config.receiveHighWaterMark);
+    }
     // The stream's listeners are shared functions that find the call on the stream: no closures
     // per call (they were a large part of an idle call's memory).
     (stream as CallStream)[kCall] = this;
@@ -144,19 +153,31 @@ export class ServerCall implements HandlerContext {
   /** @internal A chunk of the request body arrived. */
   onData(chunk: Buffer): void {
     const decoder = this.decoder;
+    if (decoder === undefined) return;
     const requests = this.requests;
-    if (decoder === undefined || requests === undefined) return;
-    let frames: Frame[];
+    let frames: readonly Frame[];
     try {
-      frames = decoder.push(chunk);
+      frames = decoder.pushTransient(chunk);
     } catch (e) {
       const err = limitError(RpcError.from(e, Code.Internal), this.config.maxReceiveMessageBytes);
-      requests.fail(err);
+      if (requests !== undefined) requests.fail(err);
+      else this.settleRequest(err);
       this.fail(err);
       return;
     }
     if (frames.length > 0 && this.idleTimer !== undefined) this.lastActivity = performance.now();
-    for (const f of frames) requests.push(f);
+    if (requests !== undefined) {
+      for (const f of frames) requests.push(f);
+      return;
+    }
+    for (const f of frames) {
+      if (this.requestCount++ === 0) {
+        this.onlyRequest = f;
+      } else {
+        this.settleRequest(new RpcError(Code.Internal, `${this.route.path} expects one request message, the client sent more`));
+        return;
+      }
+    }
   }
 
   /** @internal The client ended its request stream. */
@@ -172,12 +193,46 @@ export class ServerCall implements HandlerContext {
   private endRequests(): void {
     if (this.decoder?.partial === true) {
       const err = new RpcError(Code.Internal, "request stream ended in the middle of a message");
-      this.requests?.fail(err);
+      if (this.requests !== undefined) this.requests.fail(err);
+      else this.settleRequest(err);
       this.fail(err);
-    } else {
-      this.requests?.end();
+    } else if (this.requests !== undefined) {
+      this.requests.end();
+    } else if (this.decoder !== undefined) {
+      const frame = this.onlyRequest;
+      this.settleRequest(frame === undefined ? new RpcError(Code.Internal, `${this.route.path} expects one request message, the client sent none`) : undefined, frame);
     }
   }
+
+  /**
+   * Hands the one request of a unary or server-streaming call to `single()` (or its error), once;
+   * from then on the call holds no request-side state and ignores further data.
+   */
+  private settleRequest(error: unknown, frame?: Frame): void {
+    if (this.decoder === undefined) return;
+    this.decoder = undefined;
+    this.onlyRequest = undefined;
+    const w = this.requestWaiter;
+    this.requestWaiter = undefined;
+    if (error === undefined) {
+      let value: unknown;
+      try {
+        value = this.decodeRequest(frame!);
+      } catch (e) {
+        error = e;
+      }
+      if (error === undefined) {
+        if (w !== undefined) w.resolve(value);
+        else this.requestResult = { value };
+        return;
+      }
+    }
+    if (w !== undefined) w.reject(error);
+    else this.requestResult = { error };
+  }
+
+  /** The request, settled before anyone asked for it (kept as a value: a rejected promise nobody awaits yet would be reported as unhandled). */
+  private requestResult: { value?: unknown; error?: unknown } | undefined;
 
   /** Aborts when the call ends early for any reason; created on first access. */
   get signal(): AbortSignal {
@@ -325,7 +380,8 @@ export class ServerCall implements HandlerContext {
     this.done = true;
     this.out?.abort();
     this.cleanup(reason);
-    this.requests?.fail(reason, true);
+    if (this.requests !== undefined) this.requests.fail(reason, true);
+    else this.settleRequest(reason);
     if (!this.stream.destroyed) this.stream.close(constants.NGHTTP2_CANCEL);
   }
 
@@ -345,7 +401,10 @@ export class ServerCall implements HandlerContext {
       reason ??= new RpcError(Code.Canceled, "the call finished");
     }
     this.cleanup(reason);
-    if (reason !== undefined) this.requests?.fail(reason, true);
+    if (reason !== undefined) {
+      if (this.requests !== undefined) this.requests.fail(reason, true);
+      else this.settleRequest(reason);
+    }
     const stream = this.stream;
     if (stream.destroyed || stream.closed) {
       this.out?.abort();
@@ -366,7 +425,8 @@ export class ServerCall implements HandlerContext {
     }
     // No RST_STREAM after these trailers: node would send it ahead of them. A client that is
     // still sending learns from the trailers that the call is over.
-    stream.once("wantTrailers", () => stream.sendTrailers(trailers));
+    (stream as CallStream)[kTrailers] = trailers;
+    stream.on("wantTrailers", onWantTrailers);
     stream.end();
   }
 
@@ -386,15 +446,14 @@ export class ServerCall implements HandlerContext {
     this.onDone(this);
   }
 
-  private async single(): Promise<unknown> {
-    const requests = this.requests!;
-    const first = await requests.next();
-    if (first.done) throw new RpcError(Code.Internal, `${this.route.path} expects one request message, the client sent none`);
-    const second = await requests.next();
-    if (!second.done) throw new RpcError(Code.Internal, `${this.route.path} expects one request message, the client sent more`);
-    this.requests = undefined;
-    this.decoder = undefined;
-    return first.value;
+  /** The one request of a unary or server-streaming call, once the client ended its request stream. */
+  private single(): Promise<unknown> {
+    const settled = this.requestResult;
+    if (settled !== undefined) {
+      this.requestResult = undefined;
+      return "error" in settled ? Promise.reject(settled.error) : Promise.resolve(settled.value);
+    }
+    return new Promise((resolve, reject) => (this.requestWaiter = { resolve, reject }));
   }
 
   private decodeRequest(frame: Frame): unknown {
@@ -422,7 +481,7 @@ export class ServerCall implements HandlerContext {
    * Encodes and queues one response. Returns false when the stream's buffer is at its high-water
    * mark (the caller waits for `writer.writable()`). Throws for a message that cannot be sent.
    */
-  private writeMessage(message: unknown): boolean {
+  private writeMessage(message: unknown, only = false): boolean {
     if (this.done) return true;
     let bytes: Uint8Array;
     try {
@@ -440,17 +499,24 @@ export class ServerCall implements HandlerContext {
     this.sendHeader();
     const compression = this.responseCompression;
     if (this.idleTimer !== undefined) this.lastActivity = performance.now();
-    const more =
-      compression !== undefined && !isMarkedUncompressed(message)
-        ? this.writer.writeMessage(compression.compress(bytes), true)
-        : this.writer.writeMessage(bytes);
+    const compressed = compression !== undefined && !isMarkedUncompressed(message);
+    if (compressed) bytes = compression.compress(bytes);
+    let more: boolean;
+    if (only && this.out === undefined && bytes.byteLength < this.config.sendHighWaterMark) {
+      // The one response of the call, under the high-water mark: nothing to coalesce or pace, so
+      // no writer (the status follows it at once).
+      if (!this.stream.destroyed && !this.stream.writableEnded) this.stream.write(encodeFrame(bytes, compressed));
+      more = true;
+    } else {
+      more = this.writer.writeMessage(bytes, compressed);
+    }
     this.onSend();
     return more;
   }
 
   /** Writes the single response of a unary or client-streaming call. */
-  private async sendOne(message: unknown): Promise<void> {
-    if (!this.writeMessage(message)) await this.writer.writable();
+  private sendOne(message: unknown): Promise<void> | undefined {
+    return this.writeMessage(message, true) ? undefined : this.writer.writable();
   }
 
   /**
@@ -511,9 +577,15 @@ function limitError(error: RpcError, max: number): RpcError {
   return new RpcError(Code.ResourceExhausted, `${error.rawMessage}: request exceeds the server's receive limit (maxReceiveMessageBytes = ${max})`);
 }
 
-/** Where a stream keeps its call, for the shared listeners below. */
+/** Where a stream keeps its call (and its trailers, once known), for the shared listeners below. */
 const kCall = Symbol("rill.serverCall");
-type CallStream = ServerHttp2Stream & { [kCall]: ServerCall };
+const kTrailers = Symbol("rill.trailers");
+type CallStream = ServerHttp2Stream & { [kCall]: ServerCall; [kTrailers]?: Parameters<ServerHttp2Stream["sendTrailers"]>[0] };
+
+// node asks for the trailers once, after the last DATA frame.
+function onWantTrailers(this: CallStream): void {
+  this.sendTrailers(this[kTrailers]!);
+}
 
 function onStreamData(this: CallStream, chunk: Buffer): void {
   this[kCall].onData(chunk);
