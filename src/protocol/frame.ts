@@ -105,17 +105,35 @@ export class FrameDecoder {
 
   /** Consumes `chunk` and returns the frames it completed, in order. Throws as described on the class. */
   push(chunk: Uint8Array): Frame[] {
+    const frames = this.decodeInto(chunk, []);
+    return frames === NO_FRAMES ? [] : frames;
+  }
+
+  /**
+   * Like `push`, but returns the frames in an array the decoder reuses: it is valid until the next
+   * call. For callers that consume the frames at once (an array per chunk was a good part of
+   * what a small message cost).
+   */
+  pushTransient(chunk: Uint8Array): readonly Frame[] {
+    return this.decodeInto(chunk, (this.transient ??= []));
+  }
+
+  private transient: Frame[] | undefined;
+
+  private decodeInto(chunk: Uint8Array, frames: Frame[]): Frame[] {
     if (this.error !== undefined) throw this.error;
     try {
-      return this.decode(chunk);
+      return this.decode(chunk, frames);
     } catch (e) {
       if (e instanceof RpcError) this.error = e;
       throw e;
     }
   }
 
-  private decode(chunk: Uint8Array): Frame[] {
-    const frames: Frame[] = [];
+  // Fills `frames` from index 0 and trims it to what this chunk completed. An array is never
+  // trimmed to empty (V8 would drop its storage, and a reused array would allocate again).
+  private decode(chunk: Uint8Array, frames: Frame[]): Frame[] {
+    let n = 0;
     const end = chunk.byteLength;
     let pos = 0;
     while (pos < end) {
@@ -125,7 +143,7 @@ export class FrameDecoder {
         this.bodyFilled += take;
         pos += take;
         if (this.bodyFilled === this.body.byteLength) {
-          frames.push({ compressed: this.bodyCompressed, data: this.body });
+          frames[n++] = { compressed: this.bodyCompressed, data: this.body };
           this.body = undefined;
           this.bodyFilled = 0;
         }
@@ -150,13 +168,15 @@ export class FrameDecoder {
       }
       const compressed = this.checkHeader(flags, length);
       if (end - pos >= length) {
-        frames.push({ compressed, data: chunk.subarray(pos, pos + length) });
+        frames[n++] = { compressed, data: chunk.subarray(pos, pos + length) };
         pos += length;
         continue;
       }
       this.body = allocate(length);
       this.bodyCompressed = compressed;
     }
+    if (n === 0) return NO_FRAMES;
+    if (frames.length !== n) frames.length = n;
     return frames;
   }
 
@@ -172,6 +192,8 @@ export class FrameDecoder {
   }
 }
 
+const NO_FRAMES: Frame[] = [];
+
 function readLength(source: Uint8Array, at: number): number {
   // Multiplication, not <<, so a length with the top bit set stays positive.
   return source[at + 1]! * 0x100_0000 + ((source[at + 2]! << 16) | (source[at + 3]! << 8) | source[at + 4]!);
@@ -179,6 +201,12 @@ function readLength(source: Uint8Array, at: number): number {
 
 function allocate(length: number): Uint8Array {
   try {
+    // Every byte is written before the frame is handed out, so a large body skips zero-filling
+    // (a memset of every received megabyte); it stays a plain Uint8Array, not a Buffer.
+    if (length >= 65536) {
+      const b = Buffer.allocUnsafeSlow(length);
+      return new Uint8Array(b.buffer, b.byteOffset, length);
+    }
     return new Uint8Array(length);
   } catch (cause) {
     // Only reachable without a limit; a peer's claim must not surface as a bare RangeError.
