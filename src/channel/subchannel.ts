@@ -78,10 +78,15 @@ export class Subchannel {
     const stream = this.session.request(headers, reset === undefined ? { endStream: false } : { endStream: false, signal: reset });
     this.tuners.get(this.session)?.watch(stream);
     if (this.active++ === 0) for (const s of this.sessions) s.ref();
-    stream.once("close", () => {
-      if (--this.active === 0) for (const s of this.sessions) s.unref();
-    });
+    // A shared listener that finds the subchannel on the stream: no closure per call.
+    (stream as SubchannelStream)[kSubchannel] = this;
+    stream.on("close", onSubchannelStreamClose);
     return stream;
+  }
+
+  /** @internal A stream opened by openStream closed. */
+  streamClosed(): void {
+    if (--this.active === 0) for (const s of this.sessions) s.unref();
   }
 
   /** Ends the subchannel: running calls finish on their session (`graceful`) or are reset. */
@@ -200,4 +205,11 @@ export class Subchannel {
     this.state = state;
     this.ctx.onStateChange(this);
   }
+}
+
+const kSubchannel = Symbol("rill.subchannel");
+type SubchannelStream = ClientHttp2Stream & { [kSubchannel]: Subchannel };
+
+function onSubchannelStreamClose(this: SubchannelStream): void {
+  this[kSubchannel].streamClosed();
 }

@@ -35,7 +35,20 @@ export function startCall(
   requests: Requests,
   options: CallOptions,
 ): AsyncIterableIterator<unknown> {
-  return new ClientCall(channel, method, codec, options).start(requests);
+  return new ClientCall(channel, method, codec, options, false).start(requests)!;
+}
+
+/**
+ * Starts a call with exactly one response (unary, client-streaming) and returns it as a promise.
+ *
+ * It rejects with the RpcError of a non-OK status, or with UNIMPLEMENTED when the server sent no
+ * response message or more than one. No response queue: the one message is kept as it arrives and
+ * decoded when the status is in, which saves the queue's promises and reads on every call.
+ */
+export function startSingleResponseCall(channel: Channel, method: DescMethod, codec: Codec, requests: Requests, options: CallOptions): Promise<unknown> {
+  const call = new ClientCall(channel, method, codec, options, true);
+  call.start(requests);
+  return call.result!;
 }
 
 /**
@@ -48,7 +61,13 @@ export function startCall(
  * has not passed. Request messages are kept for replay until the call commits.
  */
 class ClientCall implements QueueSource {
-  private readonly responses: MessageQueue<unknown>;
+  /** The responses of a streaming call; undefined for a call with one response (see `result`). */
+  private readonly responses: MessageQueue<unknown> | undefined;
+  /** The outcome of a call with one response. */
+  readonly result: Promise<unknown> | undefined;
+  private settle: { resolve(value: unknown): void; reject(e: unknown): void } | undefined;
+  /** The one response message of such a call, until the status is in. */
+  private response: Frame | undefined;
   private readonly path: string;
   private readonly service: string;
   private done = false;
@@ -84,11 +103,16 @@ class ClientCall implements QueueSource {
     readonly method: DescMethod,
     readonly codec: Codec,
     readonly options: CallOptions,
+    singleResponse: boolean,
   ) {
     this.service = method.parent.typeName;
     this.path = `/${this.service}/${method.name}`;
-    const output = method.output as DescMessage;
-    this.responses = new MessageQueue<unknown>((frame) => this.current!.decodeResponse(output, frame), this, channel.options.receiveHighWaterMark);
+    if (singleResponse) {
+      this.result = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
+    } else {
+      const output = method.output as DescMessage;
+      this.responses = new MessageQueue<unknown>((frame) => this.current!.decodeResponse(output, frame), this, channel.options.receiveHighWaterMark);
+    }
   }
 
   // QueueSource of the responses (the call itself, to save an object and three closures per call).
@@ -104,7 +128,7 @@ class ClientCall implements QueueSource {
     this.cancel(new RpcError(Code.Canceled, "the caller stopped reading responses"));
   }
 
-  start(requests: Requests): AsyncIterableIterator<unknown> {
+  start(requests: Requests): AsyncIterableIterator<unknown> | undefined {
     const { options, channel } = this;
     if (options.signal?.aborted) {
       this.finish(abortReason(options.signal));
@@ -285,7 +309,9 @@ class ClientCall implements QueueSource {
   pushResponse(frame: Frame): void {
     this.commit();
     if (this.idleTimer !== undefined) this.lastActivity = performance.now();
-    this.responses.push(frame);
+    if (this.responses !== undefined) this.responses.push(frame);
+    else if (this.response === undefined) this.response = frame;
+    else this.cancel(new RpcError(Code.Unimplemented, `${this.service}/${this.method.name}: the server sent more than one response message`));
   }
 
   /** An attempt ended. Decides between finishing the call and another attempt. */
@@ -368,8 +394,24 @@ class ClientCall implements QueueSource {
     this.options.signal?.removeEventListener("abort", this.onAbort);
     const trailers = error?.metadata ?? this.current?.trailers;
     if (trailers !== undefined) this.options.onTrailer?.(trailers);
-    if (error === undefined) this.responses.end();
+    if (this.responses === undefined) this.settleResult(error);
+    else if (error === undefined) this.responses.end();
     else this.responses.fail(error, immediate);
+  }
+
+  private settleResult(error: RpcError | undefined): void {
+    const { resolve, reject } = this.settle!;
+    const frame = this.response;
+    this.response = undefined;
+    if (error !== undefined) return reject(error);
+    if (frame === undefined) return reject(new RpcError(Code.Unimplemented, `${this.service}/${this.method.name}: the server sent no response message`));
+    let value: unknown;
+    try {
+      value = this.current!.decodeResponse(this.method.output as DescMessage, frame);
+    } catch (e) {
+      return reject(e);
+    }
+    resolve(value);
   }
 
   /** The call's idle timeout: one timer, re-armed lazily from the last message either way. */
@@ -428,7 +470,8 @@ class Attempt {
     }
     this.stream = stream;
     this.session = stream.session;
-    this.writer = new FrameWriter(stream, this.call.channel.options.sendHighWaterMark);
+    // A call whose requests are all in hand writes them straight to the stream: nothing to pace.
+    if (!this.call.sendingDone) this.writer = new FrameWriter(stream, this.call.channel.options.sendHighWaterMark);
     // Shared listener functions that find the attempt on the stream: no closures per call.
     (stream as AttemptStream)[kAttempt] = this;
     stream.on("response", onAttemptResponse);
@@ -440,7 +483,10 @@ class Attempt {
   }
 
   write(frame: Uint8Array): boolean {
-    return this.writer === undefined ? true : this.writer.write(frame);
+    if (this.writer !== undefined) return this.writer.write(frame);
+    const s = this.stream;
+    if (s !== undefined && !s.destroyed && !s.writableEnded) s.write(frame);
+    return true;
   }
 
   writable(): Promise<void> {
@@ -502,9 +548,9 @@ class Attempt {
   /** @internal */
   onData(chunk: Buffer): void {
     if (this.call.isDone || this.httpError !== undefined) return;
-    let frames: Frame[];
+    let frames: readonly Frame[];
     try {
-      frames = this.decoder.push(chunk);
+      frames = this.decoder.pushTransient(chunk);
     } catch (e) {
       this.call.cancel(this.limitError(RpcError.from(e, Code.Internal)), false);
       return;

@@ -1,10 +1,8 @@
 import type { DescMessage, DescMethod, DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import type { Channel } from "../channel/channel.js";
 import { protoCodec, type Codec } from "../codec.js";
-import { RpcError } from "../errors.js";
-import { Code } from "../protocol/code.js";
 import type { CallOptions } from "./call-options.js";
-import { startCall } from "./call.js";
+import { startCall, startSingleResponseCall } from "./call.js";
 import type { Interceptor } from "../interceptor.js";
 import { interceptedMethod } from "./intercepted-method.js";
 
@@ -83,7 +81,7 @@ export function createClient<S extends DescService>(service: S, channel: Channel
     switch (method.methodKind) {
       case "unary":
         client[method.localName] = (request: unknown, o?: CallOptions) =>
-          one(startCall(channel, method, codec, { single: request }, merged(o)), method);
+          startSingleResponseCall(channel, method, codec, { single: request }, merged(o));
         break;
       case "server_streaming":
         client[method.localName] = (request: unknown, o?: CallOptions) =>
@@ -91,7 +89,7 @@ export function createClient<S extends DescService>(service: S, channel: Channel
         break;
       case "client_streaming":
         client[method.localName] = (requests: AsyncIterable<unknown>, o?: CallOptions) =>
-          one(startCall(channel, method, codec, { stream: requests }, merged(o)), method);
+          startSingleResponseCall(channel, method, codec, { stream: requests }, merged(o));
         break;
       case "bidi_streaming":
         client[method.localName] = (requests: AsyncIterable<unknown>, o?: CallOptions) =>
@@ -104,16 +102,4 @@ export function createClient<S extends DescService>(service: S, channel: Channel
     client[method.localName] = (input: unknown, o?: CallOptions) => (o?.callCredentials === undefined ? direct(input, o) : withCredentials(input, merged(o)));
   }
   return client as Client<S>;
-}
-
-/** Reads exactly one response; zero or two are protocol violations by the server. */
-async function one(responses: AsyncIterableIterator<unknown>, method: DescMethod): Promise<never> {
-  const first = await responses.next();
-  if (first.done) throw new RpcError(Code.Unimplemented, `${method.parent.typeName}/${method.name}: the server sent no response message`);
-  const second = await responses.next();
-  if (!second.done) {
-    await responses.return?.();
-    throw new RpcError(Code.Unimplemented, `${method.parent.typeName}/${method.name}: the server sent more than one response message`);
-  }
-  return first.value as never;
 }
