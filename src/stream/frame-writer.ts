@@ -186,10 +186,40 @@ export class FrameWriter {
     if (stream.destroyed || stream.writableEnded) return;
     const n = buf.byteLength;
     this.inflight += n;
-    stream.write(buf, () => {
-      this.inflight -= n;
-      if (this.waiters !== undefined && this.waiters.length > 0 && !this.full) this.release();
-    });
+    // One callback per writer, not a closure per write: a stream calls its write callbacks in the
+    // order of the writes, so the sizes in flight form a queue.
+    if (this.sizes === undefined) {
+      // Sized for one write: most streams (a unary response, an idle stream's fan-out) make few.
+      this.sizes = [n];
+      this.sizesTail = 1;
+    } else {
+      this.sizes[this.sizesTail++] = n;
+    }
+    stream.write(buf, (this.onWritten ??= () => this.written()));
+  }
+
+  /**
+   * Sizes of the writes whose callbacks are still to come, in [sizesHead, sizesTail). The array
+   * is never shortened, so a stream that writes again and again reuses its storage.
+   */
+  private sizes: number[] | undefined;
+  private sizesHead = 0;
+  private sizesTail = 0;
+  private onWritten: (() => void) | undefined;
+
+  private written(): void {
+    const sizes = this.sizes!;
+    this.inflight -= sizes[this.sizesHead++]!;
+    if (this.sizesHead === this.sizesTail) {
+      this.sizesHead = 0;
+      this.sizesTail = 0;
+    } else if (this.sizesHead >= 1024) {
+      // A stream that always has a write in flight never empties the queue: move the rest down.
+      sizes.copyWithin(0, this.sizesHead, this.sizesTail);
+      this.sizesTail -= this.sizesHead;
+      this.sizesHead = 0;
+    }
+    if (this.waiters !== undefined && this.waiters.length > 0 && !this.full) this.release();
   }
 
   private release(): void {

@@ -29,7 +29,9 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
   private paused = false;
   private closed = false;
   private failure: unknown = undefined;
-  private waiter: { resolve(r: IteratorResult<T>): void; reject(e: unknown): void } | undefined;
+  // The waiting reader's resolve and reject, as two fields rather than an object per wait.
+  private waiter: ((r: IteratorResult<T>) => void) | undefined;
+  private waiterReject: ((e: unknown) => void) | undefined;
 
   constructor(
     private readonly decode: (frame: Frame) => T,
@@ -42,17 +44,19 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
     if (this.closed) return;
     const w = this.waiter;
     if (w !== undefined && this.head === this.frames.length) {
+      const reject = this.waiterReject!;
       this.waiter = undefined;
+      this.waiterReject = undefined;
       let value: T;
       try {
         value = this.decode(frame);
       } catch (e) {
         this.closed = true;
         this.failure = e;
-        w.reject(e);
+        reject(e);
         return;
       }
-      w.resolve({ value, done: false });
+      w({ value, done: false });
       return;
     }
     this.frames.push(frame);
@@ -126,7 +130,8 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
       this.source.resume();
     }
     return new Promise((resolve, reject) => {
-      this.waiter = { resolve, reject };
+      this.waiter = resolve;
+      this.waiterReject = reject;
     });
   }
 
@@ -153,8 +158,10 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
   private settleWaiter(): void {
     const w = this.waiter;
     if (w === undefined || this.head < this.frames.length) return;
+    const reject = this.waiterReject!;
     this.waiter = undefined;
-    if (this.failure === undefined) w.resolve({ value: undefined, done: true });
-    else w.reject(this.failure);
+    this.waiterReject = undefined;
+    if (this.failure === undefined) w({ value: undefined, done: true });
+    else reject(this.failure);
   }
 }
