@@ -1,4 +1,4 @@
-import { connect as http2Connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type OutgoingHttpHeaders } from "node:http2";
+import { connect as http2Connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type Http2Session, type OutgoingHttpHeaders } from "node:http2";
 import { connect as netConnect } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import type { Logger } from "../logger.js";
@@ -76,12 +76,17 @@ export class Subchannel {
     }
     if (this.state !== "READY" || this.session === undefined) throw new Error(`subchannel ${this.key} is ${this.state}`);
     const stream = this.session.request(headers, reset === undefined ? { endStream: false } : { endStream: false, signal: reset });
-    this.tuners.get(this.session)?.watch(stream);
     if (this.active++ === 0) for (const s of this.sessions) s.ref();
     // A shared listener that finds the subchannel on the stream: no closure per call.
     (stream as SubchannelStream)[kSubchannel] = this;
     stream.on("close", onSubchannelStreamClose);
     return stream;
+  }
+
+  /** @internal The window tuner to tell of DATA read on `session`'s streams, if it probes. */
+  tunerOf(session: Http2Session | undefined): WindowTuner | undefined {
+    const tuner = session === undefined ? undefined : this.tuners.get(session as ClientHttp2Session);
+    return tuner?.probing === true ? tuner : undefined;
   }
 
   /** @internal A stream opened by openStream closed. */

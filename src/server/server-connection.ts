@@ -87,8 +87,8 @@ export class ServerConnection {
       const tuner = new WindowTuner(session, env.windows);
       this.windows = tuner;
       tuner.start();
-      // After the server's own 'stream' listener, so the call's reader is attached first.
-      session.on("stream", (stream) => tuner.watch(stream));
+      // Calls tell the tuner of the DATA they read (see `dataTaken`); streams no call serves
+      // (trailers-only answers) carry nothing worth a sample.
     }
     session.once("close", () => {
       this.state = "closed";
@@ -199,7 +199,8 @@ export class ServerConnection {
   }
 
   private armIdle(): void {
-    if (this.state !== "open") return;
+    // Never idle out (the default): no timer and no closures each time the last call ends.
+    if (this.state !== "open" || !Number.isFinite(this.policy.maxConnectionIdleMs)) return;
     this.setTimer("idle", this.policy.maxConnectionIdleMs, () => {
       if (this.calls.size === 0) this.drain("max_idle");
     });

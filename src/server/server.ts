@@ -22,7 +22,7 @@ import type { Interceptor } from "../interceptor.js";
 import { interceptService } from "./intercepted-handler.js";
 import { resolveWindowOptions, windowSettings, type ResolvedWindowOptions, type WindowOptions } from "../transport/window-options.js";
 import { Router } from "./router.js";
-import { ServerCall, type ServerCallConfig } from "./server-call.js";
+import { ServerCall, type ServerCallConfig, type ServerCallHooks } from "./server-call.js";
 import { ServerConnection } from "./server-connection.js";
 import type { ServiceImpl } from "./service-impl.js";
 import { Shutdown } from "./shutdown.js";
@@ -311,7 +311,7 @@ class RillServer implements Server {
     }
     // One pair of callbacks per connection, not per call (they were ~0.2 KB of every open call).
     const hooks = this.callHooks(connection);
-    const call = new ServerCall(stream, headers, route, codec, this.config, hooks.onDone, hooks.onSend);
+    const call = new ServerCall(stream, headers, route, codec, this.config, hooks);
     this.calls.add(call);
     connection?.callStarted(call);
     void call.start();
@@ -327,12 +327,14 @@ class RillServer implements Server {
     }
     let hooks = this.hooksByConnection.get(connection);
     if (hooks === undefined) {
+      const tuner = connection.windows?.probing === true ? connection.windows : undefined;
       hooks = {
         onDone: (c) => {
           this.calls.delete(c);
           connection.callEnded(c);
         },
         onSend: () => connection.dataSent(),
+        onData: tuner === undefined ? undefined : (bytes) => tuner.dataTaken(bytes),
       };
       this.hooksByConnection.set(connection, hooks);
     }
@@ -366,7 +368,4 @@ function secureServerOptions(tls: ServerTlsOptions): SecureServerOptions {
   return opts;
 }
 
-interface CallHooks {
-  readonly onDone: (call: ServerCall) => void;
-  readonly onSend: () => void;
-}
+type CallHooks = ServerCallHooks;

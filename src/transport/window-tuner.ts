@@ -137,6 +137,20 @@ export class WindowTuner implements WindowStats {
    * has a 'data' listener is in flowing mode, so adding one changes nothing about its pacing.
    * Call it after the reader attached its own listener.
    */
+  /** Whether the tuner wants to hear of DATA its session's readers take (BDP probing is on). */
+  get probing(): boolean {
+    return this.estimator !== undefined;
+  }
+
+  /**
+   * `bytes` of DATA were taken by a reader of one of the session's streams: what `watch` listens
+   * for, for a caller that already has a 'data' listener (a second one makes node copy the
+   * listener array on every chunk).
+   */
+  dataTaken(bytes: number): void {
+    this.taken(bytes);
+  }
+
   watch(stream: Http2Stream): void {
     if (this.estimator === undefined) return;
     stream.on("data", this.onData);
