@@ -13,6 +13,7 @@ import { Metadata, metadataFromHeaders, metadataToHeaders } from "../protocol/me
 import { httpStatusToCode, parseStatus, rstCodeToCode, type Status } from "../protocol/status.js";
 import { formatTimeout } from "../protocol/timeout.js";
 import { FrameWriter } from "../stream/frame-writer.js";
+import type { WindowTuner } from "../transport/window-tuner.js";
 import { MessageQueue, type QueueSource } from "../stream/message-queue.js";
 import type { CallOptions } from "./call-options.js";
 import type { RetryPolicy } from "./service-config.js";
@@ -68,14 +69,13 @@ class ClientCall implements QueueSource {
   private settle: { resolve(value: unknown): void; reject(e: unknown): void } | undefined;
   /** The one response message of such a call, until the status is in. */
   private response: Frame | undefined;
-  private readonly path: string;
   private readonly service: string;
   private done = false;
   private committed = false;
   private attempts = 0;
   private transparentRetries = 0;
   private current: Attempt | undefined;
-  private baseHeaders: OutgoingHttpHeaders = {};
+  private baseHeaders: OutgoingHttpHeaders = noHeaders;
   private deadline: number | undefined;
   private timer: NodeJS.Timeout | undefined;
   private retryPolicy: RetryPolicy | undefined;
@@ -106,7 +106,6 @@ class ClientCall implements QueueSource {
     singleResponse: boolean,
   ) {
     this.service = method.parent.typeName;
-    this.path = `/${this.service}/${method.name}`;
     if (singleResponse) {
       this.result = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
     } else {
@@ -144,26 +143,23 @@ class ClientCall implements QueueSource {
       deadline = deadline === undefined ? d : Math.min(deadline, d);
     }
     this.deadline = deadline;
-    try {
-      this.baseHeaders = {
-        ":method": "POST",
-        ":scheme": channel.options.credentials.secure ? "https" : "http",
-        ":authority": channel.authority,
-        ":path": this.path,
-        "content-type": contentTypeFor(this.codec.name),
-        te: "trailers",
-        "user-agent": channel.options.userAgent,
-        ...(options.metadata === undefined
-          ? undefined
-          : metadataToHeaders(options.metadata instanceof Metadata ? options.metadata : new Metadata(options.metadata))),
-      };
-    } catch (e) {
-      this.finish(RpcError.from(e, Code.Internal));
-      return this.responses;
-    }
-    const { acceptEncoding, compressions } = channel.options;
-    if (acceptEncoding !== "") this.baseHeaders["grpc-accept-encoding"] = acceptEncoding;
     const compression = options.compression ?? channel.options.compression;
+    const idle = options.idleTimeoutMs !== undefined && options.idleTimeoutMs > 0;
+    if (options.metadata === undefined && compression === "identity" && !idle) {
+      // Most calls send the same header block as every other call of their method.
+      this.baseHeaders = plainRequestHeaders(channel, this.method, this.codec);
+    } else {
+      try {
+        this.baseHeaders = requestHeaders(channel, this.method, this.codec);
+        if (options.metadata !== undefined) {
+          Object.assign(this.baseHeaders, metadataToHeaders(options.metadata instanceof Metadata ? options.metadata : new Metadata(options.metadata)));
+        }
+      } catch (e) {
+        this.finish(RpcError.from(e, Code.Internal));
+        return this.responses;
+      }
+    }
+    const { compressions } = channel.options;
     if (compression !== "identity") {
       this.requestCompression = compressions.get(compression);
       if (this.requestCompression === undefined) {
@@ -182,9 +178,9 @@ class ClientCall implements QueueSource {
       this.timer = setTimeout(() => this.cancel(new RpcError(Code.DeadlineExceeded, `deadline exceeded after ${Date.now() - started} ms`)), remaining);
     }
     options.signal?.addEventListener("abort", this.onAbort, { once: true });
-    if (options.idleTimeoutMs !== undefined && options.idleTimeoutMs > 0) {
-      this.baseHeaders["rill-idle-timeout-ms"] = String(Math.ceil(options.idleTimeoutMs));
-      this.armIdle(options.idleTimeoutMs);
+    if (idle) {
+      this.baseHeaders["rill-idle-timeout-ms"] = String(Math.ceil(options.idleTimeoutMs!));
+      this.armIdle(options.idleTimeoutMs!);
     }
 
     if ("single" in requests) {
@@ -392,8 +388,11 @@ class ClientCall implements QueueSource {
     this.pickAbort?.abort(error);
     this.stopSending();
     this.options.signal?.removeEventListener("abort", this.onAbort);
-    const trailers = error?.metadata ?? this.current?.trailers;
-    if (trailers !== undefined) this.options.onTrailer?.(trailers);
+    const onTrailer = this.options.onTrailer;
+    if (onTrailer !== undefined) {
+      const trailers = error?.metadata ?? this.current?.trailers;
+      if (trailers !== undefined) onTrailer(trailers);
+    }
     if (this.responses === undefined) this.settleResult(error);
     else if (error === undefined) this.responses.end();
     else this.responses.fail(error, immediate);
@@ -433,8 +432,17 @@ class ClientCall implements QueueSource {
 /** One HTTP/2 stream of a call. Reports its outcome to the call once, when the stream closes. */
 class Attempt {
   stream: ClientHttp2Stream | undefined;
-  trailers: Metadata | undefined;
+  // The trailers as received; a call that ends OK rarely reads them as Metadata, so that is made on first use.
+  private trailerHeaders: IncomingHttpHeaders | undefined;
+  private trailerMetadata: Metadata | undefined;
+
+  get trailers(): Metadata | undefined {
+    if (this.trailerMetadata === undefined && this.trailerHeaders !== undefined) this.trailerMetadata = metadataFromHeaders(this.trailerHeaders);
+    return this.trailerMetadata;
+  }
   private session: Http2Session | undefined;
+  /** Told of every DATA chunk read (BDP probing); called from our own listener, not a second one. */
+  private tuner: WindowTuner | undefined;
   // Only a call still sending requests needs the signal to reset its stream (see reset()); node's
   // abort listener per stream was ~10% of a unary client's time.
   private resetter: AbortController | undefined;
@@ -470,6 +478,7 @@ class Attempt {
     }
     this.stream = stream;
     this.session = stream.session;
+    this.tuner = this.subchannel.tunerOf(this.session);
     // A call whose requests are all in hand writes them straight to the stream: nothing to pace.
     if (!this.call.sendingDone) this.writer = new FrameWriter(stream, this.call.channel.options.sendHighWaterMark);
     // Shared listener functions that find the attempt on the stream: no closures per call.
@@ -518,7 +527,7 @@ class Attempt {
     if (status !== undefined) {
       // Trailers-only: the whole response is this one header block (and does not commit).
       this.status = status;
-      this.trailers = metadataFromHeaders(headers);
+      this.trailerHeaders = headers;
       this.call.stopSending();
       return;
     }
@@ -547,6 +556,7 @@ class Attempt {
 
   /** @internal */
   onData(chunk: Buffer): void {
+    this.tuner?.dataTaken(chunk.byteLength);
     if (this.call.isDone || this.httpError !== undefined) return;
     let frames: readonly Frame[];
     try {
@@ -560,7 +570,7 @@ class Attempt {
 
   /** @internal */
   onTrailers(headers: IncomingHttpHeaders): void {
-    this.trailers = metadataFromHeaders(headers);
+    this.trailerHeaders = headers;
     this.status = parseStatus(headers) ?? { code: Code.Internal, message: "the server's trailers carry no grpc-status" };
     // Node keeps a stream open until both sides end: close ours now that the server is done.
     this.call.stopSending();
@@ -598,13 +608,14 @@ class Attempt {
     } else {
       error = new RpcError(Code.Internal, "the server closed the stream without sending a status");
     }
-    this.call.attemptEnded(this, error, { refused, pushbackMs: this.pushback() });
+    this.call.attemptEnded(this, error, error === undefined ? cleanEnd : { refused, pushbackMs: this.pushback() });
   }
 
   /** `grpc-retry-pushback-ms`: a delay to use, -1 for "do not retry", undefined when absent. */
   private pushback(): number | undefined {
-    const v = this.trailers?.get("grpc-retry-pushback-ms");
-    if (v === undefined) return undefined;
+    const raw = this.trailerHeaders?.["grpc-retry-pushback-ms"];
+    if (raw === undefined) return undefined;
+    const v = Array.isArray(raw) ? raw[0] : raw;
     return typeof v === "string" && /^\d+$/.test(v) ? Number(v) : -1;
   }
 
@@ -649,6 +660,39 @@ class Attempt {
     }
   }
 }
+
+const noHeaders: OutgoingHttpHeaders = Object.freeze({});
+
+/** A call's request headers before metadata, compression and timeouts: a new object the caller may add to. */
+function requestHeaders(channel: Channel, method: DescMethod, codec: Codec): OutgoingHttpHeaders {
+  const h: OutgoingHttpHeaders = {
+    ":method": "POST",
+    ":scheme": channel.options.credentials.secure ? "https" : "http",
+    ":authority": channel.authority,
+    ":path": `/${method.parent.typeName}/${method.name}`,
+    "content-type": contentTypeFor(codec.name),
+    te: "trailers",
+    "user-agent": channel.options.userAgent,
+  };
+  if (channel.options.acceptEncoding !== "") h["grpc-accept-encoding"] = channel.options.acceptEncoding;
+  return h;
+}
+
+const plainHeaders = new WeakMap<Channel, WeakMap<DescMethod, Map<string, OutgoingHttpHeaders>>>();
+
+/** The request headers of a call with no metadata, compression or idle timeout, made once per channel, method and codec (node copies them). */
+function plainRequestHeaders(channel: Channel, method: DescMethod, codec: Codec): OutgoingHttpHeaders {
+  let byMethod = plainHeaders.get(channel);
+  if (byMethod === undefined) plainHeaders.set(channel, (byMethod = new WeakMap()));
+  let byCodec = byMethod.get(method);
+  if (byCodec === undefined) byMethod.set(method, (byCodec = new Map()));
+  let h = byCodec.get(codec.name);
+  if (h === undefined) byCodec.set(codec.name, (h = Object.freeze(requestHeaders(channel, method, codec))));
+  return h;
+}
+
+/** The outcome details of an attempt that ended OK (nothing to retry). */
+const cleanEnd = { refused: false, pushbackMs: undefined };
 
 /** Where a stream keeps its attempt, for the shared listeners below. */
 const kAttempt = Symbol("rill.attempt");
