@@ -17,6 +17,9 @@ export type HeaderRecord = Record<string, string | string[] | number | undefined
 export type CodecName = "proto" | "json";
 
 // The suffix is an RFC 9110 token; parameters after ";" are allowed and ignored.
+/** The answer for plain `application/grpc`, by far the most common value: no match or object per call. */
+const protoContentType: { codec: string } = Object.freeze({ codec: "proto" });
+
 const contentTypePattern = /^application\/grpc(?:\+([!#$%&'*.^_`|~0-9a-z-]+))?[ \t]*(?:;.*)?$/is;
 
 /**
@@ -29,6 +32,7 @@ const contentTypePattern = /^application\/grpc(?:\+([!#$%&'*.^_`|~0-9a-z-]+))?[ 
  */
 export function parseContentType(value: string | undefined): { codec: string } | undefined {
   if (value === undefined) return undefined;
+  if (value === "application/grpc") return protoContentType;
   const match = contentTypePattern.exec(value);
   if (match === null) return undefined;
   return { codec: match[1] === undefined ? "proto" : match[1].toLowerCase() };
