@@ -16,6 +16,16 @@ import type { HandlerContext } from "./handler-context.js";
 import type { Route } from "./router.js";
 import { tlsPeerOf, type TlsPeer } from "./tls-peer.js";
 
+/** What a server call tells its connection; one object per connection, shared by its calls. */
+export interface ServerCallHooks {
+  /** The call reached DONE. */
+  readonly onDone: (call: ServerCall) => void;
+  /** The call wrote headers, data or trailers (the connection's ping policy forgives pings then). */
+  readonly onSend: () => void;
+  /** The call read `bytes` of DATA (the connection's window tuner, when it probes). */
+  readonly onData?: ((bytes: number) => void) | undefined;
+}
+
 /** Limits and services a server call needs from its server. Resolved once per server. */
 export interface ServerCallConfig {
   readonly logger: Logger;
@@ -50,7 +60,6 @@ export interface ServerCallConfig {
  */
 export class ServerCall implements HandlerContext {
   readonly deadline: number | undefined;
-  readonly method: DescMethod;
   lastRequestCompressed = false;
 
   // Allocated on first use: most calls never look at their signal, metadata or peer, and an
@@ -65,7 +74,6 @@ export class ServerCall implements HandlerContext {
   private requestMeta: Metadata | undefined;
   private header: Metadata | undefined;
   private trailer: Metadata | undefined;
-  private readonly contentType: string;
   private headersSent = false;
   private done = false;
   private timer: NodeJS.Timeout | undefined;
@@ -74,8 +82,8 @@ export class ServerCall implements HandlerContext {
   // stream ends: one promise per call instead of a queue, two reads and an async frame.
   private requests: MessageQueue<unknown> | undefined;
   private onlyRequest: Frame | undefined;
-  private requestCount = 0;
-  private requestWaiter: { resolve(value: unknown): void; reject(e: unknown): void } | undefined;
+  /** Who waits for that request (`single()`), or how it settled before anyone asked (one field: an open call's size counts). */
+  private request: RequestWaiter | { value?: unknown; error?: unknown } | undefined;
   // Released once a unary or server-streaming call has its one request: an open server stream
   // then holds no request-side state.
   private decoder: FrameDecoder | undefined;
@@ -96,12 +104,9 @@ export class ServerCall implements HandlerContext {
     private readonly route: Route,
     private readonly codec: Codec,
     private readonly config: ServerCallConfig,
-    private readonly onDone: (call: ServerCall) => void,
-    /** Called whenever the call writes headers, data or trailers (the connection's ping policy forgives pings then). */
-    private readonly onSend: () => void = () => {},
+    /** The connection's callbacks, one object per connection. */
+    private readonly hooks: ServerCallHooks,
   ) {
-    this.method = route.method;
-    this.contentType = contentTypeFor(codec.name);
     this.headers = customHeaders(headers);
 
     const timeout = headers["grpc-timeout"];
@@ -152,6 +157,7 @@ export class ServerCall implements HandlerContext {
 
   /** @internal A chunk of the request body arrived. */
   onData(chunk: Buffer): void {
+    this.hooks.onData?.(chunk.byteLength);
     const decoder = this.decoder;
     if (decoder === undefined) return;
     const requests = this.requests;
@@ -171,7 +177,7 @@ export class ServerCall implements HandlerContext {
       return;
     }
     for (const f of frames) {
-      if (this.requestCount++ === 0) {
+      if (this.onlyRequest === undefined) {
         this.onlyRequest = f;
       } else {
         this.settleRequest(new RpcError(Code.Internal, `${this.route.path} expects one request message, the client sent more`));
@@ -212,8 +218,8 @@ export class ServerCall implements HandlerContext {
     if (this.decoder === undefined) return;
     this.decoder = undefined;
     this.onlyRequest = undefined;
-    const w = this.requestWaiter;
-    this.requestWaiter = undefined;
+    const w = this.request !== undefined && "resolve" in this.request ? this.request : undefined;
+    this.request = undefined;
     if (error === undefined) {
       let value: unknown;
       try {
@@ -223,16 +229,17 @@ export class ServerCall implements HandlerContext {
       }
       if (error === undefined) {
         if (w !== undefined) w.resolve(value);
-        else this.requestResult = { value };
+        else this.request = { value };
         return;
       }
     }
     if (w !== undefined) w.reject(error);
-    else this.requestResult = { error };
+    else this.request = { error };
   }
 
-  /** The request, settled before anyone asked for it (kept as a value: a rejected promise nobody awaits yet would be reported as unhandled). */
-  private requestResult: { value?: unknown; error?: unknown } | undefined;
+  get method(): DescMethod {
+    return this.route.method;
+  }
 
   /** Aborts when the call ends early for any reason; created on first access. */
   get signal(): AbortSignal {
@@ -279,21 +286,19 @@ export class ServerCall implements HandlerContext {
       this.fail(this.badRequest);
       return;
     }
-    const { handler, method } = this.route;
+    // Few locals on purpose: an open streaming call keeps this frame (its registers) until it ends.
+    const route = this.route;
     try {
-      switch (method.methodKind) {
-        case "unary":
-          await this.sendOne(await handler(await this.single(), this));
-          break;
-        case "server_streaming":
-          await this.sendAll(handler(await this.single(), this));
-          break;
-        case "client_streaming":
-          await this.sendOne(await handler(this.requests!, this));
-          break;
-        case "bidi_streaming":
-          await this.sendAll(handler(this.requests!, this));
-          break;
+      const kind = route.method.methodKind;
+      if (kind === "server_streaming" || kind === "bidi_streaming") {
+        await this.sendAll(route.handler(kind === "server_streaming" ? await this.single() : this.requests!, this));
+      } else {
+        // Awaited only when there is something to wait for: each await of a plain value is a
+        // promise and a trip through the microtask queue per call.
+        let r: unknown = route.handler(kind === "unary" ? await this.single() : this.requests!, this);
+        if (isThenable(r)) r = await r;
+        r = this.sendOne(r);
+        if (r !== undefined) await r;
       }
       this.finish(Code.OK, "", this.trailer);
     } catch (e) {
@@ -304,8 +309,12 @@ export class ServerCall implements HandlerContext {
   sendHeader(): void {
     if (this.headersSent || this.done || this.stream.destroyed) return;
     this.headersSent = true;
-    this.stream.respond(this.responseHeaders(), { waitForTrailers: true });
-    this.onSend();
+    // node copies the headers it is given, so the usual block (no custom metadata, no
+    // compression) is one shared object per server and content type.
+    const headers =
+      this.header === undefined && this.responseCompression === undefined ? plainResponseHeaders(this.config, contentTypeFor(this.codec.name)) : this.responseHeaders();
+    this.stream.respond(headers, { waitForTrailers: true });
+    this.hooks.onSend();
   }
 
   /**
@@ -327,7 +336,7 @@ export class ServerCall implements HandlerContext {
   private responseHeaders(): Record<string, string | string[] | number> {
     const h: Record<string, string | string[] | number> = {
       ":status": 200,
-      "content-type": this.contentType,
+      "content-type": contentTypeFor(this.codec.name),
     };
     if (this.header !== undefined) Object.assign(h, metadataToHeaders(this.header));
     if (this.config.acceptEncoding !== "") h["grpc-accept-encoding"] = this.config.acceptEncoding;
@@ -412,9 +421,9 @@ export class ServerCall implements HandlerContext {
     }
     // Messages written before the status go out before it, whatever their batch.
     this.out?.close();
-    const status = statusHeaders(code, message);
+    const status = code === Code.OK && message === "" ? okStatus : statusHeaders(code, message);
     const trailers = trailer === undefined ? status : { ...metadataToHeaders(trailer), ...status };
-    this.onSend();
+    this.hooks.onSend();
     if (!this.headersSent) {
       this.headersSent = true;
       const headers = this.responseHeaders();
@@ -443,17 +452,18 @@ export class ServerCall implements HandlerContext {
     if (controller === undefined) this.endReason = reason;
     else if (!controller.signal.aborted) controller.abort(reason);
     this.resolveClosed?.();
-    this.onDone(this);
+    this.hooks.onDone(this);
   }
 
   /** The one request of a unary or server-streaming call, once the client ended its request stream. */
   private single(): Promise<unknown> {
-    const settled = this.requestResult;
-    if (settled !== undefined) {
-      this.requestResult = undefined;
+    // Settled early, it is kept as a value: a rejected promise nobody awaits yet would be reported as unhandled.
+    const settled = this.request;
+    if (settled !== undefined && !("resolve" in settled)) {
+      this.request = undefined;
       return "error" in settled ? Promise.reject(settled.error) : Promise.resolve(settled.value);
     }
-    return new Promise((resolve, reject) => (this.requestWaiter = { resolve, reject }));
+    return new Promise((resolve, reject) => (this.request = { resolve, reject }));
   }
 
   private decodeRequest(frame: Frame): unknown {
@@ -510,7 +520,7 @@ export class ServerCall implements HandlerContext {
     } else {
       more = this.writer.writeMessage(bytes, compressed);
     }
-    this.onSend();
+    this.hooks.onSend();
     return more;
   }
 
@@ -569,6 +579,33 @@ export class ServerCall implements HandlerContext {
     this.config.logger.error(`${this.route.path}: handler failed`, e);
     return new RpcError(Code.Unknown, "the handler failed with an unexpected error (details are in the server log)");
   }
+}
+
+interface RequestWaiter {
+  resolve(value: unknown): void;
+  reject(e: unknown): void;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === "object" || typeof value === "function") && typeof (value as { then?: unknown }).then === "function";
+}
+
+/** The trailers of an OK call without a message (node copies what it is given). */
+const okStatus: Record<string, string> = Object.freeze({ "grpc-status": "0" });
+
+const plainHeaders = new WeakMap<ServerCallConfig, Map<string, Record<string, string | number>>>();
+
+/** The response headers of a call without custom metadata or compression, made once per server and content type. */
+function plainResponseHeaders(config: ServerCallConfig, contentType: string): Record<string, string | number> {
+  let byType = plainHeaders.get(config);
+  if (byType === undefined) plainHeaders.set(config, (byType = new Map()));
+  let h = byType.get(contentType);
+  if (h === undefined) {
+    h = { ":status": 200, "content-type": contentType };
+    if (config.acceptEncoding !== "") h["grpc-accept-encoding"] = config.acceptEncoding;
+    byType.set(contentType, Object.freeze(h));
+  }
+  return h;
 }
 
 /** Names the server's receive limit in a size error, so the reader knows which knob to turn. */
