@@ -687,7 +687,7 @@ function plainRequestHeaders(channel: Channel, method: DescMethod, codec: Codec)
   let byCodec = byMethod.get(method);
   if (byCodec === undefined) byMethod.set(method, (byCodec = new Map()));
   let h = byCodec.get(codec.name);
-  if (h === undefined) byCodec.set(codec.name, (h = Object.freeze(requestHeaders(channel, method, codec))));
+  if (h === undefined) byCodec.set(codec.name, (h = requestHeaders(channel, method, codec)));
   return h;
 }
 

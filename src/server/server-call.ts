@@ -591,7 +591,7 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 }
 
 /** The trailers of an OK call without a message (node copies what it is given). */
-const okStatus: Record<string, string> = Object.freeze({ "grpc-status": "0" });
+const okStatus: Record<string, string> = { "grpc-status": "0" };
 
 const plainHeaders = new WeakMap<ServerCallConfig, Map<string, Record<string, string | number>>>();
 
@@ -603,7 +603,7 @@ function plainResponseHeaders(config: ServerCallConfig, contentType: string): Re
   if (h === undefined) {
     h = { ":status": 200, "content-type": contentType };
     if (config.acceptEncoding !== "") h["grpc-accept-encoding"] = config.acceptEncoding;
-    byType.set(contentType, Object.freeze(h));
+    byType.set(contentType, h);
   }
   return h;
 }
