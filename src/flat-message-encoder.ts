@@ -1,16 +1,21 @@
 /**
- * A fast binary encoder for flat messages: every field a singular `string`, `bytes`, `bool`,
- * `int32`, `uint32`, enum or `double` with implicit presence (plain proto3 fields, no `optional`,
- * no oneof, no nested messages, lists or maps).
+ * A fast binary encoder for flat messages: every field singular and outside a oneof, of a scalar
+ * type (any of the 15), an enum, or a message type that is itself flat (so `DownloadResponse {
+ * Chunk chunk }` qualifies); implicit presence (plain proto3) or explicit presence (`optional`).
+ * 64-bit integers must be bigints, as protobuf-es represents them by default.
  *
- * Why: protobuf-es `toBinary` starts every message in a fresh 128-byte zeroed buffer and then
- * copies the result out of it, which for small messages costs more than everything else Rill does
- * per message (two ArrayBuffers and two copies for a 64-byte payload). Knowing the exact size
- * first, we allocate once (from node's buffer pool when small) and write once.
+ * Why: protobuf-es `toBinary` starts every message in a fresh 128-byte zeroed buffer, grows it by
+ * copying, forks a second buffer per nested message, and finally copies the result out: for a
+ * small message that costs more than everything else Rill does per message, and a 64 KiB `bytes`
+ * chunk inside a nested message is copied twice. Knowing the exact size first, we allocate once
+ * (from node's buffer pool when small) and copy every byte once.
  *
- * Invariant: the output is byte-for-byte what `toBinary` writes (fields in number order, zero
- * values skipped). Anything outside the flat shape, a message carrying unknown fields, or a value
- * `toBinary` would have to coerce or reject returns undefined, and the caller uses `toBinary`,
+ * Invariant: the output is byte-for-byte what `toBinary` writes (fields in number order, implicit
+ * presence zero values skipped, explicit presence fields and nested messages, even empty ones,
+ * written when set). Anything outside the flat shape (lists, maps, oneofs, groups, well-known
+ * types nested as fields, recursive or deeper than MAX_HEIGHT message types), a message carrying
+ * unknown fields, or a value `toBinary` would have to coerce or reject (a number or string where a
+ * bigint belongs, an out-of-range integer) returns undefined, and the caller uses `toBinary`,
  * which then also produces its own error messages.
  */
 import { ScalarType, type DescField, type DescMessage } from "@bufbuild/protobuf";
@@ -19,9 +24,20 @@ const enum Kind {
   String,
   Bytes,
   Bool,
+  /** int32 and enums: a varint, negative values sign-extended to 10 bytes. */
   Int32,
   Uint32,
+  Sint32,
+  Fixed32,
+  Sfixed32,
+  Float,
   Double,
+  Int64,
+  Uint64,
+  Sint64,
+  Fixed64,
+  Sfixed64,
+  Message,
 }
 
 interface FieldPlan {
@@ -29,181 +45,368 @@ interface FieldPlan {
   readonly kind: Kind;
   /** The field's tag as varint bytes. */
   readonly tag: Uint8Array;
-  /** The value that is not written (implicit presence): 0 for numbers, the first value for enums. */
+  /** With implicit presence, the number that is not written: 0, or an enum's first value. */
   readonly zero: number;
+  /** Explicit presence: written whenever set, zero or not (and `toBinary` wants an own property). */
+  readonly explicit: boolean;
+  /** For Kind.Message: the nested type's plan. */
+  readonly message: MessagePlan | undefined;
 }
 
+interface MessagePlan {
+  readonly typeName: string;
+  readonly fields: readonly FieldPlan[];
+  /** 1 for a message without message fields, else 1 + the largest height among them. */
+  readonly height: number;
+}
+
+const EXPLICIT = 1;
 const IMPLICIT = 2;
-const plans = new WeakMap<DescMessage, readonly FieldPlan[] | null>();
+/**
+ * The deepest nesting of message types compiled. Recursive types are declined outright, so with
+ * this bound every encoding recurses at most MAX_HEIGHT times, whatever the value holds.
+ */
+const MAX_HEIGHT = 16;
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+const UINT64_MAX = 2n ** 64n - 1n;
+
+const plans = new WeakMap<DescMessage, MessagePlan | null>();
 
 /**
  * The encoding of `message`, or undefined when it is not a flat message. `message` is a message
  * of `schema`, or a plain init object for it (no `$typeName`): a field it leaves undefined is
- * written as `create()` would default it, i.e. not at all, so the init object needs no `create()`.
+ * written as `create()` would default it, i.e. not at all, so the init object needs no `create()`;
+ * the same holds for the init objects of nested messages.
  */
 export function encodeFlatMessage(schema: DescMessage, message: Record<string, unknown>): Uint8Array | undefined {
+  const plan = planFor(schema);
+  if (plan === null) return undefined;
+  // Pass 1 validates and sizes, recording string and nested message lengths in preorder;
+  // pass 2 writes, reading them back in the same order.
+  lengths.length = 0;
+  const size = sizeMessage(plan, message);
+  if (size < 0) return undefined;
+  // allocUnsafe is safe: every byte is written below.
+  const out = Buffer.allocUnsafe(size);
+  cursor = 0;
+  const end = writeMessage(plan, message, out, 0);
+  if (end !== size) throw new Error(`flat message encoder wrote ${end} of ${size} bytes`); // a bug, not bad input
+  return out;
+}
+
+/**
+ * Scratch space between the two passes (encoding is synchronous and never re-entered): the byte
+ * lengths of strings and nested messages in the order the passes visit them.
+ */
+const lengths: number[] = [];
+let cursor = 0;
+
+/** Scratch: a 64-bit value split into unsigned 32-bit halves by split64. */
+let lo64 = 0;
+let hi64 = 0;
+
+function planFor(schema: DescMessage): MessagePlan | null {
   let plan = plans.get(schema);
   if (plan === undefined) {
-    plan = compile(schema);
+    plan = compile(schema, new Set());
     plans.set(schema, plan);
   }
-  if (plan === null) return undefined;
-  const unknown = message.$unknown as unknown[] | undefined;
-  if (unknown !== undefined && unknown.length > 0) return undefined;
+  return plan;
+}
 
-  // Pass 1: validate and size. String byte lengths are kept for pass 2.
+/** The encoded size of `message` (tags included, its own length prefix not), or -1 to decline. */
+function sizeMessage(plan: MessagePlan, message: Record<string, unknown>): number {
+  if (message.$typeName !== undefined && message.$typeName !== plan.typeName) return -1;
+  const unknown = message.$unknown as unknown[] | undefined;
+  if (unknown !== undefined && unknown.length > 0) return -1;
+  const fields = plan.fields;
   let size = 0;
-  for (let i = 0; i < plan.length; i++) {
-    const f = plan[i]!;
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i]!;
     const v = message[f.localName];
-    if (v === undefined) {
-      skipped[i] = 1;
-      continue;
-    }
-    skipped[i] = 0;
+    if (v === undefined) continue;
+    if (f.explicit && !Object.prototype.hasOwnProperty.call(message, f.localName)) continue;
     let n: number;
     switch (f.kind) {
       case Kind.String:
-        if (typeof v !== "string") return undefined;
-        if (v === "") continue;
+        if (typeof v !== "string") return -1;
+        if (v === "" && !f.explicit) continue;
         n = Buffer.byteLength(v, "utf8");
-        stringLengths[i] = n;
+        lengths.push(n);
         n += varintSize(n);
         break;
       case Kind.Bytes:
-        if (!(v instanceof Uint8Array)) return undefined;
-        if (v.byteLength === 0) continue;
+        if (!(v instanceof Uint8Array)) return -1;
+        if (v.byteLength === 0 && !f.explicit) continue;
         n = v.byteLength + varintSize(v.byteLength);
         break;
       case Kind.Bool:
-        if (typeof v !== "boolean") return undefined;
-        if (!v) continue;
+        if (typeof v !== "boolean") return -1;
+        if (!v && !f.explicit) continue;
         n = 1;
         break;
       case Kind.Int32:
-        if (typeof v !== "number" || !Number.isInteger(v) || v > 0x7fff_ffff || v < -0x8000_0000) return undefined;
-        if (v === f.zero) continue;
-        n = v < 0 ? 10 : varintSize(v);
+      case Kind.Sint32:
+      case Kind.Sfixed32:
+        if (typeof v !== "number" || !Number.isInteger(v) || v > 0x7fff_ffff || v < -0x8000_0000) return -1;
+        if (v === f.zero && !f.explicit) continue;
+        n = f.kind === Kind.Sfixed32 ? 4 : f.kind === Kind.Sint32 ? varintSize(zigzag32(v)) : v < 0 ? 10 : varintSize(v);
         break;
       case Kind.Uint32:
-        if (typeof v !== "number" || !Number.isInteger(v) || v > 0xffff_ffff || v < 0) return undefined;
-        if (v === 0) continue;
-        n = varintSize(v);
+      case Kind.Fixed32:
+        if (typeof v !== "number" || !Number.isInteger(v) || v > 0xffff_ffff || v < 0) return -1;
+        if (v === 0 && !f.explicit) continue;
+        n = f.kind === Kind.Fixed32 ? 4 : varintSize(v);
+        break;
+      case Kind.Float:
+        // toBinary rejects a finite value beyond float32's range (it would round to infinity).
+        if (typeof v !== "number" || (Number.isFinite(v) && !Number.isFinite(Math.fround(v)))) return -1;
+        if (Object.is(v, 0) && !f.explicit) continue;
+        n = 4;
         break;
       case Kind.Double:
-        if (typeof v !== "number") return undefined;
-        if (Object.is(v, 0)) continue;
+        if (typeof v !== "number") return -1;
+        if (Object.is(v, 0) && !f.explicit) continue;
         n = 8;
         break;
+      case Kind.Int64:
+      case Kind.Sint64:
+      case Kind.Sfixed64:
+        if (typeof v !== "bigint" || v < INT64_MIN || v > INT64_MAX) return -1;
+        if (v === 0n && !f.explicit) continue;
+        if (f.kind === Kind.Sfixed64) n = 8;
+        else {
+          split64(f.kind === Kind.Sint64 ? zigzag64(v) : v);
+          n = varint64Size();
+        }
+        break;
+      case Kind.Uint64:
+      case Kind.Fixed64:
+        if (typeof v !== "bigint" || v < 0n || v > UINT64_MAX) return -1;
+        if (v === 0n && !f.explicit) continue;
+        if (f.kind === Kind.Fixed64) n = 8;
+        else {
+          split64(v);
+          n = varint64Size();
+        }
+        break;
+      case Kind.Message: {
+        if (typeof v !== "object" || v === null || v instanceof Uint8Array || Array.isArray(v)) return -1;
+        const slot = lengths.length;
+        lengths.push(0);
+        const inner = sizeMessage(f.message!, v as Record<string, unknown>);
+        if (inner < 0) return -1;
+        lengths[slot] = inner;
+        n = inner + varintSize(inner);
+        break;
+      }
     }
     size += f.tag.byteLength + n;
   }
+  return size;
+}
 
-  // Pass 2: write. allocUnsafe is safe: every byte is written below.
-  const out = Buffer.allocUnsafe(size);
-  let pos = 0;
-  for (let i = 0; i < plan.length; i++) {
-    if (skipped[i] === 1) continue;
-    const f = plan[i]!;
+/** Writes what sizeMessage measured (and validated); returns the position after it. */
+function writeMessage(plan: MessagePlan, message: Record<string, unknown>, out: Buffer, pos: number): number {
+  const fields = plan.fields;
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i]!;
     const v = message[f.localName];
+    if (v === undefined) continue;
+    if (f.explicit) {
+      if (!Object.prototype.hasOwnProperty.call(message, f.localName)) continue;
+    } else if (isImplicitZero(f, v)) continue;
+    out.set(f.tag, pos);
+    pos += f.tag.byteLength;
     switch (f.kind) {
       case Kind.String: {
-        if (v === "") continue;
-        const n = stringLengths[i]!;
-        out.set(f.tag, pos);
-        pos = writeVarint(out, pos + f.tag.byteLength, n);
+        const n = lengths[cursor++]!;
+        pos = writeVarint(out, pos, n);
         pos += out.write(v as string, pos, n, "utf8");
         break;
       }
       case Kind.Bytes: {
         const b = v as Uint8Array;
-        if (b.byteLength === 0) continue;
-        out.set(f.tag, pos);
-        pos = writeVarint(out, pos + f.tag.byteLength, b.byteLength);
+        pos = writeVarint(out, pos, b.byteLength);
         out.set(b, pos);
         pos += b.byteLength;
         break;
       }
       case Kind.Bool:
-        if (!v) continue;
-        out.set(f.tag, pos);
-        pos += f.tag.byteLength;
-        out[pos++] = 1;
+        out[pos++] = v ? 1 : 0;
         break;
-      case Kind.Int32:
-      case Kind.Uint32: {
+      case Kind.Int32: {
         const x = v as number;
-        if (x === f.zero) continue;
-        out.set(f.tag, pos);
-        pos = x < 0 ? writeNegativeVarint(out, pos + f.tag.byteLength, x) : writeVarint(out, pos + f.tag.byteLength, x);
+        pos = x < 0 ? writeNegativeVarint(out, pos, x) : writeVarint(out, pos, x);
         break;
       }
-      case Kind.Double:
-        if (Object.is(v, 0)) continue;
-        out.set(f.tag, pos);
-        pos = out.writeDoubleLE(v as number, pos + f.tag.byteLength);
+      case Kind.Uint32:
+        pos = writeVarint(out, pos, v as number);
         break;
+      case Kind.Sint32:
+        pos = writeVarint(out, pos, zigzag32(v as number));
+        break;
+      case Kind.Fixed32:
+        pos = out.writeUInt32LE(v as number, pos);
+        break;
+      case Kind.Sfixed32:
+        pos = out.writeInt32LE(v as number, pos);
+        break;
+      case Kind.Float:
+        pos = out.writeFloatLE(v as number, pos);
+        break;
+      case Kind.Double:
+        pos = out.writeDoubleLE(v as number, pos);
+        break;
+      case Kind.Int64:
+      case Kind.Uint64:
+        split64(v as bigint);
+        pos = writeVarint64(out, pos);
+        break;
+      case Kind.Sint64:
+        split64(zigzag64(v as bigint));
+        pos = writeVarint64(out, pos);
+        break;
+      case Kind.Fixed64:
+        pos = out.writeBigUInt64LE(v as bigint, pos);
+        break;
+      case Kind.Sfixed64:
+        pos = out.writeBigInt64LE(v as bigint, pos);
+        break;
+      case Kind.Message: {
+        const n = lengths[cursor++]!;
+        pos = writeVarint(out, pos, n);
+        pos = writeMessage(f.message!, v as Record<string, unknown>, out, pos);
+        break;
+      }
     }
   }
-  return out;
+  return pos;
 }
 
-/** Scratch space between the two passes (encoding is synchronous): string byte lengths, undefined fields. */
-const stringLengths: number[] = [];
-const skipped: number[] = [];
+/** The implicit presence zero test, for a value sizeMessage has validated. */
+function isImplicitZero(f: FieldPlan, v: unknown): boolean {
+  switch (f.kind) {
+    case Kind.String:
+      return v === "";
+    case Kind.Bytes:
+      return (v as Uint8Array).byteLength === 0;
+    case Kind.Bool:
+      return v === false;
+    case Kind.Float:
+    case Kind.Double:
+      return Object.is(v, 0);
+    case Kind.Int64:
+    case Kind.Uint64:
+    case Kind.Sint64:
+    case Kind.Fixed64:
+    case Kind.Sfixed64:
+      return v === 0n;
+    case Kind.Message:
+      return false;
+    default:
+      return v === f.zero;
+  }
+}
 
-function compile(schema: DescMessage): readonly FieldPlan[] | null {
+/**
+ * The plan for `schema`, or null when it is not flat. `open` holds the types being compiled
+ * above this one: meeting one again means a recursive type, declined (with every type on the
+ * cycle, which all reach it).
+ */
+function compile(schema: DescMessage, open: Set<DescMessage>): MessagePlan | null {
   const fields = [...schema.fields].sort((a, b) => a.number - b.number);
   const plan: FieldPlan[] = [];
-  for (const field of fields) {
-    const p = planField(field);
-    if (p === undefined) return null;
-    plan.push(p);
+  let height = 1;
+  open.add(schema);
+  try {
+    for (const field of fields) {
+      let nested: MessagePlan | undefined;
+      if (field.fieldKind === "message") {
+        const child = field.message;
+        if (open.has(child)) return null;
+        let childPlan = plans.get(child);
+        if (childPlan === undefined) {
+          childPlan = compile(child, open);
+          plans.set(child, childPlan);
+        }
+        if (childPlan === null) return null;
+        nested = childPlan;
+        height = Math.max(height, childPlan.height + 1);
+        if (height > MAX_HEIGHT) return null;
+      }
+      const p = planField(field, nested);
+      if (p === undefined) return null;
+      plan.push(p);
+    }
+  } finally {
+    open.delete(schema);
   }
-  return plan;
+  return { typeName: schema.typeName, fields: plan, height };
 }
 
-function planField(field: DescField): FieldPlan | undefined {
-  if (field.oneof !== undefined || field.presence !== IMPLICIT) return undefined;
+function planField(field: DescField, nested: MessagePlan | undefined): FieldPlan | undefined {
+  if (field.oneof !== undefined || (field.presence !== IMPLICIT && field.presence !== EXPLICIT)) return undefined;
   let kind: Kind;
   let zero = 0;
   let wireType = 0;
   if (field.fieldKind === "enum") {
     kind = Kind.Int32;
     zero = field.enum.values[0]?.number ?? 0;
+  } else if (field.fieldKind === "message") {
+    // Fields of well-known types may have a local representation other than the message
+    // (wrappers are unboxed, Struct is a JSON object): toBinary handles those.
+    if (nested === undefined || field.delimitedEncoding || field.message.typeName.startsWith("google.protobuf.")) return undefined;
+    kind = Kind.Message;
+    wireType = 2;
   } else if (field.fieldKind === "scalar") {
-    switch (field.scalar) {
-      case ScalarType.STRING:
-        kind = Kind.String;
-        wireType = 2;
-        break;
-      case ScalarType.BYTES:
-        kind = Kind.Bytes;
-        wireType = 2;
-        break;
-      case ScalarType.BOOL:
-        kind = Kind.Bool;
-        break;
-      case ScalarType.INT32:
-        kind = Kind.Int32;
-        break;
-      case ScalarType.UINT32:
-        kind = Kind.Uint32;
-        break;
-      case ScalarType.DOUBLE:
-        kind = Kind.Double;
-        wireType = 1;
-        break;
-      default:
-        return undefined;
-    }
+    [kind, wireType] = scalarKind(field.scalar);
+    if (kind < 0) return undefined;
   } else {
     return undefined;
   }
   const tagValue = ((field.number << 3) | wireType) >>> 0;
   const tag = new Uint8Array(varintSize(tagValue));
   writeVarint(tag, 0, tagValue);
-  return { localName: field.localName, kind, tag, zero };
+  return { localName: field.localName, kind, tag, zero, explicit: field.presence === EXPLICIT, message: nested };
+}
+
+/** The kind and wire type of a scalar. */
+function scalarKind(scalar: ScalarType): [Kind, number] {
+  switch (scalar) {
+    case ScalarType.STRING:
+      return [Kind.String, 2];
+    case ScalarType.BYTES:
+      return [Kind.Bytes, 2];
+    case ScalarType.BOOL:
+      return [Kind.Bool, 0];
+    case ScalarType.INT32:
+      return [Kind.Int32, 0];
+    case ScalarType.UINT32:
+      return [Kind.Uint32, 0];
+    case ScalarType.SINT32:
+      return [Kind.Sint32, 0];
+    case ScalarType.FIXED32:
+      return [Kind.Fixed32, 5];
+    case ScalarType.SFIXED32:
+      return [Kind.Sfixed32, 5];
+    case ScalarType.FLOAT:
+      return [Kind.Float, 5];
+    case ScalarType.DOUBLE:
+      return [Kind.Double, 1];
+    case ScalarType.INT64:
+      return [Kind.Int64, 0];
+    case ScalarType.UINT64:
+      return [Kind.Uint64, 0];
+    case ScalarType.SINT64:
+      return [Kind.Sint64, 0];
+    case ScalarType.FIXED64:
+      return [Kind.Fixed64, 1];
+    case ScalarType.SFIXED64:
+      return [Kind.Sfixed64, 1];
+  }
+  return [-1 as Kind, 0];
 }
 
 function varintSize(v: number): number {
@@ -227,5 +430,45 @@ function writeNegativeVarint(out: Uint8Array, pos: number, v: number): number {
     v >>= 7;
   }
   out[pos++] = 1;
+  return pos;
+}
+
+function zigzag32(v: number): number {
+  return ((v << 1) ^ (v >> 31)) >>> 0;
+}
+
+/** Zigzag of a signed 64-bit bigint, as an unsigned 64-bit bigint. */
+function zigzag64(v: bigint): bigint {
+  return v >= 0n ? v << 1n : ((-v) << 1n) - 1n;
+}
+
+/** Splits a 64-bit bigint (two's complement when negative) into lo64 / hi64. */
+function split64(v: bigint): void {
+  if (v >= 0n && v <= 0xffff_ffffn) {
+    lo64 = Number(v);
+    hi64 = 0;
+    return;
+  }
+  const u = BigInt.asUintN(64, v);
+  lo64 = Number(u & 0xffff_ffffn);
+  hi64 = Number(u >> 32n);
+}
+
+/** The varint size of lo64 / hi64. */
+function varint64Size(): number {
+  if (hi64 === 0) return varintSize(lo64);
+  return Math.ceil((64 - Math.clz32(hi64)) / 7);
+}
+
+/** Writes lo64 / hi64 as a varint; returns the position after it. */
+function writeVarint64(out: Uint8Array, pos: number): number {
+  let lo = lo64;
+  let hi = hi64;
+  while (hi !== 0 || lo > 0x7f) {
+    out[pos++] = (lo & 0x7f) | 0x80;
+    lo = ((lo >>> 7) | (hi << 25)) >>> 0;
+    hi >>>= 7;
+  }
+  out[pos++] = lo;
   return pos;
 }
