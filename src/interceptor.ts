@@ -18,6 +18,8 @@
  * - With no interceptors configured nothing here runs: the call path is the plain one.
  */
 import type { DescMethod } from "@bufbuild/protobuf";
+import { RpcError } from "./errors.js";
+import { Code } from "./protocol/code.js";
 import type { Metadata } from "./protocol/metadata.js";
 import type { HandlerContext } from "./server/handler-context.js";
 import type { TlsPeer } from "./server/tls-peer.js";
@@ -128,4 +130,21 @@ export class SingleMessage implements AsyncIterable<unknown> {
   async *[Symbol.asyncIterator](): AsyncGenerator<unknown> {
     yield this.message;
   }
+}
+
+/**
+ * The one request of a unary or server-streaming call once the interceptors are done with it:
+ * an interceptor may have replaced the message stream, and it must still hold exactly one.
+ */
+export async function exactlyOneRequest(messages: AsyncIterable<unknown>, path: string): Promise<unknown> {
+  if (messages instanceof SingleMessage) return messages.message;
+  const it = messages[Symbol.asyncIterator]();
+  const first = await it.next();
+  if (first.done) throw new RpcError(Code.Internal, `${path}: the interceptors left no request message (one is required)`);
+  const second = await it.next();
+  if (!second.done) {
+    await it.return?.();
+    throw new RpcError(Code.Internal, `${path}: the interceptors produced more than one request message (one is required)`);
+  }
+  return first.value;
 }

@@ -3,7 +3,7 @@ import type { Channel } from "../channel/channel.js";
 import { insecureCallCredentialsMessage, type CallCredentials } from "../channel/credentials.js";
 import type { Codec } from "../codec.js";
 import { RpcError } from "../errors.js";
-import { chainInterceptors, SingleMessage, type CallRequest, type CallResponse, type Interceptor } from "../interceptor.js";
+import { chainInterceptors, exactlyOneRequest, SingleMessage, type CallRequest, type CallResponse, type Interceptor } from "../interceptor.js";
 import { Code } from "../protocol/code.js";
 import { Metadata } from "../protocol/metadata.js";
 import type { CallOptions } from "./call-options.js";
@@ -94,7 +94,7 @@ async function startIntercepted(
   let requests: Requests;
   if (single) {
     const m = request.messages;
-    requests = { single: m instanceof SingleMessage ? m.message : await readOne(m, path) };
+    requests = { single: await exactlyOneRequest(m, path) };
   } else {
     requests = { stream: request.messages };
   }
@@ -150,18 +150,6 @@ async function applyCallCredentials(
   }
 }
 
-/** The single request of a unary or server-streaming call, after interceptors rewrote it. */
-async function readOne(messages: AsyncIterable<unknown>, path: string): Promise<unknown> {
-  const it = messages[Symbol.asyncIterator]();
-  const first = await it.next();
-  if (first.done) throw new RpcError(Code.Internal, `${path}: the interceptors left no request message (one is required)`);
-  const second = await it.next();
-  if (!second.done) {
-    await it.return?.();
-    throw new RpcError(Code.Internal, `${path}: the interceptors produced more than one request message (one is required)`);
-  }
-  return first.value;
-}
 
 /** The single response of a unary or client-streaming call; zero or two are protocol violations. */
 async function one(response: CallResponse, path: string): Promise<unknown> {

@@ -1,6 +1,6 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { RpcError } from "../errors.js";
-import { chainInterceptors, SingleMessage, type CallRequest, type CallResponse, type Interceptor, type Peer } from "../interceptor.js";
+import { chainInterceptors, exactlyOneRequest, SingleMessage, type CallRequest, type CallResponse, type Interceptor, type Peer } from "../interceptor.js";
 import { Code } from "../protocol/code.js";
 import type { HandlerContext } from "./handler-context.js";
 import type { AnyHandler } from "./service-impl.js";
@@ -78,7 +78,7 @@ function terminal(handler: AnyHandler, request: CallRequest, singleRequest: bool
     let input: unknown = request.messages;
     if (singleRequest) {
       const m = request.messages;
-      input = m instanceof SingleMessage ? m.message : await readOne(m, path);
+      input = await exactlyOneRequest(m, path);
     }
     const output = handler(input, ctx as HandlerContext<never>);
     if (output !== null && typeof output === "object" && Symbol.asyncIterator in output) {
@@ -140,17 +140,6 @@ function abortError(signal: AbortSignal): RpcError {
   return RpcError.from(signal.reason, Code.Canceled);
 }
 
-async function readOne(messages: AsyncIterable<unknown>, path: string): Promise<unknown> {
-  const it = messages[Symbol.asyncIterator]();
-  const first = await it.next();
-  if (first.done) throw new RpcError(Code.Internal, `${path}: the interceptors left no request message (one is required)`);
-  const second = await it.next();
-  if (!second.done) {
-    await it.return?.();
-    throw new RpcError(Code.Internal, `${path}: the interceptors produced more than one request message (one is required)`);
-  }
-  return first.value;
-}
 
 /** The one response of a unary or client-streaming call, read to the end so interceptors see the status. */
 async function one(response: CallResponse, path: string): Promise<unknown> {
