@@ -2,6 +2,7 @@ import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { RpcError } from "../errors.js";
 import { chainInterceptors, exactlyOneRequest, SingleMessage, type CallRequest, type CallResponse, type Interceptor, type Peer } from "../interceptor.js";
 import { Code } from "../protocol/code.js";
+import { createPushable, type Pushable } from "../stream/pushable.js";
 import type { HandlerContext } from "./handler-context.js";
 import type { AnyHandler } from "./service-impl.js";
 
@@ -80,16 +81,45 @@ function terminal(handler: AnyHandler, request: CallRequest, singleRequest: bool
       const m = request.messages;
       input = await exactlyOneRequest(m, path);
     }
-    const output = handler(input, ctx as HandlerContext<never>);
+    if (request.kind === "unary" || request.kind === "client_streaming") {
+      yield await untilAborted(Promise.resolve(handler(input, ctx as HandlerContext<never>)), signal);
+      return;
+    }
+    // Streaming handlers may yield or push (ctx.send/trySend). Pushed messages go through a
+    // per-call pushable into this iterable, so interceptors see and may rewrite them too.
+    const pushed = createPushable<unknown>({ highWaterMark: pushedHighWaterMark });
+    const output = handler(input, pushThrough(ctx, pushed) as HandlerContext<never>);
     if (output !== null && typeof output === "object" && Symbol.asyncIterator in output) {
+      pushed.end();
       yield* abortable(output as AsyncIterable<unknown>, signal);
       return;
     }
-    const value = await untilAborted(Promise.resolve(output), signal);
-    // Streaming handlers in push style (ctx.send) resolve with nothing; their messages went out directly.
-    if (request.kind === "unary" || request.kind === "client_streaming") yield value;
+    Promise.resolve(output).then(
+      () => pushed.end(),
+      (e: unknown) => pushed.fail(e),
+    );
+    yield* abortable(pushed, signal);
   }
   return { header: ctx.responseHeader, trailer: ctx.responseTrailer, messages: { [Symbol.asyncIterator]: responses } };
+}
+
+/**
+ * Messages a push-style handler may have queued ahead of the interceptors: a small count, on top
+ * of the call's own byte-bounded send buffer, so `send` still waits for a slow reader and
+ * `trySend` still says no once the reader stops taking messages.
+ */
+const pushedHighWaterMark = 16;
+
+/** `ctx` with send, trySend and writable feeding `pushed`; everything else is the call's own. */
+function pushThrough(ctx: HandlerContext, pushed: Pushable<unknown>): HandlerContext {
+  const overrides: Partial<HandlerContext> = {
+    send: (m: unknown) => pushed.push(m),
+    trySend: (m: unknown) => pushed.tryPush(m),
+    writable: () => pushed.writable(),
+  };
+  return new Proxy(ctx, {
+    get: (target, prop, _receiver) => (prop in overrides ? overrides[prop as keyof HandlerContext] : Reflect.get(target, prop, target)),
+  });
 }
 
 async function* abortable(source: AsyncIterable<unknown>, signal: AbortSignal): AsyncGenerator<unknown> {

@@ -155,6 +155,43 @@ describe("interceptors", () => {
     );
   });
 
+  test("messages a push-style handler sends with ctx.send and ctx.trySend pass through server interceptors", async () => {
+    const seen: string[] = [];
+    const bang: Interceptor = (next) => async (req) => {
+      const res = await next(req);
+      return {
+        ...res,
+        messages: observeMessages(res.messages, {
+          onMessage: (m) => (seen.push((m as { message: string }).message), { ...(m as object), message: `${(m as { message: string }).message}!` }),
+        }),
+      };
+    };
+    const { target } = await h.server(
+      (s) =>
+        s.add(Echo, {
+          async serverStreamingEcho(req, ctx) {
+            await ctx.send({ message: `${req.message} 1` });
+            while (!ctx.trySend({ message: `${req.message} 2` })) await ctx.writable();
+            await Promise.all([ctx.send({ message: "x" }), ctx.send({ message: "y" })]);
+          },
+          async bidirectionalStreamingEcho(reqs, ctx) {
+            for await (const r of reqs) await ctx.send({ message: r.message });
+          },
+        }),
+      { interceptors: [bang] },
+    );
+    const client = h.client(Echo, target);
+    assert.deepEqual(
+      (await collect(client.serverStreamingEcho({ message: "s" }))).map((r) => r.message),
+      ["s 1!", "s 2!", "x!", "y!"],
+    );
+    assert.deepEqual(
+      (await collect(client.bidirectionalStreamingEcho(from([{ message: "a" }, { message: "b" }])))).map((r) => r.message),
+      ["a!", "b!"],
+    );
+    assert.deepEqual(seen, ["s 1", "s 2", "x", "y", "a", "b"]);
+  });
+
   test("interceptors observe response headers, the status and the trailers", async () => {
     const seen: { side: string; code: string; trailer: string | undefined; header?: string | undefined }[] = [];
     const observe =
