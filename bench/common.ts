@@ -106,6 +106,32 @@ export interface PingPong {
   close(): Promise<void>;
 }
 
+/**
+ * Ping-pong over a bidi method that reads its requests from an iterable (Rill's and connect's
+ * typed clients): `send` queues one request (a promise when it has to wait for room), `end`
+ * half-closes, and `responses` is what the call returned.
+ */
+export function iterablePingPong(
+  responses: AsyncIterable<{ data: Uint8Array }>,
+  send: (request: { data: Uint8Array }) => Promise<void> | void,
+  end: () => void,
+): PingPong {
+  const it = responses[Symbol.asyncIterator]();
+  return {
+    async roundTrip(data) {
+      const waiting = send({ data });
+      if (waiting !== undefined) await waiting;
+      const r = await it.next();
+      if (r.done === true) throw new Error("bidi ended early");
+      return r.value.data;
+    },
+    async close() {
+      end();
+      while ((await it.next()).done !== true);
+    },
+  };
+}
+
 /** A server stream being read. */
 export interface Reading {
   /** Cancels the call (RST_STREAM CANCEL); resolves once the library let go. */

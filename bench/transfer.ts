@@ -54,7 +54,8 @@ import {
   type ChunkSink,
   type ServerOptions,
 } from "../src/index.js";
-import { Queue, sleep, type PingPong } from "./common.js";
+import { Queue, iterablePingPong, sleep, type PingPong } from "./common.js";
+import { Deframer } from "./impl/raw.js";
 import { send, type Metrics } from "./ipc.js";
 import { Samples, median } from "./stats.js";
 
@@ -232,39 +233,6 @@ function rawAcceptChunk(buf: Buffer, start: number, end: number, v: Verifier): v
     if (pos.off > chunkEnd) throw new Error("malformed Chunk");
   }
   v.accept(offset, data, last, sha256);
-}
-
-/** Splits a byte stream into gRPC messages; a message spread over several DATA frames is joined once. */
-class Deframer {
-  private parts: Buffer[] = [];
-  private have = 0;
-  private need = 0;
-  constructor(private readonly onMessage: (buf: Buffer, start: number, end: number) => void) {}
-
-  push(chunk: Buffer): void {
-    if (this.parts.length > 0) {
-      this.parts.push(chunk);
-      this.have += chunk.byteLength;
-      if (this.have < this.need) return;
-      chunk = Buffer.concat(this.parts, this.have);
-      this.parts = [];
-      this.have = 0;
-    }
-    let off = 0;
-    for (;;) {
-      const rest = chunk.byteLength - off;
-      if (rest === 0) return;
-      const need = rest < 5 ? 5 : 5 + chunk.readUInt32BE(off + 1);
-      if (rest < need) {
-        this.parts = [chunk.subarray(off)];
-        this.have = rest;
-        this.need = need;
-        return;
-      }
-      this.onMessage(chunk, off + 5, off + need);
-      off += need;
-    }
-  }
 }
 
 /** A gRPC frame of `bench.v1.Payload { data }` (data < 128 bytes). */
@@ -583,19 +551,11 @@ async function connectRill(port: number): Promise<TransferClient> {
     },
     bidi() {
       const requests = createPushable<{ data: Uint8Array }>();
-      const it = bench.bidi(requests)[Symbol.asyncIterator]();
-      return {
-        async roundTrip(data) {
-          if (!requests.tryPush({ data })) await requests.push({ data });
-          const r = await it.next();
-          if (r.done === true) throw new Error("bidi ended early");
-          return r.value.data;
-        },
-        async close() {
-          requests.end();
-          while ((await it.next()).done !== true);
-        },
-      };
+      return iterablePingPong(
+        bench.bidi(requests),
+        (r) => (requests.tryPush(r) ? undefined : requests.push(r)),
+        () => requests.end(),
+      );
     },
     close: () => channel.close(),
   };
@@ -666,25 +626,13 @@ async function connectConnect(port: number): Promise<TransferClient> {
     },
     bidi() {
       const requests = new Queue<{ data: Uint8Array }>();
-      const it = bench
-        .bidi(
-          (async function* () {
-            yield* requests;
-          })(),
-        )
-        [Symbol.asyncIterator]();
-      return {
-        async roundTrip(data) {
-          requests.push({ data });
-          const r = await it.next();
-          if (r.done === true) throw new Error("bidi ended early");
-          return r.value.data;
-        },
-        async close() {
-          requests.end();
-          while ((await it.next()).done !== true);
-        },
-      };
+      // An async generator over the queue: connect calls throw() on the request iterable.
+      const responses = bench.bidi(
+        (async function* () {
+          yield* requests;
+        })(),
+      );
+      return iterablePingPong(responses, (r) => requests.push(r), () => requests.end());
     },
     close: () => {},
   };

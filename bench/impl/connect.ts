@@ -13,6 +13,7 @@ import {
   decodeCount,
   decodeStreamSpec,
   encodeCount,
+  iterablePingPong,
   streamPayloads,
   type BenchClient,
   type ConnectClient,
@@ -103,21 +104,12 @@ export const connectClient: ConnectClient = async (port) => {
     bidi(): PingPong {
       const requests = new Queue<{ data: Uint8Array }>();
       // An async generator over the queue: connect calls throw() on the request iterable.
-      const it = client.bidi((async function* () {
-        yield* requests;
-      })())[Symbol.asyncIterator]();
-      return {
-        async roundTrip(data) {
-          requests.push({ data });
-          const r = await it.next();
-          if (r.done === true) throw new Error("bidi ended early");
-          return r.value.data;
-        },
-        async close() {
-          requests.end();
-          while ((await it.next()).done !== true);
-        },
-      };
+      const responses = client.bidi(
+        (async function* () {
+          yield* requests;
+        })(),
+      );
+      return iterablePingPong(responses, (r) => requests.push(r), () => requests.end());
     },
     close: () => {},
   };

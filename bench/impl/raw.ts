@@ -84,12 +84,15 @@ function decodePayload(buf: Buffer, start: number, end: number): Uint8Array {
   return data;
 }
 
-/** Splits a byte stream into gRPC messages; a partial frame is kept as a list of parts until complete. */
-class Deframer {
+/**
+ * Splits a byte stream into gRPC messages, handing each over as its bytes in `buf` from `start`
+ * to `end`; a message spread over several DATA frames is kept as a list of parts and joined once.
+ */
+export class Deframer {
   private parts: Buffer[] = [];
   private have = 0;
   private need = 0;
-  constructor(private readonly onMessage: (data: Uint8Array) => void) {}
+  constructor(private readonly onMessage: (buf: Buffer, start: number, end: number) => void) {}
 
   push(chunk: Buffer): void {
     if (this.parts.length > 0) {
@@ -111,10 +114,15 @@ class Deframer {
         this.need = need;
         return;
       }
-      this.onMessage(decodePayload(chunk, off + 5, off + need));
+      this.onMessage(chunk, off + 5, off + need);
       off += need;
     }
   }
+}
+
+/** A Deframer callback that decodes each message's `bench.v1.Payload` data. */
+function payloads(onPayload: (data: Uint8Array) => void): (buf: Buffer, start: number, end: number) => void {
+  return (buf, start, end) => onPayload(decodePayload(buf, start, end));
 }
 
 const responseHeaders = { ":status": 200, "content-type": "application/grpc" };
@@ -143,7 +151,7 @@ export const startServer: StartServer = async (hooks) => {
     switch (headers[":path"]) {
       case SERVICE + "Unary": {
         let request: Uint8Array | undefined;
-        const d = new Deframer((data) => (request = data));
+        const d = new Deframer(payloads((data) => (request = data)));
         stream.on("data", (c: Buffer) => d.push(c));
         stream.on("end", () => {
           if (stream.destroyed) return;
@@ -154,7 +162,7 @@ export const startServer: StartServer = async (hooks) => {
       }
       case SERVICE + "ServerStream": {
         let spec: { count: number; size: number } | undefined;
-        const d = new Deframer((data) => (spec = decodeStreamSpec(data)));
+        const d = new Deframer(payloads((data) => (spec = decodeStreamSpec(data))));
         stream.on("data", (c: Buffer) => d.push(c));
         stream.on("end", () => {
           if (stream.destroyed || spec === undefined) return;
@@ -203,7 +211,7 @@ export const startServer: StartServer = async (hooks) => {
       }
       case SERVICE + "Bidi": {
         respond(stream);
-        const d = new Deframer((data) => stream.write(encodeFrame(data)));
+        const d = new Deframer(payloads((data) => stream.write(encodeFrame(data))));
         stream.on("data", (c: Buffer) => d.push(c));
         stream.on("end", () => {
           if (!stream.destroyed) stream.end();
@@ -243,7 +251,7 @@ export const connectClient: ConnectClient = async (port) => {
   const one = (req: http2.ClientHttp2Stream): Promise<Uint8Array> =>
     new Promise((resolve, reject) => {
       let msg: Uint8Array | undefined;
-      const d = new Deframer((data) => (msg = data));
+      const d = new Deframer(payloads((data) => (msg = data)));
       req.on("data", (c: Buffer) => d.push(c));
       const finish = (h: http2.IncomingHttpHeaders): void => {
         const status = h["grpc-status"];
@@ -265,7 +273,7 @@ export const connectClient: ConnectClient = async (port) => {
     serverStream(spec, onMessage): Reading {
       const req = request("ServerStream");
       req.end(encodeFrame(spec));
-      const d = new Deframer(onMessage);
+      const d = new Deframer(payloads(onMessage));
       req.on("data", (c: Buffer) => d.push(c));
       const done = new Promise<void>((resolve) => req.on("close", resolve));
       return { cancel: () => req.close(http2.constants.NGHTTP2_CANCEL), done };
@@ -306,7 +314,7 @@ export const connectClient: ConnectClient = async (port) => {
     bidi(): PingPong {
       const req = request("Bidi");
       const waiters: Array<(data: Uint8Array) => void> = [];
-      const d = new Deframer((data) => waiters.shift()?.(data));
+      const d = new Deframer(payloads((data) => waiters.shift()?.(data)));
       req.on("data", (c: Buffer) => d.push(c));
       const closed = new Promise<void>((resolve) => req.on("close", resolve));
       return {

@@ -9,6 +9,7 @@ import {
   decodeCount,
   decodeStreamSpec,
   encodeCount,
+  iterablePingPong,
   streamPayloads,
   type BenchClient,
   type ConnectClient,
@@ -122,19 +123,11 @@ export const connectClient: ConnectClient = async (port) => {
     },
     bidi(): PingPong {
       const requests = createPushable<{ data: Uint8Array }>();
-      const it = client.bidi(requests)[Symbol.asyncIterator]();
-      return {
-        async roundTrip(data) {
-          if (!requests.tryPush({ data })) await requests.push({ data });
-          const r = await it.next();
-          if (r.done === true) throw new Error("bidi ended early");
-          return r.value.data;
-        },
-        async close() {
-          requests.end();
-          while ((await it.next()).done !== true);
-        },
-      };
+      return iterablePingPong(
+        client.bidi(requests),
+        (r) => (requests.tryPush(r) ? undefined : requests.push(r)),
+        () => requests.end(),
+      );
     },
     close: () => channel.close(),
   };
