@@ -6,7 +6,7 @@
  * Invariant: every implementation moves the same `bench.v1.Payload` bytes on the wire, so the
  * numbers differ only by the RPC stack.
  */
-import { create } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { PayloadSchema, type Payload } from "../gen/bench/v1/bench_pb.js";
 
 /** The names the implementations go by, in the order each round runs them. */
@@ -196,3 +196,14 @@ export class Queue<T> implements AsyncIterable<T> {
 
 /** Resolves after `ms`. */
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** protobuf-es serializers for grpc-js method definitions (the same protobuf code Rill and connect run). */
+export function protobufSerializer<D extends DescMessage>(schema: D) {
+  return {
+    serialize: (m: MessageShape<D>): Buffer => {
+      const u = toBinary(schema, m);
+      return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+    },
+    deserialize: (b: Buffer): MessageShape<D> => fromBinary(schema, b),
+  };
+}

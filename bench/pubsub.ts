@@ -23,9 +23,10 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
-import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { createChannel, createClient, createServer, silentLogger } from "../src/index.js";
+import { protobufSerializer } from "./common.js";
 import { createHub, createMemoryLog, PubSubService } from "../src/services/pubsub/index.js";
 import {
   EventSchema,
@@ -54,19 +55,10 @@ const now = () => performance.timeOrigin + performance.now();
 
 // ---------- servers (child processes) ----------
 
-function serializer<D extends DescMessage>(schema: D) {
-  return {
-    serialize: (m: MessageShape<D>): Buffer => {
-      const u = toBinary(schema, m);
-      return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
-    },
-    deserialize: (b: Buffer): MessageShape<D> => fromBinary(schema, b),
-  };
-}
-const pubReq = serializer(PublishRequestSchema);
-const pubRes = serializer(PublishResponseSchema);
-const subReq = serializer(SubscribeRequestSchema);
-const event = serializer(EventSchema);
+const pubReq = protobufSerializer(PublishRequestSchema);
+const pubRes = protobufSerializer(PublishResponseSchema);
+const subReq = protobufSerializer(SubscribeRequestSchema);
+const event = protobufSerializer(EventSchema);
 
 const grpcDefinition = {
   Publish: {

@@ -30,7 +30,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
-import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { createClient as createConnectClient } from "@connectrpc/connect";
 import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
 import { BenchService, PayloadSchema, type Payload } from "../gen/bench/v1/bench_pb.js";
@@ -54,7 +54,7 @@ import {
   type ChunkSink,
   type ServerOptions,
 } from "../src/index.js";
-import { Queue, iterablePingPong, sleep, type PingPong } from "./common.js";
+import { Queue, iterablePingPong, protobufSerializer, sleep, type PingPong } from "./common.js";
 import { Deframer } from "./impl/raw.js";
 import { send, type Metrics } from "./ipc.js";
 import { Samples, median } from "./stats.js";
@@ -342,19 +342,9 @@ async function serveRill(): Promise<number> {
   return port;
 }
 
-/** protobuf-es serializers for grpc-js (the same protobuf code Rill and connect run). */
-function serializer<D extends DescMessage>(schema: D) {
-  return {
-    serialize: (m: MessageShape<D>): Buffer => {
-      const u = toBinary(schema, m);
-      return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
-    },
-    deserialize: (b: Buffer): MessageShape<D> => fromBinary(schema, b),
-  };
-}
-const downloadReq = serializer(DownloadRequestSchema);
-const downloadRes = serializer(DownloadResponseSchema);
-const payloadSer = serializer(PayloadSchema);
+const downloadReq = protobufSerializer(DownloadRequestSchema);
+const downloadRes = protobufSerializer(DownloadResponseSchema);
+const payloadSer = protobufSerializer(PayloadSchema);
 
 const grpcDefinition = {
   Download: {

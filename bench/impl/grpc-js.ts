@@ -7,7 +7,7 @@
  * `write()` in a loop the usual way (the stalled-reader scenario measures what that costs).
  */
 import * as grpc from "@grpc/grpc-js";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { PayloadSchema, type Payload } from "../../gen/bench/v1/bench_pb.js";
 import {
   IDLE,
@@ -23,13 +23,10 @@ import {
   type PingPong,
   type Reading,
   type StartServer,
+  protobufSerializer,
 } from "../common.js";
 
-const serialize = (m: Payload): Buffer => {
-  const u = toBinary(PayloadSchema, m);
-  return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
-};
-const deserialize = (b: Buffer): Payload => fromBinary(PayloadSchema, b);
+const { serialize, deserialize } = protobufSerializer(PayloadSchema);
 
 function method(name: string, requestStream: boolean, responseStream: boolean): grpc.MethodDefinition<Payload, Payload> {
   return {
