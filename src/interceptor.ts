@@ -138,13 +138,22 @@ export class SingleMessage implements AsyncIterable<unknown> {
  */
 export async function exactlyOneRequest(messages: AsyncIterable<unknown>, path: string): Promise<unknown> {
   if (messages instanceof SingleMessage) return messages.message;
+  return exactlyOne(messages, path, "request");
+}
+
+/**
+ * The only message of `messages`: a single-message side of a call after the interceptors rewrote
+ * it (the request of unary/server streaming, the server's response of unary/client streaming).
+ * None or more than one is the interceptors' fault: INTERNAL.
+ */
+export async function exactlyOne(messages: AsyncIterable<unknown>, path: string, what: "request" | "response"): Promise<unknown> {
   const it = messages[Symbol.asyncIterator]();
   const first = await it.next();
-  if (first.done) throw new RpcError(Code.Internal, `${path}: the interceptors left no request message (one is required)`);
+  if (first.done) throw new RpcError(Code.Internal, `${path}: the interceptors left no ${what} message (one is required)`);
   const second = await it.next();
   if (!second.done) {
     await it.return?.();
-    throw new RpcError(Code.Internal, `${path}: the interceptors produced more than one request message (one is required)`);
+    throw new RpcError(Code.Internal, `${path}: the interceptors produced more than one ${what} message (one is required)`);
   }
   return first.value;
 }

@@ -1,6 +1,6 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { RpcError } from "../errors.js";
-import { chainInterceptors, exactlyOneRequest, SingleMessage, type CallRequest, type CallResponse, type Interceptor, type Peer } from "../interceptor.js";
+import { chainInterceptors, exactlyOne, exactlyOneRequest, SingleMessage, type CallRequest, type CallResponse, type Interceptor, type Peer } from "../interceptor.js";
 import { Code } from "../protocol/code.js";
 import { createPushable, type Pushable } from "../stream/pushable.js";
 import type { HandlerContext } from "./handler-context.js";
@@ -47,7 +47,7 @@ function interceptHandler(method: DescMethod, handler: AnyHandler, interceptors:
     messages: singleRequest ? new SingleMessage(input) : (input as AsyncIterable<unknown>),
   });
   if (kind === "unary" || kind === "client_streaming") {
-    return async (input, ctx) => one(await run(requestFor(input, ctx)), path);
+    return async (input, ctx) => exactlyOne((await run(requestFor(input, ctx))).messages, path, "response");
   }
   return (input, ctx) => messagesOf(run(requestFor(input, ctx)));
 }
@@ -170,19 +170,6 @@ function abortError(signal: AbortSignal): RpcError {
   return RpcError.from(signal.reason, Code.Canceled);
 }
 
-
-/** The one response of a unary or client-streaming call, read to the end so interceptors see the status. */
-async function one(response: CallResponse, path: string): Promise<unknown> {
-  const it = response.messages[Symbol.asyncIterator]();
-  const first = await it.next();
-  if (first.done) throw new RpcError(Code.Internal, `${path}: the interceptors left no response message (one is required)`);
-  const second = await it.next();
-  if (!second.done) {
-    await it.return?.();
-    throw new RpcError(Code.Internal, `${path}: the interceptors produced more than one response message (one is required)`);
-  }
-  return first.value;
-}
 
 /** The response iterable of a streaming call whose chain is still starting. */
 async function* messagesOf(response: Promise<CallResponse>): AsyncGenerator<unknown> {
