@@ -11,6 +11,7 @@ import { createChannel, createClient, silentLogger } from "../../src/index.js";
 import { PubSubService, subscribeTopic, type Event } from "../../src/services/pubsub/index.js";
 import { eventually } from "../support/harness.js";
 import { useRedis } from "../support/redis.js";
+import { startPublisher } from "./fixtures/publisher.js";
 import { startChildServer } from "./fixtures/child-server.js";
 
 const redis = useRedis();
@@ -39,32 +40,18 @@ test("two instances on Redis behind round_robin: killing one moves its subscribe
       }
     }),
   );
-  let publishing = true;
-  let published = 0;
-  const publisher = (async () => {
-    while (publishing) {
-      try {
-        await client.publish({ topic, payload: new TextEncoder().encode(String(published)), key: `p${published}` }, { timeoutMs: 1000 });
-        published++;
-      } catch {
-        await sleep(20);
-        continue;
-      }
-      await sleep(3);
-    }
-  })();
+  const publisher = startPublisher(client, topic);
   try {
     const stats = (s: typeof a) => s.ask<{ subscribers: number }>({ cmd: "stats" });
-    await eventually(() => published >= 40, 10_000, "the first events");
+    await eventually(() => publisher.published >= 40, 10_000, "the first events");
     const [onA, onB] = [(await stats(a)).subscribers, (await stats(b)).subscribers];
     assert.equal(onA + onB, 6, "every subscription is open on one of the instances");
     assert.ok(onA > 0 && onB > 0, `round_robin spread the subscriptions (${onA} on a, ${onB} on b)`);
     await a.kill();
-    const afterKill = published;
-    await eventually(() => published >= afterKill + 60, 10_000, "publishing through the survivor");
-    publishing = false;
-    await publisher;
-    await eventually(() => subscribers.every((s) => s.events.length >= published), 10_000, "every subscriber to catch up on the survivor");
+    const afterKill = publisher.published;
+    await eventually(() => publisher.published >= afterKill + 60, 10_000, "publishing through the survivor");
+    await publisher.stop();
+    await eventually(() => subscribers.every((s) => s.events.length >= publisher.published), 10_000, "every subscriber to catch up on the survivor");
     await sleep(100);
     assert.equal((await stats(b)).subscribers, 6, "every subscription now lives on the survivor");
 
@@ -72,14 +59,13 @@ test("two instances on Redis behind round_robin: killing one moves its subscribe
     const entries = await check.xrange(`fo:t:${topic}`, "-", "+");
     check.disconnect();
     const expectedIds = entries.map(([id]) => id);
-    assert.equal(expectedIds.length, published);
+    assert.equal(expectedIds.length, publisher.published);
     for (const [i, s] of subscribers.entries()) {
       assert.deepEqual(s.events.map((e) => e.eventId), expectedIds, `subscriber ${i}: no gap, no duplicate`);
     }
     assert.equal(subscribers.filter((s) => s.retries > 0).length, onA, "exactly the subscribers of the killed instance resubscribed");
   } finally {
-    publishing = false;
-    await publisher;
+    await publisher.stop();
     ac.abort();
     await readersDone;
     channel.close();

@@ -12,6 +12,7 @@ import { createChannel, createClient, silentLogger } from "../../src/index.js";
 import { PubSubService, subscribeTopic, type Event } from "../../src/services/pubsub/index.js";
 import { eventually } from "../support/harness.js";
 import { useRedis } from "../support/redis.js";
+import { startPublisher } from "./fixtures/publisher.js";
 import { startChildServer, type ChildServer } from "./fixtures/child-server.js";
 
 const redis = useRedis();
@@ -45,55 +46,37 @@ test("kill -9 of the server five times mid-stream: every subscriber receives eve
   });
   const readersDone = Promise.allSettled(readers);
 
-  // The publisher retries each event with the same idempotency key until it is acknowledged,
-  // so an event whose acknowledgement died with the server is still in the log only once.
-  let publishing = true;
-  let published = 0;
-  let publishFailures = 0;
-  const publisher = (async () => {
-    while (publishing) {
-      try {
-        await client.publish({ topic, payload: new TextEncoder().encode(String(published)), key: `p${published}` }, { timeoutMs: 1000 });
-        published++;
-      } catch {
-        publishFailures++;
-        await sleep(20);
-        continue;
-      }
-      await sleep(3);
-    }
-  })();
+  // Each event is retried with its idempotency key until acknowledged (see startPublisher).
+  const publisher = startPublisher(client, topic);
 
   try {
     for (let kill = 0; kill < 5; kill++) {
-      const before = published;
-      await eventually(() => published >= before + 40 && subscribers.every((s) => s.events.length >= published - 5), 10_000, `progress before kill ${kill + 1}`);
+      const before = publisher.published;
+      await eventually(() => publisher.published >= before + 40 && subscribers.every((s) => s.events.length >= publisher.published - 5), 10_000, `progress before kill ${kill + 1}`);
       await server.kill();
       await sleep(150);
       server = await startChildServer(args);
     }
-    const last = published;
-    await eventually(() => published >= last + 40, 10_000, "publishing after the last restart");
-    publishing = false;
-    await publisher;
-    await eventually(() => subscribers.every((s) => s.events.length >= published), 10_000, "every subscriber to catch up");
+    const last = publisher.published;
+    await eventually(() => publisher.published >= last + 40, 10_000, "publishing after the last restart");
+    await publisher.stop();
+    await eventually(() => subscribers.every((s) => s.events.length >= publisher.published), 10_000, "every subscriber to catch up");
     await sleep(100); // anything extra (a duplicate) would arrive now
 
     const check = new Redis(url);
     const entries = await check.xrange(`kill:t:${topic}`, "-", "+");
     check.disconnect();
     const expectedIds = entries.map(([id]) => id);
-    const expectedPayloads = Array.from({ length: published }, (_, i) => String(i));
-    assert.equal(expectedIds.length, published, "the log holds each acknowledged event once (idempotent retries)");
+    const expectedPayloads = Array.from({ length: publisher.published }, (_, i) => String(i));
+    assert.equal(expectedIds.length, publisher.published, "the log holds each acknowledged event once (idempotent retries)");
     for (const [i, s] of subscribers.entries()) {
       assert.deepEqual(s.events.map((e) => e.eventId), expectedIds, `subscriber ${i} saw the log's events exactly once, in order`);
-      assert.deepEqual(s.events.map((e) => new TextDecoder().decode(e.payload)), expectedPayloads, `subscriber ${i} saw payloads 0..${published - 1}`);
+      assert.deepEqual(s.events.map((e) => new TextDecoder().decode(e.payload)), expectedPayloads, `subscriber ${i} saw payloads 0..${publisher.published - 1}`);
       assert.ok(s.retries >= 5, `subscriber ${i} resubscribed after every kill (${s.retries} retries)`);
     }
-    assert.ok(publishFailures >= 1, "the publisher noticed the outages");
+    assert.ok(publisher.failures >= 1, "the publisher noticed the outages");
   } finally {
-    publishing = false;
-    await publisher;
+    await publisher.stop();
     ac.abort();
     await readersDone;
     channel.close();
