@@ -65,6 +65,13 @@ export interface ConnectionOptions {
    * gRPC Core: GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS; grpc-go: ServerParameters.MaxConnectionAgeGrace.
    */
   maxConnectionAgeGraceMs?: number;
+  /**
+   * A new connection must complete its handshake within this long — the TLS handshake when
+   * serving TLS, then the client's HTTP/2 preface and SETTINGS — or it is closed. Bounds what
+   * connections that trickle their first bytes can hold (a file descriptor and ~50 KB each).
+   * Default 20_000 (20 s). grpc-go: ConnectionTimeout (120 s); gRPC Core: GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS (120 s).
+   */
+  handshakeTimeoutMs?: number;
 }
 
 /** `ConnectionOptions` with every default applied and every value checked. */
@@ -77,9 +84,10 @@ export interface ConnectionPolicy {
   readonly maxConnectionIdleMs: number;
   readonly maxConnectionAgeMs: number;
   readonly maxConnectionAgeGraceMs: number;
+  readonly handshakeTimeoutMs: number;
 }
 
-/** The defaults, the same as grpc-go's server. */
+/** The defaults, the same as grpc-go's server except the handshake timeout (shorter: see the option). */
 export const connectionPolicyDefaults: ConnectionPolicy = Object.freeze({
   keepaliveTimeMs: 2 * 60 * 60 * 1000,
   keepaliveTimeoutMs: 20_000,
@@ -89,6 +97,7 @@ export const connectionPolicyDefaults: ConnectionPolicy = Object.freeze({
   maxConnectionIdleMs: Number.POSITIVE_INFINITY,
   maxConnectionAgeMs: Number.POSITIVE_INFINITY,
   maxConnectionAgeGraceMs: Number.POSITIVE_INFINITY,
+  handshakeTimeoutMs: 20_000,
 });
 
 /**
@@ -110,6 +119,7 @@ export function resolveConnectionPolicy(options: ConnectionOptions): ConnectionP
     maxConnectionIdleMs: duration("maxConnectionIdleMs", options.maxConnectionIdleMs, d.maxConnectionIdleMs),
     maxConnectionAgeMs: duration("maxConnectionAgeMs", options.maxConnectionAgeMs, d.maxConnectionAgeMs),
     maxConnectionAgeGraceMs: duration("maxConnectionAgeGraceMs", options.maxConnectionAgeGraceMs, d.maxConnectionAgeGraceMs),
+    handshakeTimeoutMs: duration("handshakeTimeoutMs", options.handshakeTimeoutMs, d.handshakeTimeoutMs),
   };
   if (!Number.isInteger(policy.maxPingStrikes) || policy.maxPingStrikes < 0) {
     throw new Error(`keepalive.maxPingStrikes must be a non-negative integer, got ${policy.maxPingStrikes}`);

@@ -15,6 +15,7 @@ import { MessageQueue, type QueueSource } from "../stream/message-queue.js";
 import type { HandlerContext } from "./handler-context.js";
 import type { Route } from "./router.js";
 import { tlsPeerOf, type TlsPeer } from "./tls-peer.js";
+import type { ConnectionBudget } from "./memory-budget.js";
 
 /** What a server call tells its connection; one object per connection, shared by its calls. */
 export interface ServerCallHooks {
@@ -24,6 +25,8 @@ export interface ServerCallHooks {
   readonly onSend: () => void;
   /** The call read `bytes` of DATA (the connection's window tuner, when it probes). */
   readonly onData?: ((bytes: number) => void) | undefined;
+  /** The connection's memory budget, which the call's buffered requests and responses count against. */
+  readonly budget?: ConnectionBudget | undefined;
 }
 
 /** Limits and services a server call needs from its server. Resolved once per server. */
@@ -97,6 +100,10 @@ export class ServerCall implements HandlerContext {
   private idleTimeoutMs = 0;
   private idleTimer: NodeJS.Timeout | undefined;
   private lastActivity = 0;
+  /** Request bytes this call counts against the connection's budget (partial + unread messages). */
+  private held = 0;
+  /** Reading is paused until the connection's budget admits more. */
+  private budgetPaused = false;
 
   constructor(
     private readonly stream: ServerHttp2Stream,
@@ -143,7 +150,7 @@ export class ServerCall implements HandlerContext {
     this.decoder = new FrameDecoder(config.maxReceiveMessageBytes);
     const kind = route.method.methodKind;
     if (kind === "client_streaming" || kind === "bidi_streaming") {
-      this.requests = new MessageQueue<unknown>((frame: Frame) => this.decodeRequest(frame), new PausableSource(stream), config.receiveHighWaterMark);
+      this.requests = new MessageQueue<unknown>((frame: Frame) => this.decodeRequest(frame), new PausableSource(this), config.receiveHighWaterMark);
     }
     // The stream's listeners are shared functions that find the call on the stream: no closures
     // per call (they were a large part of an idle call's memory).
@@ -174,16 +181,55 @@ export class ServerCall implements HandlerContext {
     if (frames.length > 0 && this.idleTimer !== undefined) this.lastActivity = performance.now();
     if (requests !== undefined) {
       for (const f of frames) requests.push(f);
-      return;
-    }
-    for (const f of frames) {
-      if (this.onlyRequest === undefined) {
-        this.onlyRequest = f;
-      } else {
-        this.settleRequest(new RpcError(Code.Internal, `${this.route.path} expects one request message, the client sent more`));
-        return;
+    } else {
+      for (const f of frames) {
+        if (this.onlyRequest === undefined) {
+          this.onlyRequest = f;
+        } else {
+          this.settleRequest(new RpcError(Code.Internal, `${this.route.path} expects one request message, the client sent more`));
+          break;
+        }
       }
     }
+    if (this.hooks.budget !== undefined) this.account();
+  }
+
+  /**
+   * Brings the bytes this call counts against its connection's budget up to date, and pauses
+   * reading while the connection is over budget. Only at a message boundary: a message in
+   * progress is always read to its end (it is bounded by maxReceiveMessageBytes), so calls
+   * waiting on each other's partial messages can never wedge a connection.
+   */
+  account(): void {
+    const budget = this.hooks.budget;
+    if (budget === undefined) return;
+    const decoder = this.decoder;
+    const now =
+      this.done || decoder === undefined
+        ? 0
+        : decoder.bufferedBytes + (this.requests?.bufferedBytes ?? 0) + (this.onlyRequest === undefined ? 0 : this.onlyRequest.data.byteLength);
+    const delta = now - this.held;
+    this.held = now;
+    if (delta > 0) budget.add(delta);
+    else if (delta < 0) budget.release(-delta);
+    if (now > 0 && !this.budgetPaused && !decoder!.partial && budget.over) {
+      this.budgetPaused = true;
+      this.stream.pause();
+      budget.whenAdmits(0, () => {
+        this.budgetPaused = false;
+        if (!this.done && !this.queuePaused) this.stream.resume();
+      });
+    }
+  }
+
+  /** @internal The request queue's own backpressure (its high-water mark). */
+  queuePaused = false;
+
+  /** @internal */
+  setQueuePaused(paused: boolean): void {
+    this.queuePaused = paused;
+    if (paused) this.stream.pause();
+    else if (!this.budgetPaused) this.stream.resume();
   }
 
   /** @internal The client ended its request stream. */
@@ -218,6 +264,7 @@ export class ServerCall implements HandlerContext {
     if (this.decoder === undefined) return;
     this.decoder = undefined;
     this.onlyRequest = undefined;
+    if (this.held > 0) this.account();
     const w = this.request !== undefined && "resolve" in this.request ? this.request : undefined;
     this.request = undefined;
     if (error === undefined) {
@@ -375,7 +422,12 @@ export class ServerCall implements HandlerContext {
   }
 
   private get writer(): FrameWriter {
-    return (this.out ??= new FrameWriter(this.stream, this.config.sendHighWaterMark));
+    return (this.out ??= new FrameWriter(this.stream, this.config.sendHighWaterMark, true, this.hooks.budget));
+  }
+
+  /** @internal The HTTP/2 stream closed: nothing the call wrote is buffered for it any more. */
+  closedStream(): void {
+    this.out?.detach();
   }
 
   /** @internal Whether the call reached DONE. */
@@ -446,6 +498,10 @@ export class ServerCall implements HandlerContext {
   }
 
   private cleanup(reason: RpcError | undefined): void {
+    if (this.held > 0) {
+      this.hooks.budget?.release(this.held);
+      this.held = 0;
+    }
     if (this.timer !== undefined) clearTimeout(this.timer);
     if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
     const controller = this.controller;
@@ -640,33 +696,51 @@ function onStreamEnd(this: CallStream): void {
  */
 const deadlineCancelSlackMs = 25;
 
+/**
+ * The reasons of calls ended by their client, made once: a flood of reset streams (CVE-2023-44487)
+ * must cost little per stream, and a stack trace per error was most of it. They carry no stack
+ * (it would only show this module) and are shared by every call they end.
+ */
+function quietError(code: Code, message: string): RpcError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new RpcError(code, message);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+const clientCancelledError = quietError(Code.Canceled, "the client cancelled the call");
+const cancelledAtDeadlineError = quietError(Code.DeadlineExceeded, "deadline exceeded (the client cancelled at its deadline)");
+const streamClosedError = quietError(Code.Canceled, "the stream closed before the call finished");
+
 function onStreamAborted(this: CallStream): void {
   const call = this[kCall];
   const deadline = call.deadline;
-  call.cancel(
-    deadline !== undefined && Date.now() >= deadline - deadlineCancelSlackMs
-      ? new RpcError(Code.DeadlineExceeded, "deadline exceeded (the client cancelled at its deadline)")
-      : new RpcError(Code.Canceled, "the client cancelled the call"),
-  );
+  call.cancel(deadline !== undefined && Date.now() >= deadline - deadlineCancelSlackMs ? cancelledAtDeadlineError : clientCancelledError);
 }
 
 function onStreamClose(this: CallStream): void {
   const call = this[kCall];
-  if (!call.isDone) call.cancel(new RpcError(Code.Canceled, "the stream closed before the call finished"));
+  if (!call.isDone) call.cancel(streamClosedError);
+  call.closedStream();
 }
 
 function onStreamError(this: CallStream, e: Error): void {
   this[kCall].cancel(RpcError.from(e, Code.Unavailable, `stream error: ${e.message}`));
 }
 
-/** Pauses and resumes reading the request stream for the request queue's backpressure. */
+/** Pauses and resumes reading the request stream for the request queue's backpressure (the call also pauses it for its budget). */
 class PausableSource implements QueueSource {
-  constructor(private readonly stream: ServerHttp2Stream) {}
+  constructor(private readonly call: ServerCall) {}
   pause(): void {
-    this.stream.pause();
+    this.call.setQueuePaused(true);
   }
   resume(): void {
-    this.stream.resume();
+    this.call.setQueuePaused(false);
+  }
+  consumed(): void {
+    this.call.account();
   }
   abandon(): void {}
 }

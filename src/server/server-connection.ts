@@ -6,6 +6,7 @@ import { withJitter, type ConnectionPolicy } from "./connection-policy.js";
 import type { ResolvedWindowOptions } from "../transport/window-options.js";
 import { WindowTuner } from "../transport/window-tuner.js";
 import { PingEnforcer } from "./keepalive-enforcement.js";
+import type { ConnectionBudget } from "./memory-budget.js";
 
 /** What a connection needs from a call running on it: a way to end it with a status. */
 export interface ConnectionCall {
@@ -19,9 +20,20 @@ export interface ConnectionEnvironment {
   readonly random?: () => number;
   /** Receive windows and BDP probing; without it the session keeps node's windows. */
   readonly windows?: ResolvedWindowOptions;
+  /** The connection's memory budget: it also caps the stream window BDP probing may reach. */
+  readonly budget?: ConnectionBudget;
 }
 
-type TimerName = "idle" | "age" | "grace" | "keepalive" | "pingTimeout" | "headsUp";
+type TimerName = "idle" | "age" | "grace" | "keepalive" | "pingTimeout" | "headsUp" | "handshake" | "liveness";
+
+/**
+ * How long a connection may sit without calls before the server checks, once, that its HTTP/2
+ * session still works (a PING that must be acknowledged within the keepalive timeout). Node 20
+ * leaves the socket open after nghttp2 answered a malformed frame with a connection-error
+ * GOAWAY (RFC 9113 §5.4.1 says the endpoint MUST close it) and tells JavaScript nothing; such a
+ * session never acknowledges a PING again. Node 22 and later close it themselves.
+ */
+const livenessCheckAfterMs = 10_000;
 
 /**
  * Bytes the server may write between two client PINGs without any DATA: the previous PING's
@@ -69,9 +81,16 @@ export class ServerConnection {
   private readonly now: () => number;
   private readonly timers = new Map<TimerName, () => void>();
   private lastBytesRead = 0;
+  /** The TCP or TLS socket, kept: node's session proxy throws once the session is destroyed. */
+  private readonly socket: { destroy(): void } | undefined;
   private lastReadAt = 0;
   private pingSeq = 0;
   private writtenAtLastPing = 0;
+  /** The memory budget the connection's calls count against. */
+  get budget(): ConnectionBudget | undefined {
+    return this.env.budget;
+  }
+
   /** The connection's receive-window manager (what the client may send), when windows are configured. */
   readonly windows: WindowTuner | undefined;
 
@@ -81,6 +100,7 @@ export class ServerConnection {
     private readonly env: ConnectionEnvironment,
   ) {
     this.now = env.now ?? Date.now;
+    this.socket = session.socket;
     this.pings = new PingEnforcer(policy);
     session.on("ping", () => this.onClientPing());
     if (env.windows !== undefined) {
@@ -93,7 +113,17 @@ export class ServerConnection {
     session.once("close", () => {
       this.state = "closed";
       this.clearTimers();
+      env.budget?.close();
     });
+    // The handshake ends with the client's SETTINGS; a TLS handshake before it is bounded by the
+    // TLS server's own handshakeTimeout (set to the same value).
+    if (Number.isFinite(policy.handshakeTimeoutMs)) {
+      this.setTimer("handshake", policy.handshakeTimeoutMs, () => {
+        this.env.logger.info(`client ${this.peer()} did not complete the HTTP/2 handshake within ${policy.handshakeTimeoutMs} ms; closing its connection`);
+        this.destroySocket();
+      });
+      session.once("remoteSettings", () => this.clearTimer("handshake"));
+    }
     this.armIdle();
     this.setTimer("age", withJitter(policy.maxConnectionAgeMs, env.random ?? Math.random), () => {
       this.drain("max_age");
@@ -122,12 +152,26 @@ export class ServerConnection {
   callStarted(call: ConnectionCall): void {
     this.calls.add(call);
     this.clearTimer("idle");
+    this.clearTimer("liveness");
+    this.capWindows();
   }
 
   /** A call on this connection ended. */
   callEnded(call: ConnectionCall): void {
     if (!this.calls.delete(call)) return;
     if (this.calls.size === 0) this.armIdle();
+    this.capWindows();
+  }
+
+  /**
+   * Keeps what the connection's streams may hold unread within its budget: the stream window BDP
+   * probing may reach is the budget divided among the open calls (never below the initial window).
+   */
+  private capWindows(): void {
+    const budget = this.env.budget;
+    const tuner = this.windows;
+    if (budget === undefined || tuner === undefined) return;
+    tuner.setCeiling(Math.floor(budget.limit / Math.max(1, this.calls.size)));
   }
 
   /** The server wrote headers or data here: forgives the client's ping strikes. */
@@ -199,11 +243,39 @@ export class ServerConnection {
   }
 
   private armIdle(): void {
+    if (this.state === "open") this.setTimer("liveness", livenessCheckAfterMs, () => this.checkLiveness());
     // Never idle out (the default): no timer and no closures each time the last call ends.
     if (this.state !== "open" || !Number.isFinite(this.policy.maxConnectionIdleMs)) return;
     this.setTimer("idle", this.policy.maxConnectionIdleMs, () => {
       if (this.calls.size === 0) this.drain("max_idle");
     });
+  }
+
+  /** One PING on a connection that went quiet; a session that cannot acknowledge it is dead. */
+  private checkLiveness(): void {
+    if (this.state === "closed" || this.calls.size > 0 || this.session.destroyed) return;
+    let sent = false;
+    try {
+      sent = this.session.ping((err) => {
+        if (err === null) this.clearTimer("liveness");
+      });
+    } catch {
+      return;
+    }
+    if (!sent) return;
+    this.setTimer("liveness", this.policy.keepaliveTimeoutMs, () => {
+      this.env.logger.info(`connection from ${this.peer()} did not acknowledge a PING within ${this.policy.keepaliveTimeoutMs} ms; closing it`);
+      this.terminate(new RpcError(Code.Unavailable, "the connection stopped answering"));
+      this.destroySocket();
+    });
+  }
+
+  /** Closes the TCP connection itself: for sessions node would leave open. */
+  private destroySocket(): void {
+    this.state = "closed";
+    this.clearTimers();
+    if (!this.session.destroyed) this.session.destroy();
+    this.socket?.destroy();
   }
 
   // Keepalive: poll the socket's read counter every quarter of keepaliveTimeMs; once nothing has

@@ -26,6 +26,7 @@ import { ServerCall, type ServerCallConfig, type ServerCallHooks } from "./serve
 import { ServerConnection } from "./server-connection.js";
 import type { ServiceImpl } from "./service-impl.js";
 import { Shutdown } from "./shutdown.js";
+import { ServerBudget, type MemoryBudgetOptions } from "./memory-budget.js";
 
 /**
  * Options of `createServer`. Every field has a documented default. Connection lifetime and
@@ -33,7 +34,7 @@ import { Shutdown } from "./shutdown.js";
  * are described in `ConnectionOptions`; flow-control windows and BDP probing (what clients may
  * send the server) in `WindowOptions`.
  */
-export interface ServerOptions extends ConnectionOptions, WindowOptions {
+export interface ServerOptions extends ConnectionOptions, WindowOptions, MemoryBudgetOptions {
   /** Where handler crashes and protocol errors are reported. Default: stderr. */
   logger?: Logger;
   /** Largest request message accepted, in bytes; larger → RESOURCE_EXHAUSTED. Default 4 MiB. */
@@ -50,8 +51,24 @@ export interface ServerOptions extends ConnectionOptions, WindowOptions {
   sendHighWaterMark?: number;
   /** Ends calls with no message in either direction for this long (DEADLINE_EXCEEDED); 0 = never. Default 0. A client's `idleTimeoutMs` wins. */
   idleTimeoutMs?: number;
-  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS advertised to clients. Default: no limit (node's default). */
+  /**
+   * HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS advertised to clients: calls one connection may run at
+   * once. Clients queue calls past it; a peer that opens more anyway gets RST_STREAM(REFUSED_STREAM)
+   * before it acknowledged the setting and a connection error (PROTOCOL_ERROR) after (nghttp2's
+   * rule). Default 100 (RFC 9113 §6.5.2 recommends no less). grpc-go: MaxConcurrentStreams
+   * (unlimited); gRPC Core: GRPC_ARG_MAX_CONCURRENT_STREAMS (unlimited).
+   */
   maxConcurrentStreams?: number;
+  /**
+   * Rapid-reset (CVE-2023-44487) limit: RST_STREAM frames a client may send in a burst, refilled
+   * at `streamResetRate` per second; past it the connection gets GOAWAY(INTERNAL_ERROR). A
+   * client whose deadlines expire in a burst sends one per call, so the default is generous; a
+   * flood of resets costs Rill little per stream. Applies on Node 22 and later (Node 20 fixes it
+   * at node's own 1000 / 33 per second). Default 10_000.
+   */
+  streamResetBurst?: number;
+  /** Refill rate of `streamResetBurst`, per second. Default 1_000. */
+  streamResetRate?: number;
   /** Extra codecs by content subtype, besides "proto" and "json". */
   codecs?: Codec[];
   /** Compressions the server reads and offers, by name. Default ["gzip", "deflate"]; [] for none. */
@@ -123,6 +140,16 @@ export interface Server {
 }
 
 const defaults = {
+  maxConcurrentStreams: 100,
+  streamResetBurst: 10_000,
+  streamResetRate: 1_000,
+  /**
+   * node:http2's per-session memory ceiling, in MB (outgoing frames, header tables, stream
+   * bookkeeping; not DATA held by streams). Past it node refuses new streams with
+   * ENHANCE_YOUR_CALM. Its default of 10 is reached by 100 busy streams; Rill's own budgets
+   * bound what matters, so this only guards node's internals.
+   */
+  maxSessionMemoryMb: 64,
   maxReceiveMessageBytes: 4 * 1024 * 1024,
   maxSendMessageBytes: Number.POSITIVE_INFINITY,
   receiveHighWaterMark: 256 * 1024,
@@ -142,6 +169,7 @@ class RillServer implements Server {
   private readonly policy: ConnectionPolicy;
   private readonly windows: ResolvedWindowOptions;
   private readonly shutdownState: Shutdown;
+  private readonly budget: ServerBudget;
   private http2: Http2Server | undefined;
   private onLastConnectionClosed: (() => void) | undefined;
 
@@ -172,6 +200,7 @@ class RillServer implements Server {
     this.policy = resolveConnectionPolicy(options);
     this.windows = resolveWindowOptions(options);
     this.shutdownState = new Shutdown(this.config.logger);
+    this.budget = new ServerBudget(options);
   }
 
   get shuttingDown(): boolean {
@@ -201,12 +230,23 @@ class RillServer implements Server {
     if (this.shuttingDown) return Promise.reject(new Error("this server is shut down"));
     const settings = {
       ...windowSettings(this.windows),
-      ...(this.options.maxConcurrentStreams === undefined ? {} : { maxConcurrentStreams: this.options.maxConcurrentStreams }),
+      maxConcurrentStreams: this.options.maxConcurrentStreams ?? defaults.maxConcurrentStreams,
+    };
+    const http2Options = {
+      settings,
+      maxSessionMemory: defaults.maxSessionMemoryMb,
+      // Streams refused past maxConcurrentStreams must not destroy the session (node: 100).
+      maxSessionRejectedStreams: 2 ** 31 - 1,
+      streamResetBurst: this.options.streamResetBurst ?? defaults.streamResetBurst,
+      streamResetRate: this.options.streamResetRate ?? defaults.streamResetRate,
     };
     const tls = options.tls;
     let server: Http2Server;
     try {
-      server = tls === undefined ? createHttp2Server({ settings }) : createHttp2SecureServer({ settings, ...secureServerOptions(tls) });
+      server =
+        tls === undefined
+          ? createHttp2Server(http2Options)
+          : createHttp2SecureServer({ ...http2Options, ...secureServerOptions(tls), handshakeTimeout: Math.min(this.policy.handshakeTimeoutMs, 2 ** 31 - 1) });
     } catch (e) {
       return Promise.reject(e instanceof Error ? new Error(`listen({ tls }): ${e.message}`, { cause: e }) : e);
     }
@@ -265,7 +305,7 @@ class RillServer implements Server {
   }
 
   private onSession(session: Http2Session): void {
-    const connection = new ServerConnection(session, this.policy, { logger: this.config.logger, windows: this.windows });
+    const connection = new ServerConnection(session, this.policy, { logger: this.config.logger, windows: this.windows, budget: this.budget.connection() });
     this.connections.set(session, connection);
     session.on("close", () => {
       this.connections.delete(session);
@@ -335,6 +375,7 @@ class RillServer implements Server {
         },
         onSend: () => connection.dataSent(),
         onData: tuner === undefined ? undefined : (bytes) => tuner.dataTaken(bytes),
+        budget: connection.budget,
       };
       this.hooksByConnection.set(connection, hooks);
     }

@@ -1,6 +1,18 @@
 import type { Writable } from "node:stream";
 import { FRAME_HEADER_LENGTH, encodeFrameHeader } from "../protocol/frame.js";
 
+/**
+ * A shared byte budget the writer's buffered bytes count against (a server connection's): while
+ * it is exceeded, a writer holding anything reports itself full, so producers wait.
+ */
+export interface WriteBudget {
+  add(bytes: number): void;
+  release(bytes: number): void;
+  readonly over: boolean;
+  /** Runs `fn` once `bytes` more fit (0: once the budget is no longer exceeded). */
+  whenAdmits(bytes: number, fn: () => void): void;
+}
+
 /** Frames smaller than this are coalesced; larger ones are written as they are (no copy). */
 const COALESCE_BELOW = 16 * 1024;
 /** A coalesced batch is written out once it reaches this size, even within one event-loop turn. */
@@ -35,10 +47,15 @@ export class FrameWriter {
   private waiters: Array<() => void> | undefined;
   private closed = false;
 
+  /** Bytes counted against `budget` and not yet released. */
+  private counted = 0;
+  private budgetWait = false;
+
   constructor(
     private readonly stream: Writable,
     readonly highWaterMark: number,
     private readonly coalesce = true,
+    private readonly budget?: WriteBudget,
   ) {}
 
   /** Bytes accepted but not yet taken by the HTTP/2 session. */
@@ -46,9 +63,13 @@ export class FrameWriter {
     return this.inflight + this.batchBytes;
   }
 
-  /** True while `buffered` is at or above the high-water mark. */
+  /**
+   * True while `buffered` is at or above the high-water mark, or while the shared budget is
+   * exceeded and this writer holds anything (a writer holding nothing may always take one message).
+   */
   get full(): boolean {
-    return this.inflight + this.batchBytes >= this.highWaterMark;
+    const buffered = this.inflight + this.batchBytes;
+    return buffered >= this.highWaterMark || (buffered > 0 && this.budget !== undefined && this.budget.over);
   }
 
   /** Queues one whole frame (header included). Returns false when the caller should wait for `writable()`. */
@@ -68,6 +89,10 @@ export class FrameWriter {
 
   private add(part: Uint8Array, flag: number, size: number): boolean {
     if (this.closed) return true;
+    if (this.budget !== undefined) {
+      this.counted += size;
+      this.budget.add(size);
+    }
     if (!this.coalesce || size >= COALESCE_BELOW) {
       this.flushWith(part, flag);
     } else if (this.batchBytes === 0 && this.inflight === 0) {
@@ -154,7 +179,31 @@ export class FrameWriter {
   /** Resolves once `buffered` is below the high-water mark, or the writer closed. */
   writable(): Promise<void> {
     if (!this.full || this.closed) return Promise.resolve();
-    return new Promise((resolve) => (this.waiters ??= []).push(resolve));
+    const p = new Promise<void>((resolve) => (this.waiters ??= []).push(resolve));
+    this.waitForBudget();
+    return p;
+  }
+
+  // Full because of the shared budget rather than our own buffer: our own drain may never come
+  // (another call holds the bytes), so wait for the budget too.
+  private waitForBudget(): void {
+    const budget = this.budget;
+    if (budget === undefined || this.budgetWait || !budget.over) return;
+    this.budgetWait = true;
+    budget.whenAdmits(0, () => {
+      this.budgetWait = false;
+      if (this.waiters !== undefined && this.waiters.length > 0) {
+        if (!this.full) this.release();
+        else this.waitForBudget();
+      }
+    });
+  }
+
+  private uncount(bytes: number): void {
+    const n = Math.min(bytes, this.counted);
+    if (n <= 0) return;
+    this.counted -= n;
+    this.budget!.release(n);
   }
 
   /** Flushes and stops: later writes are dropped and every waiter is released. */
@@ -165,6 +214,11 @@ export class FrameWriter {
     this.release();
   }
 
+  /** The stream ended or was destroyed: nothing this writer counted is buffered any more. */
+  detach(): void {
+    if (this.budget !== undefined) this.uncount(this.counted);
+  }
+
   /** Drops everything unsent (the stream is gone) and releases waiters. */
   abort(): void {
     this.parts = undefined;
@@ -172,6 +226,7 @@ export class FrameWriter {
     this.headerLengths = undefined;
     this.batchBytes = 0;
     this.closed = true;
+    if (this.budget !== undefined) this.uncount(this.counted);
     this.release();
   }
 
@@ -209,7 +264,9 @@ export class FrameWriter {
 
   private written(): void {
     const sizes = this.sizes!;
-    this.inflight -= sizes[this.sizesHead++]!;
+    const n = sizes[this.sizesHead++]!;
+    this.inflight -= n;
+    if (this.budget !== undefined) this.uncount(n);
     if (this.sizesHead === this.sizesTail) {
       this.sizesHead = 0;
       this.sizesTail = 0;

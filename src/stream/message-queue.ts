@@ -8,6 +8,8 @@ export interface QueueSource {
   resume(): void;
   /** The reader stopped early (`break` out of `for await`, or `return()`); the source should cancel. */
   abandon(): void;
+  /** The reader took queued bytes (for a source that accounts for what is buffered). */
+  consumed?(): void;
 }
 
 /**
@@ -92,6 +94,11 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
     return this.closed && this.head === this.frames.length && this.waiter === undefined;
   }
 
+  /** Bytes of messages queued and not yet taken by the reader. */
+  get bufferedBytes(): number {
+    return this.bytes;
+  }
+
   /** True once `end` or `fail` was called. */
   get ended(): boolean {
     return this.closed;
@@ -113,6 +120,7 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
         this.paused = false;
         this.source.resume();
       }
+      this.source.consumed?.();
       try {
         return Promise.resolve({ value: this.decode(frame), done: false });
       } catch (e) {

@@ -159,6 +159,14 @@ export class BdpEstimator {
     return next;
   }
 
+  /**
+   * The window was set to `bytes` from outside (a memory budget lowered it): estimates start
+   * from there, so the next growth is judged against the window the peer really has.
+   */
+  clampWindow(bytes: number): void {
+    if (bytes < this.current) this.current = bytes;
+  }
+
   /** The probe could not be sent or will never be acked (session closing): forget it. */
   probeFailed(): void {
     this.probing = false;

@@ -79,6 +79,8 @@ export class WindowTuner implements WindowStats {
   private readonly now: () => number;
   private readonly minSampleMs: number;
   private sampleTimer: NodeJS.Timeout | undefined;
+  /** The largest stream window allowed now (a memory budget divided among open streams). */
+  private ceiling = Number.POSITIVE_INFINITY;
 
   /**
    * `session` must already advertise `options.initialStreamWindowBytes` in its initial SETTINGS
@@ -209,14 +211,34 @@ export class WindowTuner implements WindowStats {
     return this.session.socket?.bytesRead ?? 0;
   }
 
+  /**
+   * Caps the stream window at `bytes` (never below the initial window): lowers it at once when it
+   * is above, by a power of two at least, so a connection whose streams come and go sends few
+   * SETTINGS. BDP probing then grows the window no further than the cap.
+   */
+  setCeiling(bytes: number): void {
+    const floor = this.options.initialStreamWindowBytes;
+    this.ceiling = Math.max(floor, bytes);
+    if (this.stream <= this.ceiling) return;
+    let lowered = this.stream;
+    while (lowered > this.ceiling) lowered = Math.floor(lowered / 2);
+    this.applyWindow(Math.max(floor, lowered));
+  }
+
   private raise(window: number): void {
+    this.applyWindow(Math.min(window, this.ceiling));
+  }
+
+  private applyWindow(window: number): void {
+    if (window === this.stream) return;
     if (this.closed || this.session.destroyed || this.session.closed) return;
     try {
       // Raise the connection window first, so the streams' new credit is never held back by it.
       this.setConnectionWindow(Math.max(this.connection, window));
       this.session.settings({ initialWindowSize: window });
+      if (window > this.stream) this.raiseCount++;
       this.stream = window;
-      this.raiseCount++;
+      this.estimator?.clampWindow(window);
     } catch {
       // Too many SETTINGS unacknowledged, or the session is going away: keep the old window.
     }
