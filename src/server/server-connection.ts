@@ -33,7 +33,7 @@ type TimerName = "idle" | "age" | "grace" | "keepalive" | "pingTimeout" | "heads
  * GOAWAY (RFC 9113 §5.4.1 says the endpoint MUST close it) and tells JavaScript nothing; such a
  * session never acknowledges a PING again. Node 22 and later close it themselves.
  */
-const livenessCheckAfterMs = 10_000;
+const livenessCheckAfterMs = 5_000;
 
 /**
  * Bytes the server may write between two client PINGs without any DATA: the previous PING's
@@ -81,8 +81,7 @@ export class ServerConnection {
   private readonly now: () => number;
   private readonly timers = new Map<TimerName, () => void>();
   private lastBytesRead = 0;
-  /** The TCP or TLS socket, kept: node's session proxy throws once the session is destroyed. */
-  private readonly socket: { destroy(): void } | undefined;
+
   private lastReadAt = 0;
   private pingSeq = 0;
   private writtenAtLastPing = 0;
@@ -100,7 +99,6 @@ export class ServerConnection {
     private readonly env: ConnectionEnvironment,
   ) {
     this.now = env.now ?? Date.now;
-    this.socket = session.socket;
     this.pings = new PingEnforcer(policy);
     session.on("ping", () => this.onClientPing());
     if (env.windows !== undefined) {
@@ -164,14 +162,16 @@ export class ServerConnection {
   }
 
   /**
-   * Keeps what the connection's streams may hold unread within its budget: the stream window BDP
-   * probing may reach is the budget divided among the open calls (never below the initial window).
+   * Keeps what the connection's streams may hold unread within its budget. node buffers a paused
+   * stream's DATA as views of its socket read buffers (64 KiB each), so a window's worth of
+   * 16 KiB frames can pin four times its size: the stream window is capped at a quarter of the
+   * budget divided among the open calls.
    */
   private capWindows(): void {
     const budget = this.env.budget;
     const tuner = this.windows;
     if (budget === undefined || tuner === undefined) return;
-    tuner.setCeiling(Math.floor(budget.limit / Math.max(1, this.calls.size)));
+    tuner.setCeiling(Math.floor(budget.limit / (4 * Math.max(1, this.calls.size))));
   }
 
   /** The server wrote headers or data here: forgives the client's ping strikes. */
@@ -270,12 +270,12 @@ export class ServerConnection {
     });
   }
 
-  /** Closes the TCP connection itself: for sessions node would leave open. */
+  /** Closes the connection outright: for sessions node would leave open. */
   private destroySocket(): void {
     this.state = "closed";
     this.clearTimers();
+    // Destroying the session destroys its socket (node forbids touching the socket directly).
     if (!this.session.destroyed) this.session.destroy();
-    this.socket?.destroy();
   }
 
   // Keepalive: poll the socket's read counter every quarter of keepaliveTimeMs; once nothing has

@@ -42,6 +42,9 @@ const freshDataBytes = 64;
  */
 const minSampleMs = 5;
 
+/** The smallest stream window a ceiling sets: one full-size DATA frame. */
+const minCeiling = 16 * 1024;
+
 /** Clock and sampling floor of a `WindowTuner`; injectable for tests. */
 export interface WindowTunerEnvironment {
   /** Milliseconds, monotonic. Default `performance.now`. */
@@ -212,12 +215,12 @@ export class WindowTuner implements WindowStats {
   }
 
   /**
-   * Caps the stream window at `bytes` (never below the initial window): lowers it at once when it
-   * is above, by a power of two at least, so a connection whose streams come and go sends few
+   * Caps the stream window at `bytes` (never below one 16 KiB frame): lowers it at once when it is
+   * above, by a power of two at least, so a connection whose streams come and go sends few
    * SETTINGS. BDP probing then grows the window no further than the cap.
    */
   setCeiling(bytes: number): void {
-    const floor = this.options.initialStreamWindowBytes;
+    const floor = Math.min(this.options.initialStreamWindowBytes, minCeiling);
     this.ceiling = Math.max(floor, bytes);
     if (this.stream <= this.ceiling) return;
     let lowered = this.stream;
