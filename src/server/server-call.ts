@@ -600,6 +600,9 @@ export class ServerCall implements HandlerContext {
     let finished = false;
     try {
       while (!this.done) {
+        // A connection far over its memory budget holds even the first response back.
+        if (this.out !== undefined ? this.out.full : this.hooks.budget?.saturated === true) await this.writer.writable();
+        if (this.done) break;
         const r = await it.next();
         if (r.done) {
           finished = true;

@@ -9,6 +9,8 @@ export interface WriteBudget {
   add(bytes: number): void;
   release(bytes: number): void;
   readonly over: boolean;
+  /** Far over: even a writer holding nothing waits. */
+  readonly saturated: boolean;
   /** Runs `fn` once `bytes` more fit (0: once the budget is no longer exceeded). */
   whenAdmits(bytes: number, fn: () => void): void;
 }
@@ -65,11 +67,14 @@ export class FrameWriter {
 
   /**
    * True while `buffered` is at or above the high-water mark, or while the shared budget is
-   * exceeded and this writer holds anything (a writer holding nothing may always take one message).
+   * exceeded and this writer holds anything (a writer holding nothing may take one message unless
+   * the budget is saturated).
    */
   get full(): boolean {
     const buffered = this.inflight + this.batchBytes;
-    return buffered >= this.highWaterMark || (buffered > 0 && this.budget !== undefined && this.budget.over);
+    if (buffered >= this.highWaterMark) return true;
+    const budget = this.budget;
+    return budget !== undefined && (buffered > 0 ? budget.over : budget.saturated);
   }
 
   /** Queues one whole frame (header included). Returns false when the caller should wait for `writable()`. */
