@@ -31,14 +31,14 @@ export interface MemoryBudgetOptions {
   /**
    * Bytes all connections together may make the server buffer; past it, a connection holding
    * more than its fair share (this divided by the connections holding bytes) is pushed back.
-   * Default 256 MiB.
+   * Default 32 MiB.
    */
   maxServerBufferedBytes?: number;
 }
 
 export const budgetDefaults = Object.freeze({
   maxConnectionBufferedBytes: 4 * 1024 * 1024,
-  maxServerBufferedBytes: 64 * 1024 * 1024,
+  maxServerBufferedBytes: 32 * 1024 * 1024,
 });
 
 function checkBytes(name: string, value: number): number {

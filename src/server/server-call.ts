@@ -196,23 +196,23 @@ export class ServerCall implements HandlerContext {
 
   /**
    * Brings the bytes this call counts against its connection's budget up to date, and pauses
-   * reading while the connection is over budget. Only at a message boundary: a message in
-   * progress is always read to its end (it is bounded by maxReceiveMessageBytes), so calls
-   * waiting on each other's partial messages can never wedge a connection.
+   * reading while the connection is over budget. A call holding only a message in progress reads
+   * it to its end (it is bounded by maxReceiveMessageBytes), so calls waiting on each other's
+   * partial messages can never wedge a connection.
    */
   account(): void {
     const budget = this.hooks.budget;
     if (budget === undefined) return;
     const decoder = this.decoder;
-    const now =
-      this.done || decoder === undefined
-        ? 0
-        : decoder.bufferedBytes + (this.requests?.bufferedBytes ?? 0) + (this.onlyRequest === undefined ? 0 : this.onlyRequest.data.byteLength);
+    const complete = (this.requests?.bufferedBytes ?? 0) + (this.onlyRequest === undefined ? 0 : this.onlyRequest.data.byteLength);
+    const now = this.done || decoder === undefined ? 0 : decoder.bufferedBytes + complete;
     const delta = now - this.held;
     this.held = now;
     if (delta > 0) budget.add(delta);
     else if (delta < 0) budget.release(-delta);
-    if (now > 0 && !this.budgetPaused && !decoder!.partial && budget.over) {
+    // Mid-message only when the call also holds a whole message its handler has yet to take:
+    // taking it releases bytes, so this pause cannot wait on another call's partial message.
+    if (now > 0 && !this.budgetPaused && (!decoder!.partial || complete > 0) && budget.over) {
       this.budgetPaused = true;
       this.stream.pause();
       budget.whenAdmits(0, () => {

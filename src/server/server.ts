@@ -63,11 +63,12 @@ export interface ServerOptions extends ConnectionOptions, WindowOptions, MemoryB
    * Rapid-reset (CVE-2023-44487) limit: RST_STREAM frames a client may send in a burst, refilled
    * at `streamResetRate` per second; past it the connection gets GOAWAY(INTERNAL_ERROR). A
    * client whose deadlines expire in a burst sends one per call, so the default is generous; a
-   * flood of resets costs Rill little per stream. Applies on Node 22 and later (Node 20 fixes it
-   * at node's own 1000 / 33 per second). Default 10_000.
+   * flood of resets costs Rill little per stream, and a burst is what one read of the socket
+   * processes at once. Applies on Node 22 and later (Node 20 fixes it at node's own 1000 / 33
+   * per second). Default 2_000.
    */
   streamResetBurst?: number;
-  /** Refill rate of `streamResetBurst`, per second. Default 1_000. */
+  /** Refill rate of `streamResetBurst`, per second. Default 2_000 (a client at concurrency 50 whose 15 ms deadlines all expire resets ~3,000/s). */
   streamResetRate?: number;
   /** Extra codecs by content subtype, besides "proto" and "json". */
   codecs?: Codec[];
@@ -141,8 +142,8 @@ export interface Server {
 
 const defaults = {
   maxConcurrentStreams: 100,
-  streamResetBurst: 10_000,
-  streamResetRate: 1_000,
+  streamResetBurst: 2_000,
+  streamResetRate: 2_000,
   /**
    * node:http2's per-session memory ceiling, in MB (outgoing frames, header tables, stream
    * bookkeeping; not DATA held by streams). Past it node refuses new streams with
