@@ -8,15 +8,15 @@
  * the benchmark-grade figures are in the closing notes, made with the same attacks.
  */
 import assert from "node:assert/strict";
-import { connect as h2connect } from "node:http2";
 import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { toBinary, create } from "@bufbuild/protobuf";
+import { percentile, rapidReset, stalledBidi, streamFlood } from "../support/attacks.js";
 import { Echo, EchoRequestSchema } from "../../gen/echo/echo_pb.js";
 import { Code, createChannel, createClient, createServer, RpcError, silentLogger, type Server } from "../../src/index.js";
-import { RawH2Client, FrameType, Flag, H2Error, clientPreface, frame, grpcMessage, grpcRequestHeaders } from "../support/h2-raw.js";
+import { RawH2Client, FrameType, Flag, H2Error, clientPreface, grpcMessage } from "../support/h2-raw.js";
 import { startChildServer, type ChildServer } from "./fixtures/child-server.js";
 
 const target = fileURLToPath(new URL("./fixtures/echo-target.js", import.meta.url));
@@ -24,6 +24,7 @@ const MB = 1024 * 1024;
 const unaryPath = "/grpc.examples.echo.Echo/UnaryEcho";
 const bidiPath = "/grpc.examples.echo.Echo/BidirectionalStreamingEcho";
 const nodeMajor = Number(process.versions.node.split(".")[0]);
+const request64k = grpcMessage(toBinary(EchoRequestSchema, create(EchoRequestSchema, { message: "x".repeat(64 * 1024) })));
 
 interface Usage {
   rss: number;
@@ -54,11 +55,6 @@ async function legitimateLoad(port: number, ms: number): Promise<{ latencies: nu
   return { latencies, failures };
 }
 
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-}
-
 /** Polls the child's RSS (after a GC) every 200 ms while `during` runs; resolves with the peak growth over `base`. */
 async function peakGrowth(server: ChildServer, base: number, during: Promise<unknown>): Promise<number> {
   let peak = 0;
@@ -71,41 +67,6 @@ async function peakGrowth(server: ChildServer, base: number, during: Promise<unk
   }
   const last = await server.ask<Usage>({ cmd: "rss" });
   return Math.max(peak, last.rss - base);
-}
-
-/** A node:http2 session that opens `streams` bidi calls, writes 64 KiB requests into each for `ms`, and never reads a response. */
-async function stalledBidiAttack(port: number, streams: number, ms: number): Promise<{ written: number }> {
-  // An attacker raises its own session memory limit so node does not reset its streams for it.
-  const session = h2connect(`http://127.0.0.1:${port}`, { maxSessionMemory: 100_000 });
-  session.on("error", () => {});
-  const message = grpcMessage(toBinary(EchoRequestSchema, create(EchoRequestSchema, { message: "x".repeat(64 * 1024) })));
-  let written = 0;
-  const until = performance.now() + ms;
-  const all: Promise<void>[] = [];
-  for (let i = 0; i < streams; i++) {
-    const stream = session.request({ ":method": "POST", ":path": bidiPath, "content-type": "application/grpc", te: "trailers" });
-    stream.on("error", () => {});
-    stream.pause(); // never read: the server's responses pile up against our window
-    all.push(
-      new Promise<void>((resolve) => {
-        const pump = (): void => {
-          while (performance.now() < until && !stream.destroyed) {
-            written += message.length;
-            if (!stream.write(message)) {
-              stream.once("drain", pump);
-              return;
-            }
-          }
-          resolve();
-        };
-        pump();
-        setTimeout(resolve, ms + 50);
-      }),
-    );
-  }
-  await Promise.all(all);
-  session.destroy();
-  return { written };
 }
 
 describe("hostile peers against a server in its own process", () => {
@@ -133,7 +94,7 @@ describe("hostile peers against a server in its own process", () => {
   // +641 MB before budgets.
   it("200 stalled bidi streams on one connection: RSS grows ≤ 64 MB and a legitimate client is served", async () => {
     const base = (await server.ask<Usage>({ cmd: "rss" })).rss;
-    const attack = stalledBidiAttack(server.port, 200, 4000);
+    const attack = stalledBidi(server.port, bidiPath, request64k, 200, 4000);
     const legit = legitimateLoad(server.port, 3500);
     const growth = await peakGrowth(server, base, attack);
     const { latencies, failures } = await legit;
@@ -145,7 +106,7 @@ describe("hostile peers against a server in its own process", () => {
 
   it("200 stalled bidi streams on each of 4 connections: RSS grows ≤ 160 MB", async () => {
     const base = (await server.ask<Usage>({ cmd: "rss" })).rss;
-    const attack = Promise.all([0, 1, 2, 3].map(() => stalledBidiAttack(server.port, 200, 4000)));
+    const attack = Promise.all([0, 1, 2, 3].map(() => stalledBidi(server.port, bidiPath, request64k, 200, 4000)));
     const legit = legitimateLoad(server.port, 3500);
     const growth = await peakGrowth(server, base, attack);
     const { latencies, failures } = await legit;
@@ -156,22 +117,16 @@ describe("hostile peers against a server in its own process", () => {
 
   it("20,000 streams opened at once on one connection: the excess is refused, the server stays up and serves others", async () => {
     const base = (await server.ask<Usage>({ cmd: "rss" })).rss;
-    const c = new RawH2Client(server.port, { preface: false });
-    c.keepFrames = false;
-    await c.connected();
-    const frames: Buffer[] = [clientPreface, frame(FrameType.SETTINGS, 0, 0)];
-    for (let i = 0; i < 20_000; i++) frames.push(c.headers(c.newStreamId(), grpcRequestHeaders(unaryPath)));
     const legit = legitimateLoad(server.port, 2000);
-    c.write(Buffer.concat(frames));
+    const flood = streamFlood(server.port, unaryPath, 20_000, 1500);
     const growth = await peakGrowth(server, base, legit);
     const { latencies, failures } = await legit;
-    const refused = c.resets.get(H2Error.REFUSED_STREAM) ?? 0;
-    console.log(`# 20k streams: ${refused} REFUSED_STREAM, goaway ${JSON.stringify(c.goaway)}, RSS +${(growth / MB).toFixed(1)} MB; legit p99 ${percentile(latencies, 99).toFixed(2)} ms`);
+    const { refused, goawayCode } = await flood;
+    console.log(`# 20k streams: ${refused} REFUSED_STREAM, GOAWAY code ${String(goawayCode)}, RSS +${(growth / MB).toFixed(1)} MB; legit p99 ${percentile(latencies, 99).toFixed(2)} ms`);
     assert.ok(refused > 0, "no stream was refused");
     assert.deepEqual(failures, []);
     assert.ok(growth <= 64 * MB);
     assert.ok(percentile(latencies, 99) < 1000);
-    c.close();
     // The server is still up for new connections.
     const again = await legitimateLoad(server.port, 100);
     assert.equal(again.failures.length, 0);
@@ -179,27 +134,7 @@ describe("hostile peers against a server in its own process", () => {
 
   it("100,000 rapid resets (HEADERS + RST_STREAM) on 4 connections: a legitimate client is served throughout", async () => {
     const legit = legitimateLoad(server.port, 2500);
-    let sent = 0;
-    let connections = 0;
-    const attacker = async (): Promise<void> => {
-      // A real attacker reconnects when a connection is closed on it; bounded by count and time.
-      const until = performance.now() + 4000;
-      while (sent < 100_000 && performance.now() < until) {
-        const c = new RawH2Client(server.port, { preface: false });
-        connections++;
-        c.keepFrames = false;
-        await c.connected();
-        const batch: Buffer[] = [clientPreface, frame(FrameType.SETTINGS, 0, 0)];
-        for (let i = 0; i < 25_000 && sent < 100_000; i++, sent++) {
-          const id = c.newStreamId();
-          batch.push(c.headers(id, grpcRequestHeaders(unaryPath)), c.rst(id));
-        }
-        c.write(Buffer.concat(batch));
-        await Promise.race([c.closedAt, sleep(500)]);
-        c.close();
-      }
-    };
-    await Promise.all([attacker(), attacker(), attacker(), attacker()]);
+    const { sent, connections } = await rapidReset(server.port, unaryPath, 100_000, 4, 4000);
     const { latencies, failures } = await legit;
     console.log(`# rapid reset: ${sent} pairs on ${connections} connections; legit p50 ${percentile(latencies, 50).toFixed(2)} ms p99 ${percentile(latencies, 99).toFixed(2)} ms (baseline p99 ${baseline.toFixed(2)})`);
     assert.equal(sent, 100_000);
