@@ -1,5 +1,4 @@
 import {
-  constants,
   createSecureServer as createHttp2SecureServer,
   createServer as createHttp2Server,
   type Http2Server,
@@ -22,7 +21,7 @@ import type { Interceptor } from "../interceptor.js";
 import { interceptService } from "./intercepted-handler.js";
 import { resolveWindowOptions, windowSettings, type ResolvedWindowOptions, type WindowOptions } from "../transport/window-options.js";
 import { Router } from "./router.js";
-import { ServerCall, type ServerCallConfig, type ServerCallHooks } from "./server-call.js";
+import { ServerCall, stopClientAfterStatus, type ServerCallConfig, type ServerCallHooks } from "./server-call.js";
 import { ServerConnection } from "./server-connection.js";
 import type { ServiceImpl } from "./service-impl.js";
 import { Shutdown } from "./shutdown.js";
@@ -390,7 +389,7 @@ class RillServer implements Server {
       { endStream: true },
     );
     // The request body is irrelevant now; tell a client that is still sending to stop.
-    if (!stream.readableEnded) stream.close(constants.NGHTTP2_NO_ERROR);
+    stopClientAfterStatus(stream);
   }
 }
 

@@ -108,6 +108,39 @@ describe("status codes and error mapping", () => {
     await assert.rejects(guide.getFeature({}), rejectsWith(Code.Unimplemented, /unknown service routeguide.RouteGuide/));
   });
 
+  test("a trailers-only status reaches a client that is still sending (Node 22 dropped it when the stream was reset at once)", async () => {
+    const { target } = await h.server((s) =>
+      s.add(Echo, {
+        clientStreamingEcho: () => {
+          throw new RpcError(Code.NotFound, "no such album");
+        },
+      }),
+    );
+    const echo = h.client(Echo, target);
+    // The request stream never ends by itself: the status must end the call.
+    async function* forever() {
+      for (let i = 0; i < 1000; i++) {
+        yield { message: `m${i}` };
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    }
+    await assert.rejects(echo.clientStreamingEcho(forever()), rejectsWith(Code.NotFound, /no such album/));
+    // A raw node:http2 client that keeps its side open sees the status HEADERS, then the reset.
+    const session = connect(`http://${target}`);
+    try {
+      const stream = session.request({ ":method": "POST", ":path": "/grpc.examples.echo.Echo/ClientStreamingEcho", "content-type": "application/grpc", te: "trailers" });
+      const headers = await new Promise<Record<string, unknown>>((resolve, reject) => {
+        stream.on("response", (h) => resolve(h));
+        stream.on("error", reject);
+      });
+      assert.equal(headers["grpc-status"], String(Code.NotFound));
+      await new Promise<void>((resolve) => stream.on("close", () => resolve()));
+      assert.equal(stream.rstCode, constants.NGHTTP2_NO_ERROR);
+    } finally {
+      session.close();
+    }
+  });
+
   test("a client calling a server that is not there gets UNAVAILABLE naming the address", async () => {
     const probe = createHttp2Server();
     await new Promise<void>((r) => probe.listen(0, "127.0.0.1", r));
