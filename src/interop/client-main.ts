@@ -4,21 +4,27 @@
  * implementation's interop server.
  *
  *   rill-interop-client --server_host=H --server_port=N --test_case=NAME [--use_tls=false]
- *                       [--server_host_override=NAME] [--skip_compression_probe=false]
+ *                       [--use_test_ca=false --ca_file=PATH] [--server_host_override=NAME]
+ *                       [--skip_compression_probe=false]
  *
  * `--skip_compression_probe=true` leaves out the client_compressed_* feature probe, for servers
  * that cannot observe per-message compression (grpcio's: C-core inflates before the handler).
  * `--test_case=all` runs every case in order. Exit status: 0 when every case passed, 1 when
  * one failed (each failure is printed with what differed), 2 for a bad command line.
+ * TLS: `--use_tls=true` verifies the server against the system roots, or with
+ * `--use_test_ca=true` against the test CA in `--ca_file` (a Rill addition: grpc's interop
+ * clients bundle grpc's test CA; Rill ships no private test keys and its tests make their own);
+ * `--server_host_override` is the name the certificate is checked against (and the :authority).
  * Other standard flags (credentials, service config) are accepted and must be left at their
- * defaults: the cases that need them are cloud-only. TLS is not implemented yet.
+ * defaults: the cases that need them are cloud-only.
  */
-import { consoleLogger, createChannel } from "../index.js";
+import { readFileSync } from "node:fs";
+import { consoleLogger, createChannel, insecure, tls, type ChannelCredentials } from "../index.js";
 import { createCaseContext, interopCaseNames, interopCases } from "./cases.js";
 import { UsageError, parseBool, parseFlags, parsePort } from "./flags.js";
 
 const usage =
-  "usage: rill-interop-client --server_host=H --server_port=N --test_case=NAME|all [--use_tls=false] [--server_host_override=NAME] [--skip_compression_probe=false]\n" +
+  "usage: rill-interop-client --server_host=H --server_port=N --test_case=NAME|all [--use_tls=false] [--use_test_ca=false --ca_file=PATH] [--server_host_override=NAME] [--skip_compression_probe=false]\n" +
   `cases: ${interopCaseNames.join(", ")}`;
 
 /** Longest a single case may take before it counts as failed (a hung server must not hang us). */
@@ -32,6 +38,7 @@ async function main(argv: string[]): Promise<number> {
     "test_case",
     "use_tls",
     "use_test_ca",
+    "ca_file",
     "default_service_account",
     "oauth_scope",
     "service_account_key_file",
@@ -39,8 +46,16 @@ async function main(argv: string[]): Promise<number> {
     "skip_compression_probe",
   ]);
   const skipCompressionProbe = parseBool("skip_compression_probe", flags.skip_compression_probe, false);
+  let credentials: ChannelCredentials = insecure();
   if (parseBool("use_tls", flags.use_tls, false)) {
-    throw new UsageError("--use_tls=true: TLS is not implemented in Rill yet; run with --use_tls=false");
+    let ca: string | undefined;
+    if (parseBool("use_test_ca", flags.use_test_ca, false)) {
+      if (flags.ca_file === undefined) throw new UsageError("--use_test_ca=true needs --ca_file=PATH (the test CA that signed the server's certificate)");
+      ca = readFileSync(flags.ca_file, "utf8");
+    }
+    credentials = tls({ ...(ca === undefined ? {} : { ca }), ...(flags.server_host_override === undefined ? {} : { serverNameOverride: flags.server_host_override }) });
+  } else if (parseBool("use_test_ca", flags.use_test_ca, false)) {
+    throw new UsageError("--use_test_ca=true needs --use_tls=true");
   }
   for (const f of ["default_service_account", "oauth_scope", "service_account_key_file", "service_config_json"] as const) {
     if (flags[f] !== undefined && flags[f] !== "") throw new UsageError(`--${f}: not supported (the cases that need it are cloud-only)`);
@@ -51,13 +66,12 @@ async function main(argv: string[]): Promise<number> {
   if (testCase === undefined) throw new UsageError("--test_case is required");
   const names = testCase === "all" ? interopCaseNames : [testCase];
   for (const n of names) if (!(n in interopCases)) throw new UsageError(`unknown --test_case "${n}"`);
-  // --server_host_override only changes :authority and TLS names; without TLS the address is enough.
 
   const target = host.includes(":") && !host.startsWith("[") ? `[${host}]:${port}` : `${host}:${port}`;
   let failed = 0;
   for (const name of names) {
     // A fresh channel per case: one case's broken connection cannot fail the next.
-    const channel = createChannel(target, { logger: consoleLogger });
+    const channel = createChannel(target, { logger: consoleLogger, credentials });
     const started = Date.now();
     let timer: NodeJS.Timeout | undefined;
     try {

@@ -1,6 +1,6 @@
 /**
  * Test certificates made at test time with `openssl` (installed by scripts/setup-openssl.mjs):
- * a CA, a server certificate for 127.0.0.1 / localhost / rill.test.example, a client
+ * a CA, a server certificate for 127.0.0.1 / localhost / rill.test.example / *.test.google.fr, a client
  * certificate (CN=rill-test-client) signed by that CA, and a client certificate from an
  * unrelated CA. Everything lives in a temp dir that `remove()` deletes.
  */
@@ -26,6 +26,12 @@ export interface TestCerts {
 
 /** The extra name in the server certificate, reachable only through `serverNameOverride`. */
 export const overrideName = "rill.test.example";
+
+/**
+ * The name gRPC's interop clients check a test server's certificate against
+ * (`--server_host_override`): grpc's test certificate is for *.test.google.fr, and so is ours.
+ */
+export const interopServerName = "foo.test.google.fr";
 
 async function opensslPath(): Promise<string> {
   const repoRoot = new URL("../../../", import.meta.url);
@@ -53,7 +59,7 @@ export async function makeTestCerts(): Promise<TestCerts> {
   };
   ca("ca", "Rill Test CA");
   ca("other-ca", "Unrelated CA");
-  leaf("server", "localhost", "ca", `subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:${overrideName}\nextendedKeyUsage=serverAuth\n`);
+  leaf("server", "localhost", "ca", `subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:${overrideName},DNS:*.test.google.fr\nextendedKeyUsage=serverAuth\n`);
   leaf("client", "rill-test-client", "ca", "extendedKeyUsage=clientAuth\n");
   leaf("stranger", "stranger", "other-ca", "extendedKeyUsage=clientAuth\n");
   const read = (f: string) => readFileSync(join(dir, f), "utf8");

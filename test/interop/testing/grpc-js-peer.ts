@@ -20,6 +20,7 @@
  * - A grpc-js client cannot see a response's compressed flag: server_compressed_* assert sizes.
  * - cacheable_unary is sent as a plain POST (no caching proxy): both calls must succeed.
  */
+import { readFileSync } from "node:fs";
 import { once } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
@@ -244,16 +245,20 @@ const serverImpl: grpc.UntypedServiceImplementation = {
 async function runServer(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { port: { type: "string" }, use_tls: { type: "string" }, max_concurrent_streams: { type: "string" } },
+    options: { port: { type: "string" }, use_tls: { type: "string" }, max_concurrent_streams: { type: "string" }, cert_file: { type: "string" }, key_file: { type: "string" } },
   });
   if (values.port === undefined) throw new Error("--port is required");
-  if (values.use_tls === "true") throw new Error("--use_tls=true is not supported by this peer (plaintext only)");
+  let credentials = grpc.ServerCredentials.createInsecure();
+  if (values.use_tls === "true") {
+    if (values.cert_file === undefined || values.key_file === undefined) throw new Error("--use_tls=true needs --cert_file=PATH and --key_file=PATH");
+    credentials = grpc.ServerCredentials.createSsl(null, [{ cert_chain: readFileSync(values.cert_file), private_key: readFileSync(values.key_file) }]);
+  }
   const options: grpc.ServerOptions = { interceptors: [compressionTap] };
   if (values.max_concurrent_streams !== undefined) options["grpc.max_concurrent_streams"] = Number(values.max_concurrent_streams);
   const server = new grpc.Server(options);
   server.addService(loadServices().TestService.service, serverImpl);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`127.0.0.1:${values.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(`127.0.0.1:${values.port}`, credentials, (err, p) => (err ? reject(err) : resolve(p))),
   );
   process.stdout.write(`listening on 127.0.0.1:${port}\n`);
   const stop = () => server.tryShutdown(() => process.exit(0));
@@ -545,23 +550,35 @@ async function runClient(argv: string[]): Promise<number> {
       server_host_override: { type: "string" },
       test_case: { type: "string" },
       use_tls: { type: "string" },
+      use_test_ca: { type: "string" },
+      ca_file: { type: "string" },
     },
   });
-  if (values.use_tls === "true") throw new Error("--use_tls=true is not supported by this peer (plaintext only)");
+  let credentials = () => grpc.credentials.createInsecure();
+  if (values.use_tls === "true") {
+    let ca: Buffer | null = null;
+    if (values.use_test_ca === "true") {
+      if (values.ca_file === undefined) throw new Error("--use_test_ca=true needs --ca_file=PATH (the test CA)");
+      ca = readFileSync(values.ca_file);
+    }
+    credentials = () => grpc.credentials.createSsl(ca);
+  }
   if (values.server_port === undefined || values.test_case === undefined) throw new Error("--server_port and --test_case are required");
   const names = values.test_case === "all" ? Object.keys(cases) : [values.test_case];
   for (const n of names) if (!(n in cases)) throw new Error(`unknown --test_case "${n}"`);
   const target = `${values.server_host ?? "localhost"}:${values.server_port}`;
   const { TestService, UnimplementedService } = loadServices();
-  const options: grpc.ChannelOptions = values.server_host_override === undefined ? {} : { "grpc.default_authority": values.server_host_override };
+  const override = values.server_host_override;
+  const options: grpc.ChannelOptions =
+    override === undefined ? {} : { "grpc.default_authority": override, ...(values.use_tls === "true" ? { "grpc.ssl_target_name_override": override } : {}) };
   let failed = 0;
   for (const name of names) {
-    const insecure = grpc.credentials.createInsecure();
+    const channelCredentials = credentials();
     const stubs: Stubs = {
-      test: new TestService(target, insecure, options) as Stubs["test"],
+      test: new TestService(target, channelCredentials, options) as Stubs["test"],
       // A second channel whose requests are gzip-compressed (grpc-js sets compression per channel).
-      gzip: new TestService(target, insecure, { ...options, "grpc.default_compression_algorithm": 2 }) as Stubs["test"],
-      unimplemented: new UnimplementedService(target, insecure, options) as Stubs["test"],
+      gzip: new TestService(target, channelCredentials, { ...options, "grpc.default_compression_algorithm": 2 }) as Stubs["test"],
+      unimplemented: new UnimplementedService(target, channelCredentials, options) as Stubs["test"],
     };
     const started = Date.now();
     let timer: NodeJS.Timeout | undefined;

@@ -14,6 +14,7 @@ import { createInterface } from "node:readline";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { interopCaseNames } from "../../../src/interop/cases.js";
+import { interopServerName, makeTestCerts, type TestCerts } from "../../support/certs.js";
 
 const repoRoot = new URL("../../../../", import.meta.url);
 const path = (p: string) => fileURLToPath(new URL(p, repoRoot));
@@ -44,8 +45,8 @@ interface RunningServer {
 }
 
 /** Starts a server on port 0 and resolves with the port it prints ("listening on HOST:PORT"). */
-function startServer(impl: Impl, extra: string[] = []): Promise<RunningServer> {
-  const [cmd, args] = command(impl, "server", ["--port=0", "--use_tls=false", ...extra]);
+function startServer(impl: Impl, extra: string[] = ["--use_tls=false"]): Promise<RunningServer> {
+  const [cmd, args] = command(impl, "server", ["--port=0", ...extra]);
   const child = spawn(cmd, impl === "rill" ? [...args, "--host=127.0.0.1"] : args, { env: env(), stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
@@ -69,8 +70,8 @@ function startServer(impl: Impl, extra: string[] = []): Promise<RunningServer> {
 }
 
 /** Runs one client case to completion; rejects with the client's output when it fails. */
-function runClient(impl: Impl, port: number, testCase: string, extra: string[] = []): Promise<void> {
-  const [cmd, args] = command(impl, "client", ["--server_host=127.0.0.1", `--server_port=${port}`, `--test_case=${testCase}`, "--use_tls=false", ...extra]);
+function runClient(impl: Impl, port: number, testCase: string, extra: string[] = ["--use_tls=false"]): Promise<void> {
+  const [cmd, args] = command(impl, "client", ["--server_host=127.0.0.1", `--server_port=${port}`, `--test_case=${testCase}`, ...extra]);
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { env: env(), stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
@@ -111,7 +112,7 @@ describe("interop matrix", () => {
     const started = await Promise.all(
       impls.flatMap((impl) => [
         startServer(impl).then((s) => servers.set(serverKey(impl, false), s)),
-        startServer(impl, ["--max_concurrent_streams=1"]).then((s) => servers.set(serverKey(impl, true), s)),
+        startServer(impl, ["--use_tls=false", "--max_concurrent_streams=1"]).then((s) => servers.set(serverKey(impl, true), s)),
       ]),
     );
     void started;
@@ -145,11 +146,66 @@ describe("interop matrix", () => {
         const s = servers.get(serverKey(server, testCase === "max_streams"));
         if (s === undefined) throw new Error(`the ${server} server is not running`);
         try {
-          await runClient(client, s.port, testCase, clientFlags(client, server, testCase));
+          await runClient(client, s.port, testCase, ["--use_tls=false", ...clientFlags(client, server, testCase)]);
         } catch (e) {
           throw new Error(`${(e as Error).message}\n--- ${server} server output ---\n${s.output.trim()}`);
         }
       });
     }
+  }
+});
+
+/**
+ * The same cases over TLS, the standard way: servers with `--use_tls=true` and a certificate for
+ * *.test.google.fr signed by a test CA, clients with `--use_tls=true --use_test_ca=true
+ * --server_host_override=foo.test.google.fr`. Certificates are made at test time (grpc's
+ * interop programs bundle grpc's test CA and server1 key; every program here takes the files by
+ * flag instead). One client process runs every case per direction (`--test_case=all`).
+ */
+describe("interop matrix over TLS", () => {
+  let certs: TestCerts;
+  const tlsServers = new Map<Impl, RunningServer>();
+  before(async () => {
+    const setup = (await import(new URL("scripts/setup-peers.mjs", repoRoot).href)) as {
+      setupPeers(): { python: string; pythonStubsDir: string };
+    };
+    const r = setup.setupPeers();
+    python = r.python;
+    stubsDir = r.pythonStubsDir;
+    certs = await makeTestCerts();
+    const serverTls = ["--use_tls=true", `--cert_file=${certs.dir}/server.pem`, `--key_file=${certs.dir}/server.key`];
+    await Promise.all((["rill", "grpc-js", "python"] as const).map((impl) => startServer(impl, serverTls).then((s) => tlsServers.set(impl, s))));
+  });
+  after(async () => {
+    for (const s of tlsServers.values()) {
+      await new Promise<void>((resolve) => {
+        if (s.child.exitCode !== null) return resolve();
+        const timer = setTimeout(() => s.child.kill("SIGKILL"), 3000);
+        s.child.once("exit", () => (clearTimeout(timer), resolve()));
+        s.child.kill("SIGTERM");
+      });
+    }
+    certs?.remove();
+  });
+
+  const pairs: Array<[client: Impl, server: Impl]> = [
+    ["rill", "rill"],
+    ["rill", "grpc-js"],
+    ["grpc-js", "rill"],
+    ["rill", "python"],
+    ["python", "rill"],
+  ];
+  for (const [client, server] of pairs) {
+    test(`${client} client → ${server} server over TLS: every case`, async () => {
+      const s = tlsServers.get(server);
+      if (s === undefined) throw new Error(`the ${server} TLS server is not running`);
+      const flags = ["--use_tls=true", "--use_test_ca=true", `--ca_file=${certs.dir}/ca.pem`, `--server_host_override=${interopServerName}`];
+      if (client === "rill" && server === "python") flags.push("--skip_compression_probe=true");
+      try {
+        await runClient(client, s.port, "all", flags);
+      } catch (e) {
+        throw new Error(`${(e as Error).message}\n--- ${server} server output ---\n${s.output.trim()}`);
+      }
+    });
   }
 });

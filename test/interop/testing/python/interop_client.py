@@ -2,6 +2,7 @@
 """The gRPC interop client cases on Python grpcio (gRPC C-core), as a peer for Rill's matrix.
 
 Standard flags: --server_host=H --server_port=N --test_case=NAME|all [--use_tls=false]
+[--use_test_ca=false --ca_file=PATH] [--server_host_override=NAME]
 [--server_host_override=NAME]. Exit 0 when every case passed, 1 on a failure (printed).
 
 What grpcio cannot do, and what this client does instead:
@@ -311,11 +312,25 @@ def main():
     parser.add_argument("--server_host_override", default=None)
     parser.add_argument("--test_case", required=True, choices=["all"] + list(CASES_BY_NAME))
     parser.add_argument("--use_tls", type=_bool_flag, default=False)
+    parser.add_argument("--use_test_ca", type=_bool_flag, default=False)
+    # Where the test CA is (grpc's own interop clients bundle theirs; ours are made at test time).
+    parser.add_argument("--ca_file", default=None)
     args = parser.parse_args()
-    if args.use_tls:
-        sys.exit("interop_client.py: --use_tls=true is not supported by this peer (plaintext only)")
     target = "%s:%d" % (args.server_host, args.server_port)
-    options = [("grpc.default_authority", args.server_host_override)] if args.server_host_override else []
+    credentials = None
+    options = []
+    if args.use_tls:
+        root = None
+        if args.use_test_ca:
+            if not args.ca_file:
+                sys.exit("interop_client.py: --use_test_ca=true needs --ca_file=PATH (the test CA)")
+            with open(args.ca_file, "rb") as f:
+                root = f.read()
+        credentials = grpc.ssl_channel_credentials(root_certificates=root)
+        if args.server_host_override:
+            options.append(("grpc.ssl_target_name_override", args.server_host_override))
+    if args.server_host_override:
+        options.append(("grpc.default_authority", args.server_host_override))
     names = list(CASES_BY_NAME) if args.test_case == "all" else [args.test_case]
     failed = 0
     for name in names:
@@ -323,7 +338,7 @@ def main():
         # Channels are left open on purpose: grpcio's channel close and interpreter shutdown can
         # hang on a loaded machine after a case has already passed or failed (its poller threads),
         # so the verdict is printed and the process ends with os._exit below.
-        channel = grpc.insecure_channel(target, options=options)
+        channel = grpc.secure_channel(target, credentials, options=options) if credentials else grpc.insecure_channel(target, options=options)
         stub = test_pb2_grpc.TestServiceStub(channel)
         pool = futures.ThreadPoolExecutor(max_workers=1)
         try:

@@ -135,13 +135,21 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--use_tls", type=_bool_flag, default=False)
     parser.add_argument("--max_concurrent_streams", type=int, default=0)
+    # The server certificate and key for --use_tls (grpc's interop servers bundle server1.pem/.key).
+    parser.add_argument("--cert_file", default=None)
+    parser.add_argument("--key_file", default=None)
     args = parser.parse_args()
-    if args.use_tls:
-        sys.exit("interop_server.py: --use_tls=true is not supported by this peer (plaintext only)")
+    if args.use_tls and not (args.cert_file and args.key_file):
+        sys.exit("interop_server.py: --use_tls=true needs --cert_file=PATH and --key_file=PATH")
     options = [("grpc.max_concurrent_streams", args.max_concurrent_streams)] if args.max_concurrent_streams > 0 else []
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=32), options=options)
     test_pb2_grpc.add_TestServiceServicer_to_server(TestService(), server)
-    port = server.add_insecure_port("127.0.0.1:%d" % args.port)
+    if args.use_tls:
+        with open(args.key_file, "rb") as k, open(args.cert_file, "rb") as c:
+            credentials = grpc.ssl_server_credentials([(k.read(), c.read())])
+        port = server.add_secure_port("127.0.0.1:%d" % args.port, credentials)
+    else:
+        port = server.add_insecure_port("127.0.0.1:%d" % args.port)
     server.start()
     # The matrix waits for this line to learn the port (the flag may be 0).
     print("listening on 127.0.0.1:%d" % port, flush=True)
