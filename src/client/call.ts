@@ -602,7 +602,10 @@ class Attempt {
       error = this.connectionFailure(this.streamError);
     } else if (this.session === undefined || this.session.destroyed) {
       // The connection died under the stream (socket closed, GOAWAY with error, server killed).
-      error = new RpcError(Code.Unavailable, `lost the connection to ${this.call.channel.target} before the call finished`, { cause: this.streamError });
+      const reason = this.subchannel.endReason(this.session);
+      error = new RpcError(Code.Unavailable, `lost the connection to ${this.call.channel.target} before the call finished${reason === undefined ? "" : `: ${reason.message}`}`, {
+        cause: reason ?? this.streamError,
+      });
     } else if (stream.rstCode !== undefined && stream.rstCode !== constants.NGHTTP2_NO_ERROR) {
       error = new RpcError(rstCodeToCode(stream.rstCode), `the server reset the stream (HTTP/2 error code ${stream.rstCode})`);
     } else {
@@ -620,7 +623,7 @@ class Attempt {
   }
 
   private connectionFailure(e: Error): RpcError {
-    let cause: Error = this.subchannel.lastError ?? e;
+    let cause: Error = this.subchannel.endReason(this.session) ?? this.subchannel.lastError ?? e;
     // node wraps the socket's error (ECONNREFUSED...) in ERR_HTTP2_STREAM_CANCEL; report the socket's.
     if (cause.cause instanceof Error) cause = cause.cause;
     cause = explainConnectError(cause, this.call.channel.options.credentials, this.subchannel.key);
