@@ -31,7 +31,7 @@ export interface SubchannelContext {
  *   IDLE ──requestConnection()──▶ CONNECTING ──server's SETTINGS received──▶ READY
  *   CONNECTING ──error/timeout──▶ TRANSIENT_FAILURE ──backoff elapsed──▶ CONNECTING
  *   READY ──connection lost / GOAWAY / keepalive timeout──▶ IDLE (calls already on the old
- *     session finish there; the balancer asks for a new connection)
+ *     session finish there; the balancer decides when to connect again)
  *   any ──shutdown()──▶ SHUTDOWN (final)
  * The attempt timeout and the wait between attempts follow the connection-backoff spec.
  */
