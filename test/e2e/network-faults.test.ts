@@ -69,6 +69,18 @@ describe("connecting to a host that is not there", () => {
     }
   });
 
+  test("a call to a port nobody listens on fails with UNAVAILABLE at once", { timeout: 30_000 }, async (t) => {
+    const { port } = await h.server(() => {});
+    const proxy = await startFaultProxy(port);
+    const target = proxy.target;
+    await proxy.close();
+    const echo = h.client(Echo, target, { backoff: shortConnect });
+    const start = Date.now();
+    await assert.rejects(echo.unaryEcho({ message: "x" }), code(Code.Unavailable, /ECONNREFUSED/));
+    t.diagnostic(`server down (connection refused): UNAVAILABLE after ${Date.now() - start} ms`);
+    assert.ok(Date.now() - start < 1000);
+  });
+
   test("a peer that accepts TCP but never speaks HTTP/2 never makes the channel READY; fail-fast calls get UNAVAILABLE at the connect timeout", { timeout: 30_000 }, async (t) => {
     const peer = await startSilentPeer();
     const stop = new AbortController();
@@ -141,6 +153,18 @@ describe("a large request beside small calls", () => {
     } finally {
       await server.close();
     }
+  });
+
+  test("a 100 MiB request over a Rill server's receive limit fails with RESOURCE_EXHAUSTED within 1 s, and the channel stays usable", { timeout: 30_000 }, async (t) => {
+    const { target } = await h.server((s) => s.add(Echo, lengthEcho));
+    const echo = h.client(Echo, target);
+    await echo.unaryEcho({ message: "warm" });
+    const start = Date.now();
+    await assert.rejects(echo.unaryEcho({ message: big }), code(Code.ResourceExhausted, /maxReceiveMessageBytes/));
+    const took = Date.now() - start;
+    t.diagnostic(`100 MiB request over a Rill server's 4 MiB limit: RESOURCE_EXHAUSTED after ${took} ms`);
+    assert.ok(took < 1000, `took ${took} ms`);
+    await smallCalls(echo, 20);
   });
 
   test("a successful 100 MiB upload does not fail 20 small calls beside it", { timeout: 30_000 }, async (t) => {
@@ -219,6 +243,34 @@ describe("idle channels", () => {
       requests.end();
       assert.equal((await it.next()).done, true);
       assert.equal(proxy.connections, 1);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
+describe("a connection that dies mid-stream", () => {
+  const h = useHarness();
+
+  test("a blackholed connection is found by keepalive: the stream fails UNAVAILABLE after about timeMs + timeoutMs", { timeout: 30_000 }, async (t) => {
+    const { port } = await h.server((s) =>
+      s.add(Echo, {
+        async *serverStreamingEcho(_r, ctx) {
+          yield { message: "started" };
+          await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
+        },
+      }),
+    );
+    const proxy = await startFaultProxy(port);
+    try {
+      const echo = h.client(Echo, proxy.target, { keepalive: { timeMs: 200, timeoutMs: 200 } });
+      const it = echo.serverStreamingEcho({})[Symbol.asyncIterator]();
+      assert.equal((await it.next()).value?.message, "started");
+      proxy.blackhole();
+      const start = Date.now();
+      await assert.rejects(it.next(), code(Code.Unavailable));
+      t.diagnostic(`blackhole mid-stream: UNAVAILABLE after ${Date.now() - start} ms (keepalive 200 ms + 200 ms)`);
+      assert.ok(Date.now() - start < 2000);
     } finally {
       await proxy.close();
     }
