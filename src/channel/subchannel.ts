@@ -115,10 +115,12 @@ export class Subchannel {
     const options = {
       ...creds.connectOptions,
       settings: { enablePush: false, ...windowSettings(this.ctx.windows) },
-      // node refuses new streams (ENHANCE_YOUR_CALM, failing calls that never reached the
-      // server) once a session holds 10 MB, its default. Rill bounds what each call buffers
-      // (sendHighWaterMark, the flow-control windows), so node's cap only ever hits healthy
-      // neighbours of a busy call; grpc-js turns it off, we keep it as a backstop far above that.
+      // Past maxSessionMemory (node's default: 10 MB) node refuses every new stream with
+      // ENHANCE_YOUR_CALM and drops the server's frames: one unpaced 100 MiB request made all its
+      // neighbours fail and its own early answer never arrive. Requests are paced now (each call
+      // keeps about sendHighWaterMark in node), so the limit only guards against a runaway; it
+      // must not be what fails healthy calls beside a few large ones, or a raised
+      // sendHighWaterMark. grpc-js turns it off; we keep a cap far above what pacing holds.
       maxSessionMemory: maxSessionMemoryMb,
     };
     const session =

@@ -526,20 +526,6 @@ class Attempt {
     if (s !== undefined && !s.destroyed && !s.writableEnded) s.end();
   }
 
-  /**
-   * The server has given its status while we may still be sending (it answered early). node
-   * would keep the stream until our unsent bytes are written, which they never are once the
-   * server reset the stream: drop them and close it now. Only when no response data waits
-   * unread in the stream, which closing would lose.
-   */
-  private stopWriting(): boolean {
-    this.writer?.abort();
-    const stream = this.stream;
-    if (stream === undefined || stream.destroyed || stream.writableFinished || stream.readableLength > 0) return false;
-    stream.destroy();
-    return true;
-  }
-
   reset(): void {
     this.writer?.abort();
     const stream = this.stream;
@@ -561,7 +547,8 @@ class Attempt {
       this.status = status;
       this.trailerHeaders = headers;
       this.call.stopSending();
-      this.stopWriting();
+      // Answered early: feed no more of the request to a stream the server has finished with.
+      this.writer?.abort();
       return;
     }
     if (httpStatus !== 200) {
@@ -607,7 +594,7 @@ class Attempt {
     this.status = parseStatus(headers) ?? { code: Code.Internal, message: "the server's trailers carry no grpc-status" };
     // Node keeps a stream open until both sides end: close ours now that the server is done.
     this.call.stopSending();
-    if (this.stopWriting()) return;
+    this.writer?.abort();
     const stream = this.stream;
     if (stream !== undefined && !stream.writableEnded && !stream.destroyed) stream.close(constants.NGHTTP2_NO_ERROR);
   }
