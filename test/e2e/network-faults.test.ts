@@ -155,6 +155,22 @@ describe("a large request beside small calls", () => {
     }
   });
 
+  test("with a sendHighWaterMark above the request (not paced), node's session memory limit still fails no call", { timeout: 30_000 }, async () => {
+    const server = await startEarlyAnswerServer({ refuse: (headers) => headers["x-big"] !== undefined });
+    try {
+      const echo = h.client(Echo, server.target, { sendHighWaterMark: 200 * 1024 * 1024 });
+      await echo.unaryEcho({ message: "warm" });
+      const start = Date.now();
+      const refused = echo.unaryEcho({ message: big }, { metadata: { "x-big": "1" }, timeoutMs: 10_000 });
+      const small = smallCalls(echo, 20);
+      await assert.rejects(refused, code(Code.ResourceExhausted));
+      assert.ok(Date.now() - start < 1000);
+      await small;
+    } finally {
+      await server.close();
+    }
+  });
+
   test("a 100 MiB request over a Rill server's receive limit fails with RESOURCE_EXHAUSTED within 1 s, and the channel stays usable", { timeout: 30_000 }, async (t) => {
     const { target } = await h.server((s) => s.add(Echo, lengthEcho));
     const echo = h.client(Echo, target);
