@@ -16,6 +16,8 @@ export interface Picker {
 export interface Balancer {
   /** Recomputes after an address-list or subchannel-state change. */
   update(subchannels: readonly Subchannel[]): { state: ConnectivityState; picker: Picker };
+  /** A call (or waitForReady) wants a connection while the policy is IDLE: connect again at the next update. */
+  exitIdle?(): void;
 }
 
 /** A registry of policies by their service-config name. */
@@ -40,12 +42,29 @@ function aggregate(subchannels: readonly Subchannel[]): ConnectivityState {
 /**
  * pick_first: every call goes to the first address that is READY; connections are made one
  * address at a time, moving down the list while earlier ones fail. The default policy.
+ *
+ * Lazy after a loss: when the connected subchannel goes IDLE (GOAWAY, a closed connection) the
+ * policy goes IDLE and connects again only once a call asks (exitIdle), as grpc-go and grpc-js
+ * do. Reconnecting at once made a channel without calls reconnect over and over to a server
+ * that closes idle connections.
  */
 export function pickFirst(): Balancer {
+  let connected: Subchannel | undefined;
+  let idle = false;
   return {
+    exitIdle() {
+      idle = false;
+    },
     update(subchannels) {
       const ready = subchannels.find((s) => s.state === "READY");
-      if (ready !== undefined) return { state: "READY", picker: { pick: () => (ready.state === "READY" ? ready : undefined) } };
+      if (ready !== undefined) {
+        connected = ready;
+        idle = false;
+        return { state: "READY", picker: { pick: () => (ready.state === "READY" ? ready : undefined) } };
+      }
+      if (connected !== undefined && connected.state === "IDLE") idle = true;
+      connected = undefined;
+      if (idle) return { state: "IDLE", picker: nothing };
       if (!subchannels.some((s) => s.state === "CONNECTING")) {
         // Connect the first address that is not cooling off after a failure.
         const next = subchannels.find((s) => s.state === "IDLE");

@@ -42,6 +42,12 @@ export interface ChannelOptions extends WindowOptions {
   serviceConfig?: ServiceConfigJson | string;
   /** Connection backoff (initial 1 s, ×1.6, jitter 0.2, max 120 s, min connect timeout 20 s). */
   backoff?: BackoffOptions;
+  /**
+   * A channel with no call for this long goes IDLE: it closes its connections and stops
+   * resolving until the next call. 0 or Infinity: never. Default 1_800_000 (30 min, as grpc-js's
+   * `grpc.client_idle_timeout_ms` and grpc-go's `WithIdleTimeout`).
+   */
+  idleTimeoutMs?: number;
   /** Client keepalive pings. Default off. */
   keepalive?: KeepaliveOptions;
   /** Replaces the resolver the target's scheme would get (e.g. a service registry). */
@@ -167,6 +173,10 @@ class Http2Channel implements Channel {
   private hold: NodeJS.Timeout | undefined;
   private readonly keepalive: KeepaliveState;
   private readonly clock: Clock;
+  private readonly idleTimeoutMs: number;
+  private idleTimer: NodeJS.Timeout | undefined;
+  /** A call picked since the idle timer last looked (a flag, not a timestamp: one store per call). */
+  private used = false;
 
   constructor(
     readonly target: string,
@@ -184,6 +194,9 @@ class Http2Channel implements Channel {
     this.balancer = factory();
     this.keepalive = new KeepaliveState(raw.keepalive);
     this.clock = raw.clock ?? systemClock;
+    const idle = raw.idleTimeoutMs ?? 30 * 60_000;
+    if (!(idle >= 0)) throw new RangeError(`idleTimeoutMs must be a number of ms >= 0 (0 or Infinity: never), got ${idle}`);
+    this.idleTimeoutMs = idle === 0 ? Infinity : idle;
   }
 
   get keepaliveTimeMs(): number {
@@ -195,6 +208,7 @@ class Http2Channel implements Channel {
   }
 
   pick(waitForReady: boolean, abortSignal: AbortSignal | (() => AbortSignal) | undefined): Subchannel | Promise<Subchannel> {
+    this.used = true;
     const picked = this.picker.pick();
     if (picked !== undefined) return picked;
     this.exitIdle();
@@ -258,6 +272,7 @@ class Http2Channel implements Channel {
 
   close(): void {
     if (this.state === "SHUTDOWN") return;
+    clearTimeout(this.idleTimer);
     this.resolver?.close();
     for (const s of this.subchannels) s.shutdown(true);
     this.subchannels = [];
@@ -268,9 +283,13 @@ class Http2Channel implements Channel {
   /** Starts resolving (once); the resolver's addresses then drive connections. */
   private exitIdle(): void {
     if (this.resolver !== undefined || this.state === "SHUTDOWN") {
-      if (this.state === "IDLE") this.rebalance();
+      if (this.state === "IDLE") {
+        this.balancer.exitIdle?.();
+        this.rebalance();
+      }
       return;
     }
+    this.armIdleTimer();
     const factory = this.raw.resolver ?? ((t: Target) => (t.scheme === "dns" ? defaultResolver(t) : staticResolver(t.addresses)));
     this.resolver = factory(this.parsed);
     this.setState("CONNECTING");
@@ -281,6 +300,35 @@ class Http2Channel implements Channel {
         if (this.subchannels.length === 0) this.setState("TRANSIENT_FAILURE");
       },
     });
+  }
+
+  /**
+   * The channel's idle timeout: a timer that looks every idleTimeoutMs whether any call was
+   * picked or is still running since it last looked; if none, the channel goes IDLE. So an idle
+   * channel lets go of its connections between idleTimeoutMs and twice that after its last call.
+   */
+  private armIdleTimer(): void {
+    if (this.idleTimer !== undefined || !Number.isFinite(this.idleTimeoutMs)) return;
+    this.used = false;
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = undefined;
+      const busy = this.used || this.waiters.size > 0 || this.subchannels.some((s) => s.activeCalls > 0);
+      if (busy) this.armIdleTimer();
+      else this.enterIdle();
+    }, this.idleTimeoutMs);
+    this.idleTimer.unref();
+  }
+
+  /** No calls for idleTimeoutMs: close connections and stop resolving until the next call. */
+  private enterIdle(): void {
+    if (this.state === "SHUTDOWN") return;
+    this.resolver?.close();
+    this.resolver = undefined;
+    this.resolveError = undefined;
+    for (const s of this.subchannels) s.shutdown(true);
+    this.subchannels = [];
+    this.picker = { pick: () => undefined };
+    this.setState("IDLE");
   }
 
   private onAddresses(addresses: readonly Address[]): void {

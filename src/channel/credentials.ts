@@ -146,3 +146,17 @@ export function explainConnectError(error: Error, credentials: ChannelCredential
   }
   return error;
 }
+
+/**
+ * Why a connection that closed before the server's HTTP/2 settings, without an error, failed.
+ * Over TLS that is a server refusing the handshake's last step: node reports a refused client
+ * certificate (TLS 1.3 checks it after the client's handshake is done) as a bare close.
+ */
+export function explainEarlyClose(credentials: ChannelCredentials, address: string): Error {
+  if (!credentials.secure) return new Error(`${address} closed the connection before sending its HTTP/2 settings (is it a gRPC server?)`);
+  const why =
+    credentials.connectOptions.cert === undefined
+      ? "if it requires a client certificate (mTLS), give `tls({ cert, key })`"
+      : "it most likely refused our client certificate (is it signed by a CA the server trusts?)";
+  return new Error(`TLS connection to ${address} closed by the server before it sent its HTTP/2 settings: ${why}`);
+}

@@ -5,7 +5,7 @@ import type { Logger } from "../logger.js";
 import { windowSettings, type ResolvedWindowOptions } from "../transport/window-options.js";
 import { WindowTuner } from "../transport/window-tuner.js";
 import { ConnectionBackoff, type BackoffOptions, type Clock } from "./backoff.js";
-import { explainConnectError, type ChannelCredentials } from "./credentials.js";
+import { explainConnectError, explainEarlyClose, type ChannelCredentials } from "./credentials.js";
 import type { ConnectivityState } from "./connectivity.js";
 import type { KeepaliveState } from "./keepalive.js";
 import { addressKey, type Address } from "./target.js";
@@ -28,10 +28,10 @@ export interface SubchannelContext {
  * One address and at most one HTTP/2 session to it at a time.
  *
  * States (gRPC connectivity semantics):
- *   IDLE ──requestConnection()──▶ CONNECTING ──connected──▶ READY
+ *   IDLE ──requestConnection()──▶ CONNECTING ──server's SETTINGS received──▶ READY
  *   CONNECTING ──error/timeout──▶ TRANSIENT_FAILURE ──backoff elapsed──▶ CONNECTING
  *   READY ──connection lost / GOAWAY / keepalive timeout──▶ IDLE (calls already on the old
- *     session finish there; the balancer asks for a new connection)
+ *     session finish there; the balancer decides when to connect again)
  *   any ──shutdown()──▶ SHUTDOWN (final)
  * The attempt timeout and the wait between attempts follow the connection-backoff spec.
  */
@@ -48,6 +48,7 @@ export class Subchannel {
   private active = 0;
   private readonly sessions = new Set<ClientHttp2Session>();
   private readonly tuners = new WeakMap<ClientHttp2Session, WindowTuner>();
+  private readonly endReasons = new WeakMap<ClientHttp2Session, Error>();
 
   constructor(
     readonly address: Address,
@@ -111,24 +112,48 @@ export class Subchannel {
     const timeoutMs = this.backoff.begin();
     const address = this.address;
     const creds = this.ctx.credentials;
+    const options = {
+      ...creds.connectOptions,
+      settings: { enablePush: false, ...windowSettings(this.ctx.windows) },
+      // Past maxSessionMemory (node's default: 10 MB) node refuses every new stream with
+      // ENHANCE_YOUR_CALM and drops the server's frames: one unpaced 100 MiB request made all its
+      // neighbours fail and its own early answer never arrive. Requests are paced now (each call
+      // keeps about sendHighWaterMark in node), so the limit only guards against a runaway; it
+      // must not be what fails healthy calls beside a few large ones, or a raised
+      // sendHighWaterMark. grpc-js turns it off; we keep a cap far above what pacing holds.
+      maxSessionMemory: maxSessionMemoryMb,
+    };
     const session =
       "path" in address
         ? http2Connect(creds.secure ? "https://localhost" : "http://localhost", {
+            ...options,
             createConnection: () => (creds.secure ? tlsConnect({ ...creds.connectOptions, path: address.path }) : netConnect(address.path)),
-            settings: { enablePush: false, ...windowSettings(this.ctx.windows) },
           })
-        : http2Connect(`${creds.secure ? "https" : "http"}://${this.key}`, { ...creds.connectOptions, settings: { enablePush: false, ...windowSettings(this.ctx.windows) } });
+        : http2Connect(`${creds.secure ? "https" : "http"}://${this.key}`, options);
     this.session = session;
     this.sessions.add(session);
     const tuner = new WindowTuner(session, this.ctx.windows);
     this.tuners.set(session, tuner);
     if (this.active === 0) session.unref();
+    let socketConnected = false;
     this.connectTimer = setTimeout(() => {
-      session.destroy(new Error(`connection attempt timed out after ${timeoutMs} ms`));
+      const error = socketConnected
+        ? new Error(`the server accepted the connection but did not send its HTTP/2 settings within ${timeoutMs} ms (is it a gRPC server, and is it alive?)`)
+        : new Error(`connection attempt timed out after ${timeoutMs} ms (no answer to the TCP connect: host down, firewalled, or its accept queue is full)`);
+      this.lastError = error;
+      // node destroys a session whose socket is still connecting without 'error' or 'close':
+      // fail the attempt here rather than wait for events that never come.
+      this.sessions.delete(session);
+      session.destroy();
+      this.detach(session, error);
     }, timeoutMs);
     this.connectTimer.unref();
 
-    session.once("connect", () => {
+    // TCP (and TLS) connected is not READY: a peer that accepts and says nothing (a wedged
+    // process, a balancer without a backend) would take every call and answer none. READY is
+    // the server's SETTINGS frame, the first thing an HTTP/2 server sends (as grpc-go waits for it).
+    session.once("connect", () => (socketConnected = true));
+    session.once("remoteSettings", () => {
       clearTimeout(this.connectTimer);
       tuner.start();
       if (this.session !== session) return;
@@ -137,20 +162,47 @@ export class Subchannel {
       this.setState("READY");
       this.scheduleKeepalive(session);
     });
-    session.on("error", (e) => {
-      if (this.session === session || this.lastError === undefined) this.lastError = explainConnectError(e, this.ctx.credentials, this.key);
+    const onError = (e: Error) => {
+      const error = explainConnectError(e, this.ctx.credentials, this.key);
+      if (!this.endReasons.has(session)) this.endReasons.set(session, error);
+      if (this.session === session || this.lastError === undefined) this.lastError = error;
+    };
+    session.on("error", onError);
+    // A TLS alert after the handshake (a server refusing our client certificate) errors the
+    // socket and destroys the session, but node then emits neither 'error' nor 'close' on it.
+    session.socket.once("error", (e) => {
+      onError(e);
+      if (!session.destroyed) session.destroy();
+      this.sessions.delete(session);
+      this.detach(session, undefined);
     });
     session.on("goaway", (code, _lastStreamId, data) => {
+      let error: Error | undefined;
       if (code === constants.NGHTTP2_ENHANCE_YOUR_CALM && data?.toString() === "too_many_pings") {
+        const was = this.ctx.keepalive.timeMs;
         this.ctx.keepalive.tooManyPings();
-        this.ctx.logger.warn(`${this.key} said too_many_pings; keepalive time is now ${this.ctx.keepalive.timeMs} ms`);
+        const message =
+          `the server sent GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings"): it allows keepalive pings less often than every ${was} ms; ` +
+          `this channel now pings every ${this.ctx.keepalive.timeMs} ms. Raise the channel's keepalive.timeMs to the server's minimum ping interval ` +
+          `(grpc-go and gRPC Core: 5 min unless configured)`;
+        this.ctx.logger.warn(`${this.key}: ${message}`);
+        error = new Error(message);
+      } else if (code !== constants.NGHTTP2_NO_ERROR) {
+        const debug = data === undefined || data.length === 0 ? "" : `, "${data.toString()}"`;
+        error = new Error(`the server sent GOAWAY(${http2ErrorName(code)}${debug})`);
       }
-      this.detach(session, code === constants.NGHTTP2_NO_ERROR ? undefined : new Error(`the server sent GOAWAY with HTTP/2 error code ${code}`));
+      if (error !== undefined) this.endReasons.set(session, error);
+      this.detach(session, error);
     });
     session.on("close", () => {
       this.sessions.delete(session);
       this.detach(session, undefined);
     });
+  }
+
+  /** @internal Why `session` ended, when it ended with an error or an error GOAWAY. */
+  endReason(session: Http2Session | undefined): Error | undefined {
+    return session === undefined ? undefined : this.endReasons.get(session as ClientHttp2Session);
   }
 
   /** The session can take no new calls: leave READY (or fail the attempt) and move on. */
@@ -162,7 +214,7 @@ export class Subchannel {
     if (error !== undefined) this.lastError = error;
     if (!session.closed && !session.destroyed) session.close();
     if (this.state === "CONNECTING") {
-      this.lastError ??= new Error("the connection closed before it was established");
+      this.lastError ??= explainEarlyClose(this.ctx.credentials, this.key);
       this.setState("TRANSIENT_FAILURE");
       const delay = this.backoff.fail();
       this.retryTimer = setTimeout(() => {
@@ -210,6 +262,31 @@ export class Subchannel {
     this.state = state;
     this.ctx.onStateChange(this);
   }
+}
+
+/** node's `maxSessionMemory` of client sessions, in MB (node's default is 10); see connect(). */
+const maxSessionMemoryMb = 1024;
+
+const http2ErrorNames = [
+  "NO_ERROR",
+  "PROTOCOL_ERROR",
+  "INTERNAL_ERROR",
+  "FLOW_CONTROL_ERROR",
+  "SETTINGS_TIMEOUT",
+  "STREAM_CLOSED",
+  "FRAME_SIZE_ERROR",
+  "REFUSED_STREAM",
+  "CANCEL",
+  "COMPRESSION_ERROR",
+  "CONNECT_ERROR",
+  "ENHANCE_YOUR_CALM",
+  "INADEQUATE_SECURITY",
+  "HTTP_1_1_REQUIRED",
+];
+
+/** An HTTP/2 error code's name (RFC 9113 §7), or its number when unknown. */
+export function http2ErrorName(code: number): string {
+  return http2ErrorNames[code] ?? `error code ${code}`;
 }
 
 const kSubchannel = Symbol("rill.subchannel");

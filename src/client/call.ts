@@ -228,10 +228,19 @@ class ClientCall implements QueueSource {
     this.attempts++;
     const attempt = new Attempt(this, subchannel);
     this.current = attempt;
-    if (!attempt.open(headers)) return;
+    if (!attempt.open(headers, !this.requestsEnded || this.replayTotal() > this.channel.options.sendHighWaterMark)) return;
     for (const frame of this.replay ?? []) attempt.write(frame);
     if (this.requestsEnded) attempt.end();
     this.wakePump();
+  }
+
+  /** Bytes of the frames kept for replay (the whole request of a single-message call). */
+  private replayTotal(): number {
+    const replay = this.replay;
+    if (replay === undefined) return 0;
+    let n = 0;
+    for (const f of replay) n += f.byteLength;
+    return n;
   }
 
   private pumpWaiter: (() => void) | undefined;
@@ -463,11 +472,15 @@ class Attempt {
     this.decoder = new FrameDecoder(call.channel.options.maxReceiveMessageBytes);
   }
 
-  /** Opens the stream; false when that failed and the outcome was already reported. */
-  open(headers: OutgoingHttpHeaders): boolean {
+  /**
+   * Opens the stream; false when that failed and the outcome was already reported. `paced`: the
+   * requests go through a FrameWriter (a stream, or one message above the send high-water mark)
+   * rather than straight to the stream.
+   */
+  open(headers: OutgoingHttpHeaders, paced: boolean): boolean {
     let stream: ClientHttp2Stream;
     try {
-      stream = this.subchannel.openStream(headers, this.call.sendingDone ? undefined : (this.resetter = new AbortController()).signal);
+      stream = this.subchannel.openStream(headers, paced ? (this.resetter = new AbortController()).signal : undefined);
     } catch (e) {
       // The subchannel lost its session between pick and open: the server never saw this stream.
       this.call.attemptEnded(this, RpcError.from(e, Code.Unavailable, `cannot start a call on ${this.call.channel.target}: ${(e as Error).message}`), {
@@ -479,8 +492,9 @@ class Attempt {
     this.stream = stream;
     this.session = stream.session;
     this.tuner = this.subchannel.tunerOf(this.session);
-    // A call whose requests are all in hand writes them straight to the stream: nothing to pace.
-    if (!this.call.sendingDone) this.writer = new FrameWriter(stream, this.call.channel.options.sendHighWaterMark);
+    // A call whose small requests are all in hand writes them straight to the stream: nothing to
+    // pace. A large one goes through the writer: node would hold it all in the session's memory.
+    if (paced) this.writer = new FrameWriter(stream, this.call.channel.options.sendHighWaterMark);
     // Shared listener functions that find the attempt on the stream: no closures per call.
     (stream as AttemptStream)[kAttempt] = this;
     stream.on("response", onAttemptResponse);
@@ -503,7 +517,11 @@ class Attempt {
   }
 
   end(): void {
-    this.writer?.close();
+    if (this.writer !== undefined) this.writer.close(() => this.endStream());
+    else this.endStream();
+  }
+
+  private endStream(): void {
     const s = this.stream;
     if (s !== undefined && !s.destroyed && !s.writableEnded) s.end();
   }
@@ -529,6 +547,8 @@ class Attempt {
       this.status = status;
       this.trailerHeaders = headers;
       this.call.stopSending();
+      // Answered early: feed no more of the request to a stream the server has finished with.
+      this.writer?.abort();
       return;
     }
     if (httpStatus !== 200) {
@@ -602,7 +622,10 @@ class Attempt {
       error = this.connectionFailure(this.streamError);
     } else if (this.session === undefined || this.session.destroyed) {
       // The connection died under the stream (socket closed, GOAWAY with error, server killed).
-      error = new RpcError(Code.Unavailable, `lost the connection to ${this.call.channel.target} before the call finished`, { cause: this.streamError });
+      const reason = this.subchannel.endReason(this.session);
+      error = new RpcError(Code.Unavailable, `lost the connection to ${this.call.channel.target} before the call finished${reason === undefined ? "" : `: ${reason.message}`}`, {
+        cause: reason ?? this.streamError,
+      });
     } else if (stream.rstCode !== undefined && stream.rstCode !== constants.NGHTTP2_NO_ERROR) {
       error = new RpcError(rstCodeToCode(stream.rstCode), `the server reset the stream (HTTP/2 error code ${stream.rstCode})`);
     } else {
@@ -620,7 +643,7 @@ class Attempt {
   }
 
   private connectionFailure(e: Error): RpcError {
-    let cause: Error = this.subchannel.lastError ?? e;
+    let cause: Error = this.subchannel.endReason(this.session) ?? this.subchannel.lastError ?? e;
     // node wraps the socket's error (ECONNREFUSED...) in ERR_HTTP2_STREAM_CANCEL; report the socket's.
     if (cause.cause instanceof Error) cause = cause.cause;
     cause = explainConnectError(cause, this.call.channel.options.credentials, this.subchannel.key);

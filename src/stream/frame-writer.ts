@@ -21,6 +21,8 @@ const COALESCE_BELOW = 16 * 1024;
 const BATCH_LIMIT = 64 * 1024;
 /** In `flags`: the part is a whole frame (header included), not a payload still to be framed. */
 const WHOLE = -1;
+/** Paced writes go to the stream in slices of this size. */
+const SLICE = 64 * 1024;
 
 /**
  * Writes gRPC frames to one HTTP/2 stream with byte-accurate backpressure and write coalescing.
@@ -37,6 +39,12 @@ const WHOLE = -1;
  * syscalls. A batch is built in one buffer with each frame's header written in place, so a small
  * message is copied once; a payload of 16 KiB or more is never copied (its header and it are
  * written together, corked). Order is always preserved.
+ *
+ * Pacing: a write that would take the bytes in flight past the high-water mark is handed to the
+ * stream in slices as earlier ones are taken, never all at once. node keeps whatever a stream
+ * was given in its session's memory until flow control lets it out; a 100 MiB message given in
+ * one piece sat there whole, past node's session limit, refusing every other call on the
+ * connection, and a stream the server closed early could never finish writing it.
  */
 export class FrameWriter {
   // The batch, allocated on first use: an idle stream (most of 10,000 open streams) has none.
@@ -62,7 +70,7 @@ export class FrameWriter {
 
   /** Bytes accepted but not yet taken by the HTTP/2 session. */
   get buffered(): number {
-    return this.inflight + this.batchBytes;
+    return this.inflight + this.batchBytes + this.pacedBytes;
   }
 
   /**
@@ -71,11 +79,17 @@ export class FrameWriter {
    * the budget is saturated).
    */
   get full(): boolean {
-    const buffered = this.inflight + this.batchBytes;
+    const buffered = this.inflight + this.batchBytes + this.pacedBytes;
     if (buffered >= this.highWaterMark) return true;
     const budget = this.budget;
     return budget !== undefined && (buffered > 0 ? budget.over : budget.saturated);
   }
+
+  /** Bytes waiting to be handed to the stream in slices (see Pacing), oldest first. */
+  private paced: Uint8Array[] | undefined;
+  private pacedBytes = 0;
+  /** Called once everything paced is handed over, after close(then). */
+  private onDrained: (() => void) | undefined;
 
   /** Queues one whole frame (header included). Returns false when the caller should wait for `writable()`. */
   write(frame: Uint8Array): boolean {
@@ -211,12 +225,25 @@ export class FrameWriter {
     this.budget!.release(n);
   }
 
-  /** Flushes and stops: later writes are dropped and every waiter is released. */
-  close(): void {
+  /**
+   * Flushes and stops: later writes are dropped and every waiter is released. `then` runs once
+   * every accepted byte was handed to the stream (at once when nothing is paced); the caller ends
+   * the stream there. Without `then`, paced bytes are handed over now, unpaced, so the caller may
+   * end the stream right after close().
+   */
+  close(then?: () => void): void {
     if (this.closed) return;
     this.flush();
     this.closed = true;
     this.release();
+    if (this.pacedBytes === 0) then?.();
+    else if (then !== undefined) this.onDrained = then;
+    else {
+      const rest = this.paced!;
+      this.paced = undefined;
+      this.pacedBytes = 0;
+      for (const part of rest) this.writeNow(part);
+    }
   }
 
   /** The stream ended or was destroyed: nothing this writer counted is buffered any more. */
@@ -226,6 +253,9 @@ export class FrameWriter {
 
   /** Drops everything unsent (the stream is gone) and releases waiters. */
   abort(): void {
+    this.paced = undefined;
+    this.pacedBytes = 0;
+    this.onDrained = undefined;
     this.parts = undefined;
     this.flags = undefined;
     this.headerLengths = undefined;
@@ -242,6 +272,39 @@ export class FrameWriter {
   }
 
   private writeOut(buf: Uint8Array): void {
+    const stream = this.stream;
+    if (stream.destroyed || stream.writableEnded) return;
+    if (this.paced !== undefined || (buf.byteLength > SLICE && this.inflight + buf.byteLength > this.highWaterMark)) {
+      (this.paced ??= []).push(buf);
+      this.pacedBytes += buf.byteLength;
+      this.pace();
+      return;
+    }
+    this.writeNow(buf);
+  }
+
+  /** Hands paced bytes to the stream, a slice at a time, while the bytes in flight allow. */
+  private pace(): void {
+    const paced = this.paced;
+    if (paced === undefined) return;
+    const stream = this.stream;
+    while (paced.length > 0 && this.inflight < this.highWaterMark) {
+      if (stream.destroyed || stream.writableEnded) return;
+      const head = paced[0]!;
+      const slice = head.byteLength <= SLICE ? head : head.subarray(0, SLICE);
+      if (slice === head) paced.shift();
+      else paced[0] = head.subarray(SLICE);
+      this.pacedBytes -= slice.byteLength;
+      this.writeNow(slice);
+    }
+    if (paced.length > 0) return;
+    this.paced = undefined;
+    const then = this.onDrained;
+    this.onDrained = undefined;
+    then?.();
+  }
+
+  private writeNow(buf: Uint8Array): void {
     const stream = this.stream;
     if (stream.destroyed || stream.writableEnded) return;
     const n = buf.byteLength;
@@ -281,6 +344,7 @@ export class FrameWriter {
       this.sizesTail -= this.sizesHead;
       this.sizesHead = 0;
     }
+    if (this.paced !== undefined) this.pace();
     if (this.waiters !== undefined && this.waiters.length > 0 && !this.full) this.release();
   }
 

@@ -78,9 +78,15 @@ describe("TLS and credentials", () => {
     const seen: Array<HandlerContext["tls"]> = [];
     const { target } = await h.server((s) => s.add(Echo, echo(seen)), {}, { tls: mtls() });
     const anonymous = createClient(Echo, h.channel(target, { credentials: tls({ ca: certs.caCert }) }));
-    await assert.rejects(anonymous.unaryEcho({ message: "u" }), (e: RpcError) => e.code === Code.Unavailable && /requires a client certificate/.test(e.message));
+    const fails = (pattern: RegExp) => (e: RpcError) => {
+      assert.equal(e.code, Code.Unavailable, e.message);
+      assert.match(e.message, pattern);
+      return true;
+    };
+    await assert.rejects(anonymous.unaryEcho({ message: "u" }), fails(/requires a client certificate \(mTLS\): give `tls\(\{ cert, key \}\)`/));
+    // Refused after the handshake (TLS 1.3 checks the client's certificate last): still named, not "lost the connection".
     const stranger = createClient(Echo, h.channel(target, { credentials: tls({ ca: certs.caCert, cert: certs.strangerCert, key: certs.strangerKey }) }));
-    await assert.rejects(stranger.unaryEcho({ message: "u" }), (e: RpcError) => e.code === Code.Unavailable);
+    await assert.rejects(stranger.unaryEcho({ message: "u" }), fails(/refused our client certificate/));
     assert.equal(seen.length, 0, "no handler ran for a refused client");
 
     const client = createClient(Echo, h.channel(target, { credentials: tls({ ca: certs.caCert, cert: certs.clientCert, key: certs.clientKey }) }));

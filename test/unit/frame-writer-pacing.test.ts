@@ -1,0 +1,76 @@
+import assert from "node:assert/strict";
+import { Writable } from "node:stream";
+import { test } from "node:test";
+import { setImmediate as tick } from "node:timers/promises";
+import { FrameWriter } from "../../src/stream/frame-writer.js";
+
+/** A stream that takes writes only when told to (`take()`), like an HTTP/2 stream out of window. */
+function slowStream() {
+  const pending: Array<{ chunk: Buffer; cb: () => void }> = [];
+  const got: Buffer[] = [];
+  let ended = false;
+  const stream = new Writable({
+    highWaterMark: 1 << 30,
+    write(chunk: Buffer, _enc, cb) {
+      pending.push({ chunk, cb });
+    },
+    final(cb) {
+      ended = true;
+      cb();
+    },
+  });
+  return {
+    stream,
+    got,
+    get ended() {
+      return ended;
+    },
+    take() {
+      const p = pending.shift();
+      if (p === undefined) return false;
+      got.push(p.chunk);
+      p.cb();
+      return true;
+    },
+  };
+}
+
+test("a frame far above the high-water mark reaches the stream in slices, never more than the mark plus one slice at a time, and the stream ends after it", async () => {
+  const s = slowStream();
+  const writer = new FrameWriter(s.stream, 256 * 1024);
+  const frame = Buffer.alloc(4 * 1024 * 1024, 7);
+  assert.equal(writer.write(frame), false, "the writer is full at once");
+  assert.equal(writer.buffered, frame.length);
+  writer.close(() => s.stream.end());
+  let most = 0;
+  for (let i = 0; i < 10_000 && !s.ended; i++) {
+    most = Math.max(most, s.stream.writableLength);
+    if (!s.take()) await tick();
+  }
+  assert.ok(s.ended, "the stream ended after the last slice");
+  assert.ok(most <= 256 * 1024 + 64 * 1024, `the stream held ${most} bytes at once`);
+  assert.deepEqual(Buffer.concat(s.got), frame);
+});
+
+test("abort drops paced bytes and releases a waiting producer", async () => {
+  const s = slowStream();
+  const writer = new FrameWriter(s.stream, 64 * 1024);
+  writer.write(Buffer.alloc(1024 * 1024));
+  let released = false;
+  void writer.writable().then(() => (released = true));
+  writer.abort();
+  await tick();
+  assert.ok(released);
+  assert.equal(writer.buffered, s.stream.writableLength);
+});
+
+test("close without a callback hands paced bytes over at once, so a caller may end the stream right after", async () => {
+  const s = slowStream();
+  const writer = new FrameWriter(s.stream, 64 * 1024);
+  const frame = Buffer.alloc(512 * 1024, 3);
+  writer.write(frame);
+  writer.close();
+  s.stream.end();
+  for (let i = 0; i < 1000 && !s.ended; i++) if (!s.take()) await tick();
+  assert.deepEqual(Buffer.concat(s.got), frame);
+});
