@@ -176,7 +176,8 @@ export class Subchannel {
       this.sessions.delete(session);
       this.detach(session, undefined);
     });
-    session.on("goaway", (code, _lastStreamId, data) => {
+    session.on("goaway", (code, lastStreamId, data) => {
+      goawayLastStreamIds.set(session, lastStreamId);
       let error: Error | undefined;
       if (code === constants.NGHTTP2_ENHANCE_YOUR_CALM && data?.toString() === "too_many_pings") {
         const was = this.ctx.keepalive.timeMs;
@@ -294,4 +295,19 @@ type SubchannelStream = ClientHttp2Stream & { [kSubchannel]: Subchannel };
 
 function onSubchannelStreamClose(this: SubchannelStream): void {
   this[kSubchannel].streamClosed();
+}
+
+/** The last stream id of the GOAWAY each session received (node destroys the session on an error GOAWAY before its streams close). */
+const goawayLastStreamIds = new WeakMap<Http2Session, number>();
+
+/**
+ * Whether the server said, by a GOAWAY on `session`, that it never processed the stream `id`
+ * (beyond the GOAWAY's last stream id, or never given an id): such a call is safe to retry
+ * transparently (gRPC A6), whatever the GOAWAY's error code. node destroys a session at once on
+ * an error GOAWAY, so its streams otherwise look like a lost connection.
+ */
+export function unprocessedByServer(session: Http2Session | undefined, id: number | undefined): boolean {
+  if (session === undefined) return false;
+  const last = goawayLastStreamIds.get(session);
+  return last !== undefined && (id === undefined || id > last);
 }

@@ -1,7 +1,7 @@
 import { constants, type ClientHttp2Stream, type Http2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders } from "node:http2";
 import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
 import type { Channel } from "../channel/channel.js";
-import type { Subchannel } from "../channel/subchannel.js";
+import { unprocessedByServer, type Subchannel } from "../channel/subchannel.js";
 import { explainConnectError } from "../channel/credentials.js";
 import type { Codec } from "../codec.js";
 import { isMarkedUncompressed, type Compression } from "../compression.js";
@@ -615,7 +615,10 @@ class Attempt {
       } else if (this.decoder.partial) {
         error = new RpcError(Code.Internal, "the response stream ended in the middle of a message");
       }
-    } else if (stream.rstCode === constants.NGHTTP2_REFUSED_STREAM || (!this.responded && isGoawayRefusal(this.streamError))) {
+    } else if (
+      stream.rstCode === constants.NGHTTP2_REFUSED_STREAM ||
+      (!this.responded && (isGoawayRefusal(this.streamError) || unprocessedByServer(this.session, stream.id)))
+    ) {
       refused = true;
       error = new RpcError(Code.Unavailable, `${this.call.channel.target} refused the stream (it is going away)`);
     } else if (!this.responded && this.streamError !== undefined) {

@@ -252,9 +252,10 @@ describe("a legitimate client whose deadlines expire in a burst", () => {
     await new Promise<void>((resolve) => counter.close(() => resolve()));
     await server.shutdown({ graceMs: 1000 });
     console.log(`# deadline burst on Node ${process.versions.node}: ${JSON.stringify(Object.fromEntries(outcomes))}, ${connections} connection(s)`);
-    // UNAVAILABLE is allowed for a few calls: the client does not yet retry transparently a call
-    // that its deadline and a stream reset race on (seen 0–11 of 3,000 on Node 22, ~100 on Node 20
-    // where the GOAWAY refuses calls); everything else must be OK or DEADLINE_EXCEEDED.
+    // UNAVAILABLE is allowed for a few calls: node counts the streams a client reset until the
+    // next turn of its event loop, so a new stream can find the 100-stream limit still full and be
+    // reset with ENHANCE_YOUR_CALM (0–35 of 3,000 seen on Node 22). Calls a GOAWAY refused are
+    // retried transparently (Node 20: ~100 failed before that).
     const allowed = new Set(["OK", "DeadlineExceeded", "Unavailable"]);
     for (const code of outcomes.keys()) assert.ok(allowed.has(code), `a call ended ${code} (${firstFailure}): ${JSON.stringify(Object.fromEntries(outcomes))}`);
     if (firstFailure !== undefined) console.log(`# first non-deadline failure: ${firstFailure}`);
