@@ -5,6 +5,8 @@
  * to notice (t.diagnostic), the figures quoted in the README's fault table.
  */
 import assert from "node:assert/strict";
+import { constants, createServer as createHttp2Server } from "node:http2";
+import type { AddressInfo } from "node:net";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Echo } from "../../gen/echo/echo_pb.js";
@@ -317,5 +319,47 @@ describe("errors that say what happened", () => {
       code(Code.Unavailable, /ENHANCE_YOUR_CALM.*too_many_pings.*keepalive/s),
     );
     t.diagnostic(`too_many_pings: call failed after ${Date.now() - start} ms`);
+  });
+});
+
+describe("a GOAWAY with an error code", () => {
+  const h = useHarness();
+
+  test("a call the server never processed (beyond the GOAWAY's last stream id) is retried on a new connection", async () => {
+    // A raw HTTP/2 server that answers the first call of each connection and refuses the rest
+    // with GOAWAY(INTERNAL_ERROR, last stream id = the first): as nghttp2 does past its reset limit.
+    const server = createHttp2Server();
+    let connections = 0;
+    const sessions = new Set<import("node:http2").Http2Session>();
+    server.on("session", (session) => {
+      connections++;
+      sessions.add(session);
+      let served = 0;
+      session.on("stream", (stream) => {
+        stream.on("error", () => {});
+        if (served++ > 0) {
+          session.goaway(constants.NGHTTP2_INTERNAL_ERROR, 1);
+          return;
+        }
+        stream.on("data", () => {});
+        stream.on("end", () => {
+          stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
+          stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+          stream.end(Buffer.from([0, 0, 0, 0, 0]));
+        });
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const echo = h.client(Echo, `127.0.0.1:${port}`);
+      await echo.unaryEcho({ message: "first" });
+      // The second call is refused by the GOAWAY; it must succeed on the next connection.
+      await echo.unaryEcho({ message: "second" });
+      assert.equal(connections, 2);
+    } finally {
+      for (const s of sessions) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });
