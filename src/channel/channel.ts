@@ -265,7 +265,14 @@ class Http2Channel implements Channel {
       try {
         await this.waitForStateChange(this.state, signal);
       } catch {
-        throw new RpcError(Code.DeadlineExceeded, `${this.target} did not become ready in time (state ${this.state}${this.describeFailure()})`);
+        // The caller's own signal is a cancellation; only our timeoutMs is a deadline.
+        const state = `(state ${this.state}${this.describeFailure()})`;
+        if (options.signal?.aborted === true) {
+          const reason: unknown = options.signal.reason;
+          if (reason instanceof RpcError) throw reason;
+          throw new RpcError(Code.Canceled, `waiting for ${this.target} to become ready was cancelled ${state}`, { cause: reason });
+        }
+        throw new RpcError(Code.DeadlineExceeded, `${this.target} did not become ready in time ${state}`);
       }
     }
   }

@@ -382,3 +382,25 @@ describe("retries (gRFC A6)", () => {
     assert.equal(calls, 1);
   });
 });
+
+describe("waiting for a channel to become ready", () => {
+  const h = useHarness();
+
+  test("channel.waitForReady ends CANCELLED when the caller aborts, DEADLINE_EXCEEDED when its timeoutMs passes", async () => {
+    // A port nothing listens on: the channel never becomes ready.
+    const probe = createNetServer();
+    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const channel = h.channel(`127.0.0.1:${port}`);
+    const aborted = new AbortController();
+    setTimeout(() => aborted.abort(), 100);
+    await assert.rejects(channel.waitForReady({ signal: aborted.signal, timeoutMs: 10_000 }), (e: unknown) => e instanceof RpcError && e.code === Code.Canceled);
+    await assert.rejects(channel.waitForReady({ timeoutMs: 100 }), (e: unknown) => e instanceof RpcError && e.code === Code.DeadlineExceeded);
+    // The same for a call waiting for the connection.
+    const echo = createClient(Echo, channel);
+    const c = new AbortController();
+    setTimeout(() => c.abort(), 100);
+    await assert.rejects(echo.unaryEcho({}, { waitForReady: true, signal: c.signal, timeoutMs: 10_000 }), (e: unknown) => e instanceof RpcError && e.code === Code.Canceled);
+  });
+});
