@@ -14,6 +14,7 @@ import { defaultResolver, staticResolver, type Resolver, type ResolverFactory } 
 import { Subchannel } from "./subchannel.js";
 import { resolveWindowOptions, type ResolvedWindowOptions, type WindowOptions } from "../transport/window-options.js";
 import { addressKey, parseTarget, type Address, type Target } from "./target.js";
+import { startTimer, type LongTimer } from "../timer.js";
 
 /**
  * Options of `createChannel`. Every field has a documented default. Flow-control windows and BDP
@@ -174,7 +175,7 @@ class Http2Channel implements Channel {
   private readonly keepalive: KeepaliveState;
   private readonly clock: Clock;
   private readonly idleTimeoutMs: number;
-  private idleTimer: NodeJS.Timeout | undefined;
+  private idleTimer: LongTimer | undefined;
   /** A call picked since the idle timer last looked (a flag, not a timestamp: one store per call). */
   private used = false;
 
@@ -279,7 +280,7 @@ class Http2Channel implements Channel {
 
   close(): void {
     if (this.state === "SHUTDOWN") return;
-    clearTimeout(this.idleTimer);
+    this.idleTimer?.cancel();
     this.resolver?.close();
     for (const s of this.subchannels) s.shutdown(true);
     this.subchannels = [];
@@ -317,13 +318,12 @@ class Http2Channel implements Channel {
   private armIdleTimer(): void {
     if (this.idleTimer !== undefined || !Number.isFinite(this.idleTimeoutMs)) return;
     this.used = false;
-    this.idleTimer = setTimeout(() => {
+    this.idleTimer = startTimer(this.idleTimeoutMs, () => {
       this.idleTimer = undefined;
       const busy = this.used || this.waiters.size > 0 || this.subchannels.some((s) => s.activeCalls > 0);
       if (busy) this.armIdleTimer();
       else this.enterIdle();
-    }, this.idleTimeoutMs);
-    this.idleTimer.unref();
+    });
   }
 
   /** No calls for idleTimeoutMs: close connections and stop resolving until the next call. */

@@ -8,6 +8,7 @@ import { ConnectionBackoff, type BackoffOptions, type Clock } from "./backoff.js
 import { explainConnectError, explainEarlyClose, type ChannelCredentials } from "./credentials.js";
 import type { ConnectivityState } from "./connectivity.js";
 import type { KeepaliveState } from "./keepalive.js";
+import { startTimer, type LongTimer } from "../timer.js";
 import { addressKey, type Address } from "./target.js";
 
 /** What a subchannel needs from its channel. */
@@ -42,9 +43,11 @@ export class Subchannel {
   readonly key: string;
   private session: ClientHttp2Session | undefined;
   private readonly backoff: ConnectionBackoff;
-  private connectTimer: NodeJS.Timeout | undefined;
-  private retryTimer: NodeJS.Timeout | undefined;
-  private keepaliveTimer: NodeJS.Timeout | undefined;
+  // Long timers: keepalive times, connect timeouts and backoffs are user-given, and setTimeout
+  // fires at once past 24.8 days.
+  private connectTimer: LongTimer | undefined;
+  private retryTimer: LongTimer | undefined;
+  private keepaliveTimer: LongTimer | undefined;
   private active = 0;
   private readonly sessions = new Set<ClientHttp2Session>();
   private readonly tuners = new WeakMap<ClientHttp2Session, WindowTuner>();
@@ -136,7 +139,7 @@ export class Subchannel {
     this.tuners.set(session, tuner);
     if (this.active === 0) session.unref();
     let socketConnected = false;
-    this.connectTimer = setTimeout(() => {
+    this.connectTimer = startTimer(timeoutMs, () => {
       const error = socketConnected
         ? new Error(`the server accepted the connection but did not send its HTTP/2 settings within ${timeoutMs} ms (is it a gRPC server, and is it alive?)`)
         : new Error(`connection attempt timed out after ${timeoutMs} ms (no answer to the TCP connect: host down, firewalled, or its accept queue is full)`);
@@ -146,15 +149,14 @@ export class Subchannel {
       this.sessions.delete(session);
       session.destroy();
       this.detach(session, error);
-    }, timeoutMs);
-    this.connectTimer.unref();
+    });
 
     // TCP (and TLS) connected is not READY: a peer that accepts and says nothing (a wedged
     // process, a balancer without a backend) would take every call and answer none. READY is
     // the server's SETTINGS frame, the first thing an HTTP/2 server sends (as grpc-go waits for it).
     session.once("connect", () => (socketConnected = true));
     session.once("remoteSettings", () => {
-      clearTimeout(this.connectTimer);
+      this.connectTimer?.cancel();
       tuner.start();
       if (this.session !== session) return;
       this.backoff.reset();
@@ -210,19 +212,18 @@ export class Subchannel {
   private detach(session: ClientHttp2Session, error: Error | undefined): void {
     if (this.session !== session) return;
     this.session = undefined;
-    clearTimeout(this.connectTimer);
-    clearTimeout(this.keepaliveTimer);
+    this.connectTimer?.cancel();
+    this.keepaliveTimer?.cancel();
     if (error !== undefined) this.lastError = error;
     if (!session.closed && !session.destroyed) session.close();
     if (this.state === "CONNECTING") {
       this.lastError ??= explainEarlyClose(this.ctx.credentials, this.key);
       this.setState("TRANSIENT_FAILURE");
       const delay = this.backoff.fail();
-      this.retryTimer = setTimeout(() => {
+      this.retryTimer = startTimer(delay, () => {
         this.retryTimer = undefined;
         if (this.state === "TRANSIENT_FAILURE") this.connect();
-      }, delay);
-      this.retryTimer.unref();
+      });
     } else if (this.state === "READY") {
       this.setState("IDLE");
     }
@@ -231,31 +232,29 @@ export class Subchannel {
   private scheduleKeepalive(session: ClientHttp2Session): void {
     const ka = this.ctx.keepalive;
     if (!Number.isFinite(ka.timeMs)) return;
-    this.keepaliveTimer = setTimeout(() => {
+    this.keepaliveTimer = startTimer(ka.timeMs, () => {
       if (this.session !== session) return;
       if (this.active === 0 && !ka.permitWithoutCalls) return this.scheduleKeepalive(session);
-      const timeout = setTimeout(() => {
+      const timeout = startTimer(ka.timeoutMs, () => {
         this.ctx.logger.warn(`${this.key} did not answer a keepalive PING within ${ka.timeoutMs} ms; closing the connection`);
         this.lastError = new Error(`keepalive PING not acknowledged within ${ka.timeoutMs} ms`);
         session.destroy(this.lastError);
-      }, ka.timeoutMs);
-      timeout.unref();
+      });
       try {
         session.ping((err) => {
-          clearTimeout(timeout);
+          timeout.cancel();
           if (err === null) this.scheduleKeepalive(session);
         });
       } catch {
-        clearTimeout(timeout);
+        timeout.cancel();
       }
-    }, ka.timeMs);
-    this.keepaliveTimer.unref();
+    });
   }
 
   private clearTimers(): void {
-    clearTimeout(this.connectTimer);
-    clearTimeout(this.retryTimer);
-    clearTimeout(this.keepaliveTimer);
+    this.connectTimer?.cancel();
+    this.retryTimer?.cancel();
+    this.keepaliveTimer?.cancel();
   }
 
   private setState(state: ConnectivityState): void {

@@ -2,6 +2,7 @@ import { constants, type ClientHttp2Stream, type Http2Session, type IncomingHttp
 import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
 import type { Channel } from "../channel/channel.js";
 import { unprocessedByServer, type Subchannel } from "../channel/subchannel.js";
+import { startTimer, type LongTimer } from "../timer.js";
 import { explainConnectError } from "../channel/credentials.js";
 import type { Codec } from "../codec.js";
 import { isMarkedUncompressed, type Compression } from "../compression.js";
@@ -77,7 +78,7 @@ class ClientCall implements QueueSource {
   private current: Attempt | undefined;
   private baseHeaders: OutgoingHttpHeaders = noHeaders;
   private deadline: number | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: LongTimer | undefined;
   private retryPolicy: RetryPolicy | undefined;
   private waitForReady = false;
   requestCompression: Compression | undefined;
@@ -95,7 +96,7 @@ class ClientCall implements QueueSource {
   // Created only when a pick has to wait for a connection (rare): most calls pick at once.
   private pickAbort: AbortController | undefined;
   private readonly pickSignal = () => (this.pickAbort ??= new AbortController()).signal;
-  private idleTimer: NodeJS.Timeout | undefined;
+  private idleTimer: LongTimer | undefined;
   private lastActivity = 0;
 
   constructor(
@@ -175,7 +176,8 @@ class ClientCall implements QueueSource {
         return this.responses;
       }
       const started = Date.now();
-      this.timer = setTimeout(() => this.cancel(new RpcError(Code.DeadlineExceeded, `deadline exceeded after ${Date.now() - started} ms`)), remaining);
+      // Chained past setTimeout's 24.8-day limit: a longer deadline must not fire at once.
+      this.timer = startTimer(remaining, () => this.cancel(this.deadlineError(Date.now() - started)), true);
     }
     options.signal?.addEventListener("abort", this.onAbort, { once: true });
     if (idle) {
@@ -348,19 +350,29 @@ class ClientCall implements QueueSource {
     }
     const cap = Math.min(policy.initialBackoffMs * policy.backoffMultiplier ** (this.attempts - 1), policy.maxBackoffMs);
     const delay = info.pushbackMs ?? Math.random() * cap;
-    if (this.deadline !== undefined && Date.now() + delay >= this.deadline) {
-      this.finish(error);
-      return;
-    }
+    // A backoff that outlasts the deadline is still waited for, as grpc-go does: the call ends
+    // DEADLINE_EXCEEDED at its deadline (naming the last attempt's error), not early with it.
+    this.lastAttemptError = error;
     this.current = undefined;
-    const t = setTimeout(() => {
-      this.retryTimer = undefined;
-      if (!this.done) this.nextAttempt();
-    }, delay);
-    this.retryTimer = t;
+    this.retryTimer = startTimer(
+      delay,
+      () => {
+        this.retryTimer = undefined;
+        if (!this.done) this.nextAttempt();
+      },
+      true,
+    );
   }
 
-  private retryTimer: NodeJS.Timeout | undefined;
+  private retryTimer: LongTimer | undefined;
+  /** The error of the attempt before a pending retry, named if the deadline passes first. */
+  private lastAttemptError: RpcError | undefined;
+
+  private deadlineError(elapsedMs: number): RpcError {
+    const last = this.retryTimer !== undefined ? this.lastAttemptError : undefined;
+    const detail = last === undefined ? "" : `; the last attempt failed with ${last.message}`;
+    return new RpcError(Code.DeadlineExceeded, `deadline exceeded after ${elapsedMs} ms${detail}`);
+  }
 
   encodeRequest(message: unknown): Uint8Array | undefined {
     let bytes: Uint8Array;
@@ -390,9 +402,9 @@ class ClientCall implements QueueSource {
     if (this.done) return;
     this.done = true;
     this.commit();
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
-    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
+    this.timer?.cancel();
+    this.retryTimer?.cancel();
+    this.idleTimer?.cancel();
     this.wakePump();
     this.pickAbort?.abort(error);
     this.stopSending();
@@ -428,9 +440,9 @@ class ClientCall implements QueueSource {
     const check = () => {
       const idle = performance.now() - this.lastActivity;
       if (idle + 1 >= ms) this.cancel(new IdleTimeoutError(ms));
-      else this.idleTimer = setTimeout(check, ms - idle);
+      else this.idleTimer = startTimer(ms - idle, check, true);
     };
-    this.idleTimer = setTimeout(check, ms);
+    this.idleTimer = startTimer(ms, check, true);
   }
 
   get isDone(): boolean {

@@ -16,6 +16,7 @@ import type { HandlerContext } from "./handler-context.js";
 import type { Route } from "./router.js";
 import { tlsPeerOf, type TlsPeer } from "./tls-peer.js";
 import type { ConnectionBudget } from "./memory-budget.js";
+import { startTimer, type LongTimer } from "../timer.js";
 
 /** What a server call tells its connection; one object per connection, shared by its calls. */
 export interface ServerCallHooks {
@@ -79,7 +80,7 @@ export class ServerCall implements HandlerContext {
   private trailer: Metadata | undefined;
   private headersSent = false;
   private done = false;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: LongTimer | undefined;
   // Only client- and bidi-streaming calls read their requests through a queue. Unary and
   // server-streaming calls keep their one request frame below and hand it over when the request
   // stream ends: one promise per call instead of a queue, two reads and an async frame.
@@ -98,7 +99,7 @@ export class ServerCall implements HandlerContext {
   /** Created on the first write: an idle call never needs one. */
   private out: FrameWriter | undefined;
   private idleTimeoutMs = 0;
-  private idleTimer: NodeJS.Timeout | undefined;
+  private idleTimer: LongTimer | undefined;
   private lastActivity = 0;
   /** Request bytes this call counts against the connection's budget (partial + unread messages). */
   private held = 0;
@@ -123,7 +124,8 @@ export class ServerCall implements HandlerContext {
       try {
         const ms = parseTimeout(timeout);
         deadline = Date.now() + ms;
-        this.timer = setTimeout(() => this.fail(new RpcError(Code.DeadlineExceeded, "deadline exceeded")), Math.ceil(ms));
+        // Chained past setTimeout's 24.8-day limit: a longer deadline must not fire at once.
+        this.timer = startTimer(Math.ceil(ms), () => this.fail(new RpcError(Code.DeadlineExceeded, "deadline exceeded")), true);
       } catch (e) {
         this.badRequest = RpcError.from(e, Code.Internal);
       }
@@ -500,8 +502,8 @@ export class ServerCall implements HandlerContext {
       this.hooks.budget?.release(this.held);
       this.held = 0;
     }
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
+    this.timer?.cancel();
+    this.idleTimer?.cancel();
     const controller = this.controller;
     if (controller === undefined) this.endReason = reason;
     else if (!controller.signal.aborted) controller.abort(reason);
@@ -623,10 +625,10 @@ export class ServerCall implements HandlerContext {
         this.idleTimer = undefined;
         this.fail(new IdleTimeoutError(this.idleTimeoutMs));
       } else {
-        this.idleTimer = setTimeout(check, this.idleTimeoutMs - idle);
+        this.idleTimer = startTimer(this.idleTimeoutMs - idle, check, true);
       }
     };
-    this.idleTimer = setTimeout(check, ms);
+    this.idleTimer = startTimer(ms, check, true);
   }
 
   private toRpcError(e: unknown): RpcError {

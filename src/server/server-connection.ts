@@ -7,6 +7,7 @@ import type { ResolvedWindowOptions } from "../transport/window-options.js";
 import { WindowTuner } from "../transport/window-tuner.js";
 import { PingEnforcer } from "./keepalive-enforcement.js";
 import type { ConnectionBudget } from "./memory-budget.js";
+import { startTimer } from "../timer.js";
 
 /** What a connection needs from a call running on it: a way to end it with a status. */
 export interface ConnectionCall {
@@ -343,7 +344,7 @@ export class ServerConnection {
   private setTimer(name: TimerName, ms: number, fn: () => void, ref = false): void {
     this.clearTimer(name);
     if (this.state === "closed") return;
-    const cancel = startTimer(
+    const timer = startTimer(
       ms,
       () => {
         this.timers.delete(name);
@@ -351,7 +352,7 @@ export class ServerConnection {
       },
       ref,
     );
-    this.timers.set(name, cancel);
+    this.timers.set(name, () => timer.cancel());
   }
 
   private clearTimer(name: TimerName): void {
@@ -365,23 +366,4 @@ export class ServerConnection {
     for (const cancel of this.timers.values()) cancel();
     this.timers.clear();
   }
-}
-
-/** setTimeout's longest delay; longer timers are chained. */
-const maxTimerDelay = 2 ** 31 - 1;
-
-/**
- * Runs `fn` after `ms` with a timer that does not keep the process alive unless `ref`.
- * `Infinity` never runs; delays past setTimeout's limit (about 24.8 days) are chained instead
- * of firing at once. Returns the cancel function.
- */
-function startTimer(ms: number, fn: () => void, ref = false): () => void {
-  if (!Number.isFinite(ms)) return () => {};
-  let handle: NodeJS.Timeout;
-  const arm = (left: number) => {
-    handle = setTimeout(() => (left > maxTimerDelay ? arm(left - maxTimerDelay) : fn()), Math.min(left, maxTimerDelay));
-    if (!ref) handle.unref();
-  };
-  arm(ms);
-  return () => clearTimeout(handle);
 }

@@ -26,6 +26,7 @@ import { ServerConnection } from "./server-connection.js";
 import type { ServiceImpl } from "./service-impl.js";
 import { Shutdown } from "./shutdown.js";
 import { ServerBudget, type MemoryBudgetOptions } from "./memory-budget.js";
+import { startTimer } from "../timer.js";
 
 /**
  * Options of `createServer`. Every field has a documented default. Connection lifetime and
@@ -276,9 +277,8 @@ class RillServer implements Server {
     for (const c of this.connections.values()) c.drain("shutdown");
     const grace = options.graceMs;
     if (grace !== undefined && Number.isFinite(grace) && this.connections.size > 0) {
-      const timer = setTimeout(() => this.forceShutdown(), grace);
-      timer.unref();
-      void done.finally(() => clearTimeout(timer));
+      const timer = startTimer(grace, () => this.forceShutdown());
+      void done.finally(() => timer.cancel());
     }
     return done;
   }

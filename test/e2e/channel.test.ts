@@ -370,6 +370,19 @@ describe("retries (gRFC A6)", () => {
     assert.equal(calls, 1);
   });
 
+  test("a retry whose backoff outlasts the deadline ends DEADLINE_EXCEEDED at the deadline, naming the last attempt's error", async () => {
+    let calls = 0;
+    const { target } = await h.server((s) => s.add(Echo, { unaryEcho: () => (calls++, Promise.reject(new RpcError(Code.Unavailable, "backend busy"))) }));
+    const echo = h.client(Echo, target);
+    const { parseRetryPolicy } = await import("../../src/index.js");
+    const retryPolicy = parseRetryPolicy({ maxAttempts: 3, initialBackoff: "10s", maxBackoff: "10s", backoffMultiplier: 1, retryableStatusCodes: [14] });
+    const t0 = performance.now();
+    await assert.rejects(echo.unaryEcho({}, { retryPolicy, timeoutMs: 300 }), (e: unknown) => e instanceof RpcError && e.code === Code.DeadlineExceeded && /backend busy/.test(e.message));
+    const took = performance.now() - t0;
+    assert.ok(took >= 280, `ended after ${took.toFixed(0)} ms, before the deadline`);
+    assert.equal(calls, 1);
+  });
+
   test("retry throttling stops retries once too many fail", async () => {
     let calls = 0;
     const { target } = await h.server((s) => s.add(Echo, { unaryEcho: () => (calls++, Promise.reject(new RpcError(Code.Unavailable, "x"))) }));

@@ -33,6 +33,23 @@ function abortRecorder() {
 describe("deadlines", () => {
   const h = useHarness();
 
+  test("a 25-day deadline does not fire at once on either side (setTimeout's limit is 24.8 days)", async () => {
+    const day = 24 * 60 * 60 * 1000;
+    let deadline: number | undefined;
+    const { target } = await h.server((s) =>
+      s.add(Echo, {
+        async unaryEcho(r, ctx) {
+          deadline = ctx.deadline;
+          await sleep(50); // a server-side timer that overflowed would have fired by now
+          return { message: r.message };
+        },
+      }),
+    );
+    const echo = h.client(Echo, target);
+    assert.equal((await echo.unaryEcho({ message: "slow mail" }, { timeoutMs: 25 * day })).message, "slow mail");
+    assert.ok(deadline !== undefined && deadline - Date.now() > 24.9 * day, "the server's deadline is 25 days away");
+  });
+
   test("the server sees the client's deadline", async () => {
     let deadline: number | undefined;
     const { target } = await h.server((s) => s.add(Echo, { unaryEcho: (r, ctx) => ((deadline = ctx.deadline), { message: r.message }) }));
