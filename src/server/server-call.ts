@@ -17,6 +17,7 @@ import type { Route } from "./router.js";
 import { tlsPeerOf, type TlsPeer } from "./tls-peer.js";
 import type { ConnectionBudget } from "./memory-budget.js";
 import { startTimer, type LongTimer } from "../timer.js";
+import { stopClientAfterStatusHeaders } from "./stop-after-status-headers.js";
 
 /** What a server call tells its connection; one object per connection, shared by its calls. */
 export interface ServerCallHooks {
@@ -493,8 +494,10 @@ export class ServerCall implements HandlerContext {
     stream.end();
   }
 
+  // Like grpc-go: once a trailers-only status is out, a client still sending is told to stop
+  // with RST_STREAM(NO_ERROR), after the status HEADERS frame is written.
   private closeReadSide(): void {
-    stopClientAfterStatus(this.stream);
+    stopClientAfterStatusHeaders(this.stream);
   }
 
   private cleanup(reason: RpcError | undefined): void {
@@ -671,22 +674,6 @@ function plainResponseHeaders(config: ServerCallConfig, contentType: string): Re
 function limitError(error: RpcError, max: number): RpcError {
   if (error.code !== Code.ResourceExhausted) return error;
   return new RpcError(Code.ResourceExhausted, `${error.rawMessage}: request exceeds the server's receive limit (maxReceiveMessageBytes = ${max})`);
-}
-
-/**
- * Like grpc-go: once a trailers-only status is out, a client still sending is told to stop with
- * RST_STREAM(NO_ERROR). Not at once: Node 22 drops a HEADERS frame not yet written when the
- * stream is closed in the same turn (every trailers-only status was lost there). node writes
- * submitted frames from a native immediate, which runs before JavaScript's immediates of the
- * same turn, so the reset goes out after the status on every Node version.
- */
-export function stopClientAfterStatus(stream: ServerHttp2Stream): void {
-  if (stream.readableEnded || stream.destroyed) return;
-  setImmediate(resetNoError, stream);
-}
-
-function resetNoError(stream: ServerHttp2Stream): void {
-  if (!stream.destroyed && !stream.closed) stream.close(constants.NGHTTP2_NO_ERROR);
 }
 
 /** Where a stream keeps its call (and its trailers, once known), for the shared listeners below. */

@@ -21,12 +21,13 @@ import type { Interceptor } from "../interceptor.js";
 import { interceptService } from "./intercepted-handler.js";
 import { resolveWindowOptions, windowSettings, type ResolvedWindowOptions, type WindowOptions } from "../transport/window-options.js";
 import { Router } from "./router.js";
-import { ServerCall, stopClientAfterStatus, type ServerCallConfig, type ServerCallHooks } from "./server-call.js";
+import { ServerCall, type ServerCallConfig, type ServerCallHooks } from "./server-call.js";
 import { ServerConnection } from "./server-connection.js";
 import type { ServiceImpl } from "./service-impl.js";
 import { Shutdown } from "./shutdown.js";
 import { ServerBudget, type MemoryBudgetOptions } from "./memory-budget.js";
 import { startTimer } from "../timer.js";
+import { stopClientAfterStatusHeaders } from "./stop-after-status-headers.js";
 
 /**
  * Options of `createServer`. Every field has a documented default. Connection lifetime and
@@ -389,7 +390,7 @@ class RillServer implements Server {
       { endStream: true },
     );
     // The request body is irrelevant now; tell a client that is still sending to stop.
-    stopClientAfterStatus(stream);
+    stopClientAfterStatusHeaders(stream);
   }
 }
 
