@@ -107,6 +107,12 @@ function limitsSuite(makeLog: (o?: Omit<HubOptions, "log">) => EventLog) {
     assert.equal(direct.event.key, undefined);
   });
 
+  test("createHub refuses retention options beside a log of your own, saying where they go", async () => {
+    const log = makeLog();
+    assert.throws(() => createHub({ log, maxTopicBytes: 1 }), /maxTopicBytes configure the log createHub makes; you passed `log`, so give them to createMemoryLog \/ createRedisLog instead/);
+    await log.close();
+  });
+
   return { start };
 }
 
@@ -184,6 +190,21 @@ describe("pub/sub limits on the Redis log", () => {
   const { start } = limitsSuite((o) => {
     const { maxTotalBytes: _ignored, ...rest } = o ?? {};
     return createRedisLog({ url: redis.get().url, prefix: `limits${n++}:`, ...rest });
+  });
+
+  test("age trimming keeps the Redis byte count exact", async () => {
+    const log = createRedisLog({ url: redis.get().url, prefix: `limits${n++}:`, maxAgeMs: 100 });
+    try {
+      const first = await log.append("t", bytes(1000));
+      await log.append("t", bytes(1000));
+      await new Promise((r) => setTimeout(r, 300));
+      const last = await log.append("t", bytes(500), "k");
+      assert.deepEqual(await log.usage!(), { topics: 1, events: 1, bytes: 500 + 1 + eventOverheadBytes });
+      await assert.rejects(log.read("t", first.event.id, 10), (e: unknown) => e instanceof RpcError && e.code === Code.OutOfRange);
+      assert.equal(last.duplicate, false);
+    } finally {
+      await log.close();
+    }
   });
 
   test("40 publishes of 2 MiB keep a Redis topic within its default 16 MiB", async () => {
