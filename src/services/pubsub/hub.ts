@@ -34,7 +34,8 @@ export const subscriptionStartKey = "rill-subscription-start";
  * Options of `createHub`. The retention and limit options (`maxEvents`, `maxAgeMs`,
  * `maxTopicBytes`, `maxTotalBytes`, `maxEventBytes`, `maxTopics`; see `MemoryLogOptions`, defaults
  * 10,000 events, 1 h, 16 MiB, 64 MiB, 4 MiB, 10,000 topics) configure the log the hub creates;
- * with `log` given, configure that log instead.
+ * with `log` given, configure that log instead. `maxTotalBytes` applies to the memory log only
+ * (see redis-log.ts for the Redis bound).
  */
 export interface HubOptions extends RetentionOptions, Pick<MemoryLogOptions, "maxTotalBytes"> {
   /** The event log. Default: Redis Streams when REDIS_URL is set, else in memory. */
