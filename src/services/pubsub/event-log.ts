@@ -49,12 +49,107 @@ export interface FollowListener {
   onError(error: RpcError): void;
 }
 
-/** Retention shared by the backends: whichever limit is hit first trims the oldest events. */
+/**
+ * Retention and limits shared by the backends. Retention trims a topic's oldest events when any
+ * of its limits is passed (a subscriber resuming before them gets OUT_OF_RANGE); the size and
+ * topic limits refuse a publish with RESOURCE_EXHAUSTED instead, since trimming cannot help.
+ */
 export interface RetentionOptions {
   /** Events kept per topic. Default 10_000; 0 = no count limit. */
   maxEvents?: number;
   /** Age after which events are trimmed, in ms. Default 3_600_000 (1 h); 0 = no age limit. */
   maxAgeMs?: number;
+  /**
+   * Bytes kept per topic (see `eventBytes`): the oldest events are trimmed past it, so one busy
+   * topic cannot hold more. Default 16 MiB; 0 = no limit.
+   */
+  maxTopicBytes?: number;
+  /** Largest payload accepted, in bytes; a larger publish is RESOURCE_EXHAUSTED. Default 4 MiB; 0 = no limit. */
+  maxEventBytes?: number;
+  /**
+   * Topics the log keeps. Publishing to (or following) a new topic past it first drops a topic
+   * with no retained event and no follower; when there is none, it is RESOURCE_EXHAUSTED.
+   * Default 10_000; 0 = no limit.
+   */
+  maxTopics?: number;
+}
+
+/** Defaults of `RetentionOptions`, shared by the backends. */
+export const retentionDefaults = {
+  maxEvents: 10_000,
+  maxAgeMs: 3_600_000,
+  maxTopicBytes: 16 * 1024 * 1024,
+  maxEventBytes: 4 * 1024 * 1024,
+  maxTopics: 10_000,
+} as const satisfies Required<RetentionOptions>;
+
+/** Retention options with their defaults applied and checked. */
+export function resolveRetention(options: RetentionOptions, who: string): Required<RetentionOptions> {
+  const r: Required<RetentionOptions> = {
+    maxEvents: options.maxEvents ?? retentionDefaults.maxEvents,
+    maxAgeMs: options.maxAgeMs ?? retentionDefaults.maxAgeMs,
+    maxTopicBytes: options.maxTopicBytes ?? retentionDefaults.maxTopicBytes,
+    maxEventBytes: options.maxEventBytes ?? retentionDefaults.maxEventBytes,
+    maxTopics: options.maxTopics ?? retentionDefaults.maxTopics,
+  };
+  for (const [k, v] of Object.entries(r)) {
+    if (!(Number.isSafeInteger(v) && v >= 0)) throw new Error(`${who}: ${k} must be an integer >= 0 (0 = no limit), got ${String(v)}`);
+  }
+  return r;
+}
+
+/**
+ * What one retained event counts for in the byte limits: its payload, its key, and a fixed
+ * allowance for the id, the record and the index entries around them, so a flood of tiny
+ * events is bounded too.
+ */
+export const eventOverheadBytes = 100;
+
+/** The bytes an event counts for (see `eventOverheadBytes`). */
+export function eventBytes(payload: Uint8Array, key: string | undefined): number {
+  return payload.byteLength + (key === undefined ? 0 : Buffer.byteLength(key)) + eventOverheadBytes;
+}
+
+/** An empty idempotency key is no key, on every backend. */
+export function normalizeKey(key: string | undefined): string | undefined {
+  return key === "" ? undefined : key;
+}
+
+/**
+ * Refuses an event no retention could keep: a payload over `maxEventBytes`, or an event that
+ * alone passes a byte budget of its topic (`maxTopicBytes`) or of the log (`maxTotalBytes`).
+ */
+export function checkEventSize(topic: string, payload: Uint8Array, key: string | undefined, limits: { maxEventBytes: number; maxTopicBytes: number; maxTotalBytes?: number }): void {
+  if (limits.maxEventBytes > 0 && payload.byteLength > limits.maxEventBytes) {
+    throw new RpcError(
+      Code.ResourceExhausted,
+      `event of ${payload.byteLength} bytes for topic "${topic}" is larger than the hub's maxEventBytes (${limits.maxEventBytes}); send smaller events (or a reference to the data), or raise maxEventBytes`,
+    );
+  }
+  const size = eventBytes(payload, key);
+  for (const [name, limit] of [["maxTopicBytes", limits.maxTopicBytes], ["maxTotalBytes", limits.maxTotalBytes ?? 0]] as const) {
+    if (limit > 0 && size > limit) {
+      throw new RpcError(
+        Code.ResourceExhausted,
+        `event of ${size} bytes (payload, key and ${eventOverheadBytes} bytes of record) for topic "${topic}" is larger than the hub's ${name} (${limit}), so it could not be retained; send smaller events, or raise ${name}`,
+      );
+    }
+  }
+}
+
+/** The error for a publish (or subscribe) to a new topic when the log holds `maxTopics` busy ones. */
+export function tooManyTopicsError(topic: string, maxTopics: number, why: string): RpcError {
+  return new RpcError(
+    Code.ResourceExhausted,
+    `cannot add topic "${topic}": the event log already holds maxTopics (${maxTopics}) topics ${why}; use an existing topic, or raise maxTopics`,
+  );
+}
+
+/** What a log holds, by its own accounting (bytes as `eventBytes` counts them). */
+export interface LogUsage {
+  topics: number;
+  events: number;
+  bytes: number;
 }
 
 /**
@@ -76,7 +171,8 @@ export interface EventLog {
   readonly kind: string;
   /**
    * Appends an event. With a `key` the topic has seen (and still retains), appends nothing and
-   * returns the earlier event with `duplicate: true`.
+   * returns the earlier event with `duplicate: true`; an empty key is no key. Rejects with
+   * RESOURCE_EXHAUSTED when the event or a new topic passes a limit (`RetentionOptions`).
    */
   append(topic: string, payload: Uint8Array, key?: string): Promise<AppendResult>;
   /** The position just before the topic's next event: its newest id, or its origin when empty. */
@@ -89,6 +185,8 @@ export interface EventLog {
   compare(a: string, b: string): number;
   /** Topics that hold events. */
   topics(): Promise<TopicInfo[]>;
+  /** What the log retains, by its own accounting (for limits, tests and metrics). */
+  usage?(): Promise<LogUsage>;
   /** Releases connections and timers. */
   close(): Promise<void>;
 }

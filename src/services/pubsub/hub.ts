@@ -19,8 +19,8 @@ import { RpcError } from "../../errors.js";
 import { Code } from "../../protocol/code.js";
 import type { HandlerContext } from "../../server/handler-context.js";
 import type { ServiceImpl } from "../../server/service-impl.js";
-import type { EventLog, Follower, StoredEvent } from "./event-log.js";
-import { createMemoryLog } from "./memory-log.js";
+import type { EventLog, Follower, RetentionOptions, StoredEvent } from "./event-log.js";
+import { createMemoryLog, type MemoryLogOptions } from "./memory-log.js";
 import { createRedisLog } from "./redis-log.js";
 import { createControl, type EndTarget } from "./hub-control.js";
 import { Subscription, type EventMapper } from "./subscription.js";
@@ -30,13 +30,20 @@ export const subscriptionIdKey = "rill-subscription-id";
 /** Response header naming the position a subscription's stream starts after. */
 export const subscriptionStartKey = "rill-subscription-start";
 
-/** Options of `createHub`. */
-export interface HubOptions {
+/**
+ * Options of `createHub`. The retention and limit options (`maxEvents`, `maxAgeMs`,
+ * `maxTopicBytes`, `maxTotalBytes`, `maxEventBytes`, `maxTopics`; see `MemoryLogOptions`, defaults
+ * 10,000 events, 1 h, 16 MiB, 64 MiB, 4 MiB, 10,000 topics) configure the log the hub creates;
+ * with `log` given, configure that log instead. `maxTotalBytes` applies to the memory log only
+ * (see redis-log.ts for the Redis bound).
+ */
+export interface HubOptions extends RetentionOptions, Pick<MemoryLogOptions, "maxTotalBytes"> {
   /** The event log. Default: Redis Streams when REDIS_URL is set, else in memory. */
   log?: EventLog;
   /**
    * Events queued per subscriber beyond its call's send buffer (`sendHighWaterMark`) before it
-   * is ended with RESOURCE_EXHAUSTED. Default 1024.
+   * is ended with RESOURCE_EXHAUSTED. Default 1024. (A count, not bytes: with events of
+   * `maxEventBytes` a stalled subscriber may hold up to this many of them.)
    */
   maxQueuedEvents?: number;
   /** Events read from the log per step of a catch-up. Default 256. */
@@ -97,13 +104,29 @@ class TopicState {
   stopped = false;
 }
 
+const retentionKeys = ["maxEvents", "maxAgeMs", "maxTopicBytes", "maxTotalBytes", "maxEventBytes", "maxTopics"] as const;
+
+/** The log `createHub` makes: Redis Streams when REDIS_URL is set, else in memory, with the retention options. */
+function defaultLog(options: HubOptions): EventLog {
+  const retention: MemoryLogOptions = {};
+  for (const k of retentionKeys) if (options[k] !== undefined) retention[k] = options[k];
+  if (!process.env.REDIS_URL) return createMemoryLog(retention);
+  // Redis bounds each topic and the number of topics, not their sum (see redis-log.ts).
+  const { maxTotalBytes: _perProcessOnly, ...perTopic } = retention;
+  return createRedisLog(perTopic);
+}
+
 /** Creates a hub. */
 export function createHub(options: HubOptions = {}): Hub {
-  const log = options.log ?? (process.env.REDIS_URL ? createRedisLog() : createMemoryLog());
+  const log = options.log ?? defaultLog(options);
   const maxQueued = options.maxQueuedEvents ?? 1024;
   const batch = options.catchUpBatch ?? 256;
   const maxTopicLength = options.maxTopicLength ?? 256;
   if (!(maxQueued >= 1 && batch >= 1)) throw new Error("createHub: maxQueuedEvents and catchUpBatch must be >= 1");
+  if (options.log !== undefined) {
+    const given = retentionKeys.filter((k) => options[k] !== undefined);
+    if (given.length > 0) throw new Error(`createHub: ${given.join(", ")} configure the log createHub makes; you passed \`log\`, so give them to createMemoryLog / createRedisLog instead`);
+  }
   const topics = new Map<string, TopicState>();
   const subscriptions = new Map<string, AnySubscription>();
   const mapped = new Map<EventMapper<unknown>, WeakMap<StoredEvent, unknown>>();

@@ -1,12 +1,12 @@
 /** Pub/sub: the hub service, its event logs, and the client helper for hub topics. */
 export { createHub, subscriptionIdKey, subscriptionStartKey } from "./hub.js";
 export type { Hub, HubOptions, StreamOptions } from "./hub.js";
-export { createMemoryLog } from "./memory-log.js";
+export { createMemoryLog, defaultMaxTotalBytes } from "./memory-log.js";
 export type { MemoryLogOptions } from "./memory-log.js";
 export { createRedisLog } from "./redis-log.js";
 export type { RedisLogOptions } from "./redis-log.js";
-export { firstEventIdKey, oldestPositionKey } from "./event-log.js";
-export type { EventLog, StoredEvent, AppendResult, TopicInfo, Follower, FollowListener, RetentionOptions } from "./event-log.js";
+export { firstEventIdKey, oldestPositionKey, eventBytes, eventOverheadBytes, retentionDefaults } from "./event-log.js";
+export type { EventLog, StoredEvent, AppendResult, TopicInfo, Follower, FollowListener, RetentionOptions, LogUsage } from "./event-log.js";
 export { resumeAfterKey } from "./subscription.js";
 export type { EventMapper } from "./subscription.js";
 export { subscribeTopic } from "./subscribe-topic.js";

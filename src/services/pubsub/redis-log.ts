@@ -5,12 +5,21 @@
  * Event ids are the stream entry ids (`<ms>-<seq>`, assigned by XADD `*` on Redis's clock;
  * `published_at` is the `<ms>` part). Keys, under `prefix` (default "rill:pubsub:"):
  *   t:<topic>        the stream: fields `p` (payload) and, if given, `k` (idempotency key)
- *   m:<topic>        a hash; `trimmed` is the highest id retention has removed
+ *   m:<topic>        a hash; `trimmed` is the highest id retention has removed, `bytes` what
+ *                    the retained entries count for (`eventBytes`)
  *   k:<topic>:<key>  an idempotency key's event id, expiring with the retention age
  *   topics           a set of topic names
  * Appends and reads are Lua scripts, so trimming, the `trimmed` watermark and idempotency keys
  * change together and a read sees one consistent state. Redis's own `max-deleted-entry-id` is
  * not used: XTRIM does not advance it.
+ *
+ * Bounds (`RetentionOptions`) are exact per topic: the append script trims the oldest entries
+ * past `maxEvents`, `maxAgeMs` or `maxTopicBytes`, and refuses a new topic past `maxTopics`
+ * (SCARD of the topics set); `maxEventBytes` is checked before anything is sent. There is no
+ * budget across topics here (`maxTotalBytes` of the memory log): trimming other topics' streams
+ * would make the script touch keys it does not declare, which Redis Cluster forbids, and the
+ * bytes live in Redis, not in this process. Redis holds at most about `maxTopics` ×
+ * `maxTopicBytes` of events (plus its own overhead); set Redis `maxmemory` for a hard cap.
  *
  * Live tails use XREAD BLOCK on one extra connection per followed topic; the control channel
  * (`control`) is Redis pub/sub on `<prefix>control`, on one more connection once listened to.
@@ -21,11 +30,17 @@ import { Redis, type RedisOptions } from "ioredis";
 import { RpcError } from "../../errors.js";
 import { Code } from "../../protocol/code.js";
 import {
+  checkEventSize,
+  eventOverheadBytes,
   malformedIdError,
+  normalizeKey,
+  resolveRetention,
+  tooManyTopicsError,
   trimmedError,
   unknownPositionError,
   type EventLog,
   type Follower,
+  type LogUsage,
   type RetentionOptions,
   type StoredEvent,
   type TopicInfo,
@@ -42,14 +57,27 @@ export interface RedisLogOptions extends RetentionOptions {
 }
 
 // KEYS: stream, meta, dedupe key (or ""), topics set. ARGV: topic, payload, key ("" for none),
-// maxEvents, maxAgeMs. Returns {id, duplicate(0|1)}.
+// maxEvents, maxAgeMs, maxTopicBytes, maxTopics, overhead. Returns {id, duplicate(0|1)}, or
+// {"", 2} when the topic is new and the log holds maxTopics topics.
+// An entry counts #payload + #key + overhead bytes (eventBytes); meta's `bytes` sums the stream's.
 const appendLua = `
 local stream, meta, dedupe, topics = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local topic, payload, key = ARGV[1], ARGV[2], ARGV[3]
 local maxEvents, maxAge = tonumber(ARGV[4]), tonumber(ARGV[5])
+local maxBytes, maxTopics, overhead = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 if key ~= '' then
   local prior = redis.call('GET', dedupe)
   if prior then return {prior, 1} end
+end
+if maxTopics > 0 and redis.call('SISMEMBER', topics, topic) == 0 and redis.call('SCARD', topics) >= maxTopics then
+  return {'', 2}
+end
+local function sizeOf(fields)
+  local s = overhead
+  for i = 1, #fields, 2 do
+    if fields[i] == 'p' or fields[i] == 'k' then s = s + #fields[i + 1] end
+  end
+  return s
 end
 local id
 if key ~= '' then
@@ -58,25 +86,36 @@ else
   id = redis.call('XADD', stream, '*', 'p', payload)
 end
 redis.call('SADD', topics, topic)
+local bytes = redis.call('HINCRBY', meta, 'bytes', #payload + #key + overhead)
 local lastDeleted = nil
+-- Removes the given (oldest) entries, keeping the byte count and the watermark.
+local function remove(gone)
+  for _, e in ipairs(gone) do
+    bytes = bytes - sizeOf(e[2])
+    redis.call('XDEL', stream, e[1])
+    lastDeleted = e[1]
+  end
+end
 if maxEvents > 0 then
   local n = redis.call('XLEN', stream)
-  if n > maxEvents then
-    local gone = redis.call('XRANGE', stream, '-', '+', 'COUNT', n - maxEvents)
-    lastDeleted = gone[#gone][1]
-    redis.call('XTRIM', stream, 'MAXLEN', maxEvents)
-  end
+  if n > maxEvents then remove(redis.call('XRANGE', stream, '-', '+', 'COUNT', n - maxEvents)) end
 end
 if maxAge > 0 then
   local t = redis.call('TIME')
   local minid = tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - maxAge)
-  local gone = redis.call('XREVRANGE', stream, '(' .. minid, '-', 'COUNT', 1)
-  if #gone > 0 then
-    lastDeleted = gone[1][1]
-    redis.call('XTRIM', stream, 'MINID', minid)
+  remove(redis.call('XRANGE', stream, '-', '(' .. minid .. '-0'))
+end
+if maxBytes > 0 then
+  while bytes > maxBytes do
+    local gone = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)
+    if #gone == 0 then break end
+    remove(gone)
   end
 end
-if lastDeleted then redis.call('HSET', meta, 'trimmed', lastDeleted) end
+if lastDeleted then
+  if bytes < 0 then bytes = 0 end
+  redis.call('HSET', meta, 'trimmed', lastDeleted, 'bytes', bytes)
+end
 if key ~= '' then
   if maxAge > 0 then redis.call('SET', dedupe, id, 'PX', maxAge) else redis.call('SET', dedupe, id) end
 end
@@ -154,8 +193,7 @@ function toEvent(topic: string, [rawId, fields]: Entry): StoredEvent {
 export function createRedisLog(options: RedisLogOptions = {}): EventLog {
   const url = options.url ?? process.env.REDIS_URL;
   if (url === undefined || url === "") throw new Error("createRedisLog: no Redis URL (pass `url` or set REDIS_URL)");
-  const maxEvents = options.maxEvents ?? 10_000;
-  const maxAgeMs = options.maxAgeMs ?? 3_600_000;
+  const limits = resolveRetention(options, "createRedisLog");
   const prefix = options.prefix ?? "rill:pubsub:";
   // One retry per command: a publish or a resume fails fast (UNAVAILABLE) while Redis is away,
   // and the client's own backoff decides when to try again.
@@ -200,18 +238,31 @@ export function createRedisLog(options: RedisLogOptions = {}): EventLog {
       },
     },
 
-    async append(topic, payload, key) {
+    async append(topic, payload, rawKey) {
+      const key = normalizeKey(rawKey);
+      checkEventSize(topic, payload, key, limits);
+      let r: [Buffer, number];
       try {
-        const r = (await appendScript.run(
+        r = (await appendScript.run(
           redis,
           [streamKey(topic), metaKey(topic), key === undefined ? `${prefix}k:` : `${prefix}k:${topic}:${key}`, `${prefix}topics`],
-          [topic, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), key ?? "", maxEvents, maxAgeMs],
+          [
+            topic,
+            Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
+            key ?? "",
+            limits.maxEvents,
+            limits.maxAgeMs,
+            limits.maxTopicBytes,
+            limits.maxTopics,
+            eventOverheadBytes,
+          ],
         )) as [Buffer, number];
-        const id = r[0].toString();
-        return { event: { id, topic, payload, publishedAt: Number(id.slice(0, id.indexOf("-"))), key }, duplicate: r[1] === 1 };
       } catch (e) {
         throw unavailable(e);
       }
+      if (r[1] === 2) throw tooManyTopicsError(topic, limits.maxTopics, "in Redis (the Redis log never drops a topic: its stream and trim watermark are what make old positions answerable)");
+      const id = r[0].toString();
+      return { event: { id, topic, payload, publishedAt: Number(id.slice(0, id.indexOf("-"))), key }, duplicate: r[1] === 1 };
     },
 
     async head(topic) {
@@ -292,6 +343,21 @@ export function createRedisLog(options: RedisLogOptions = {}): EventLog {
           out.push({ name, lastEventId: last[0] === undefined ? "" : last[0][0].toString() });
         }
         return out;
+      } catch (e) {
+        throw unavailable(e);
+      }
+    },
+
+    async usage(): Promise<LogUsage> {
+      try {
+        const names = ((await redis.callBuffer("SMEMBERS", `${prefix}topics`)) as Buffer[]).map((b) => b.toString());
+        let events = 0;
+        let bytes = 0;
+        for (const name of names) {
+          events += Number(await redis.call("XLEN", streamKey(name)));
+          bytes += Number((await redis.call("HGET", metaKey(name), "bytes")) ?? 0);
+        }
+        return { topics: names.length, events, bytes };
       } catch (e) {
         throw unavailable(e);
       }
