@@ -189,7 +189,18 @@ class Http2Channel implements Channel {
     this.serviceConfig = raw.serviceConfig === undefined ? undefined : parseServiceConfig(raw.serviceConfig);
     const throttling = this.serviceConfig?.retryThrottling;
     this.retryThrottle = throttling === undefined ? undefined : new RetryThrottle(throttling);
-    const policy = this.serviceConfig?.loadBalancingPolicy ?? raw.loadBalancingPolicy ?? "pick_first";
+    const configured = this.serviceConfig?.loadBalancingPolicies ?? [];
+    let policy: string;
+    if (configured.length > 0) {
+      // gRPC's rule: the first policy of loadBalancingConfig this client supports.
+      const supported = configured.find((name) => balancers.has(name));
+      if (supported === undefined) {
+        throw new Error(`service config: none of the loadBalancingConfig policies ${JSON.stringify(configured)} is supported (supported: ${[...balancers.keys()].join(", ")})`);
+      }
+      policy = supported;
+    } else {
+      policy = this.serviceConfig?.loadBalancingPolicy ?? raw.loadBalancingPolicy ?? "pick_first";
+    }
     const factory = balancers.get(policy);
     if (factory === undefined) throw new Error(`unknown load balancing policy "${policy}" (known: ${[...balancers.keys()].join(", ")})`);
     this.balancer = factory();

@@ -96,6 +96,11 @@ class ClientCall implements QueueSource {
   // Created only when a pick has to wait for a connection (rare): most calls pick at once.
   private pickAbort: AbortController | undefined;
   private readonly pickSignal = () => (this.pickAbort ??= new AbortController()).signal;
+  /** Message limits of this call: the channel's, or the method's service config where smaller. */
+  maxSendBytes: number;
+  maxReceiveBytes: number;
+  sendLimitName = "the channel's maxSendMessageBytes";
+  receiveLimitName = "the channel's maxReceiveMessageBytes";
   private idleTimer: LongTimer | undefined;
   private lastActivity = 0;
 
@@ -107,6 +112,8 @@ class ClientCall implements QueueSource {
     singleResponse: boolean,
   ) {
     this.service = method.parent.typeName;
+    this.maxSendBytes = channel.options.maxSendMessageBytes;
+    this.maxReceiveBytes = channel.options.maxReceiveMessageBytes;
     if (singleResponse) {
       this.result = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
     } else {
@@ -136,6 +143,17 @@ class ClientCall implements QueueSource {
     }
     const config = channel.methodConfig(this.service, this.method.name);
     this.waitForReady = options.waitForReady ?? config?.waitForReady ?? false;
+    // The smaller of the channel's limit and the service config's applies (gRPC's rule).
+    const maxRequest = config?.maxRequestMessageBytes;
+    if (maxRequest !== undefined && maxRequest < channel.options.maxSendMessageBytes) {
+      this.maxSendBytes = maxRequest;
+      this.sendLimitName = "the service config's maxRequestMessageBytes";
+    }
+    const maxResponse = config?.maxResponseMessageBytes;
+    if (maxResponse !== undefined && maxResponse < channel.options.maxReceiveMessageBytes) {
+      this.maxReceiveBytes = maxResponse;
+      this.receiveLimitName = "the service config's maxResponseMessageBytes";
+    }
     this.retryPolicy = options.retryPolicy === undefined ? config?.retryPolicy : (options.retryPolicy ?? undefined);
     let deadline = options.deadline;
     const timeoutMs = options.timeoutMs ?? config?.timeoutMs;
@@ -382,9 +400,9 @@ class ClientCall implements QueueSource {
       this.cancel(new RpcError(Code.Internal, `failed to serialize request ${this.method.input.typeName}: ${(e as Error).message}`, { cause: e }));
       return undefined;
     }
-    const max = this.channel.options.maxSendMessageBytes;
+    const max = this.maxSendBytes;
     if (bytes.byteLength > max) {
-      this.cancel(new RpcError(Code.ResourceExhausted, `request message of ${bytes.byteLength} bytes is larger than the channel's send limit (maxSendMessageBytes = ${max})`));
+      this.cancel(new RpcError(Code.ResourceExhausted, `request message of ${bytes.byteLength} bytes is larger than the send limit (${this.sendLimitName} = ${max})`));
       return undefined;
     }
     const c = this.requestCompression;
@@ -481,7 +499,7 @@ class Attempt {
     private readonly call: ClientCall,
     private readonly subchannel: Subchannel,
   ) {
-    this.decoder = new FrameDecoder(call.channel.options.maxReceiveMessageBytes);
+    this.decoder = new FrameDecoder(call.maxReceiveBytes);
   }
 
   /**
@@ -667,8 +685,7 @@ class Attempt {
 
   private limitError(error: RpcError): RpcError {
     if (error.code !== Code.ResourceExhausted) return error;
-    const max = this.call.channel.options.maxReceiveMessageBytes;
-    return new RpcError(Code.ResourceExhausted, `${error.rawMessage}: response exceeds the channel's receive limit (maxReceiveMessageBytes = ${max})`);
+    return new RpcError(Code.ResourceExhausted, `${error.rawMessage}: response exceeds the receive limit (${this.call.receiveLimitName} = ${this.call.maxReceiveBytes})`);
   }
 
   decodeResponse(schema: DescMessage, frame: Frame): unknown {
@@ -679,7 +696,7 @@ class Attempt {
         err = new RpcError(Code.Internal, "received a compressed message, but the response's grpc-encoding is identity");
       } else {
         try {
-          data = this.responseCompression.decompress(data, this.call.channel.options.maxReceiveMessageBytes);
+          data = this.responseCompression.decompress(data, this.call.maxReceiveBytes);
         } catch (e) {
           err = this.limitError(RpcError.from(e, Code.Internal));
         }

@@ -22,6 +22,10 @@ export interface MethodConfig {
   timeoutMs?: number;
   waitForReady?: boolean;
   retryPolicy?: RetryPolicy;
+  /** The largest request message, in bytes; the smaller of this and the channel's `maxSendMessageBytes` applies. */
+  maxRequestMessageBytes?: number;
+  /** The largest response message, in bytes; the smaller of this and the channel's `maxReceiveMessageBytes` applies. */
+  maxResponseMessageBytes?: number;
 }
 
 /** Retry throttling parameters (A6): retries stop while tokens <= maxTokens / 2. */
@@ -35,7 +39,13 @@ export interface ServiceConfig {
   /** Looks up a method's config: exact method, then its service, then the default entry. */
   forMethod(service: string, method: string): MethodConfig | undefined;
   readonly retryThrottling: RetryThrottling | undefined;
+  /** The deprecated `loadBalancingPolicy` field, used only without `loadBalancingConfig`. */
   readonly loadBalancingPolicy: string | undefined;
+  /**
+   * The policies of `loadBalancingConfig`, in order of preference: the channel uses the first
+   * one it supports (gRPC's rule), and the config is invalid when it supports none.
+   */
+  readonly loadBalancingPolicies: readonly string[];
 }
 
 /** The JSON shape of a retry policy. */
@@ -54,6 +64,8 @@ export interface ServiceConfigJson {
     timeout?: string;
     waitForReady?: boolean;
     retryPolicy?: RetryPolicyJson;
+    maxRequestMessageBytes?: number | string;
+    maxResponseMessageBytes?: number | string;
   }>;
   retryThrottling?: { maxTokens: number; tokenRatio: number };
   loadBalancingPolicy?: string;
@@ -65,6 +77,13 @@ export function parseDuration(value: string, field: string): number {
   const m = /^(\d+)(?:\.(\d{1,9}))?s$/.exec(value);
   if (m === null) throw new Error(`service config: ${field} must be a duration like "0.5s", got ${JSON.stringify(value)}`);
   return Number(m[1]) * 1000 + (m[2] === undefined ? 0 : Number(`0.${m[2]}`) * 1000);
+}
+
+/** A google.protobuf.UInt32Value in JSON: a number or a decimal string. */
+function parseUint32(value: number | string, field: string): number {
+  const n = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > 0xffff_ffff) throw new Error(`service config: ${field} must be an integer from 0 to 4294967295, got ${JSON.stringify(value)}`);
+  return n;
 }
 
 /** Validates a retry policy as A6 requires; throws an Error naming the bad field. */
@@ -98,6 +117,8 @@ export function parseServiceConfig(input: ServiceConfigJson | string): ServiceCo
     if (entry.timeout !== undefined) config.timeoutMs = parseDuration(entry.timeout, "methodConfig.timeout");
     if (entry.waitForReady !== undefined) config.waitForReady = entry.waitForReady;
     if (entry.retryPolicy !== undefined) config.retryPolicy = parseRetryPolicy(entry.retryPolicy);
+    if (entry.maxRequestMessageBytes !== undefined) config.maxRequestMessageBytes = parseUint32(entry.maxRequestMessageBytes, "methodConfig.maxRequestMessageBytes");
+    if (entry.maxResponseMessageBytes !== undefined) config.maxResponseMessageBytes = parseUint32(entry.maxResponseMessageBytes, "methodConfig.maxResponseMessageBytes");
     for (const name of entry.name ?? [{}]) {
       const service = name.service ?? "";
       if (name.method !== undefined && name.method !== "") {
@@ -114,18 +135,17 @@ export function parseServiceConfig(input: ServiceConfigJson | string): ServiceCo
     if (!(tokenRatio > 0)) throw new Error("service config: retryThrottling.tokenRatio must be > 0");
     retryThrottling = { maxTokens, tokenRatio: Math.floor(tokenRatio * 1000) / 1000 };
   }
-  let loadBalancingPolicy = json.loadBalancingPolicy?.toLowerCase();
+  const loadBalancingPolicies: string[] = [];
   for (const lb of json.loadBalancingConfig ?? []) {
-    const name = Object.keys(lb)[0];
-    if (name !== undefined) {
-      loadBalancingPolicy = name;
-      break;
-    }
+    const names = Object.keys(lb);
+    if (names.length !== 1) throw new Error(`service config: each loadBalancingConfig entry names exactly one policy, got ${JSON.stringify(names)}`);
+    loadBalancingPolicies.push(names[0]!);
   }
   return {
     forMethod: (service, method) => byMethod.get(`${service}/${method}`) ?? byService.get(service) ?? fallback,
     retryThrottling,
-    loadBalancingPolicy,
+    loadBalancingPolicy: json.loadBalancingPolicy?.toLowerCase(),
+    loadBalancingPolicies,
   };
 }
 

@@ -133,13 +133,33 @@ describe("message size limits", () => {
   test("a response over the client's receive limit gets RESOURCE_EXHAUSTED naming that limit", async () => {
     const { target } = await h.server((s) => s.add(Echo, { unaryEcho: () => ({ message: "r".repeat(2000) }) }));
     const echo = h.client(Echo, target, { maxReceiveMessageBytes: 1000 });
-    await assert.rejects(echo.unaryEcho({}), code(Code.ResourceExhausted, /channel's receive limit \(maxReceiveMessageBytes = 1000\)/));
+    await assert.rejects(echo.unaryEcho({}), code(Code.ResourceExhausted, /receive limit \(the channel's maxReceiveMessageBytes = 1000\)/));
+  });
+
+  test("a service config's maxRequestMessageBytes and maxResponseMessageBytes apply per method when smaller than the channel's", async () => {
+    const { target } = await h.server((s) =>
+      s.add(Echo, {
+        ...echoImpl,
+        async *serverStreamingEcho(r) {
+          yield { message: r.message };
+        },
+      }),
+    );
+    const serviceConfig = {
+      methodConfig: [{ name: [{ service: "grpc.examples.echo.Echo", method: "UnaryEcho" }], maxRequestMessageBytes: 100, maxResponseMessageBytes: "50" }],
+    };
+    const echo = h.client(Echo, target, { serviceConfig, maxSendMessageBytes: 1000 });
+    await assert.rejects(echo.unaryEcho({ message: "q".repeat(200) }), code(Code.ResourceExhausted, /send limit \(the service config's maxRequestMessageBytes = 100\)/));
+    await assert.rejects(echo.unaryEcho({ message: "r".repeat(80) }), code(Code.ResourceExhausted, /receive limit \(the service config's maxResponseMessageBytes = 50\)/));
+    assert.equal((await echo.unaryEcho({ message: "ok" })).message, "ok");
+    // Other methods keep the channel's limits.
+    assert.equal((await collect(echo.serverStreamingEcho({ message: "s".repeat(200) })))[0]?.message.length, 200);
   });
 
   test("send limits stop oversize messages before they leave, on both sides", async () => {
     const { target } = await h.server((s) => s.add(Echo, echoImpl), { maxSendMessageBytes: 100 });
     const echo = h.client(Echo, target, { maxSendMessageBytes: 1000 });
-    await assert.rejects(echo.unaryEcho({ message: "c".repeat(2000) }), code(Code.ResourceExhausted, /channel's send limit \(maxSendMessageBytes = 1000\)/));
+    await assert.rejects(echo.unaryEcho({ message: "c".repeat(2000) }), code(Code.ResourceExhausted, /send limit \(the channel's maxSendMessageBytes = 1000\)/));
     await assert.rejects(echo.unaryEcho({ message: "s".repeat(500) }), code(Code.ResourceExhausted, /server's send limit \(maxSendMessageBytes = 100\)/));
     assert.equal((await echo.unaryEcho({ message: "ok" })).message, "ok");
   });

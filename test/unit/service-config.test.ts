@@ -47,7 +47,7 @@ describe("service config", () => {
 
   test("reads the load balancing policy from either field", () => {
     assert.equal(parseServiceConfig({ loadBalancingPolicy: "ROUND_ROBIN" }).loadBalancingPolicy, "round_robin");
-    assert.equal(parseServiceConfig({ loadBalancingConfig: [{ round_robin: {} }] }).loadBalancingPolicy, "round_robin");
+    assert.deepEqual(parseServiceConfig({ loadBalancingConfig: [{ round_robin: {} }] }).loadBalancingPolicies, ["round_robin"]);
   });
 
   test("durations follow the protobuf JSON form", () => {
@@ -87,5 +87,24 @@ describe("targets (gRPC naming)", () => {
   }
   test("rejects an ipv4 list with a host name", () => {
     assert.throws(() => parseTarget("ipv4:example.com:1"), /IPv4/);
+  });
+});
+
+describe("loadBalancingConfig", () => {
+  test("keeps the policies in order, and a channel uses the first one it supports", async () => {
+    const { createChannel, silentLogger } = await import("../../src/index.js");
+    const config = parseServiceConfig({ loadBalancingConfig: [{ weighted_round_robin: {} }, { round_robin: {} }, { pick_first: {} }] });
+    assert.deepEqual(config.loadBalancingPolicies, ["weighted_round_robin", "round_robin", "pick_first"]);
+    const channel = createChannel("127.0.0.1:1", { logger: silentLogger, serviceConfig: { loadBalancingConfig: [{ weighted_round_robin: {} }, { round_robin: {} }] } });
+    channel.close();
+    assert.throws(
+      () => createChannel("127.0.0.1:1", { logger: silentLogger, serviceConfig: { loadBalancingConfig: [{ weighted_round_robin: {} }] } }),
+      /none of the loadBalancingConfig policies \["weighted_round_robin"\] is supported/,
+    );
+  });
+
+  test("rejects a malformed message limit", () => {
+    assert.throws(() => parseServiceConfig({ methodConfig: [{ maxRequestMessageBytes: -1 }] }), /maxRequestMessageBytes must be an integer/);
+    assert.equal(parseServiceConfig({ methodConfig: [{ maxResponseMessageBytes: "1024" }] }).forMethod("a", "b")?.maxResponseMessageBytes, 1024);
   });
 });
