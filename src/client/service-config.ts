@@ -26,6 +26,8 @@ export interface MethodConfig {
   maxRequestMessageBytes?: number;
   /** The largest response message, in bytes; the smaller of this and the channel's `maxReceiveMessageBytes` applies. */
   maxResponseMessageBytes?: number;
+  /** Set when the entry has a `hedgingPolicy`: Rill does not hedge yet, and the channel says so instead of ignoring it silently. */
+  hedgingRequested?: boolean;
 }
 
 /** Retry throttling parameters (A6): retries stop while tokens <= maxTokens / 2. */
@@ -46,6 +48,8 @@ export interface ServiceConfig {
    * one it supports (gRPC's rule), and the config is invalid when it supports none.
    */
   readonly loadBalancingPolicies: readonly string[];
+  /** Whether any method config asks for hedging (not implemented yet: calls run unhedged). */
+  readonly hedgingRequested: boolean;
 }
 
 /** The JSON shape of a retry policy. */
@@ -66,6 +70,7 @@ export interface ServiceConfigJson {
     retryPolicy?: RetryPolicyJson;
     maxRequestMessageBytes?: number | string;
     maxResponseMessageBytes?: number | string;
+    hedgingPolicy?: Record<string, unknown>;
   }>;
   retryThrottling?: { maxTokens: number; tokenRatio: number };
   loadBalancingPolicy?: string;
@@ -117,6 +122,10 @@ export function parseServiceConfig(input: ServiceConfigJson | string): ServiceCo
     if (entry.timeout !== undefined) config.timeoutMs = parseDuration(entry.timeout, "methodConfig.timeout");
     if (entry.waitForReady !== undefined) config.waitForReady = entry.waitForReady;
     if (entry.retryPolicy !== undefined) config.retryPolicy = parseRetryPolicy(entry.retryPolicy);
+    if (entry.hedgingPolicy !== undefined) {
+      if (entry.retryPolicy !== undefined) throw new Error("service config: a method config may have a retryPolicy or a hedgingPolicy, not both");
+      config.hedgingRequested = true;
+    }
     if (entry.maxRequestMessageBytes !== undefined) config.maxRequestMessageBytes = parseUint32(entry.maxRequestMessageBytes, "methodConfig.maxRequestMessageBytes");
     if (entry.maxResponseMessageBytes !== undefined) config.maxResponseMessageBytes = parseUint32(entry.maxResponseMessageBytes, "methodConfig.maxResponseMessageBytes");
     for (const name of entry.name ?? [{}]) {
@@ -141,7 +150,9 @@ export function parseServiceConfig(input: ServiceConfigJson | string): ServiceCo
     if (names.length !== 1) throw new Error(`service config: each loadBalancingConfig entry names exactly one policy, got ${JSON.stringify(names)}`);
     loadBalancingPolicies.push(names[0]!);
   }
+  const entries = [...byMethod.values(), ...byService.values(), ...(fallback === undefined ? [] : [fallback])];
   return {
+    hedgingRequested: entries.some((c) => c.hedgingRequested === true),
     forMethod: (service, method) => byMethod.get(`${service}/${method}`) ?? byService.get(service) ?? fallback,
     retryThrottling,
     loadBalancingPolicy: json.loadBalancingPolicy?.toLowerCase(),

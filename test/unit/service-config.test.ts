@@ -108,3 +108,22 @@ describe("loadBalancingConfig", () => {
     assert.equal(parseServiceConfig({ methodConfig: [{ maxResponseMessageBytes: "1024" }] }).forMethod("a", "b")?.maxResponseMessageBytes, 1024);
   });
 });
+
+describe("hedgingPolicy", () => {
+  test("is recognised (not silently dropped), and may not stand beside a retryPolicy", () => {
+    assert.equal(parseServiceConfig({ methodConfig: [{ name: [{ service: "a" }], hedgingPolicy: { maxAttempts: 3, hedgingDelay: "0.1s" } }] }).hedgingRequested, true);
+    assert.equal(parseServiceConfig({ methodConfig: [{ name: [{ service: "a" }] }] }).hedgingRequested, false);
+    assert.throws(
+      () =>
+        parseServiceConfig({
+          methodConfig: [
+            {
+              hedgingPolicy: { maxAttempts: 3 },
+              retryPolicy: { maxAttempts: 2, initialBackoff: "1s", maxBackoff: "1s", backoffMultiplier: 1, retryableStatusCodes: ["UNAVAILABLE"] },
+            },
+          ],
+        }),
+      /retryPolicy or a hedgingPolicy, not both/,
+    );
+  });
+});
