@@ -104,3 +104,39 @@ test("a graceful shutdown (GOAWAY, then the grace period runs out) makes subscri
     await s2.shutdown({ graceMs: 100 });
   }
 });
+
+test("a stalled subscriber of large events is cut at maxQueuedBytes, long before maxQueuedEvents", async () => {
+  const hub = createHub({ log: createMemoryLog({ maxEvents: 10_000 }), maxQueuedEvents: 1024, maxQueuedBytes: 256 * 1024 });
+  const { target } = await h.server((s) => s.add(PubSubService, hub.service), { sendHighWaterMark: 1024 });
+  const client = createClient(PubSubService, h.channel(target, { receiveHighWaterMark: 1024 }));
+  const ac = new AbortController();
+  let cut: RpcError | undefined;
+  let resume!: () => void;
+  const stalled = new Promise<void>((resolve) => (resume = resolve));
+  // Reads one event, then stops reading until the hub has cut it; then reads on to see why.
+  const reader = (async () => {
+    const it = subscribeTopic(client, "big", { signal: ac.signal, onRetry: (e) => ((cut ??= e), ac.abort()) })[Symbol.asyncIterator]();
+    await it.next();
+    await stalled;
+    try {
+      while (!(await it.next()).done);
+    } catch {
+      // aborted
+    }
+  })();
+  await eventually(() => hub.subscriberCount("big") === 1, 2000, "the subscriber");
+  let published = 0;
+  while (published < 60 && hub.subscriberCount("big") === 1) {
+    await hub.publish("big", new Uint8Array(64 * 1024));
+    published++;
+    await sleep(5);
+  }
+  await eventually(() => hub.subscriberCount("big") === 0, 5000, "the slow subscriber to be cut");
+  assert.ok(published < 60, `still subscribed after ${published} events of 64 KiB`);
+  resume();
+  await eventually(() => cut !== undefined, 5000, "the client to read why it was cut");
+  await reader;
+  assert.equal(cut!.code, Code.ResourceExhausted);
+  assert.match(cut!.message, /fell behind by more than 262144 bytes of events \(maxQueuedBytes\)/);
+  await hub.close();
+});

@@ -42,10 +42,15 @@ export interface HubOptions extends RetentionOptions, Pick<MemoryLogOptions, "ma
   log?: EventLog;
   /**
    * Events queued per subscriber beyond its call's send buffer (`sendHighWaterMark`) before it
-   * is ended with RESOURCE_EXHAUSTED. Default 1024. (A count, not bytes: with events of
-   * `maxEventBytes` a stalled subscriber may hold up to this many of them.)
+   * is ended with RESOURCE_EXHAUSTED. Default 1024.
    */
   maxQueuedEvents?: number;
+  /**
+   * Payload bytes queued per subscriber beyond its send buffer before it is ended the same way
+   * (whichever of this and `maxQueuedEvents` comes first; one event is always taken). Default
+   * 8 MiB: without it, 1024 events of 4 MiB let one stalled subscriber hold 4 GiB.
+   */
+  maxQueuedBytes?: number;
   /** Events read from the log per step of a catch-up. Default 256. */
   catchUpBatch?: number;
   /** Longest topic name, in UTF-16 units. Default 256. */
@@ -120,6 +125,8 @@ function defaultLog(options: HubOptions): EventLog {
 export function createHub(options: HubOptions = {}): Hub {
   const log = options.log ?? defaultLog(options);
   const maxQueued = options.maxQueuedEvents ?? 1024;
+  const maxQueuedBytes = options.maxQueuedBytes ?? 8 * 1024 * 1024;
+  if (!(maxQueuedBytes >= 1)) throw new Error("createHub: maxQueuedBytes must be >= 1");
   const batch = options.catchUpBatch ?? 256;
   const maxTopicLength = options.maxTopicLength ?? 256;
   if (!(maxQueued >= 1 && batch >= 1)) throw new Error("createHub: maxQueuedEvents and catchUpBatch must be >= 1");
@@ -210,7 +217,7 @@ export function createHub(options: HubOptions = {}): Hub {
       subscriptions.delete(s.id);
       ctx.signal.removeEventListener("abort", onAbort);
       detach(o.topic, t);
-    });
+    }, maxQueuedBytes);
     const anySub = sub as unknown as AnySubscription;
     // A client that goes away is forgotten at once, not at the next event.
     const onAbort = () => sub.fail(RpcError.from(ctx.signal.reason, Code.Canceled));

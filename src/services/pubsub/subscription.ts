@@ -10,7 +10,8 @@
  * Invariants:
  * - Events reach the stream in id order, each once, none skipped: the catch-up reads the log
  *   until it is empty, and only then are queued events (those after the cursor) sent.
- * - Memory per subscriber is bounded: the call's send buffer plus `maxQueued` events. A
+ * - Memory per subscriber is bounded: the call's send buffer plus `maxQueued` events and
+ *   `maxQueuedBytes` payload bytes, whichever comes first. A
  *   subscriber whose queue would grow past that is ended with RESOURCE_EXHAUSTED, naming the
  *   id to resume after (also in the `rill-resume-after` trailer); others are unaffected and
  *   `offer` never blocks the publisher.
@@ -32,6 +33,8 @@ export class Subscription<M = unknown> {
   private state: "catching-up" | "live" | "ended" = "catching-up";
   private queue: StoredEvent[] = [];
   private queueStart = 0;
+  /** Payload bytes of the queued events (a count alone let 1024 events of 4 MiB each hold 4 GiB). */
+  private queuedBytes = 0;
   private overflowed = false;
   private draining = false;
   /** While set, live events up to this id were already taken (see `catchUp`). */
@@ -51,6 +54,7 @@ export class Subscription<M = unknown> {
     private readonly map: EventMapper<M>,
     private readonly maxQueued: number,
     private readonly onEnd: (s: Subscription<M>) => void,
+    private readonly maxQueuedBytes: number = Number.POSITIVE_INFINITY,
   ) {
     this.cursor = start;
     this.done = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
@@ -64,6 +68,16 @@ export class Subscription<M = unknown> {
 
   private get queued(): number {
     return this.queue.length - this.queueStart;
+  }
+
+  /** Whether one more event of `bytes` would take the queue past either bound. */
+  private full(bytes: number): boolean {
+    return this.queued >= this.maxQueued || (this.queued > 0 && this.queuedBytes + bytes > this.maxQueuedBytes);
+  }
+
+  private enqueue(ev: StoredEvent): void {
+    this.queue.push(ev);
+    this.queuedBytes += ev.payload.byteLength;
   }
 
   /** Sends the retained history after the cursor, then goes live. Rejections end the subscription. */
@@ -102,6 +116,7 @@ export class Subscription<M = unknown> {
     }
     this.queue = fresh;
     this.queueStart = 0;
+    this.queuedBytes = fresh.reduce((n, ev) => n + ev.payload.byteLength, 0);
     this.newest = fresh.length > 0 ? fresh[fresh.length - 1]!.id : this.cursor;
     if (this.queued > 0) void this.drain();
   }
@@ -110,12 +125,13 @@ export class Subscription<M = unknown> {
   offer(ev: StoredEvent): void {
     if (this.state === "ended") return;
     if (this.state === "catching-up") {
-      if (this.queued >= this.maxQueued) {
+      if (this.full(ev.payload.byteLength)) {
         this.queue = [];
         this.queueStart = 0;
+        this.queuedBytes = 0;
         this.overflowed = true;
       }
-      this.queue.push(ev);
+      this.enqueue(ev);
       return;
     }
     if (this.newest !== undefined) {
@@ -126,19 +142,20 @@ export class Subscription<M = unknown> {
       this.cursor = ev.id;
       return;
     }
-    if (this.queued >= this.maxQueued) {
+    if (this.full(ev.payload.byteLength)) {
       const md = new Metadata();
       md.set(resumeAfterKey, this.cursor);
+      const behind = this.queued >= this.maxQueued ? `${this.maxQueued} events` : `${this.maxQueuedBytes} bytes of events (maxQueuedBytes)`;
       this.fail(
         new RpcError(
           Code.ResourceExhausted,
-          `subscriber to "${this.topic}" fell behind by more than ${this.maxQueued} events; resubscribe after event ${this.cursor} to continue without loss`,
+          `subscriber to "${this.topic}" fell behind by more than ${behind}; resubscribe after event ${this.cursor} to continue without loss`,
           { metadata: md },
         ),
       );
       return;
     }
-    this.queue.push(ev);
+    this.enqueue(ev);
     if (!this.draining) void this.drain();
   }
 
@@ -152,6 +169,7 @@ export class Subscription<M = unknown> {
           continue;
         }
         this.cursor = ev.id;
+        this.queuedBytes -= ev.payload.byteLength;
         this.queue[this.queueStart++] = undefined as never;
         if (this.queueStart > 256 && this.queueStart * 2 > this.queue.length) {
           this.queue = this.queue.slice(this.queueStart);
