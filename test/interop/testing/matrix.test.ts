@@ -96,6 +96,21 @@ function clientFlags(client: Impl, server: Impl, testCase: string): string[] {
   return client === "rill" && server === "python" && testCase.startsWith("client_compressed_") ? ["--skip_compression_probe=true"] : [];
 }
 
+/** SIGTERM, then SIGKILL after 3 s; resolves once every server has exited. */
+function stopServers(list: Iterable<RunningServer>): Promise<unknown> {
+  return Promise.all(
+    [...list].map(
+      (s) =>
+        new Promise<void>((resolve) => {
+          if (s.child.exitCode !== null) return resolve();
+          const timer = setTimeout(() => s.child.kill("SIGKILL"), 3000);
+          s.child.once("exit", () => (clearTimeout(timer), resolve()));
+          s.child.kill("SIGTERM");
+        }),
+    ),
+  );
+}
+
 const servers = new Map<string, RunningServer>();
 const serverKey = (impl: Impl, limited: boolean) => `${impl}${limited ? "/max1" : ""}`;
 
@@ -118,19 +133,7 @@ describe("interop matrix", () => {
     void started;
   });
 
-  after(async () => {
-    await Promise.all(
-      [...servers.values()].map(
-        (s) =>
-          new Promise<void>((resolve) => {
-            if (s.child.exitCode !== null) return resolve();
-            const timer = setTimeout(() => s.child.kill("SIGKILL"), 3000);
-            s.child.once("exit", () => (clearTimeout(timer), resolve()));
-            s.child.kill("SIGTERM");
-          }),
-      ),
-    );
-  });
+  after(() => stopServers(servers.values()));
 
   const pairs: Array<[client: Impl, server: Impl]> = [
     ["rill", "rill"],
@@ -177,14 +180,7 @@ describe("interop matrix over TLS", () => {
     await Promise.all((["rill", "grpc-js", "python"] as const).map((impl) => startServer(impl, serverTls).then((s) => tlsServers.set(impl, s))));
   });
   after(async () => {
-    for (const s of tlsServers.values()) {
-      await new Promise<void>((resolve) => {
-        if (s.child.exitCode !== null) return resolve();
-        const timer = setTimeout(() => s.child.kill("SIGKILL"), 3000);
-        s.child.once("exit", () => (clearTimeout(timer), resolve()));
-        s.child.kill("SIGTERM");
-      });
-    }
+    await stopServers(tlsServers.values());
     certs?.remove();
   });
 
