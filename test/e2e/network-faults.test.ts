@@ -132,7 +132,9 @@ describe("a large request beside small calls", () => {
       await assert.rejects(refused, code(Code.ResourceExhausted, /message too large/));
       const took = Date.now() - start;
       t.diagnostic(`early answer to a 100 MiB request: RESOURCE_EXHAUSTED after ${took} ms`);
-      assert.ok(took < 1000, `the refusal took ${took} ms`);
+      // The target is 1 s (measured 240–280 ms alone); the figure includes serializing 100 MiB,
+      // so a loaded CI machine gets 3 s (1.1 s seen there). Before the fix: 15 s, or forever.
+      assert.ok(took < 3000, `the refusal took ${took} ms`);
       await small;
       await smallCalls(echo, 20);
     } finally {
@@ -146,7 +148,7 @@ describe("a large request beside small calls", () => {
       const echo = h.client(Echo, server.target);
       const start = Date.now();
       await assert.rejects(echo.unaryEcho({ message: big }), code(Code.ResourceExhausted));
-      assert.ok(Date.now() - start < 1000);
+      assert.ok(Date.now() - start < 3000); // as above: serializing 100 MiB is in the figure
       // A streaming call refused early ends too, and stops pulling its requests.
       const requests = createPushable<{ message: string }>();
       requests.push({ message: big });
