@@ -168,7 +168,7 @@ describe("a large request beside small calls", () => {
       const refused = echo.unaryEcho({ message: big }, { metadata: { "x-big": "1" }, timeoutMs: 10_000 });
       const small = smallCalls(echo, 20);
       await assert.rejects(refused, code(Code.ResourceExhausted));
-      assert.ok(Date.now() - start < 1000);
+      assert.ok(Date.now() - start < 3000); // serializing 100 MiB is in the figure (see above)
       await small;
     } finally {
       await server.close();
@@ -183,7 +183,7 @@ describe("a large request beside small calls", () => {
     await assert.rejects(echo.unaryEcho({ message: big }), code(Code.ResourceExhausted, /maxReceiveMessageBytes/));
     const took = Date.now() - start;
     t.diagnostic(`100 MiB request over a Rill server's 4 MiB limit: RESOURCE_EXHAUSTED after ${took} ms`);
-    assert.ok(took < 1000, `took ${took} ms`);
+    assert.ok(took < 3000, `took ${took} ms`); // 138 ms alone, 502 ms in a full run; serializing 100 MiB is in it
     await smallCalls(echo, 20);
   });
 
