@@ -187,10 +187,6 @@ class Http2Channel implements Channel {
   ) {
     this.authority = options.credentials.serverNameOverride ?? parsed.authority;
     this.serviceConfig = raw.serviceConfig === undefined ? undefined : parseServiceConfig(raw.serviceConfig);
-    if (this.serviceConfig?.hedgingRequested === true) {
-      // A6 lets a client without hedging run such calls once; say so rather than ignore it.
-      options.logger.warn(`channel to ${target}: the service config asks for hedgingPolicy, which Rill does not implement yet; those calls run once, unhedged`);
-    }
     const throttling = this.serviceConfig?.retryThrottling;
     this.retryThrottle = throttling === undefined ? undefined : new RetryThrottle(throttling);
     const configured = this.serviceConfig?.loadBalancingPolicies ?? [];

@@ -3,6 +3,7 @@ import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
 import type { Channel } from "../channel/channel.js";
 import { unprocessedByServer, type Subchannel } from "../channel/subchannel.js";
 import { startTimer, type LongTimer } from "../timer.js";
+import type { HedgingPolicy } from "./service-config.js";
 import { explainConnectError } from "../channel/credentials.js";
 import type { Codec } from "../codec.js";
 import { isMarkedUncompressed, type Compression } from "../compression.js";
@@ -80,6 +81,12 @@ class ClientCall implements QueueSource {
   private deadline: number | undefined;
   private timer: LongTimer | undefined;
   private retryPolicy: RetryPolicy | undefined;
+  /** A6 hedging, for calls with one request message: the attempts in flight until one answers. */
+  private hedging: HedgingPolicy | undefined;
+  private hedges: Set<Attempt> | undefined;
+  private hedgeTimer: LongTimer | undefined;
+  /** A server's pushback of -1: no more hedges. */
+  private hedgesStopped = false;
   private waitForReady = false;
   requestCompression: Compression | undefined;
   /** Frames sent so far, kept for replay while the call may still be retried. */
@@ -155,6 +162,14 @@ class ClientCall implements QueueSource {
       this.receiveLimitName = "the service config's maxResponseMessageBytes";
     }
     this.retryPolicy = options.retryPolicy === undefined ? config?.retryPolicy : (options.retryPolicy ?? undefined);
+    // A per-call retryPolicy (or null) replaces the method's policy, hedging included. Hedging
+    // here covers methods with one request message (unary, server streaming): a streamed request
+    // would have to be written to every hedge as it is produced.
+    const kind = this.method.methodKind;
+    if (options.retryPolicy === undefined && config?.hedgingPolicy !== undefined && (kind === "unary" || kind === "server_streaming")) {
+      this.hedging = config.hedgingPolicy;
+      this.hedges = new Set();
+    }
     let deadline = options.deadline;
     const timeoutMs = options.timeoutMs ?? config?.timeoutMs;
     if (timeoutMs !== undefined) {
@@ -237,6 +252,8 @@ class ClientCall implements QueueSource {
 
   private begin(subchannel: Subchannel): void {
     if (this.done) return;
+    // A hedge whose pick resolved after another attempt answered is not sent.
+    if (this.hedges !== undefined && this.committed && this.attempts > 0) return;
     // node copies the headers it is given, so the first attempt of a call without a deadline can
     // pass the base headers as they are.
     let headers = this.baseHeaders;
@@ -248,6 +265,10 @@ class ClientCall implements QueueSource {
     this.attempts++;
     const attempt = new Attempt(this, subchannel);
     this.current = attempt;
+    if (this.hedges !== undefined && !this.committed) {
+      this.hedges.add(attempt);
+      this.scheduleHedge(this.hedging!.hedgingDelayMs);
+    }
     if (!attempt.open(headers, !this.requestsEnded || this.replayTotal() > this.channel.options.sendHighWaterMark)) return;
     for (const frame of this.replay ?? []) attempt.write(frame);
     if (this.requestsEnded) attempt.end();
@@ -341,7 +362,12 @@ class ClientCall implements QueueSource {
 
   /** An attempt ended. Decides between finishing the call and another attempt. */
   attemptEnded(attempt: Attempt, error: RpcError | undefined, info: { refused: boolean; pushbackMs: number | undefined }): void {
-    if (this.done || attempt !== this.current) return;
+    if (this.done) return;
+    if (this.hedges !== undefined && !this.committed) {
+      if (this.hedges.has(attempt)) this.hedgeEnded(attempt, error, info);
+      return;
+    }
+    if (attempt !== this.current) return;
     const throttle = this.channel.retryThrottle;
     if (error === undefined) {
       throttle?.onSuccess();
@@ -387,7 +413,7 @@ class ClientCall implements QueueSource {
   private lastAttemptError: RpcError | undefined;
 
   private deadlineError(elapsedMs: number): RpcError {
-    const last = this.retryTimer !== undefined ? this.lastAttemptError : undefined;
+    const last = this.retryTimer !== undefined || this.hedging !== undefined ? this.lastAttemptError : undefined;
     const detail = last === undefined ? "" : `; the last attempt failed with ${last.message}`;
     return new RpcError(Code.DeadlineExceeded, `deadline exceeded after ${elapsedMs} ms${detail}`);
   }
@@ -412,8 +438,89 @@ class ClientCall implements QueueSource {
   /** We end the call ourselves: reset the stream and fail the responses at once. */
   cancel(reason: RpcError, immediate = true): void {
     if (this.done) return;
+    this.stopHedging();
     this.current?.reset();
     this.finish(reason, immediate);
+  }
+
+  /**
+   * @internal An attempt received response headers or data. Without hedging this commits the
+   * call. With hedging the first attempt to answer wins (the others are cancelled, A6) and
+   * false is returned to the losers, whose answers are dropped.
+   */
+  claim(attempt: Attempt): boolean {
+    if (this.hedges === undefined) {
+      this.commit();
+      return true;
+    }
+    if (this.committed) return attempt === this.current;
+    this.current = attempt;
+    this.commit();
+    this.stopHedging(attempt);
+    return true;
+  }
+
+  /** The next hedge after `delayMs`, while attempts remain and throttling allows. */
+  private scheduleHedge(delayMs: number): void {
+    const policy = this.hedging!;
+    const throttle = this.channel.retryThrottle;
+    this.hedgeTimer?.cancel();
+    this.hedgeTimer = undefined;
+    if (this.committed || this.hedgesStopped || this.attempts >= policy.maxAttempts || (throttle !== undefined && !throttle.allowsRetry)) return;
+    this.hedgeTimer = startTimer(
+      delayMs,
+      () => {
+        this.hedgeTimer = undefined;
+        if (!this.done && !this.committed) this.nextAttempt();
+      },
+      true,
+    );
+  }
+
+  /** Cancels the hedges in flight but `keep`, and any hedge still to come. */
+  private stopHedging(keep?: Attempt): void {
+    this.hedgeTimer?.cancel();
+    this.hedgeTimer = undefined;
+    const hedges = this.hedges;
+    if (hedges === undefined) return;
+    for (const a of hedges) if (a !== keep) a.reset();
+    hedges.clear();
+  }
+
+  /** An uncommitted hedge ended (see A6 "Hedging Policy"). */
+  private hedgeEnded(attempt: Attempt, error: RpcError | undefined, info: { refused: boolean; pushbackMs: number | undefined }): void {
+    const hedges = this.hedges!;
+    hedges.delete(attempt);
+    const throttle = this.channel.retryThrottle;
+    if (error === undefined) {
+      // An OK status without a message (a server stream of none): this attempt answered.
+      this.claim(attempt);
+      throttle?.onSuccess();
+      this.finish(undefined);
+      return;
+    }
+    if (info.refused && this.transparentRetries < 3) {
+      this.transparentRetries++;
+      this.attempts--;
+      this.nextAttempt();
+      return;
+    }
+    if (!this.hedging!.nonFatalStatusCodes.has(error.code)) {
+      // A fatal status ends the call with it, whatever the other hedges would have said.
+      this.current = attempt;
+      this.stopHedging();
+      this.commit();
+      this.finish(error);
+      return;
+    }
+    throttle?.onFailure();
+    if (info.pushbackMs === -1) this.hedgesStopped = true;
+    this.lastAttemptError = error;
+    // A non-fatal status sends the next hedge at once (or after the server's pushback).
+    this.scheduleHedge(info.pushbackMs ?? 0);
+    if (hedges.size > 0 || this.hedgeTimer !== undefined) return;
+    this.commit();
+    this.finish(error);
   }
 
   finish(error: RpcError | undefined, immediate = false): void {
@@ -422,6 +529,7 @@ class ClientCall implements QueueSource {
     this.commit();
     this.timer?.cancel();
     this.retryTimer?.cancel();
+    this.hedgeTimer?.cancel();
     this.idleTimer?.cancel();
     this.wakePump();
     this.pickAbort?.abort(error);
@@ -600,14 +708,14 @@ class Attempt {
         return;
       }
     }
-    this.call.commit();
+    if (!this.call.claim(this)) return;
     this.call.options.onHeader?.(metadataFromHeaders(headers));
   }
 
   /** @internal */
   onData(chunk: Buffer): void {
     this.tuner?.dataTaken(chunk.byteLength);
-    if (this.call.isDone || this.httpError !== undefined) return;
+    if (this.call.isDone || this.httpError !== undefined || !this.call.claim(this)) return;
     let frames: readonly Frame[];
     try {
       frames = this.decoder.pushTransient(chunk);

@@ -26,8 +26,28 @@ export interface MethodConfig {
   maxRequestMessageBytes?: number;
   /** The largest response message, in bytes; the smaller of this and the channel's `maxReceiveMessageBytes` applies. */
   maxResponseMessageBytes?: number;
-  /** Set when the entry has a `hedgingPolicy`: Rill does not hedge yet, and the channel says so instead of ignoring it silently. */
-  hedgingRequested?: boolean;
+  /** An A6 hedging policy (never beside a retry policy). */
+  hedgingPolicy?: HedgingPolicy;
+}
+
+/**
+ * A hedging policy (gRFC A6): the call is sent again after `hedgingDelayMs` while no attempt has
+ * answered, up to `maxAttempts` in all; the first attempt to answer wins and the others are
+ * cancelled. A status in `nonFatalStatusCodes` lets the next hedge go at once; any other status
+ * ends the call.
+ */
+export interface HedgingPolicy {
+  /** Attempts in total, the first included; 2..5 (larger values are capped at 5, as A6 says). */
+  maxAttempts: number;
+  hedgingDelayMs: number;
+  nonFatalStatusCodes: ReadonlySet<Code>;
+}
+
+/** The JSON shape of a hedging policy. */
+export interface HedgingPolicyJson {
+  maxAttempts: number;
+  hedgingDelay?: string;
+  nonFatalStatusCodes?: Array<string | number>;
 }
 
 /** Retry throttling parameters (A6): retries stop while tokens <= maxTokens / 2. */
@@ -48,8 +68,6 @@ export interface ServiceConfig {
    * one it supports (gRPC's rule), and the config is invalid when it supports none.
    */
   readonly loadBalancingPolicies: readonly string[];
-  /** Whether any method config asks for hedging (not implemented yet: calls run unhedged). */
-  readonly hedgingRequested: boolean;
 }
 
 /** The JSON shape of a retry policy. */
@@ -70,7 +88,7 @@ export interface ServiceConfigJson {
     retryPolicy?: RetryPolicyJson;
     maxRequestMessageBytes?: number | string;
     maxResponseMessageBytes?: number | string;
-    hedgingPolicy?: Record<string, unknown>;
+    hedgingPolicy?: HedgingPolicyJson;
   }>;
   retryThrottling?: { maxTokens: number; tokenRatio: number };
   loadBalancingPolicy?: string;
@@ -82,6 +100,20 @@ export function parseDuration(value: string, field: string): number {
   const m = /^(\d+)(?:\.(\d{1,9}))?s$/.exec(value);
   if (m === null) throw new Error(`service config: ${field} must be a duration like "0.5s", got ${JSON.stringify(value)}`);
   return Number(m[1]) * 1000 + (m[2] === undefined ? 0 : Number(`0.${m[2]}`) * 1000);
+}
+
+/** Validates a hedging policy as A6 requires; throws an Error naming the bad field. */
+export function parseHedgingPolicy(json: HedgingPolicyJson): HedgingPolicy {
+  const { maxAttempts } = json;
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 2) throw new Error("service config: hedgingPolicy.maxAttempts must be an integer >= 2");
+  const hedgingDelayMs = json.hedgingDelay === undefined ? 0 : parseDuration(json.hedgingDelay, "hedgingPolicy.hedgingDelay");
+  const nonFatalStatusCodes = new Set<Code>();
+  for (const c of json.nonFatalStatusCodes ?? []) {
+    const code = parseCode(c);
+    if (code === undefined || code === Code.OK) throw new Error(`service config: unknown non-fatal status code ${JSON.stringify(c)}`);
+    nonFatalStatusCodes.add(code);
+  }
+  return { maxAttempts: Math.min(maxAttempts, 5), hedgingDelayMs, nonFatalStatusCodes };
 }
 
 /** A google.protobuf.UInt32Value in JSON: a number or a decimal string. */
@@ -124,7 +156,7 @@ export function parseServiceConfig(input: ServiceConfigJson | string): ServiceCo
     if (entry.retryPolicy !== undefined) config.retryPolicy = parseRetryPolicy(entry.retryPolicy);
     if (entry.hedgingPolicy !== undefined) {
       if (entry.retryPolicy !== undefined) throw new Error("service config: a method config may have a retryPolicy or a hedgingPolicy, not both");
-      config.hedgingRequested = true;
+      config.hedgingPolicy = parseHedgingPolicy(entry.hedgingPolicy);
     }
     if (entry.maxRequestMessageBytes !== undefined) config.maxRequestMessageBytes = parseUint32(entry.maxRequestMessageBytes, "methodConfig.maxRequestMessageBytes");
     if (entry.maxResponseMessageBytes !== undefined) config.maxResponseMessageBytes = parseUint32(entry.maxResponseMessageBytes, "methodConfig.maxResponseMessageBytes");
@@ -150,9 +182,7 @@ export function parseServiceConfig(input: ServiceConfigJson | string): ServiceCo
     if (names.length !== 1) throw new Error(`service config: each loadBalancingConfig entry names exactly one policy, got ${JSON.stringify(names)}`);
     loadBalancingPolicies.push(names[0]!);
   }
-  const entries = [...byMethod.values(), ...byService.values(), ...(fallback === undefined ? [] : [fallback])];
   return {
-    hedgingRequested: entries.some((c) => c.hedgingRequested === true),
     forMethod: (service, method) => byMethod.get(`${service}/${method}`) ?? byService.get(service) ?? fallback,
     retryThrottling,
     loadBalancingPolicy: json.loadBalancingPolicy?.toLowerCase(),

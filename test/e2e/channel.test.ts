@@ -9,6 +9,7 @@ import { Echo } from "../../gen/echo/echo_pb.js";
 import { Code, createClient, createPushable, createServer, RpcError, silentLogger, type Server, type ServiceImpl } from "../../src/index.js";
 import { eventually, useHarness } from "../support/harness.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";
+import type { HedgingPolicyJson } from "../../src/client/service-config.js";
 
 function code(c: Code) {
   return (e: unknown) => {
@@ -415,5 +416,79 @@ describe("waiting for a channel to become ready", () => {
     const c = new AbortController();
     setTimeout(() => c.abort(), 100);
     await assert.rejects(echo.unaryEcho({}, { waitForReady: true, signal: c.signal, timeoutMs: 10_000 }), (e: unknown) => e instanceof RpcError && e.code === Code.Canceled);
+  });
+});
+
+describe("hedging (gRFC A6)", () => {
+  const h = useHarness();
+  const hedged = (policy: HedgingPolicyJson) => ({
+    methodConfig: [{ name: [{ service: "grpc.examples.echo.Echo" }], hedgingPolicy: policy }],
+  });
+  const attemptOf = (ctx: { requestMetadata: { get(k: string): unknown } }) => Number(ctx.requestMetadata.get("grpc-previous-rpc-attempts") ?? "0");
+
+  test("a stalled first attempt is overtaken by a hedge after hedgingDelay, and the loser is cancelled", async () => {
+    let firstCancelled = false;
+    const { target } = await h.server((s) =>
+      s.add(Echo, {
+        async unaryEcho(r, ctx) {
+          if (attemptOf(ctx) === 0) {
+            await sleep(5000, undefined, { signal: ctx.signal }).catch(() => (firstCancelled = true));
+            return { message: "slow" };
+          }
+          return { message: `hedge ${attemptOf(ctx)}` };
+        },
+      }),
+    );
+    const echo = h.client(Echo, target, { serviceConfig: hedged({ maxAttempts: 3, hedgingDelay: "0.05s", nonFatalStatusCodes: ["UNAVAILABLE"] }) });
+    const t0 = performance.now();
+    assert.equal((await echo.unaryEcho({ message: "x" })).message, "hedge 1");
+    assert.ok(performance.now() - t0 < 2000);
+    await eventually(() => firstCancelled, 2000, "the first attempt to be cancelled");
+  });
+
+  test("a non-fatal status sends the next hedge at once; a fatal one ends the call with it", async () => {
+    let attempts = 0;
+    const { target } = await h.server((s) =>
+      s.add(Echo, {
+        unaryEcho(r, ctx) {
+          attempts++;
+          if (r.message === "fatal") throw new RpcError(Code.InvalidArgument, "bad request");
+          if (attemptOf(ctx) < 2) throw new RpcError(Code.Unavailable, "busy");
+          return { message: "third" };
+        },
+      }),
+    );
+    // A 10 s hedging delay: only the non-fatal shortcut can make this quick.
+    const echo = h.client(Echo, target, { serviceConfig: hedged({ maxAttempts: 4, hedgingDelay: "10s", nonFatalStatusCodes: ["UNAVAILABLE"] }) });
+    const t0 = performance.now();
+    assert.equal((await echo.unaryEcho({ message: "x" })).message, "third");
+    assert.ok(performance.now() - t0 < 2000);
+    assert.equal(attempts, 3);
+    attempts = 0;
+    await assert.rejects(echo.unaryEcho({ message: "fatal" }), (e: unknown) => e instanceof RpcError && e.code === Code.InvalidArgument);
+    assert.equal(attempts, 1);
+  });
+
+  test("when every hedge fails non-fatally the call fails with the last status after maxAttempts", async () => {
+    let attempts = 0;
+    const { target } = await h.server((s) => s.add(Echo, { unaryEcho: () => (attempts++, Promise.reject(new RpcError(Code.Unavailable, "down"))) }));
+    const echo = h.client(Echo, target, { serviceConfig: hedged({ maxAttempts: 3, hedgingDelay: "0.01s", nonFatalStatusCodes: ["UNAVAILABLE"] }) });
+    await assert.rejects(echo.unaryEcho({}), (e: unknown) => e instanceof RpcError && e.code === Code.Unavailable);
+    assert.equal(attempts, 3);
+  });
+
+  test("a server stream is hedged too, and its messages come from the winner only", async () => {
+    const { target } = await h.server((s) =>
+      s.add(Echo, {
+        async *serverStreamingEcho(_r, ctx) {
+          if (attemptOf(ctx) === 0) await sleep(5000, undefined, { signal: ctx.signal }).catch(() => {});
+          for (let i = 0; i < 3; i++) yield { message: `a${attemptOf(ctx)}-${i}` };
+        },
+      }),
+    );
+    const echo = h.client(Echo, target, { serviceConfig: hedged({ maxAttempts: 2, hedgingDelay: "0.05s" }) });
+    const got: string[] = [];
+    for await (const m of echo.serverStreamingEcho({})) got.push(m.message);
+    assert.deepEqual(got, ["a1-0", "a1-1", "a1-2"]);
   });
 });

@@ -110,9 +110,10 @@ describe("loadBalancingConfig", () => {
 });
 
 describe("hedgingPolicy", () => {
-  test("is recognised (not silently dropped), and may not stand beside a retryPolicy", () => {
-    assert.equal(parseServiceConfig({ methodConfig: [{ name: [{ service: "a" }], hedgingPolicy: { maxAttempts: 3, hedgingDelay: "0.1s" } }] }).hedgingRequested, true);
-    assert.equal(parseServiceConfig({ methodConfig: [{ name: [{ service: "a" }] }] }).hedgingRequested, false);
+  test("is parsed as A6 says (maxAttempts capped at 5), and may not stand beside a retryPolicy", () => {
+    const h = parseServiceConfig({ methodConfig: [{ name: [{ service: "a" }], hedgingPolicy: { maxAttempts: 7, hedgingDelay: "0.1s", nonFatalStatusCodes: ["UNAVAILABLE", 4] } }] }).forMethod("a", "b")?.hedgingPolicy;
+    assert.deepEqual(h, { maxAttempts: 5, hedgingDelayMs: 100, nonFatalStatusCodes: new Set([Code.Unavailable, Code.DeadlineExceeded]) });
+    assert.throws(() => parseServiceConfig({ methodConfig: [{ hedgingPolicy: { maxAttempts: 1 } }] }), /hedgingPolicy.maxAttempts must be an integer >= 2/);
     assert.throws(
       () =>
         parseServiceConfig({
