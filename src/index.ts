@@ -64,6 +64,7 @@ export {
   memorySink,
   withResume,
   chunkToProto,
+  transferStatusToProto,
   chunkFromProto,
   DEFAULT_CHUNK_SIZE,
 } from "./stream/chunked.js";
@@ -79,3 +80,6 @@ export type {
   FileSinkOptions,
   ResumeOptions,
 } from "./stream/chunked.js";
+// The ready-made transfer service of proto/rill/transfer/v1/transfer.proto, for sendChunks/receiveChunks.
+export { TransferService, ChunkSchema, TransferStatusSchema, file_rill_transfer_v1_transfer } from "../gen/rill/transfer/v1/transfer_pb.js";
+export type { Chunk, TransferStatus } from "../gen/rill/transfer/v1/transfer_pb.js";

@@ -58,6 +58,12 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href || process.argv[1]?.endsWith("/rill")) {
   const code = await main(process.argv.slice(2));
-  // Let stdout drain before exiting (a pipe may be slower than we are).
-  process.stdout.write("", () => process.exit(code));
+  // Exit by running out of work rather than process.exit(): the channel's HTTP/2 sessions are
+  // closing (GOAWAY, then FIN), and cutting that short leaves the server a reset connection
+  // (ECONNRESET in its log). stdin is let go so an unread pipe or terminal does not hold us; a
+  // straggler (a handle that never closes) is cut off after a grace period.
+  process.exitCode = code;
+  process.stdin.pause();
+  (process.stdin as { unref?: () => void }).unref?.();
+  setTimeout(() => process.stdout.write("", () => process.exit(code)), 1500).unref();
 }

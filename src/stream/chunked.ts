@@ -27,4 +27,4 @@ export { rechunk } from "./rechunk.js";
 export { RateMeter } from "./rate-meter.js";
 export { withResume } from "./resume.js";
 export type { ResumeOptions } from "./resume.js";
-export { chunkToProto, chunkFromProto } from "./transfer-proto.js";
+export { chunkToProto, chunkFromProto, transferStatusToProto } from "./transfer-proto.js";

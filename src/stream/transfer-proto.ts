@@ -4,9 +4,10 @@
  * `receiveChunks({ fromMessage })`.
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { Chunk, ChunkSchema } from "../../gen/rill/transfer/v1/transfer_pb.js";
+import type { Chunk, ChunkSchema, TransferStatusSchema } from "../../gen/rill/transfer/v1/transfer_pb.js";
 import { RpcError } from "../errors.js";
 import { Code } from "../protocol/code.js";
+import type { TransferResult } from "./chunk-receiver.js";
 import type { TransferChunk } from "./transfer-chunk.js";
 
 /** The `rill.transfer.v1.Chunk` message for `chunk`. */
@@ -17,6 +18,21 @@ export function chunkToProto(chunk: TransferChunk): MessageInitShape<typeof Chun
     last: chunk.last,
     ...(chunk.sha256 !== undefined ? { sha256: chunk.sha256 } : {}),
     ...(chunk.totalSize !== undefined ? { totalSize: BigInt(chunk.totalSize) } : {}),
+  };
+}
+
+/**
+ * The `rill.transfer.v1.TransferStatus` for what `receiveChunks` returned. Fields the result
+ * lacks (a digest before completion) are left out rather than set to undefined, so the value
+ * type-checks under `exactOptionalPropertyTypes`.
+ */
+export function transferStatusToProto(result: TransferResult, transferId = ""): MessageInitShape<typeof TransferStatusSchema> {
+  return {
+    transferId,
+    offset: BigInt(result.offset),
+    complete: result.complete,
+    ...(result.sha256 !== undefined ? { sha256: result.sha256 } : {}),
+    ...(result.totalSize !== undefined ? { totalSize: BigInt(result.totalSize) } : {}),
   };
 }
 

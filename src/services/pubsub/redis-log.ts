@@ -26,7 +26,7 @@
  * Redis errors reach callers as UNAVAILABLE.
  */
 import { createHash } from "node:crypto";
-import { Redis, type RedisOptions } from "ioredis";
+import type { Redis, RedisOptions } from "ioredis";
 import { RpcError } from "../../errors.js";
 import { Code } from "../../protocol/code.js";
 import {
@@ -45,6 +45,16 @@ import {
   type StoredEvent,
   type TopicInfo,
 } from "./event-log.js";
+
+// ioredis is an optional peer dependency: a server without a Redis log never needs it, so a
+// missing package only matters (with a message saying what to install) when a Redis log is made.
+const ioredis = await import("ioredis").catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
+function redisClass(): typeof Redis {
+  if (ioredis instanceof Error) {
+    throw new Error(`createRedisLog needs the ioredis package, which is not installed: run \`npm install ioredis\` (an optional peer dependency of rill) (${ioredis.message.split("\n")[0]})`);
+  }
+  return ioredis.Redis;
+}
 
 /** Options of `createRedisLog`. */
 export interface RedisLogOptions extends RetentionOptions {
@@ -199,7 +209,7 @@ export function createRedisLog(options: RedisLogOptions = {}): EventLog {
   // and the client's own backoff decides when to try again.
   const redisOptions: RedisOptions = { maxRetriesPerRequest: 1, lazyConnect: false, ...options.redis };
   // (cast: ioredis's option types do not allow `undefined` under exactOptionalPropertyTypes)
-  const redis = new Redis(url, redisOptions as never);
+  const redis = new (redisClass())(url, redisOptions as never);
   redis.on("error", () => {
     // ioredis reconnects by itself; failed commands reject with the reason.
   });
