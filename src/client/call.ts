@@ -639,6 +639,7 @@ class Attempt {
     stream.on("data", onAttemptData);
     stream.on("trailers", onAttemptTrailers);
     stream.on("error", onAttemptError);
+    stream.on("aborted", onAttemptAborted);
     stream.on("close", onAttemptClose);
     return true;
   }
@@ -875,6 +876,15 @@ function onAttemptTrailers(this: AttemptStream, headers: IncomingHttpHeaders): v
 
 function onAttemptError(this: AttemptStream, e: Error): void {
   this[kAttempt].streamError ??= e;
+}
+
+/**
+ * The server reset the stream. node emits 'close' only once our pending writes are done, and
+ * after a reset they never are: a large request still being sent would wait for its deadline
+ * (forever without one) although the server gave up on it, with or without a status first.
+ */
+function onAttemptAborted(this: AttemptStream): void {
+  if (!this.destroyed) this.destroy();
 }
 
 function onAttemptClose(this: AttemptStream): void {

@@ -365,3 +365,30 @@ describe("a GOAWAY with an error code", () => {
     }
   });
 });
+
+describe("a server that resets a call it is still receiving", () => {
+  const h = useHarness();
+
+  test("RST_STREAM without a status while a large request is being sent ends the call at once, not at its deadline", async () => {
+    // node emits 'close' for a reset stream only once its pending writes are done, which after a
+    // reset they never are: the call hung until its deadline (forever without one).
+    const server = createHttp2Server();
+    const sessions = new Set<import("node:http2").Http2Session>();
+    server.on("session", (s) => sessions.add(s));
+    server.on("stream", (stream) => {
+      stream.on("error", () => {});
+      stream.close(constants.NGHTTP2_NO_ERROR);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const echo = h.client(Echo, `127.0.0.1:${port}`);
+      const start = Date.now();
+      await assert.rejects(echo.unaryEcho({ message: "x".repeat(8 * 1024 * 1024) }), code(Code.Internal, /without sending a status/));
+      assert.ok(Date.now() - start < 3000, `took ${Date.now() - start} ms`);
+    } finally {
+      for (const s of sessions) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});

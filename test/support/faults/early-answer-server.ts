@@ -5,8 +5,9 @@
  * early and reset the stream with NO_ERROR; the client must then stop sending and take the
  * answer). A plain node:http2 server, so the behaviour does not depend on Rill's.
  */
-import { constants, createServer, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
+import { createServer, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import type { AddressInfo } from "node:net";
+import { stopClientAfterStatusHeaders } from "../../../src/server/stop-after-status-headers.js";
 
 export interface EarlyAnswerServer {
   readonly port: number;
@@ -59,7 +60,9 @@ export async function startEarlyAnswerServer(options: EarlyAnswerOptions = {}): 
       },
       { endStream: true },
     );
-    stream.close(constants.NGHTTP2_NO_ERROR);
+    // RST_STREAM(NO_ERROR) once the status is on the wire, as grpc-go does (Node 22 drops the
+    // status HEADERS when the stream is reset in the same turn).
+    stopClientAfterStatusHeaders(stream);
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;
