@@ -267,25 +267,30 @@ class Http2Channel implements Channel {
   }
 
   async waitForReady(options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<void> {
-    const signals = [options.signal, options.timeoutMs === undefined ? undefined : AbortSignal.timeout(options.timeoutMs)].filter(
-      (s): s is AbortSignal => s !== undefined,
-    );
+    // Our own long timer, not AbortSignal.timeout: that one fires at once past 2^31-1 ms (24.8 days).
+    const timeout = options.timeoutMs === undefined ? undefined : new AbortController();
+    const timer = timeout === undefined ? undefined : startTimer(options.timeoutMs!, () => timeout.abort());
+    const signals = [options.signal, timeout?.signal].filter((s): s is AbortSignal => s !== undefined);
     const signal = signals.length === 0 ? undefined : AbortSignal.any(signals);
-    this.exitIdle();
-    while (this.state !== "READY") {
-      if (this.state === "SHUTDOWN") throw new RpcError(Code.Unavailable, `channel to ${this.target} is closed`);
-      try {
-        await this.waitForStateChange(this.state, signal);
-      } catch {
-        // The caller's own signal is a cancellation; only our timeoutMs is a deadline.
-        const state = `(state ${this.state}${this.describeFailure()})`;
-        if (options.signal?.aborted === true) {
-          const reason: unknown = options.signal.reason;
-          if (reason instanceof RpcError) throw reason;
-          throw new RpcError(Code.Canceled, `waiting for ${this.target} to become ready was cancelled ${state}`, { cause: reason });
+    try {
+      this.exitIdle();
+      while (this.state !== "READY") {
+        if (this.state === "SHUTDOWN") throw new RpcError(Code.Unavailable, `channel to ${this.target} is closed`);
+        try {
+          await this.waitForStateChange(this.state, signal);
+        } catch {
+          // The caller's own signal is a cancellation; only our timeoutMs is a deadline.
+          const state = `(state ${this.state}${this.describeFailure()})`;
+          if (options.signal?.aborted === true) {
+            const reason: unknown = options.signal.reason;
+            if (reason instanceof RpcError) throw reason;
+            throw new RpcError(Code.Canceled, `waiting for ${this.target} to become ready was cancelled ${state}`, { cause: reason });
+          }
+          throw new RpcError(Code.DeadlineExceeded, `${this.target} did not become ready in time ${state}`);
         }
-        throw new RpcError(Code.DeadlineExceeded, `${this.target} did not become ready in time ${state}`);
       }
+    } finally {
+      timer?.cancel();
     }
   }
 

@@ -417,6 +417,11 @@ describe("waiting for a channel to become ready", () => {
     setTimeout(() => c.abort(), 100);
     await assert.rejects(echo.unaryEcho({}, { waitForReady: true, signal: c.signal, timeoutMs: 10_000 }), (e: unknown) => e instanceof RpcError && e.code === Code.Canceled);
   });
+
+  test("channel.waitForReady with a 25-day timeoutMs waits for the connection (no timer overflow)", async () => {
+    const { target } = await h.server((s) => s.add(Echo, { unaryEcho: (r) => ({ message: r.message }) }));
+    await h.channel(target).waitForReady({ timeoutMs: 25 * 24 * 3600 * 1000 });
+  });
 });
 
 describe("hedging (gRFC A6)", () => {
