@@ -14,7 +14,7 @@ import type { Channel } from "../channel/channel.js";
 import { createClient } from "../client/client.js";
 import { RpcError } from "../errors.js";
 import { codeName } from "../protocol/code.js";
-import { callOptions, withChannel } from "./command.js";
+import { callOptions, channelExtras, withChannel } from "./command.js";
 import { openChannel } from "./connection.js";
 import { findMethod, loadDescriptors, splitMethodName } from "./descriptors.js";
 import { splitJsonObjects } from "./json-stream.js";
@@ -111,7 +111,8 @@ export async function bench(argv: string[], io: Io): Promise<number> {
   const { service } = splitMethodName(positionals[1]);
 
   return withChannel(io, address, values, async (channel) => {
-    const d = await loadDescriptors(values, channel, { ...options, timeoutMs: options.timeoutMs ?? 10_000 }, [service]);
+    const reflectOptions = callOptions(values, "reflect");
+    const d = await loadDescriptors(values, channel, { ...reflectOptions, timeoutMs: reflectOptions.timeoutMs ?? 10_000 }, [service]);
     const method = findMethod(d, positionals[1]!);
     const texts = values.data === undefined ? (method.methodKind === "unary" || method.methodKind === "server_streaming" ? ["{}"] : []) : splitJsonObjects(values.data);
     const requests = texts.map((t, i) => parseRequest(method.input, t, i + 1, d.registry));
@@ -119,7 +120,7 @@ export async function bench(argv: string[], io: Io): Promise<number> {
       throw new CliError(`${method.name} takes exactly one request; -d has ${requests.length}`);
     }
     const channels: Channel[] = [channel];
-    for (let i = 1; i < connections; i++) channels.push(openChannel(address, values));
+    for (let i = 1; i < connections; i++) channels.push(openChannel(address, values, channelExtras(values)));
     const fns = channels.map((ch) => (createClient(method.parent, ch) as unknown as Record<string, (i: unknown, o: unknown) => unknown>)[method.localName]!);
     const once = async (fn: (i: unknown, o: unknown) => unknown): Promise<void> => {
       switch (method.methodKind) {
