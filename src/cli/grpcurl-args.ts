@@ -14,6 +14,7 @@
 const singleDash: Record<string, string> = {
   plaintext: "plaintext",
   insecure: "insecure",
+  "skip-verify": "skip-verify",
   cacert: "cacert",
   cert: "cert",
   key: "key",

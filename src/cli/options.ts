@@ -11,6 +11,7 @@ export const commonFlags = {
   plaintext: { type: "boolean" },
   tls: { type: "boolean" },
   insecure: { type: "boolean" },
+  "skip-verify": { type: "boolean" },
   cacert: { type: "string" },
   cert: { type: "string" },
   key: { type: "string" },
@@ -34,7 +35,9 @@ export const commonHelp = `Connection:
   --tls                    TLS, verifying the server against the system roots
   --cacert FILE            TLS, verifying the server against this CA (PEM)
   --cert FILE --key FILE   TLS client certificate and key (mTLS)
-  --insecure               TLS without verifying the server's certificate
+  --insecure               TLS without verifying the server's certificate (grpcurl's meaning;
+                           in rill bench it is ghz's: plaintext)
+  --skip-verify            TLS without verifying the server's certificate (any command)
   --servername NAME        name to verify the certificate against (and :authority)
   --connect-timeout DUR    give up connecting after DUR (default 10s)
 Calls:

@@ -3,10 +3,13 @@
  * real server on 127.0.0.1. Each test names the habit it checks.
  */
 import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Echo } from "../../gen/echo/echo_pb.js";
 import { echoService } from "../../examples/echo/server.js";
-import { createLoggingInterceptor, createServer, type CallLogEntry, type Logger, type Server } from "../../src/index.js";
+import { Code, RpcError, createLoggingInterceptor, createServer, type CallLogEntry, type Logger, type Server } from "../../src/index.js";
 import { serveHealth, type HealthStatus } from "../../src/services/health/index.js";
 import { serveReflection } from "../../src/services/reflection/index.js";
 import { repoRoot, runRill } from "../support/cli-run.js";
@@ -25,7 +28,13 @@ describe("the rill CLI, seen from the server and typed like grpcurl/ghz", () => 
     server = createServer({ logger, interceptors: [createLoggingInterceptor({ onCall: (e) => calls.push(e) })] });
     const echo = echoService();
     // "big" answers with 5 MB, above the client's default 4 MiB receive limit.
-    server.add(Echo, { ...echo, unaryEcho: async (req, ctx) => (req.message === "big" ? { message: "x".repeat(5_000_000) } : echo.unaryEcho!(req, ctx)) });
+    server.add(Echo, { ...echo, unaryEcho: async (req, ctx) => {
+        if (req.message === "big") return { message: "x".repeat(5_000_000) };
+        // "fail": every call fails, with an elapsed time in the message that differs per call.
+        if (req.message === "fail") throw new RpcError(Code.FailedPrecondition, `gave up after ${Math.floor(Math.random() * 1000)} ms`);
+        return echo.unaryEcho!(req, ctx);
+      },
+    });
     serveReflection(server);
     health = serveHealth(server);
     health.set("sick", "NOT_SERVING");
@@ -140,5 +149,81 @@ describe("the rill CLI, seen from the server and typed like grpcurl/ghz", () => 
     const missing = await runRill(["list", address, "-I", "examples", "--proto", "nope.proto"], { cwd: repoRoot });
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /not found under -I examples/);
+  });
+
+  test("bench -D FILE reads the request, --warmup calls are not counted, --rps paces starts, --insecure is plaintext (ghz)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "rill-bench-"));
+    try {
+      writeFileSync(join(dir, "req.json"), '{"message":"from file"}');
+      calls.length = 0;
+      const r = await runRill(["bench", address, unary, "-D", join(dir, "req.json"), "-n", "20", "-c", "2", "--warmup", "4", "--rps", "50", "--insecure", "--format", "json"]);
+      assert.equal(r.code, 0, r.stderr);
+      const report = JSON.parse(r.stdout) as { count: number; warmup: number; targetRps: number; totalMs: number; statusCodeDistribution: Record<string, number> };
+      assert.equal(report.count, 20);
+      assert.equal(report.warmup, 4);
+      assert.equal(report.targetRps, 50);
+      // 20 starts at 50/s: the last is due at 380 ms, so the run cannot be shorter.
+      assert.ok(report.totalMs >= 370, `total ${report.totalMs} ms`);
+      assert.deepEqual(report.statusCodeDistribution, { OK: 20 });
+      const echoCalls = calls.filter((c) => c.path.endsWith("/UnaryEcho"));
+      assert.equal(echoCalls.length, 24, "warm-up calls reach the server, 4 + 20");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("bench --format csv has one row per call; --format html is one self-contained page with the histogram", async () => {
+    const csv = await runRill(["bench", address, unary, "-n", "7", "-c", "2", "--format", "csv"]);
+    assert.equal(csv.code, 0, csv.stderr);
+    const rows = csv.stdout.trim().split("\n");
+    assert.equal(rows[0], "start_ms,latency_ms,status,error");
+    assert.equal(rows.length, 8);
+    assert.ok(rows.slice(1).every((r) => /^[\d.]+,[\d.]+,OK,$/.test(r)), rows.join("\n"));
+    const dir = mkdtempSync(join(tmpdir(), "rill-bench-"));
+    try {
+      const out = join(dir, "report.html");
+      const html = await runRill(["bench", address, unary, "-n", "30", "-c", "3", "--format", "html", "-o", out]);
+      assert.equal(html.code, 0, html.stderr);
+      const page = readFileSync(out, "utf8");
+      assert.match(page, /^<!doctype html>/);
+      assert.match(page, /<svg id="histogram"/);
+      assert.match(page, /<rect class="bar"/);
+      assert.match(page, /Latency distribution/);
+      assert.doesNotMatch(page, /<script|<link|src=|https?:\/\//, "nothing loaded from elsewhere");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("bench where every call fails still reports the status distribution, errors grouped by status and message", async () => {
+    const r = await runRill(["bench", address, unary, "-d", '{"message":"fail"}', "-n", "25", "-c", "5"]);
+    assert.equal(r.code, 64 + 9, r.stderr);
+    assert.match(r.stdout, /\[FAILED_PRECONDITION\] 25 responses/);
+    assert.match(r.stdout, /Error distribution:\n  \[25\] FAILED_PRECONDITION: gave up after N ms\n/);
+    assert.match(r.stderr, /Code: FAILED_PRECONDITION/);
+  });
+
+  test("Ctrl+C during bench prints the report of the calls so far and exits 0", async () => {
+    let sent = false;
+    const r = await runRill(["bench", address, unary, "-z", "60s", "-c", "2"], {
+      onSpawn: (child) => {
+        // Interrupt once calls are flowing: the server has seen some.
+        const seen = calls.length;
+        const timer = setInterval(() => {
+          if (calls.length > seen + 20 && !sent) {
+            sent = true;
+            clearInterval(timer);
+            child.kill("SIGINT");
+          }
+        }, 50);
+        child.once("exit", () => clearInterval(timer));
+      },
+    });
+    assert.ok(sent);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /Stopped:\s+interrupted \(Ctrl\+C\)/);
+    assert.match(r.stdout, /Count:\s+[1-9]\d*/);
+    assert.match(r.stdout, /\[OK\] \d+ responses/);
+    assert.doesNotMatch(r.stdout, /CANCELLED/);
   });
 });
