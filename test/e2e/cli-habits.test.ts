@@ -9,9 +9,10 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Echo } from "../../gen/echo/echo_pb.js";
 import { echoService } from "../../examples/echo/server.js";
-import { Code, RpcError, createLoggingInterceptor, createServer, type CallLogEntry, type Logger, type Server } from "../../src/index.js";
+import { Code, RpcError, createLoggingInterceptor, createServer, silentLogger, type CallLogEntry, type Logger, type Server } from "../../src/index.js";
 import { serveHealth, type HealthStatus } from "../../src/services/health/index.js";
 import { serveReflection } from "../../src/services/reflection/index.js";
+import { makeTestCerts } from "../support/certs.js";
 import { repoRoot, runRill } from "../support/cli-run.js";
 
 const unary = "grpc.examples.echo.Echo/UnaryEcho";
@@ -225,5 +226,28 @@ describe("the rill CLI, seen from the server and typed like grpcurl/ghz", () => 
     assert.match(r.stdout, /Count:\s+[1-9]\d*/);
     assert.match(r.stdout, /\[OK\] \d+ responses/);
     assert.doesNotMatch(r.stdout, /CANCELLED/);
+  });
+
+  test("--insecure is plaintext in bench (ghz) and TLS-without-verification elsewhere (grpcurl); --skip-verify is the latter everywhere", async () => {
+    const certs = await makeTestCerts();
+    const tlsServer = createServer({ logger: silentLogger });
+    try {
+      tlsServer.add(Echo, echoService());
+      serveReflection(tlsServer);
+      const { port } = await tlsServer.listen({ host: "127.0.0.1", port: 0, tls: { cert: Buffer.from(certs.serverCert), key: Buffer.from(certs.serverKey) } });
+      const tlsAddress = `127.0.0.1:${port}`;
+      assert.equal((await runRill(["list", tlsAddress, "--insecure"])).code, 0);
+      assert.equal((await runRill(["list", tlsAddress, "--skip-verify"])).code, 0);
+      const viaSkip = await runRill(["bench", tlsAddress, unary, "-n", "3", "-c", "1", "--skip-verify", "--format", "json"]);
+      assert.equal(viaSkip.code, 0, viaSkip.stderr);
+      const plaintext = await runRill(["bench", tlsAddress, unary, "-n", "3", "-c", "1", "--insecure"]);
+      assert.equal(plaintext.code, 64 + 14);
+      assert.match(plaintext.stderr, /speaks TLS, but this call used plaintext/);
+      // Against the plaintext server, ghz's --insecure just works.
+      assert.equal((await runRill(["bench", address, unary, "-n", "3", "-c", "1", "--insecure"])).code, 0);
+    } finally {
+      await tlsServer.shutdown({ graceMs: 500 });
+      certs.remove();
+    }
   });
 });
