@@ -97,7 +97,7 @@ export async function bench(argv: string[], io: Io): Promise<number> {
     }
   }
   // ghz: --insecure is plaintext.
-  const flags = values.insecure === true ? { ...values, insecure: false, plaintext: true } : values;
+  const flags = values.insecure === true ? { ...values, insecure: false } : values;
   const options = callOptions(values);
   const { service } = splitMethodName(positionals[1]);
 
