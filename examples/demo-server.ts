@@ -51,7 +51,7 @@ console.log(`Services:`);
 for (const s of server.services) console.log(`  ${s.typeName}: ${s.methods.map((m) => m.name).join(", ")}`);
 console.log(`
 Try it:
-  node dist/examples/echo/client.js ${target}
+  node dist/examples/echo/client.js --target ${target}
   node dist/examples/routeguide/client.js --target ${target}
   npm run demo:clients -- --target ${target}      (10 long-lived subscribers, 2 s apart)
   node dist/examples/alexandria/client.js --target ${target} --agent alice lend FILE bob

@@ -10,35 +10,35 @@
  * Transfers show a progress bar on a terminal (plain lines otherwise) and resume by themselves
  * after an interruption; re-running an interrupted command also resumes it.
  */
-import { parseArgs } from "node:util";
-import { createChannel, createClient, RpcError } from "../../src/index.js";
+import { createChannel, createClient, silentLogger } from "../../src/index.js";
+import { commonExampleHelp, exampleArgs, ExampleError, explain } from "../example-cli.js";
 import { Alexandria } from "../../gen/alexandria/alexandria_pb.js";
 import { Agent, scanLibrary } from "./agent.js";
 import type { Binding } from "./domain.js";
 import { progressBar } from "./progress-bar.js";
 
-const usage = `usage: client.js --agent NAME [--target HOST:PORT] <command>
+const usage = `usage: node dist/examples/alexandria/client.js --agent NAME [--target HOST:PORT] <command>
   report DIR             report the files under DIR to the library (acks print as they arrive)
   lend FILE BORROWER     lend FILE to agent BORROWER
   bindings [--watch]     list this agent's lending agreements
-  fetch DIR [--watch]    fetch every file lent to this agent into DIR`;
+  fetch DIR [--watch]    fetch every file lent to this agent into DIR
+  --agent NAME           who this agent is (required)
+  --watch                keep following changes (bindings, fetch)
+${commonExampleHelp}`;
 
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: {
-    target: { type: "string", default: "127.0.0.1:50051" },
-    agent: { type: "string" },
-    watch: { type: "boolean", default: false },
-  },
-});
+const { values, positionals, target } = exampleArgs(usage, { agent: { type: "string" }, watch: { type: "boolean", default: false } }, true);
 const [command, ...args] = positionals;
-if (values.agent === undefined || command === undefined) {
-  console.error(usage);
+if (values.agent === undefined) {
+  process.stderr.write("error: --agent NAME is required (who this agent is, e.g. --agent alice); run with --help for the commands\n");
+  process.exit(2);
+}
+if (command === undefined) {
+  process.stderr.write("error: missing the command: report DIR, lend FILE BORROWER, bindings or fetch DIR; run with --help\n");
   process.exit(2);
 }
 
-const channel = createChannel(values.target);
-const agent = new Agent(createClient(Alexandria, channel), values.agent);
+const channel = createChannel(target, { logger: silentLogger });
+const agent = new Agent(createClient(Alexandria, channel), values.agent as string);
 const stop = new AbortController();
 process.once("SIGINT", () => stop.abort());
 const describe = (b: Binding) => `${b.path} (${b.size} bytes, ${b.hash.slice(0, 12)}…) ${b.lender} -> ${b.borrower}`;
@@ -56,17 +56,17 @@ try {
     }
     case "lend": {
       const [file, borrower] = args;
-      if (file === undefined || borrower === undefined) throw new Error(usage);
+      if (file === undefined || borrower === undefined) throw new ExampleError("lend takes FILE BORROWER, e.g. lend song.flac bob", 2);
       const b = await agent.lend(file, borrower, { onProgress: progressBar(`lend ${file}`), onRetry: retrying, signal: stop.signal });
       console.log(`lent: ${describe(b)}`);
       break;
     }
     case "bindings":
-      for await (const b of agent.bindings(values.watch, stop.signal)) console.log(describe(b));
+      for await (const b of agent.bindings(values.watch === true, stop.signal)) console.log(describe(b));
       break;
     case "fetch": {
       const dir = args[0] ?? ".";
-      for await (const b of agent.bindings(values.watch, stop.signal)) {
+      for await (const b of agent.bindings(values.watch === true, stop.signal)) {
         if (b.borrower !== agent.id) continue;
         const path = await agent.fetch(b, dir, { onProgress: progressBar(`fetch ${b.path}`), onRetry: retrying, signal: stop.signal });
         console.log(`fetched ${path}`);
@@ -74,12 +74,13 @@ try {
       break;
     }
     default:
-      throw new Error(usage);
+      throw new ExampleError(`unknown command "${command}"; the commands are report, lend, bindings, fetch (run with --help)`, 2);
   }
 } catch (e) {
   if (!stop.signal.aborted) {
-    console.error(e instanceof RpcError ? `${e.message}` : (e as Error).message);
-    process.exitCode = 1;
+    const { message, code } = explain(e, target);
+    process.stderr.write(`\nerror: ${message}\n`);
+    process.exitCode = code;
   }
 } finally {
   channel.close();

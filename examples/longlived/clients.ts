@@ -10,25 +10,32 @@
  *
  * Ctrl+C (or `--seconds`) unsubscribes every client and exits.
  */
-import { parseArgs } from "node:util";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Code, RpcError, createChannel, createClient, subscribe, silentLogger } from "../../src/index.js";
 import { subscriptionStartKey } from "../../src/services/pubsub/index.js";
 import { Longlived } from "../../gen/longlived/longlived_pb.js";
+import { commonExampleHelp, exampleArgs, fail } from "../example-cli.js";
 
-const { values } = parseArgs({
-  options: {
-    target: { type: "string", default: process.env.TARGET ?? "127.0.0.1:50051" },
-    count: { type: "string", default: "10" },
-    "every-ms": { type: "string", default: "2000" },
-    seconds: { type: "string", default: "0" },
-  },
-});
-const count = Number(values.count);
-const everyMs = Number(values["every-ms"]);
-const seconds = Number(values.seconds);
+const usage = `usage: node dist/examples/longlived/clients.js [--target HOST:PORT] [--count N] [--every-ms MS] [--seconds S]
 
-const channel = createChannel(values.target, { logger: silentLogger });
+Starts N long-lived subscribers of the Longlived service, MS apart; each resumes after the last
+event it saw when the server comes back. Ctrl+C (or --seconds) unsubscribes them all.
+  --count N            subscribers (default 10)
+  --every-ms MS        pause between starting two (default 2000)
+  --seconds S          stop after S seconds (default 0: until Ctrl+C)
+${commonExampleHelp}`;
+
+const { values, target } = exampleArgs(usage, { count: { type: "string", default: "10" }, "every-ms": { type: "string", default: "2000" }, seconds: { type: "string", default: "0" } });
+const whole = (name: string): number => {
+  const text = String(values[name]);
+  if (!/^\d+$/.test(text)) fail(`--${name} takes a whole number, not "${text}"`, 2);
+  return Number(text);
+};
+const count = whole("count");
+const everyMs = whole("every-ms");
+const seconds = whole("seconds");
+
+const channel = createChannel(target, { logger: silentLogger });
 const client = createClient(Longlived, channel);
 const stop = new AbortController();
 

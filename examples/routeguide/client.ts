@@ -3,9 +3,9 @@
  *
  *     node dist/examples/routeguide/client.js [--target 127.0.0.1:50051]
  */
-import { parseArgs } from "node:util";
 import { setTimeout as sleep } from "node:timers/promises";
-import { createChannel, createClient } from "../../src/index.js";
+import { createChannel, createClient, silentLogger } from "../../src/index.js";
+import { commonExampleHelp, exampleArgs, runExample } from "../example-cli.js";
 import { RouteGuide, type Feature } from "../../gen/routeguide/route_guide_pb.js";
 import { loadFeatures, type PointLike } from "./features.js";
 
@@ -18,9 +18,15 @@ function describe(f: Feature): string {
   return f.name === "" ? `no feature at ${formatPoint(f.location)}` : `"${f.name}" at ${formatPoint(f.location)}`;
 }
 
+const usage = `usage: node dist/examples/routeguide/client.js [--target HOST:PORT]
+
+Calls routeguide.RouteGuide's four methods and prints what comes back.
+${commonExampleHelp}`;
+
+const { target } = exampleArgs(usage, {});
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { target: { type: "string", default: "127.0.0.1:50051" } } });
-  const channel = createChannel(values.target);
+  const channel = createChannel(target, { logger: silentLogger });
   const client = createClient(RouteGuide, channel);
   try {
     console.log("-- GetFeature");
@@ -74,7 +80,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exitCode = 1;
-});
+await runExample(target, main);

@@ -17,7 +17,7 @@ import { callOptions, withChannel } from "./command.js";
 import { findMethod, loadDescriptors, splitMethodName } from "./descriptors.js";
 import { readJsonObjects, splitJsonObjects } from "./json-stream.js";
 import { formatResponse, parseRequest } from "./messages.js";
-import { commonFlags, commonHelp, parseAddress, parseOrUsage } from "./options.js";
+import { commonFlags, commonHelp, parseAddress, parseHeaders, parseOrUsage } from "./options.js";
 import { CliError, styles, useColour, type Io } from "./output.js";
 
 export const callUsage = `usage: rill call HOST:PORT package.Service/Method [-d JSON | -d @] [flags]
@@ -27,12 +27,20 @@ Calls a method with JSON requests and prints each response as one line of proto3
   -d @                     read JSON requests from stdin, sending each as soon as it is complete
                            (interactive for bidi methods: type one, see the answer, type the next)
   --emit-defaults          print fields that have their default value too
+  --allow-unknown-fields   ignore request fields the message does not have (instead of an error)
+  --format json            the only format: proto3 JSON (grpcurl's -format text is not supported)
 Without -d, unary and server-streaming methods get an empty request {}.
 Exit code: 0 on OK, 64 + the gRPC status code on failure (e.g. 69 for NOT_FOUND), 1 on bad input.
 
 ${commonHelp}`;
 
-const callFlags = { ...commonFlags, data: { type: "string", short: "d" }, "emit-defaults": { type: "boolean" } } as const;
+const callFlags = {
+  ...commonFlags,
+  data: { type: "string", short: "d" },
+  "emit-defaults": { type: "boolean" },
+  "allow-unknown-fields": { type: "boolean" },
+  format: { type: "string" },
+} as const;
 
 function printMetadata(io: Io, title: string, md: Metadata): void {
   const s = styles(useColour(io.stderr));
@@ -56,8 +64,13 @@ export async function call(argv: string[], io: Io): Promise<number> {
   const { service } = splitMethodName(positionals[1]);
   const options = callOptions(values);
   const emitDefaults = values["emit-defaults"] === true;
+  const allowUnknown = values["allow-unknown-fields"] === true;
+  if (values.format !== undefined && values.format !== "json") {
+    throw new CliError(`--format ${values.format} is not supported; rill prints proto3 JSON (--format json)`, 2);
+  }
   return withChannel(io, address, values, async (channel) => {
-    const d = await loadDescriptors(values, channel, { ...options, timeoutMs: options.timeoutMs ?? 10_000 }, [service]);
+    const reflectOptions = callOptions(values, "reflect");
+    const d = await loadDescriptors(values, channel, { ...reflectOptions, timeoutMs: reflectOptions.timeoutMs ?? 10_000 }, [service]);
     const method = findMethod(d, positionals[1]!);
     const registry: Registry = d.registry;
     const texts = requestTexts(values.data, method, io);
@@ -65,10 +78,16 @@ export async function call(argv: string[], io: Io): Promise<number> {
     // A bad request (or stdin error) ends the call; the input's error is reported, not CANCELLED.
     const abort = new AbortController();
     let inputError: unknown;
+    let sent = 0;
+    let received = 0;
     async function* requests(): AsyncGenerator<Message> {
       let n = 0;
       try {
-        for await (const text of texts) yield parseRequest(method.input, text, ++n, registry);
+        for await (const text of texts) {
+          const m = parseRequest(method.input, text, ++n, registry, allowUnknown);
+          sent++;
+          yield m;
+        }
       } catch (e) {
         inputError = e;
         abort.abort(e);
@@ -80,6 +99,12 @@ export async function call(argv: string[], io: Io): Promise<number> {
     const onSigint = () => abort.abort(new RpcError(Code.Canceled, "interrupted (Ctrl+C)"));
     process.once("SIGINT", onSigint);
     const verbose = values.verbose === true;
+    if (verbose) {
+      const s = styles(useColour(io.stderr));
+      io.stderr.write(`${s.dim("Resolved method descriptor:")}\n${method.parent.typeName}/${method.name} (${method.methodKind.replace("_", " ")}; ${method.input.typeName} → ${method.output.typeName})\n\n`);
+      printMetadata(io, "Request metadata to send:", parseHeaders([...(values.header ?? []), ...(values["rpc-header"] ?? [])]));
+      io.stderr.write("\n");
+    }
     const o = {
       ...options,
       signal: abort.signal,
@@ -87,7 +112,14 @@ export async function call(argv: string[], io: Io): Promise<number> {
     };
     const client = createClient(method.parent, channel) as unknown as Record<string, (input: unknown, o: unknown) => AsyncIterable<Message> | Promise<Message>>;
     const fn = client[method.localName]!;
-    const print = (m: Message) => io.stdout.write(formatResponse(method.output, m, registry, emitDefaults) + "\n");
+    const print = (m: Message) => {
+      received++;
+      io.stdout.write(formatResponse(method.output, m, registry, emitDefaults) + "\n");
+    };
+    const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+    const counts = () => {
+      if (verbose) io.stderr.write(`\n${styles(useColour(io.stderr)).dim(`Sent ${plural(sent, "request")} and received ${plural(received, "response")}`)}\n`);
+    };
     try {
       if (method.methodKind === "unary" || method.methodKind === "server_streaming") {
         const all: Message[] = [];
@@ -102,8 +134,10 @@ export async function call(argv: string[], io: Io): Promise<number> {
         for await (const m of fn(requests(), o) as AsyncIterable<Message>) print(m);
       }
       if (inputError !== undefined) throw inputError;
+      counts();
       return 0;
     } catch (e) {
+      counts();
       throw inputError ?? e;
     } finally {
       process.off("SIGINT", onSigint);

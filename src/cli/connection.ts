@@ -24,6 +24,7 @@ export interface TlsFlags {
   plaintext?: boolean | undefined;
   tls?: boolean | undefined;
   insecure?: boolean | undefined;
+  "skip-verify"?: boolean | undefined;
   cacert?: string | undefined;
   cert?: string | undefined;
   key?: string | undefined;
@@ -40,7 +41,7 @@ function readPem(file: string, flag: string): Buffer {
 
 /** Whether the flags ask for TLS. */
 export function wantsTls(f: TlsFlags): boolean {
-  const tlsFlags = f.tls === true || f.insecure === true || f.cacert !== undefined || f.cert !== undefined || f.key !== undefined || f.servername !== undefined;
+  const tlsFlags = f.tls === true || f.insecure === true || f["skip-verify"] === true || f.cacert !== undefined || f.cert !== undefined || f.key !== undefined || f.servername !== undefined;
   if (tlsFlags && f.plaintext === true) throw new CliError("--plaintext cannot be combined with TLS flags (--tls, --cacert, --cert, --key, --insecure, --servername)", 2);
   return tlsFlags;
 }
@@ -56,7 +57,7 @@ export function credentialsFor(f: TlsFlags): ChannelCredentials {
     ...(f.servername !== undefined ? { serverNameOverride: f.servername } : {}),
   });
   // --insecure: encrypt, but accept any certificate (self-signed dev servers), like grpcurl -insecure.
-  return f.insecure === true ? Object.freeze({ ...c, connectOptions: Object.freeze({ ...c.connectOptions, rejectUnauthorized: false }) }) : c;
+  return f.insecure === true || f["skip-verify"] === true ? Object.freeze({ ...c, connectOptions: Object.freeze({ ...c.connectOptions, rejectUnauthorized: false }) }) : c;
 }
 
 /** Opens the channel the flags describe. Quiet: connection trouble is reported by the calls. */

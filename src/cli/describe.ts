@@ -102,7 +102,7 @@ export async function describe(argv: string[], io: Io): Promise<number> {
   const symbol = positionals[1];
   const s = styles(useColour(io.stdout));
   return withChannel(io, address, values, async (channel) => {
-    const d = await loadDescriptors(values, channel, callOptions(values));
+    const d = await loadDescriptors(values, channel, callOptions(values, "reflect"));
     if (symbol === undefined) {
       for (const name of d.services) io.stdout.write(describeSymbol(d, name, s) + "\n");
       return 0;

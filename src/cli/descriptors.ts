@@ -6,7 +6,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { create, createFileRegistry, fromBinary, type DescMethod, type DescService, type FileRegistry } from "@bufbuild/protobuf";
 import { FileDescriptorSetSchema, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
@@ -68,23 +68,53 @@ function findBuf(): string | undefined {
   return spawnSync("sh", ["-c", "command -v buf"], { encoding: "utf8" }).stdout.trim() || undefined;
 }
 
+/**
+ * Where each `--proto` file is, as grpcurl resolves it: with import paths, a name is looked up
+ * under each `-I` directory in turn (or, if it names an existing file, that file must lie under
+ * one of them); without, its own directory is the root. The result names each file relative
+ * to its root, which is the name imports and reflection use.
+ */
+export function resolveProtos(protos: readonly string[], importPaths: readonly string[]): { root: string; name: string }[] {
+  return protos.map((p) => {
+    if (importPaths.length === 0) {
+      if (!existsSync(p)) throw new CliError(`--proto ${p}: no such file`);
+      return { root: dirname(resolve(p)), name: basename(p) };
+    }
+    for (const dir of importPaths) {
+      if (!isAbsolute(p) && existsSync(join(dir, p))) return { root: resolve(dir), name: p.split(sep).join("/") };
+    }
+    if (existsSync(p)) {
+      const abs = resolve(p);
+      for (const dir of importPaths) {
+        const rel = relative(resolve(dir), abs);
+        if (rel !== "" && !rel.startsWith("..") && !isAbsolute(rel)) return { root: resolve(dir), name: rel.split(sep).join("/") };
+      }
+      throw new CliError(
+        `--proto ${p} is not under any import path (${importPaths.map((d) => `-I ${d}`).join(", ")})`,
+        2,
+        `add -I for the directory its imports are relative to, e.g. -I ${dirname(p)}, or name it relative to an import path`,
+      );
+    }
+    throw new CliError(`--proto ${p}: not found under ${importPaths.map((d) => `-I ${d}`).join(", ")} (nor as a path from here)`, 2);
+  });
+}
+
 /** Compiles .proto files into a FileDescriptorSet with buf, or protoc when buf is missing. */
 function compileProtos(protos: string[], importPaths: string[]): FileDescriptorProto[] {
+  const resolved = resolveProtos(protos, importPaths);
   const dir = mkdtempSync(join(tmpdir(), "rill-proto-"));
   const out = join(dir, "set.binpb");
   try {
     const buf = findBuf();
-    const roots = importPaths.length > 0 ? importPaths : [...new Set(protos.map((p) => dirname(resolve(p))))];
     if (buf !== undefined) {
-      for (const p of protos) if (!existsSync(p)) throw new CliError(`--proto ${p}: no such file`);
-      // One buf build per root; each file is named relative to the root that holds it.
+      // One buf build per root, run in the root with a config of its own: a buf.yaml further
+      // up (a workspace) would otherwise refuse a directory inside one of its modules.
       const files: FileDescriptorProto[] = [];
-      for (const root of roots) {
-        const inRoot = protos.filter((p) => resolve(p).startsWith(resolve(root) + "/"));
-        if (inRoot.length === 0) continue;
-        const args = ["build", resolve(root), "-o", out, ...inRoot.flatMap((p) => ["--path", resolve(p)])];
-        const r = spawnSync(buf, args, { encoding: "utf8" });
-        if (r.status !== 0) throw new CliError(`buf could not compile ${inRoot.join(", ")}:\n${r.stderr.trim()}`);
+      for (const root of new Set(resolved.map((r) => r.root))) {
+        const names = resolved.filter((r) => r.root === root).map((r) => r.name);
+        const args = ["build", ".", "--config", '{"version":"v2"}', "-o", out, ...names.flatMap((n) => ["--path", n])];
+        const r = spawnSync(buf, args, { encoding: "utf8", cwd: root });
+        if (r.status !== 0) throw new CliError(`buf could not compile ${names.join(", ")} (import path ${root}):\n${explainBuf(r.stderr.trim())}`);
         files.push(...readProtoset(out));
       }
       return files;
@@ -97,8 +127,9 @@ function compileProtos(protos: string[], importPaths: string[]): FileDescriptorP
         "install buf (npm i -D @bufbuild/buf) or protoc, or pass --protoset FILE made elsewhere with `buf build -o FILE`",
       );
     }
+    const roots = [...new Set(resolved.map((r) => r.root))];
     try {
-      execFileSync(protoc, ["--include_imports", `--descriptor_set_out=${out}`, ...roots.map((r) => `-I${r}`), ...protos], { stdio: ["ignore", "ignore", "pipe"] });
+      execFileSync(protoc, ["--include_imports", `--descriptor_set_out=${out}`, ...roots.map((r) => `-I${r}`), ...resolved.map((r) => r.name)], { stdio: ["ignore", "ignore", "pipe"] });
     } catch (e) {
       throw new CliError(`protoc could not compile ${protos.join(", ")}:\n${String((e as { stderr?: Buffer }).stderr ?? e).trim()}`);
     }
@@ -106,6 +137,17 @@ function compileProtos(protos: string[], importPaths: string[]): FileDescriptorP
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** buf's messages about imports and workspaces, with what to do added. */
+function explainBuf(stderr: string): string {
+  if (/does not exist|not found/i.test(stderr) && /import/i.test(stderr)) {
+    return `${stderr}\n(an import is resolved against the import path: pass -I DIR for the directory the import is relative to)`;
+  }
+  if (/workspace|module at path|contained by module/i.test(stderr)) {
+    return `${stderr}\n(pass -I with the directory that holds your buf.yaml module, and --proto relative to it)`;
+  }
+  return stderr;
 }
 
 /**

@@ -38,7 +38,7 @@ function distance(a: string, b: string): number {
 }
 
 /** Parses request number `n` (1-based) from JSON text against `schema`. */
-export function parseRequest(schema: DescMessage, text: string, n: number, registry: Registry): Message {
+export function parseRequest(schema: DescMessage, text: string, n: number, registry: Registry, ignoreUnknownFields = false): Message {
   let json: JsonValue;
   try {
     json = JSON.parse(text) as JsonValue;
@@ -46,7 +46,7 @@ export function parseRequest(schema: DescMessage, text: string, n: number, regis
     throw new CliError(`request ${n} is not valid JSON: ${(e as Error).message}`);
   }
   try {
-    return fromJson(schema, json, { registry });
+    return fromJson(schema, json, { registry, ignoreUnknownFields });
   } catch (e) {
     throw new CliError(`request ${n} does not match ${schema.typeName}: ${explain(schema, (e as Error).message)}`);
   }
@@ -62,7 +62,7 @@ function explain(schema: DescMessage, raw: string): string {
     const near = fields.map((f) => ({ f, d: Math.min(distance(key!, f.jsonName), distance(key!, f.name)) })).sort((a, b) => a.d - b.d)[0];
     const suggestion = near !== undefined && near.d <= Math.max(2, key!.length / 3) ? ` (did you mean "${near.f.jsonName}"?)` : "";
     const list = fields.map((f) => `${f.jsonName} (${fieldType(f)})`).join(", ");
-    return `${typeName} has no field "${key}"${suggestion}; its fields are: ${list || "none"}`;
+    return `${typeName} has no field "${key}"${suggestion}; its fields are: ${list || "none"} (--allow-unknown-fields ignores such fields)`;
   }
   const field = /cannot decode field ([\w.]+) from JSON: (.*)$/.exec(raw);
   if (field !== null) return `field ${field[1]}: ${field[2]}`;

@@ -16,6 +16,7 @@ import { bench } from "./bench.js";
 import { call } from "./call.js";
 import { describe } from "./describe.js";
 import { health } from "./health.js";
+import { normalizeArgs } from "./grpcurl-args.js";
 import { list } from "./list.js";
 import { processIo, reportError, type Io } from "./output.js";
 import { serve } from "./serve.js";
@@ -29,17 +30,21 @@ usage:
   rill describe HOST:PORT [SYMBOL]            show a service, method, message or enum
   rill call HOST:PORT pkg.Service/Method      call with JSON: -d '{"id":"v1"}', or -d @ for stdin
   rill health HOST:PORT [SERVICE] [--watch]   grpc.health.v1 serving status
-  rill bench HOST:PORT pkg.Service/Method     load test: -c 50 -n 1000 | -z 10s, --format json
+  rill bench HOST:PORT pkg.Service/Method     load test: -c 50 -n 1000 | -z 10s, --rps, --format json|csv|html
   rill serve [--port N]                       run the demo server (what npm start runs)
 
+grpcurl's way works too: rill -plaintext -d '{...}' HOST:PORT pkg.Service/Method, and
+rill -plaintext HOST:PORT list (single-dash flags, flags first, -max-time, -max-msg-sz, ...).
+
 Descriptors come from server reflection; pass --protoset FILE or --proto FILE otherwise.
-Plaintext is the default; --tls, --cacert, --cert/--key, --insecure switch to TLS.
+Plaintext is the default; --tls, --cacert, --cert/--key, --insecure/--skip-verify switch to TLS
+(in rill bench, --insecure is plaintext, as in ghz).
 Run \`rill COMMAND --help\` for a command's flags.
 `;
 
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */
 export async function main(argv: string[], io: Io = processIo): Promise<number> {
-  const [name, ...rest] = argv;
+  const [name, ...rest] = normalizeArgs(argv);
   if (name === undefined || name === "help" || name === "--help" || name === "-h") {
     io.stdout.write(usage);
     return name === undefined ? 2 : 0;

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -48,6 +48,13 @@ describe("the packed package, installed into a fresh project", () => {
     assert.deepEqual(files.filter((f) => f.includes("dist/src/interop/") || f.includes("grpc/testing") || f.includes("proto/bench") || f.includes("gen/bench")), []);
     assert.ok(files.includes("dist/examples/demo-server.js"));
     assert.ok(files.includes("proto/rill/transfer/v1/transfer.proto"));
+  });
+
+  test("the installed README says the package is ESM and has the grpcurl / ghz table", () => {
+    const readme = readFileSync(join(project, "node_modules", "rill", "README.md"), "utf8");
+    assert.match(readme, /ESM only/);
+    assert.match(readme, /### Coming from grpcurl \/ ghz/);
+    assert.match(readme, /\| `grpcurl -plaintext localhost:50051 list` \|/);
   });
 
   test("ioredis is not installed with it (an optional peer), and the Redis log says to install it", () => {
