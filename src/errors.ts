@@ -42,7 +42,7 @@ export class RpcError extends Error {
  */
 export class IdleTimeoutError extends RpcError {
   override name = "IdleTimeoutError";
-  constructor(readonly idleTimeoutMs: number) {
-    super(Code.DeadlineExceeded, `idle timeout: no message in either direction for ${idleTimeoutMs} ms`);
+  constructor(readonly idleTimeoutMs: number, options?: { metadata?: Metadata | undefined }) {
+    super(Code.DeadlineExceeded, `idle timeout: no message in either direction for ${idleTimeoutMs} ms`, options);
   }
 }

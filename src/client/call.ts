@@ -110,6 +110,7 @@ class ClientCall implements QueueSource {
   receiveLimitName = "the channel's maxReceiveMessageBytes";
   private idleTimer: LongTimer | undefined;
   private lastActivity = 0;
+  private idleTimeoutMs = 0;
 
   constructor(
     readonly channel: Channel,
@@ -215,6 +216,7 @@ class ClientCall implements QueueSource {
     options.signal?.addEventListener("abort", this.onAbort, { once: true });
     if (idle) {
       this.baseHeaders["rill-idle-timeout-ms"] = String(Math.ceil(options.idleTimeoutMs!));
+      this.idleTimeoutMs = options.idleTimeoutMs!;
       this.armIdle(options.idleTimeoutMs!);
     }
 
@@ -526,6 +528,11 @@ class ClientCall implements QueueSource {
   finish(error: RpcError | undefined, immediate = false): void {
     if (this.done) return;
     this.done = true;
+    // Both ends run the idle timer; the server's may fire a moment before ours. Its
+    // DEADLINE_EXCEEDED then is our idle timeout, and the caller sees it as one.
+    if (error?.code === Code.DeadlineExceeded && !(error instanceof IdleTimeoutError) && this.idleExpired()) {
+      error = new IdleTimeoutError(this.idleTimeoutMs, { metadata: error.metadata });
+    }
     this.commit();
     this.timer?.cancel();
     this.retryTimer?.cancel();
@@ -558,6 +565,11 @@ class ClientCall implements QueueSource {
       return reject(e);
     }
     resolve(value);
+  }
+
+  /** Whether the idle timeout has (all but) run out: the slack covers the two ends' timers firing apart. */
+  private idleExpired(): boolean {
+    return this.idleTimer !== undefined && performance.now() - this.lastActivity >= this.idleTimeoutMs - idleSlackMs;
   }
 
   /** The call's idle timeout: one timer, re-armed lazily from the last message either way. */
@@ -856,6 +868,8 @@ function plainRequestHeaders(channel: Channel, method: DescMethod, codec: Codec)
 }
 
 /** The outcome details of an attempt that ended OK (nothing to retry). */
+/** How close to its idle timeout a call counts as idle when the server's timer beats ours. */
+const idleSlackMs = 25;
 const cleanEnd = { refused: false, pushbackMs: undefined };
 
 /** Where a stream keeps its attempt, for the shared listeners below. */

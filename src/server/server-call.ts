@@ -99,7 +99,8 @@ export class ServerCall implements HandlerContext {
   private badRequest: RpcError | undefined;
   /** Created on the first write: an idle call never needs one. */
   private out: FrameWriter | undefined;
-  private idleTimeoutMs = 0;
+  /** @internal */
+  idleTimeoutMs = 0;
   private idleTimer: LongTimer | undefined;
   private lastActivity = 0;
   /** Request bytes this call counts against the connection's budget (partial + unread messages). */
@@ -619,6 +620,14 @@ export class ServerCall implements HandlerContext {
     }
   }
 
+  /**
+   * @internal Whether the idle timeout has (all but) run out. A client whose own idle timer fired
+   * a moment before ours resets the stream; the handler should still see an IdleTimeoutError.
+   */
+  idleExpired(slackMs: number): boolean {
+    return this.idleTimer !== undefined && performance.now() - this.lastActivity >= this.idleTimeoutMs - slackMs;
+  }
+
   /** Idle timeout: one timer, re-armed lazily from the time of the last message either way. */
   private armIdle(ms: number): void {
     this.lastActivity = performance.now();
@@ -723,7 +732,8 @@ const streamClosedError = quietError(Code.Canceled, "the stream closed before th
 function onStreamAborted(this: CallStream): void {
   const call = this[kCall];
   const deadline = call.deadline;
-  call.cancel(deadline !== undefined && Date.now() >= deadline - deadlineCancelSlackMs ? cancelledAtDeadlineError : clientCancelledError);
+  if (deadline !== undefined && Date.now() >= deadline - deadlineCancelSlackMs) call.cancel(cancelledAtDeadlineError);
+  else call.cancel(call.idleExpired(deadlineCancelSlackMs) ? new IdleTimeoutError(call.idleTimeoutMs) : clientCancelledError);
 }
 
 function onStreamClose(this: CallStream): void {

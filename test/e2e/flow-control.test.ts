@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { createServer as createNetServer, connect as netConnect, type AddressInfo } from "node:net";
+import { connect as connectH2, constants as h2constants } from "node:http2";
 import { getDefaultHighWaterMark } from "node:stream";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -221,6 +222,48 @@ describe("idle timeout and close", () => {
     await sleep(200);
     assert.equal(reasons.length, 1);
     assert.ok(reasons[0] instanceof IdleTimeoutError);
+  });
+
+  test("the two ends' idle timers racing still give an IdleTimeoutError on both sides, whichever fires first", async () => {
+    // The server's timer firing first: its DEADLINE_EXCEEDED reaches a client whose own timer is about to fire.
+    const reasons: unknown[] = [];
+    const { target } = await h.server((s) =>
+      s.add(Echo, {
+        async unaryEcho(_r, ctx) {
+          ctx.signal.addEventListener("abort", () => reasons.push(ctx.signal.reason));
+          await sleep(140);
+          throw new RpcError(Code.DeadlineExceeded, "the server's idle timer fired first");
+        },
+        async *serverStreamingEcho(_r, ctx) {
+          await new Promise((r) => ctx.signal.addEventListener("abort", r));
+          reasons.push(ctx.signal.reason);
+        },
+      }),
+    );
+    const echo = h.client(Echo, target);
+    await assert.rejects(echo.unaryEcho({ message: "x" }, { idleTimeoutMs: 150 }), (e: unknown) => {
+      assert.ok(e instanceof IdleTimeoutError, String(e));
+      return true;
+    });
+    // The client's timer firing first: its RST_STREAM(CANCEL) reaches a server whose timer is about to fire.
+    const session = connectH2(`http://${target}`);
+    try {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/grpc.examples.echo.Echo/ServerStreamingEcho",
+        "content-type": "application/grpc",
+        te: "trailers",
+        "rill-idle-timeout-ms": "150",
+      });
+      stream.end(Buffer.from([0, 0, 0, 0, 0]));
+      stream.on("error", () => {});
+      await sleep(140);
+      stream.close(h2constants.NGHTTP2_CANCEL);
+      await eventually(() => reasons.length === 2, 1000, "the streaming handler's signal");
+      assert.ok(reasons[1] instanceof IdleTimeoutError, String(reasons[1]));
+    } finally {
+      session.destroy();
+    }
   });
 
   test("a server-side idle timeout ends calls whose client set none", async () => {
