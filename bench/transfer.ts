@@ -41,19 +41,8 @@ import {
   type DownloadRequest,
   type DownloadResponse,
 } from "../gen/rill/transfer/v1/transfer_pb.js";
-import {
-  chunkFromProto,
-  chunkToProto,
-  createChannel,
-  createClient,
-  createPushable,
-  createServer,
-  receiveChunks,
-  sendChunks,
-  type ChannelOptions,
-  type ChunkSink,
-  type ServerOptions,
-} from "../src/index.js";
+import { createChannel, createClient, createPushable, createServer, type ChannelOptions, type ServerOptions } from "../src/index.js";
+import { chunkFromProto, chunkToProto, receiveChunks, sendChunks, type ChunkSink } from "../src/transfer/index.js";
 import { Queue, iterablePingPong, protobufSerializer, sleep, type PingPong } from "./common.js";
 import { Deframer } from "./impl/raw.js";
 import { send, type Metrics } from "./ipc.js";

@@ -17,7 +17,7 @@ export type {
 } from "./server/service-impl.js";
 export { createChannel } from "./channel/channel.js";
 export type { Channel, ChannelOptions } from "./channel/channel.js";
-export type { WindowOptions } from "./transport/window-options.js";
+export type { WindowOptions } from "./flow-control/window-options.js";
 export type { ConnectivityState } from "./channel/connectivity.js";
 export type { BackoffOptions, Clock } from "./channel/backoff.js";
 export { ConnectionBackoff } from "./channel/backoff.js";
@@ -28,8 +28,8 @@ export type { Address, Target } from "./channel/target.js";
 export { parseTarget } from "./channel/target.js";
 export { balancers, pickFirst, roundRobin } from "./channel/balancer.js";
 export type { Balancer, Picker } from "./channel/balancer.js";
-export { parseServiceConfig, parseRetryPolicy, parseHedgingPolicy } from "./client/service-config.js";
-export type { ServiceConfig, ServiceConfigJson, RetryPolicy, HedgingPolicy, HedgingPolicyJson, MethodConfig } from "./client/service-config.js";
+export { parseServiceConfig, parseRetryPolicy, parseHedgingPolicy } from "./channel/service-config.js";
+export type { ServiceConfig, ServiceConfigJson, RetryPolicy, HedgingPolicy, HedgingPolicyJson, MethodConfig } from "./channel/service-config.js";
 export { createClient } from "./client/client.js";
 export type { Client, ClientOptions, ClientMethod } from "./client/client.js";
 export type { CallOptions } from "./client/call-options.js";
@@ -39,14 +39,14 @@ export { RpcError, IdleTimeoutError } from "./errors.js";
 export { Code, codeName, parseCode } from "./protocol/code.js";
 export { Metadata } from "./protocol/metadata.js";
 export type { MetadataInit, MetadataValue } from "./protocol/metadata.js";
-export { protoCodec, jsonCodec } from "./codec.js";
-export type { Codec } from "./codec.js";
+export { protoCodec, jsonCodec } from "./codec/codec.js";
+export type { Codec } from "./codec/codec.js";
 export { consoleLogger, silentLogger } from "./logger.js";
 export type { Logger } from "./logger.js";
 export { createPushable } from "./stream/pushable.js";
 export type { Pushable } from "./stream/pushable.js";
-export { withCompression, gzip, deflate } from "./compression.js";
-export type { Compression } from "./compression.js";
+export { withCompression, gzip, deflate } from "./codec/compression.js";
+export type { Compression } from "./codec/compression.js";
 export { chainInterceptors, observeMessages } from "./interceptor.js";
 export type { Interceptor, CallHandler, CallRequest, CallResponse, Peer, MessageObserver } from "./interceptor.js";
 export { createLoggingInterceptor, formatCallLogEntry } from "./interceptors/logging.js";
@@ -57,29 +57,3 @@ export { insecure, tls, withCallCredentials } from "./channel/credentials.js";
 export type { ChannelCredentials, CallCredentials, CallCredentialsContext, TlsCredentialsOptions } from "./channel/credentials.js";
 export type { ServerTlsOptions } from "./server/server.js";
 export type { TlsPeer, PeerCertificate } from "./server/tls-peer.js";
-export {
-  sendChunks,
-  receiveChunks,
-  fileSink,
-  memorySink,
-  withResume,
-  chunkToProto,
-  transferStatusToProto,
-  chunkFromProto,
-  DEFAULT_CHUNK_SIZE,
-} from "./stream/chunked.js";
-export type {
-  TransferChunk,
-  TransferProgress,
-  ChunkSource,
-  SendChunksOptions,
-  ReceiveChunksOptions,
-  TransferResult,
-  ChunkSink,
-  MemorySink,
-  FileSinkOptions,
-  ResumeOptions,
-} from "./stream/chunked.js";
-// The ready-made transfer service of proto/rill/transfer/v1/transfer.proto, for sendChunks/receiveChunks.
-export { TransferService, ChunkSchema, TransferStatusSchema, file_rill_transfer_v1_transfer } from "../gen/rill/transfer/v1/transfer_pb.js";
-export type { Chunk, TransferStatus } from "../gen/rill/transfer/v1/transfer_pb.js";

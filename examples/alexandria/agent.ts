@@ -7,18 +7,8 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { basename, join, relative } from "node:path";
-import {
-  chunkFromProto,
-  chunkToProto,
-  Code,
-  fileSink,
-  receiveChunks,
-  RpcError,
-  sendChunks,
-  withResume,
-  type Client,
-  type TransferProgress,
-} from "../../src/index.js";
+import { Code, RpcError, type Client } from "../../src/index.js";
+import { chunkFromProto, chunkToProto, fileSink, receiveChunks, sendChunks, withResume, type TransferProgress } from "../../src/transfer/index.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Alexandria, LendFileRequestSchema } from "../../gen/alexandria/alexandria_pb.js";
 import type { Binding, EntryAck, LendOffer, LibraryEntry } from "./domain.js";

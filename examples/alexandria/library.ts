@@ -4,14 +4,8 @@
  * lent files are verified against the SHA-256 the lender named, and resume where they stopped.
  */
 import { basename } from "node:path";
-import {
-  Code,
-  receiveChunks,
-  RpcError,
-  sendChunks,
-  type TransferChunk,
-  type TransferResult,
-} from "../../src/index.js";
+import { Code, RpcError } from "../../src/index.js";
+import { receiveChunks, sendChunks, type TransferChunk, type TransferResult } from "../../src/transfer/index.js";
 import { checkHash, type Binding, type EntryAck, type LendOffer, type LibraryEntry } from "./domain.js";
 import type { LibraryStore } from "./store.js";
 

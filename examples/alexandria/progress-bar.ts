@@ -2,7 +2,7 @@
  * Transfer progress for a terminal: a bar redrawn in place on a TTY (at most ten times a
  * second), plain lines at every 10% otherwise (logs, pipes, CI).
  */
-import type { TransferProgress } from "../../src/index.js";
+import type { TransferProgress } from "../../src/transfer/index.js";
 
 const MB = 1e6;
 

@@ -5,15 +5,8 @@
  *     node dist/examples/alexandria/server.js        # or `npm start`, which serves every example
  */
 import { pathToFileURL } from "node:url";
-import {
-  chunkFromProto,
-  chunkToProto,
-  Code,
-  createServer,
-  RpcError,
-  type ServiceImpl,
-  type TransferChunk,
-} from "../../src/index.js";
+import { Code, createServer, RpcError, type ServiceImpl } from "../../src/index.js";
+import { chunkFromProto, chunkToProto, type TransferChunk } from "../../src/transfer/index.js";
 import { Alexandria, type LendFileRequest } from "../../gen/alexandria/alexandria_pb.js";
 import { Library } from "./library.js";
 import { ackToMessage, bindingToMessage, entryFromMessage, offerFromMessage } from "./mapping.js";

@@ -4,7 +4,8 @@
  * same interface).
  */
 import { randomUUID } from "node:crypto";
-import { createPushable, memorySink, type ChunkSink, type ChunkSource, type MemorySink } from "../../src/index.js";
+import { createPushable } from "../../src/index.js";
+import { memorySink, type ChunkSink, type ChunkSource, type MemorySink } from "../../src/transfer/index.js";
 import type { Binding, LibraryEntry } from "./domain.js";
 
 /** The library's storage. */

@@ -1,9 +1,9 @@
-import type { Compression } from "../compression.js";
-import { builtinCompressions } from "../compression.js";
+import type { Compression } from "../codec/compression.js";
+import { builtinCompressions } from "../codec/compression.js";
 import { RpcError } from "../errors.js";
 import { consoleLogger, type Logger } from "../logger.js";
 import { Code } from "../protocol/code.js";
-import { parseServiceConfig, RetryThrottle, type MethodConfig, type ServiceConfig, type ServiceConfigJson } from "../client/service-config.js";
+import { parseServiceConfig, RetryThrottle, type MethodConfig, type ServiceConfig, type ServiceConfigJson } from "./service-config.js";
 import type { Interceptor } from "../interceptor.js";
 import { systemClock, type BackoffOptions, type Clock } from "./backoff.js";
 import { insecure, type ChannelCredentials } from "./credentials.js";
@@ -12,7 +12,7 @@ import type { ConnectivityState } from "./connectivity.js";
 import { KeepaliveState, type KeepaliveOptions } from "./keepalive.js";
 import { defaultResolver, staticResolver, type Resolver, type ResolverFactory } from "./resolver.js";
 import { Subchannel } from "./subchannel.js";
-import { resolveWindowOptions, type ResolvedWindowOptions, type WindowOptions } from "../transport/window-options.js";
+import { resolveWindowOptions, type ResolvedWindowOptions, type WindowOptions } from "../flow-control/window-options.js";
 import { addressKey, parseTarget, type Address, type Target } from "./target.js";
 import { startTimer, type LongTimer } from "../timer.js";
 

@@ -2,8 +2,8 @@ import { connect as http2Connect, constants, type ClientHttp2Session, type Clien
 import { connect as netConnect } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import type { Logger } from "../logger.js";
-import { windowSettings, type ResolvedWindowOptions } from "../transport/window-options.js";
-import { WindowTuner } from "../transport/window-tuner.js";
+import { windowSettings, type ResolvedWindowOptions } from "../flow-control/window-options.js";
+import { WindowTuner } from "../flow-control/window-tuner.js";
 import { ConnectionBackoff, type BackoffOptions, type Clock } from "./backoff.js";
 import { explainConnectError, explainEarlyClose, type ChannelCredentials } from "./credentials.js";
 import type { ConnectivityState } from "./connectivity.js";

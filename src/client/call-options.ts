@@ -1,6 +1,6 @@
 import type { Metadata, MetadataInit } from "../protocol/metadata.js";
 import type { CallCredentials } from "../channel/credentials.js";
-import type { RetryPolicy } from "./service-config.js";
+import type { RetryPolicy } from "../channel/service-config.js";
 
 /** Per-call options, the same for all four call kinds. */
 export interface CallOptions {

@@ -3,10 +3,10 @@ import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
 import type { Channel } from "../channel/channel.js";
 import { unprocessedByServer, type Subchannel } from "../channel/subchannel.js";
 import { startTimer, type LongTimer } from "../timer.js";
-import type { HedgingPolicy } from "./service-config.js";
+import type { HedgingPolicy } from "../channel/service-config.js";
 import { explainConnectError } from "../channel/credentials.js";
-import type { Codec } from "../codec.js";
-import { isMarkedUncompressed, type Compression } from "../compression.js";
+import type { Codec } from "../codec/codec.js";
+import { isMarkedUncompressed, type Compression } from "../codec/compression.js";
 import { IdleTimeoutError, RpcError } from "../errors.js";
 import { Code } from "../protocol/code.js";
 import { encodeFrame, FrameDecoder, type Frame } from "../protocol/frame.js";
@@ -15,10 +15,10 @@ import { Metadata, metadataFromHeaders, metadataToHeaders } from "../protocol/me
 import { httpStatusToCode, parseStatus, rstCodeToCode, type Status } from "../protocol/status.js";
 import { formatTimeout } from "../protocol/timeout.js";
 import { FrameWriter } from "../stream/frame-writer.js";
-import type { WindowTuner } from "../transport/window-tuner.js";
+import type { WindowTuner } from "../flow-control/window-tuner.js";
 import { MessageQueue, type QueueSource } from "../stream/message-queue.js";
 import type { CallOptions } from "./call-options.js";
-import type { RetryPolicy } from "./service-config.js";
+import type { RetryPolicy } from "../channel/service-config.js";
 
 /** The request side of a call: exactly one message, or a stream of them. */
 export type Requests = { readonly single: unknown } | { readonly stream: AsyncIterable<unknown> };

@@ -1,6 +1,6 @@
 import type { DescMessage, DescMethod, DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import type { Channel } from "../channel/channel.js";
-import { protoCodec, type Codec } from "../codec.js";
+import { protoCodec, type Codec } from "../codec/codec.js";
 import type { CallOptions } from "./call-options.js";
 import { startCall, startSingleResponseCall } from "./call.js";
 import type { Interceptor } from "../interceptor.js";

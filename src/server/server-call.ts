@@ -1,7 +1,7 @@
 import { constants, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
-import type { Codec } from "../codec.js";
-import { isMarkedUncompressed, parseAcceptEncoding, type Compression } from "../compression.js";
+import type { Codec } from "../codec/codec.js";
+import { isMarkedUncompressed, parseAcceptEncoding, type Compression } from "../codec/compression.js";
 import { IdleTimeoutError, RpcError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { Code } from "../protocol/code.js";

@@ -10,7 +10,8 @@ import { Agent } from "../../examples/alexandria/agent.js";
 import type { Binding, LibraryEntry } from "../../examples/alexandria/domain.js";
 import { alexandriaService } from "../../examples/alexandria/server.js";
 import { memoryStore, type LibraryStore } from "../../examples/alexandria/store.js";
-import { chunkToProto, Code, createClient, RpcError, sendChunks, type ChunkSink, type TransferProgress } from "../../src/index.js";
+import { Code, createClient, RpcError } from "../../src/index.js";
+import { chunkToProto, sendChunks, type ChunkSink, type TransferProgress } from "../../src/transfer/index.js";
 import { collect, useHarness } from "../support/harness.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";
 

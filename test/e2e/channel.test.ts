@@ -9,7 +9,7 @@ import { Echo } from "../../gen/echo/echo_pb.js";
 import { Code, createClient, createPushable, createServer, RpcError, silentLogger, type Server, type ServiceImpl } from "../../src/index.js";
 import { eventually, useHarness } from "../support/harness.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";
-import type { HedgingPolicyJson } from "../../src/client/service-config.js";
+import type { HedgingPolicyJson } from "../../src/channel/service-config.js";
 
 function code(c: Code) {
   return (e: unknown) => {

@@ -8,24 +8,8 @@ import { Readable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { Echo } from "../../gen/echo/echo_pb.js";
 import { TransferService } from "../../gen/rill/transfer/v1/transfer_pb.js";
-import {
-  chunkFromProto,
-  chunkToProto,
-  Code,
-  createClient,
-  createPushable,
-  fileSink,
-  memorySink,
-  receiveChunks,
-  RpcError,
-  sendChunks,
-  withResume,
-  type ChunkSink,
-  type ChunkSource,
-  type ServiceImpl,
-  type TransferProgress,
-  type TransferResult,
-} from "../../src/index.js";
+import { Code, createClient, createPushable, RpcError, type ServiceImpl } from "../../src/index.js";
+import { chunkFromProto, chunkToProto, fileSink, memorySink, receiveChunks, sendChunks, withResume, type ChunkSink, type ChunkSource, type TransferProgress, type TransferResult } from "../../src/transfer/index.js";
 import { useHarness } from "../support/harness.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";
 

@@ -107,7 +107,8 @@ describe("the packed package, installed into a fresh project", () => {
     );
     writeFileSync(
       join(project, "client.ts"),
-      `import { createChannel, createClient, receiveChunks, memorySink, chunkFromProto, transferStatusToProto, TransferService, type ServiceImpl } from "rill";
+      `import { createChannel, createClient, type ServiceImpl } from "rill";
+import { receiveChunks, memorySink, chunkFromProto, transferStatusToProto, TransferService } from "rill/transfer";
 import { Health, ServingStatus } from "rill/health";
 
 // Chunked transfer with the exported service: the status mapping must compile as it is.

@@ -4,9 +4,9 @@ import type { Http2Session } from "node:http2";
 import { PassThrough } from "node:stream";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { BdpEstimator } from "../../src/transport/bdp-estimator.js";
-import { resolveWindowOptions, windowDefaults, windowSettings } from "../../src/transport/window-options.js";
-import { WindowTuner } from "../../src/transport/window-tuner.js";
+import { BdpEstimator } from "../../src/flow-control/bdp-estimator.js";
+import { resolveWindowOptions, windowDefaults, windowSettings } from "../../src/flow-control/window-options.js";
+import { WindowTuner } from "../../src/flow-control/window-tuner.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;

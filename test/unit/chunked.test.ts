@@ -5,10 +5,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { describe, test } from "node:test";
-import { Code, RpcError, memorySink, receiveChunks, sendChunks, withResume, chunkFromProto, type TransferChunk } from "../../src/index.js";
-import { ChunkSequence } from "../../src/stream/chunk-sequence.js";
-import { RateMeter } from "../../src/stream/rate-meter.js";
-import { rechunk } from "../../src/stream/rechunk.js";
+import { Code, RpcError } from "../../src/index.js";
+import { memorySink, receiveChunks, sendChunks, withResume, chunkFromProto, type TransferChunk } from "../../src/transfer/index.js";
+import { ChunkSequence } from "../../src/transfer/chunk-sequence.js";
+import { RateMeter } from "../../src/transfer/rate-meter.js";
+import { rechunk } from "../../src/transfer/rechunk.js";
 import { collect } from "../support/harness.js";
 
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest();

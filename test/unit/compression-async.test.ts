@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { test } from "node:test";
 import { gzipSync } from "node:zlib";
-import { asyncCompressThresholdBytes, asyncDecompressThresholdBytes, compressMessage, decompressMessage, deflate, gzip } from "../../src/compression.js";
+import { asyncCompressThresholdBytes, asyncDecompressThresholdBytes, compressMessage, decompressMessage, deflate, gzip } from "../../src/codec/compression.js";
 import { Code, RpcError } from "../../src/index.js";
 
 const text = (n: number) => Buffer.from("abcdefghij".repeat(Math.ceil(n / 10)).slice(0, n));

@@ -25,8 +25,8 @@ import {
   UInt32ValueSchema,
   UInt64ValueSchema,
 } from "@bufbuild/protobuf/wkt";
-import { protoCodec } from "../../src/codec.js";
-import { encodeFlatMessage } from "../../src/flat-message-encoder.js";
+import { protoCodec } from "../../src/codec/codec.js";
+import { encodeFlatMessage } from "../../src/codec/flat-message-encoder.js";
 
 const T = FieldDescriptorProto_Type;
 /** Every scalar type, so the runtime-built messages below cover the kinds gen/ lacks (64-bit, sint, fixed, float). */

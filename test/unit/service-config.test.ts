@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { Code } from "../../src/protocol/code.js";
-import { parseDuration, parseServiceConfig, RetryThrottle } from "../../src/client/service-config.js";
+import { parseDuration, parseServiceConfig, RetryThrottle } from "../../src/channel/service-config.js";
 import { parseTarget } from "../../src/channel/target.js";
 
 const retryPolicy = {

@@ -1,6 +1,6 @@
 import { deflate as deflateAsync, deflateSync, gunzip as gunzipAsync, gunzipSync, gzip as gzipAsync, gzipSync, inflate as inflateAsync, inflateSync, type ZlibOptions } from "node:zlib";
-import { RpcError } from "./errors.js";
-import { Code } from "./protocol/code.js";
+import { RpcError } from "../errors.js";
+import { Code } from "../protocol/code.js";
 
 /**
  * A per-message compression algorithm, named as in `grpc-encoding`.
