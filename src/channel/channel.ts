@@ -1,5 +1,5 @@
 import type { Compression } from "../codec/compression.js";
-import { builtinCompressions } from "../codec/compression.js";
+import { builtinCompressions, compressionsByName } from "../codec/compression.js";
 import { RpcError } from "../errors.js";
 import { consoleLogger, type Logger } from "../logger.js";
 import { Code } from "../protocol/code.js";
@@ -128,12 +128,8 @@ const userAgent = `grpc-node-rill/0.1.0`;
  * `ipv6:[a]:p`, `unix:///path`, or an array of `host:port` strings (a static list).
  */
 export function createChannel(target: string | readonly string[], options: ChannelOptions = {}): Channel {
-  const compressions = new Map<string, Compression>();
-  for (const name of options.acceptCompression ?? ["gzip", "deflate"]) {
-    const c = builtinCompressions.find((b) => b.name === name);
-    if (c === undefined) throw new Error(`unknown compression "${name}" in acceptCompression (known: gzip, deflate)`);
-    compressions.set(name, c);
-  }
+  const compressions = compressionsByName(options.acceptCompression);
+  // The client can still send with any builtin it was asked to (the table's order is what it accepts).
   for (const c of builtinCompressions) if (!compressions.has(c.name)) compressions.set(c.name, c);
   const name = typeof target === "string" ? target : target.join(",");
   let parsed: Target;

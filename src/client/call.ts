@@ -6,8 +6,10 @@ import { startTimer, type LongTimer } from "../timer.js";
 import type { HedgingPolicy } from "../channel/service-config.js";
 import { explainConnectError } from "../channel/credentials.js";
 import type { Codec } from "../codec/codec.js";
-import { isMarkedUncompressed, type Compression } from "../codec/compression.js";
+import type { Compression } from "../codec/compression.js";
+import { decodeMessage, receiveLimitError, sendPayload, sendsCompressed, serializeMessage, type MessageSide } from "../codec/message-codec.js";
 import { IdleTimeoutError, RpcError } from "../errors.js";
+import { IdleTimer } from "../stream/idle-timer.js";
 import { Code } from "../protocol/code.js";
 import { encodeFrame, FrameDecoder, type Frame } from "../protocol/frame.js";
 import { contentTypeFor, parseContentType } from "../protocol/headers.js";
@@ -103,14 +105,9 @@ class ClientCall implements QueueSource {
   // Created only when a pick has to wait for a connection (rare): most calls pick at once.
   private pickAbort: AbortController | undefined;
   private readonly pickSignal = () => (this.pickAbort ??= new AbortController()).signal;
-  /** Message limits of this call: the channel's, or the method's service config where smaller. */
-  maxSendBytes: number;
-  maxReceiveBytes: number;
-  sendLimitName = "the channel's maxSendMessageBytes";
-  receiveLimitName = "the channel's maxReceiveMessageBytes";
-  private idleTimer: LongTimer | undefined;
-  private lastActivity = 0;
-  private idleTimeoutMs = 0;
+  /** How this call's messages are encoded and limited: the channel's, or the method's service config where smaller. */
+  side: MessageSide;
+  private idle: IdleTimer | undefined;
 
   constructor(
     readonly channel: Channel,
@@ -120,13 +117,11 @@ class ClientCall implements QueueSource {
     singleResponse: boolean,
   ) {
     this.service = method.parent.typeName;
-    this.maxSendBytes = channel.options.maxSendMessageBytes;
-    this.maxReceiveBytes = channel.options.maxReceiveMessageBytes;
+    this.side = channelSide(channel, codec);
     if (singleResponse) {
       this.result = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
     } else {
-      const output = method.output as DescMessage;
-      this.responses = new MessageQueue<unknown>((frame) => this.current!.decodeResponse(output, frame), this, channel.options.receiveHighWaterMark);
+      this.responses = new MessageQueue<unknown>((frame) => this.decodeResponse(frame), this, channel.options.receiveHighWaterMark);
     }
   }
 
@@ -153,14 +148,12 @@ class ClientCall implements QueueSource {
     this.waitForReady = options.waitForReady ?? config?.waitForReady ?? false;
     // The smaller of the channel's limit and the service config's applies (gRPC's rule).
     const maxRequest = config?.maxRequestMessageBytes;
-    if (maxRequest !== undefined && maxRequest < channel.options.maxSendMessageBytes) {
-      this.maxSendBytes = maxRequest;
-      this.sendLimitName = "the service config's maxRequestMessageBytes";
+    if (maxRequest !== undefined && maxRequest < this.side.maxSendBytes) {
+      this.side = { ...this.side, maxSendBytes: maxRequest, sendLimitName: "the service config's maxRequestMessageBytes" };
     }
     const maxResponse = config?.maxResponseMessageBytes;
-    if (maxResponse !== undefined && maxResponse < channel.options.maxReceiveMessageBytes) {
-      this.maxReceiveBytes = maxResponse;
-      this.receiveLimitName = "the service config's maxResponseMessageBytes";
+    if (maxResponse !== undefined && maxResponse < this.side.maxReceiveBytes) {
+      this.side = { ...this.side, maxReceiveBytes: maxResponse, receiveLimitName: "the service config's maxResponseMessageBytes" };
     }
     this.retryPolicy = options.retryPolicy === undefined ? config?.retryPolicy : (options.retryPolicy ?? undefined);
     // A per-call retryPolicy (or null) replaces the method's policy, hedging included. Hedging
@@ -216,13 +209,22 @@ class ClientCall implements QueueSource {
     options.signal?.addEventListener("abort", this.onAbort, { once: true });
     if (idle) {
       this.baseHeaders["rill-idle-timeout-ms"] = String(Math.ceil(options.idleTimeoutMs!));
-      this.idleTimeoutMs = options.idleTimeoutMs!;
-      this.armIdle(options.idleTimeoutMs!);
+      this.idle = new IdleTimer(options.idleTimeoutMs!, (reason) => this.cancel(reason));
     }
 
     if ("single" in requests) {
       const frame = this.encodeRequest(requests.single);
       if (frame === undefined) return this.responses;
+      if (frame instanceof Promise) {
+        // A large compressed request: compressed off the event loop before the first attempt.
+        frame.then((f) => {
+          if (this.done) return;
+          this.replay = [f];
+          this.requestsEnded = true;
+          this.nextAttempt();
+        }, (e: unknown) => this.cancel(RpcError.from(e, Code.Internal)));
+        return this.responses;
+      }
       this.replay = [frame];
       this.requestsEnded = true;
     } else {
@@ -307,10 +309,11 @@ class ClientCall implements QueueSource {
         const r = await it.next();
         if (this.done || this.requestIterator === undefined) return;
         if (r.done) break;
-        const frame = this.encodeRequest(r.value);
-        if (frame === undefined) return;
+        let frame = this.encodeRequest(r.value);
+        if (frame instanceof Promise) frame = await frame;
+        if (frame === undefined || this.done) return;
         this.keepForReplay(frame);
-        if (this.idleTimer !== undefined) this.lastActivity = performance.now();
+        this.idle?.touch();
         let attempt = this.current;
         if (attempt === undefined) {
           // Between attempts (connecting, or backing off before a retry): pull no more until an
@@ -356,7 +359,7 @@ class ClientCall implements QueueSource {
 
   pushResponse(frame: Frame): void {
     this.commit();
-    if (this.idleTimer !== undefined) this.lastActivity = performance.now();
+    this.idle?.touch();
     if (this.responses !== undefined) this.responses.push(frame);
     else if (this.response === undefined) this.response = frame;
     else this.cancel(new RpcError(Code.Unimplemented, `${this.service}/${this.method.name}: the server sent more than one response message`));
@@ -420,21 +423,34 @@ class ClientCall implements QueueSource {
     return new RpcError(Code.DeadlineExceeded, `deadline exceeded after ${elapsedMs} ms${detail}`);
   }
 
-  encodeRequest(message: unknown): Uint8Array | undefined {
+  /** The frame of one request, or undefined after ending the call with the reason it cannot be sent. */
+  private encodeRequest(message: unknown): Uint8Array | Promise<Uint8Array> | undefined {
     let bytes: Uint8Array;
     try {
-      bytes = this.codec.encode(this.method.input as DescMessage, message as never);
+      bytes = serializeMessage(this.side, this.method.input as DescMessage, message);
     } catch (e) {
-      this.cancel(new RpcError(Code.Internal, `failed to serialize request ${this.method.input.typeName}: ${(e as Error).message}`, { cause: e }));
+      this.cancel(e as RpcError);
       return undefined;
     }
-    const max = this.maxSendBytes;
-    if (bytes.byteLength > max) {
-      this.cancel(new RpcError(Code.ResourceExhausted, `request message of ${bytes.byteLength} bytes is larger than the send limit (${this.sendLimitName} = ${max})`));
-      return undefined;
+    if (!sendsCompressed(this.requestCompression, message)) return encodeFrame(bytes);
+    const payload = sendPayload(this.requestCompression, bytes);
+    return payload instanceof Promise ? payload.then((p) => encodeFrame(p, true)) : encodeFrame(payload, true);
+  }
+
+  /** Decodes a response message; a bad one ends the call (it is reported in order, after the messages before it). */
+  private decodeResponse(frame: Frame): unknown {
+    let value: unknown;
+    try {
+      value = decodeMessage(this.side, this.method.output as DescMessage, frame, this.current!.responseCompression);
+    } catch (e) {
+      this.cancel(e as RpcError);
+      throw e;
     }
-    const c = this.requestCompression;
-    return c !== undefined && !isMarkedUncompressed(message) ? encodeFrame(c.compress(bytes), true) : encodeFrame(bytes);
+    if (!(value instanceof Promise)) return value;
+    return value.catch((e: unknown) => {
+      this.cancel(e as RpcError);
+      throw e;
+    });
   }
 
   /** We end the call ourselves: reset the stream and fail the responses at once. */
@@ -530,14 +546,14 @@ class ClientCall implements QueueSource {
     this.done = true;
     // Both ends run the idle timer; the server's may fire a moment before ours. Its
     // DEADLINE_EXCEEDED then is our idle timeout, and the caller sees it as one.
-    if (error?.code === Code.DeadlineExceeded && !(error instanceof IdleTimeoutError) && this.idleExpired()) {
-      error = new IdleTimeoutError(this.idleTimeoutMs, { metadata: error.metadata });
+    if (error?.code === Code.DeadlineExceeded && !(error instanceof IdleTimeoutError) && this.idle?.expired(idleSlackMs) === true) {
+      error = new IdleTimeoutError(this.idle.ms, { metadata: error.metadata });
     }
     this.commit();
     this.timer?.cancel();
     this.retryTimer?.cancel();
     this.hedgeTimer?.cancel();
-    this.idleTimer?.cancel();
+    this.idle?.cancel();
     this.wakePump();
     this.pickAbort?.abort(error);
     this.stopSending();
@@ -560,27 +576,11 @@ class ClientCall implements QueueSource {
     if (frame === undefined) return reject(new RpcError(Code.Unimplemented, `${this.service}/${this.method.name}: the server sent no response message`));
     let value: unknown;
     try {
-      value = this.current!.decodeResponse(this.method.output as DescMessage, frame);
+      value = decodeMessage(this.side, this.method.output as DescMessage, frame, this.current!.responseCompression);
     } catch (e) {
       return reject(e);
     }
     resolve(value);
-  }
-
-  /** Whether the idle timeout has (all but) run out: the slack covers the two ends' timers firing apart. */
-  private idleExpired(): boolean {
-    return this.idleTimer !== undefined && performance.now() - this.lastActivity >= this.idleTimeoutMs - idleSlackMs;
-  }
-
-  /** The call's idle timeout: one timer, re-armed lazily from the last message either way. */
-  private armIdle(ms: number): void {
-    this.lastActivity = performance.now();
-    const check = () => {
-      const idle = performance.now() - this.lastActivity;
-      if (idle + 1 >= ms) this.cancel(new IdleTimeoutError(ms));
-      else this.idleTimer = startTimer(ms - idle, check, true);
-    };
-    this.idleTimer = startTimer(ms, check, true);
   }
 
   get isDone(): boolean {
@@ -612,14 +612,15 @@ class Attempt {
   /** @internal The stream's first error, if any. */
   streamError: Error | undefined;
   private responded = false;
-  private responseCompression: Compression | undefined;
+  /** @internal The response's grpc-encoding, once its headers are in. */
+  responseCompression: Compression | undefined;
   private ended = false;
 
   constructor(
     private readonly call: ClientCall,
     private readonly subchannel: Subchannel,
   ) {
-    this.decoder = new FrameDecoder(call.maxReceiveBytes);
+    this.decoder = new FrameDecoder(call.side.maxReceiveBytes);
   }
 
   /**
@@ -733,7 +734,7 @@ class Attempt {
     try {
       frames = this.decoder.pushTransient(chunk);
     } catch (e) {
-      this.call.cancel(this.limitError(RpcError.from(e, Code.Internal)), false);
+      this.call.cancel(receiveLimitError(this.call.side, RpcError.from(e, Code.Internal)), false);
       return;
     }
     for (const f of frames) this.call.pushResponse(f);
@@ -803,38 +804,6 @@ class Attempt {
     cause = explainConnectError(cause, this.call.channel.options.credentials, this.subchannel.key);
     return new RpcError(Code.Unavailable, `connection to ${this.call.channel.target} failed: ${cause.message}`, { cause });
   }
-
-  private limitError(error: RpcError): RpcError {
-    if (error.code !== Code.ResourceExhausted) return error;
-    return new RpcError(Code.ResourceExhausted, `${error.rawMessage}: response exceeds the receive limit (${this.call.receiveLimitName} = ${this.call.maxReceiveBytes})`);
-  }
-
-  decodeResponse(schema: DescMessage, frame: Frame): unknown {
-    let data = frame.data;
-    if (frame.compressed) {
-      let err: RpcError | undefined;
-      if (this.responseCompression === undefined) {
-        err = new RpcError(Code.Internal, "received a compressed message, but the response's grpc-encoding is identity");
-      } else {
-        try {
-          data = this.responseCompression.decompress(data, this.call.maxReceiveBytes);
-        } catch (e) {
-          err = this.limitError(RpcError.from(e, Code.Internal));
-        }
-      }
-      if (err !== undefined) {
-        this.call.cancel(err);
-        throw err;
-      }
-    }
-    try {
-      return this.call.codec.decode(schema, data);
-    } catch (e) {
-      const err = new RpcError(Code.Internal, `failed to parse response ${schema.typeName}: ${(e as Error).message}`, { cause: e });
-      this.call.cancel(err);
-      throw err;
-    }
-  }
 }
 
 const noHeaders: OutgoingHttpHeaders = Object.freeze({});
@@ -868,6 +837,27 @@ function plainRequestHeaders(channel: Channel, method: DescMethod, codec: Codec)
 }
 
 /** The outcome details of an attempt that ended OK (nothing to retry). */
+/** The channel's message rules for one codec, made once per channel and codec. */
+function channelSide(channel: Channel, codec: Codec): MessageSide {
+  let byCodec = channelSides.get(channel);
+  if (byCodec === undefined) channelSides.set(channel, (byCodec = new Map()));
+  let side = byCodec.get(codec);
+  if (side === undefined) {
+    side = {
+      codec,
+      sends: "request",
+      receives: "response",
+      maxSendBytes: channel.options.maxSendMessageBytes,
+      sendLimitName: "the channel's maxSendMessageBytes",
+      maxReceiveBytes: channel.options.maxReceiveMessageBytes,
+      receiveLimitName: "the channel's maxReceiveMessageBytes",
+    };
+    byCodec.set(codec, side);
+  }
+  return side;
+}
+const channelSides = new WeakMap<Channel, Map<Codec, MessageSide>>();
+
 /** How close to its idle timeout a call counts as idle when the server's timer beats ours. */
 const idleSlackMs = 25;
 const cleanEnd = { refused: false, pushbackMs: undefined };

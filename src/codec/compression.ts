@@ -94,6 +94,20 @@ export const deflate: Compression = zlibCompression("deflate", deflateSync, infl
 /** The algorithms Rill supports, by name. `identity` means "no compression" and is implicit. */
 export const builtinCompressions: readonly Compression[] = [gzip, deflate];
 
+/**
+ * The compressions named in an `acceptCompression` option (default gzip and deflate), by name in
+ * the given order (the order of `grpc-accept-encoding`). Throws for a name Rill does not know.
+ */
+export function compressionsByName(names: readonly string[] = ["gzip", "deflate"]): Map<string, Compression> {
+  const table = new Map<string, Compression>();
+  for (const name of names) {
+    const c = builtinCompressions.find((b) => b.name === name);
+    if (c === undefined) throw new Error(`unknown compression "${name}" in acceptCompression (known: ${builtinCompressions.map((b) => b.name).join(", ")})`);
+    table.set(name, c);
+  }
+  return table;
+}
+
 /** Splits a `grpc-accept-encoding` value ("gzip, deflate") into names. */
 export function parseAcceptEncoding(value: string | string[] | undefined): string[] {
   if (value === undefined) return [];

@@ -1,8 +1,9 @@
-import { constants, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
+import { constants, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
-import type { Codec } from "../codec/codec.js";
-import { isMarkedUncompressed, parseAcceptEncoding, type Compression } from "../codec/compression.js";
+import { parseAcceptEncoding, type Compression } from "../codec/compression.js";
+import { decodeMessage, receiveLimitError, sendPayload, sendsCompressed, serializeMessage, type MessageSide } from "../codec/message-codec.js";
 import { IdleTimeoutError, RpcError } from "../errors.js";
+import { IdleTimer } from "../stream/idle-timer.js";
 import type { Logger } from "../logger.js";
 import { Code } from "../protocol/code.js";
 import { encodeFrame, FrameDecoder, type Frame } from "../protocol/frame.js";
@@ -99,10 +100,8 @@ export class ServerCall implements HandlerContext {
   private badRequest: RpcError | undefined;
   /** Created on the first write: an idle call never needs one. */
   private out: FrameWriter | undefined;
-  /** @internal */
-  idleTimeoutMs = 0;
-  private idleTimer: LongTimer | undefined;
-  private lastActivity = 0;
+  /** @internal The call's idle timeout, when it has one (the client's, else the server's). */
+  idle: IdleTimer | undefined;
   /** Request bytes this call counts against the connection's budget (partial + unread messages). */
   private held = 0;
   /** Reading is paused until the connection's budget admits more. */
@@ -112,7 +111,8 @@ export class ServerCall implements HandlerContext {
     private readonly stream: ServerHttp2Stream,
     headers: IncomingHttpHeaders,
     private readonly route: Route,
-    private readonly codec: Codec,
+    /** The server's message rules for the call's codec. */
+    private readonly side: MessageSide,
     private readonly config: ServerCallConfig,
     /** The connection's callbacks, one object per connection. */
     private readonly hooks: ServerCallHooks,
@@ -134,8 +134,8 @@ export class ServerCall implements HandlerContext {
     }
     this.deadline = deadline;
     const idle = headers["rill-idle-timeout-ms"];
-    this.idleTimeoutMs = typeof idle === "string" && /^\d{1,9}$/.test(idle) ? Number(idle) : config.idleTimeoutMs;
-    if (this.idleTimeoutMs > 0) this.armIdle(this.idleTimeoutMs);
+    const idleMs = typeof idle === "string" && /^\d{1,9}$/.test(idle) ? Number(idle) : config.idleTimeoutMs;
+    if (idleMs > 0) this.idle = new IdleTimer(idleMs, (reason) => this.fail(reason));
 
     const encoding = headers["grpc-encoding"];
     if (typeof encoding === "string" && encoding !== "identity") {
@@ -151,7 +151,7 @@ export class ServerCall implements HandlerContext {
     const preferred = config.defaultCompression;
     if (preferred !== undefined && parseAcceptEncoding(this.acceptHeader).includes(preferred.name)) this.responseCompression = preferred;
 
-    this.decoder = new FrameDecoder(config.maxReceiveMessageBytes);
+    this.decoder = new FrameDecoder(side.maxReceiveBytes);
     const kind = route.method.methodKind;
     if (kind === "client_streaming" || kind === "bidi_streaming") {
       this.requests = new MessageQueue<unknown>((frame: Frame) => this.decodeRequest(frame), new PausableSource(this), config.receiveHighWaterMark);
@@ -176,13 +176,13 @@ export class ServerCall implements HandlerContext {
     try {
       frames = decoder.pushTransient(chunk);
     } catch (e) {
-      const err = limitError(RpcError.from(e, Code.Internal), this.config.maxReceiveMessageBytes);
+      const err = receiveLimitError(this.side, RpcError.from(e, Code.Internal));
       if (requests !== undefined) requests.fail(err);
       else this.settleRequest(err);
       this.fail(err);
       return;
     }
-    if (frames.length > 0 && this.idleTimer !== undefined) this.lastActivity = performance.now();
+    if (frames.length > 0) this.idle?.touch();
     if (requests !== undefined) {
       for (const f of frames) requests.push(f);
     } else {
@@ -278,14 +278,30 @@ export class ServerCall implements HandlerContext {
       } catch (e) {
         error = e;
       }
-      if (error === undefined) {
-        if (w !== undefined) w.resolve(value);
-        else this.request = { value };
+      if (value instanceof Promise) {
+        // Decompressed off the event loop: delivered (or failed) when ready.
+        value.then(
+          (v: unknown) => this.deliverRequest(w, undefined, v),
+          (e: unknown) => this.deliverRequest(w, e),
+        );
         return;
       }
+      if (error === undefined) return this.deliverRequest(w, undefined, value);
     }
-    if (w !== undefined) w.reject(error);
-    else this.request = { error };
+    this.deliverRequest(w, error);
+  }
+
+  private deliverRequest(w: { resolve(v: unknown): void; reject(e: unknown): void } | undefined, error: unknown, value?: unknown): void {
+    if (error === undefined) {
+      if (w !== undefined) w.resolve(value);
+      else if (this.request === undefined) this.request = { value };
+    } else if (w !== undefined) {
+      w.reject(error);
+    } else if (this.request === undefined) {
+      this.request = { error };
+    } else if ("reject" in this.request) {
+      this.request.reject(error);
+    }
   }
 
   get method(): DescMethod {
@@ -363,7 +379,7 @@ export class ServerCall implements HandlerContext {
     // node copies the headers it is given, so the usual block (no custom metadata, no
     // compression) is one shared object per server and content type.
     const headers =
-      this.header === undefined && this.responseCompression === undefined ? plainResponseHeaders(this.config, contentTypeFor(this.codec.name)) : this.responseHeaders();
+      this.header === undefined && this.responseCompression === undefined ? plainResponseHeaders(this.config, contentTypeFor(this.side.codec.name)) : this.responseHeaders();
     this.stream.respond(headers, { waitForTrailers: true });
     this.hooks.onSend();
   }
@@ -387,7 +403,7 @@ export class ServerCall implements HandlerContext {
   private responseHeaders(): Record<string, string | string[] | number> {
     const h: Record<string, string | string[] | number> = {
       ":status": 200,
-      "content-type": contentTypeFor(this.codec.name),
+      "content-type": contentTypeFor(this.side.codec.name),
     };
     if (this.header !== undefined) Object.assign(h, metadataToHeaders(this.header));
     if (this.config.acceptEncoding !== "") h["grpc-accept-encoding"] = this.config.acceptEncoding;
@@ -475,10 +491,22 @@ export class ServerCall implements HandlerContext {
       this.out?.abort();
       return;
     }
-    // Messages written before the status go out before it, whatever their batch.
-    this.out?.close();
     const status = code === Code.OK && message === "" ? okStatus : statusHeaders(code, message);
     const trailers = trailer === undefined ? status : { ...metadataToHeaders(trailer), ...status };
+    const out = this.out;
+    if (out?.holding === true) {
+      // A response is still being compressed off the event loop: the status follows it.
+      out.close(() => {
+        if (!stream.destroyed && !stream.closed) this.sendStatus(stream, trailers);
+      });
+      return;
+    }
+    // Messages written before the status go out before it, whatever their batch.
+    out?.close();
+    this.sendStatus(stream, trailers);
+  }
+
+  private sendStatus(stream: ServerHttp2Stream, trailers: OutgoingHttpHeaders): void {
     this.hooks.onSend();
     if (!this.headersSent) {
       this.headersSent = true;
@@ -507,7 +535,7 @@ export class ServerCall implements HandlerContext {
       this.held = 0;
     }
     this.timer?.cancel();
-    this.idleTimer?.cancel();
+    this.idle?.cancel();
     const controller = this.controller;
     if (controller === undefined) this.endReason = reason;
     else if (!controller.signal.aborted) controller.abort(reason);
@@ -527,24 +555,8 @@ export class ServerCall implements HandlerContext {
   }
 
   private decodeRequest(frame: Frame): unknown {
-    const schema = this.route.method.input as DescMessage;
-    let data = frame.data;
     this.lastRequestCompressed = frame.compressed;
-    if (frame.compressed) {
-      if (this.requestCompression === undefined) {
-        throw new RpcError(Code.Internal, "received a compressed message, but the request's grpc-encoding is identity");
-      }
-      try {
-        data = this.requestCompression.decompress(data, this.config.maxReceiveMessageBytes);
-      } catch (e) {
-        throw limitError(RpcError.from(e, Code.Internal), this.config.maxReceiveMessageBytes);
-      }
-    }
-    try {
-      return this.codec.decode(schema, data);
-    } catch (e) {
-      throw new RpcError(Code.Internal, `failed to parse request ${schema.typeName}: ${(e as Error).message}`, { cause: e });
-    }
+    return decodeMessage(this.side, this.route.method.input as DescMessage, frame, this.requestCompression);
   }
 
   /**
@@ -555,30 +567,25 @@ export class ServerCall implements HandlerContext {
     if (this.done) return true;
     let bytes: Uint8Array;
     try {
-      bytes = this.codec.encode(this.route.method.output as DescMessage, message as never);
+      bytes = serializeMessage(this.side, this.route.method.output as DescMessage, message);
     } catch (e) {
+      if ((e as RpcError).code !== Code.Internal) throw e;
+      // The reason is ours to read, not the client's.
       this.config.logger.error(`${this.route.path}: handler returned a response that cannot be serialized`, e);
       throw new RpcError(Code.Internal, "failed to serialize the response");
     }
-    if (bytes.byteLength > this.config.maxSendMessageBytes) {
-      throw new RpcError(
-        Code.ResourceExhausted,
-        `response message of ${bytes.byteLength} bytes is larger than the server's send limit (maxSendMessageBytes = ${this.config.maxSendMessageBytes})`,
-      );
-    }
     this.sendHeader();
-    const compression = this.responseCompression;
-    if (this.idleTimer !== undefined) this.lastActivity = performance.now();
-    const compressed = compression !== undefined && !isMarkedUncompressed(message);
-    if (compressed) bytes = compression.compress(bytes);
+    this.idle?.touch();
+    const compression = sendsCompressed(this.responseCompression, message) ? this.responseCompression : undefined;
+    const payload = sendPayload(compression, bytes);
     let more: boolean;
-    if (only && this.out === undefined && bytes.byteLength < this.config.sendHighWaterMark) {
+    if (only && this.out === undefined && !(payload instanceof Promise) && payload.byteLength < this.config.sendHighWaterMark) {
       // The one response of the call, under the high-water mark: nothing to coalesce or pace, so
       // no writer (the status follows it at once).
-      if (!this.stream.destroyed && !this.stream.writableEnded) this.stream.write(encodeFrame(bytes, compressed));
+      if (!this.stream.destroyed && !this.stream.writableEnded) this.stream.write(encodeFrame(payload, compression !== undefined));
       more = true;
     } else {
-      more = this.writer.writeMessage(bytes, compressed);
+      more = this.writer.writeMessage(payload, compression !== undefined, bytes.byteLength);
     }
     this.hooks.onSend();
     return more;
@@ -620,29 +627,6 @@ export class ServerCall implements HandlerContext {
     }
   }
 
-  /**
-   * @internal Whether the idle timeout has (all but) run out. A client whose own idle timer fired
-   * a moment before ours resets the stream; the handler should still see an IdleTimeoutError.
-   */
-  idleExpired(slackMs: number): boolean {
-    return this.idleTimer !== undefined && performance.now() - this.lastActivity >= this.idleTimeoutMs - slackMs;
-  }
-
-  /** Idle timeout: one timer, re-armed lazily from the time of the last message either way. */
-  private armIdle(ms: number): void {
-    this.lastActivity = performance.now();
-    const check = () => {
-      const idle = performance.now() - this.lastActivity;
-      if (idle + 1 >= this.idleTimeoutMs) {
-        this.idleTimer = undefined;
-        this.fail(new IdleTimeoutError(this.idleTimeoutMs));
-      } else {
-        this.idleTimer = startTimer(this.idleTimeoutMs - idle, check, true);
-      }
-    };
-    this.idleTimer = startTimer(ms, check, true);
-  }
-
   private toRpcError(e: unknown): RpcError {
     if (e instanceof RpcError) return e;
     const reason = this.signal.reason;
@@ -680,11 +664,6 @@ function plainResponseHeaders(config: ServerCallConfig, contentType: string): Re
 }
 
 /** Names the server's receive limit in a size error, so the reader knows which knob to turn. */
-function limitError(error: RpcError, max: number): RpcError {
-  if (error.code !== Code.ResourceExhausted) return error;
-  return new RpcError(Code.ResourceExhausted, `${error.rawMessage}: request exceeds the server's receive limit (maxReceiveMessageBytes = ${max})`);
-}
-
 /** Where a stream keeps its call (and its trailers, once known), for the shared listeners below. */
 const kCall = Symbol("rill.serverCall");
 const kTrailers = Symbol("rill.trailers");
@@ -733,7 +712,8 @@ function onStreamAborted(this: CallStream): void {
   const call = this[kCall];
   const deadline = call.deadline;
   if (deadline !== undefined && Date.now() >= deadline - deadlineCancelSlackMs) call.cancel(cancelledAtDeadlineError);
-  else call.cancel(call.idleExpired(deadlineCancelSlackMs) ? new IdleTimeoutError(call.idleTimeoutMs) : clientCancelledError);
+  // A client whose own idle timer fired a moment before ours: the handler still sees an IdleTimeoutError.
+  else call.cancel(call.idle?.expired(deadlineCancelSlackMs) === true ? new IdleTimeoutError(call.idle.ms) : clientCancelledError);
 }
 
 function onStreamClose(this: CallStream): void {

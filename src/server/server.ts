@@ -10,7 +10,8 @@ import {
 import type { AddressInfo } from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
 import { jsonCodec, protoCodec, type Codec } from "../codec/codec.js";
-import { builtinCompressions, type Compression } from "../codec/compression.js";
+import type { MessageSide } from "../codec/message-codec.js";
+import { compressionsByName } from "../codec/compression.js";
 import { RpcError } from "../errors.js";
 import { consoleLogger, type Logger } from "../logger.js";
 import { Code } from "../protocol/code.js";
@@ -165,7 +166,8 @@ export function createServer(options: ServerOptions = {}): Server {
 class RillServer implements Server {
   private readonly router = new Router();
   private readonly config: ServerCallConfig;
-  private readonly codecs = new Map<string, Codec>();
+  /** The message rules of each codec, by content subtype. */
+  private readonly sides = new Map<string, MessageSide>();
   private readonly connections = new Map<Http2Session, ServerConnection>();
   private readonly calls = new Set<ServerCall>();
   private readonly policy: ConnectionPolicy;
@@ -177,12 +179,7 @@ class RillServer implements Server {
 
   constructor(private readonly options: ServerOptions) {
     const accepted = options.acceptCompression ?? ["gzip", "deflate"];
-    const compressions = new Map<string, Compression>();
-    for (const name of accepted) {
-      const c = builtinCompressions.find((b) => b.name === name);
-      if (c === undefined) throw new Error(`unknown compression "${name}" in acceptCompression (known: gzip, deflate)`);
-      compressions.set(name, c);
-    }
+    const compressions = compressionsByName(accepted);
     const preferred = options.compression ?? "identity";
     if (preferred !== "identity" && !compressions.has(preferred)) {
       throw new Error(`compression "${preferred}" must also be listed in acceptCompression`);
@@ -198,7 +195,17 @@ class RillServer implements Server {
       sendHighWaterMark: options.sendHighWaterMark ?? 256 * 1024,
       idleTimeoutMs: options.idleTimeoutMs ?? 0,
     };
-    for (const c of [protoCodec, jsonCodec, ...(options.codecs ?? [])]) this.codecs.set(c.name, c);
+    for (const codec of [protoCodec, jsonCodec, ...(options.codecs ?? [])]) {
+      this.sides.set(codec.name, {
+        codec,
+        sends: "response",
+        receives: "request",
+        maxSendBytes: this.config.maxSendMessageBytes,
+        sendLimitName: "the server's maxSendMessageBytes",
+        maxReceiveBytes: this.config.maxReceiveMessageBytes,
+        receiveLimitName: "the server's maxReceiveMessageBytes",
+      });
+    }
     this.policy = resolveConnectionPolicy(options);
     this.windows = resolveWindowOptions(options);
     this.shutdownState = new Shutdown(this.config.logger);
@@ -324,13 +331,14 @@ class RillServer implements Server {
       return;
     }
     const type = parseContentType(headers["content-type"]);
-    const codec = type === undefined ? undefined : this.codecs.get(type.codec);
-    if (codec === undefined) {
+    const side = type === undefined ? undefined : this.sides.get(type.codec);
+    if (side === undefined) {
       // gRPC says 415 for a content-type that is not gRPC; a gRPC subtype we lack gets a status.
       if (type === undefined) stream.respond({ ":status": 415, "content-type": "text/plain" }, { endStream: true });
       else this.trailersOnly(stream, "application/grpc", Code.Internal, `unsupported codec "${type.codec}"`);
       return;
     }
+    const codec = side.codec;
     const path = headers[":path"] ?? "";
     const route = this.router.find(path);
     if (route === undefined) {
@@ -352,7 +360,7 @@ class RillServer implements Server {
     }
     // One pair of callbacks per connection, not per call (they were ~0.2 KB of every open call).
     const hooks = this.callHooks(connection);
-    const call = new ServerCall(stream, headers, route, codec, this.config, hooks);
+    const call = new ServerCall(stream, headers, route, side, this.config, hooks);
     this.calls.add(call);
     connection?.callStarted(call);
     void call.start();

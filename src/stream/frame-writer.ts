@@ -70,7 +70,7 @@ export class FrameWriter {
 
   /** Bytes accepted but not yet taken by the HTTP/2 session. */
   get buffered(): number {
-    return this.inflight + this.batchBytes + this.pacedBytes;
+    return this.inflight + this.batchBytes + this.pacedBytes + this.heldBytes;
   }
 
   /**
@@ -79,7 +79,7 @@ export class FrameWriter {
    * the budget is saturated).
    */
   get full(): boolean {
-    const buffered = this.inflight + this.batchBytes + this.pacedBytes;
+    const buffered = this.inflight + this.batchBytes + this.pacedBytes + this.heldBytes;
     if (buffered >= this.highWaterMark) return true;
     const budget = this.budget;
     return budget !== undefined && (buffered > 0 ? budget.over : budget.saturated);
@@ -91,19 +91,87 @@ export class FrameWriter {
   /** Called once everything paced is handed over, after close(then). */
   private onDrained: (() => void) | undefined;
 
+  /**
+   * Messages behind one still being compressed off the event loop, in order: nothing passes a
+   * message whose bytes are not ready yet. While any is held, `close(then)` waits for them.
+   */
+  private held: HeldPart[] | undefined;
+  private heldBytes = 0;
+  /** A close() asked for while messages were held: done once they are out. */
+  private closeWhenReleased: { then: (() => void) | undefined } | undefined;
+
+  /** Whether messages wait for their compression: `close()` then needs a `then` to end the stream. */
+  get holding(): boolean {
+    return this.held !== undefined;
+  }
+
   /** Queues one whole frame (header included). Returns false when the caller should wait for `writable()`. */
   write(frame: Uint8Array): boolean {
+    if (this.held !== undefined) return this.hold(frame, WHOLE, frame.byteLength);
     return this.add(frame, WHOLE, frame.byteLength);
   }
 
   /**
    * Frames `payload` (a 5-byte header with the `compressed` flag and its length) and queues it;
    * the same as `write(encodeFrame(payload, compressed))` without the copy. Throws like
-   * `encodeFrameHeader` for a payload that cannot be framed.
+   * `encodeFrameHeader` for a payload that cannot be framed. A payload still being compressed (a
+   * Promise; `sizeHint` bytes counted until it is ready) holds every later write behind it; if
+   * it fails, the stream is destroyed with its error.
    */
-  writeMessage(payload: Uint8Array, compressed = false): boolean {
+  writeMessage(payload: Uint8Array | Promise<Uint8Array>, compressed = false, sizeHint = 0): boolean {
+    if (payload instanceof Promise) {
+      const part = new HeldPart(compressed ? 1 : 0, FRAME_HEADER_LENGTH + sizeHint);
+      payload.then(
+        (bytes) => {
+          part.bytes = bytes;
+          this.releaseHeld();
+        },
+        (e: unknown) => {
+          this.abort();
+          this.stream.destroy(e instanceof Error ? e : new Error(String(e)));
+        },
+      );
+      return this.hold(part, compressed ? 1 : 0, part.size);
+    }
     if (payload.byteLength > 0xffff_ffff) encodeFrameHeader(payload.byteLength, compressed);
+    if (this.held !== undefined) return this.hold(payload, compressed ? 1 : 0, FRAME_HEADER_LENGTH + payload.byteLength);
     return this.add(payload, compressed ? 1 : 0, FRAME_HEADER_LENGTH + payload.byteLength);
+  }
+
+  private hold(part: Uint8Array | HeldPart, flag: number, size: number): boolean {
+    if (this.closed || this.closeWhenReleased !== undefined) return true;
+    const held = (this.held ??= []);
+    held.push(part instanceof HeldPart ? part : new HeldPart(flag, size, part));
+    this.heldBytes += size;
+    if (this.budget !== undefined) {
+      this.counted += size;
+      this.budget.add(size);
+    }
+    return !this.full;
+  }
+
+  /** Writes the held parts whose bytes are ready, in order, up to the first still being compressed. */
+  private releaseHeld(): void {
+    const held = this.held;
+    if (held === undefined || this.closed) return;
+    while (held.length > 0 && held[0]!.bytes !== undefined) {
+      const part = held.shift()!;
+      this.heldBytes -= part.size;
+      // Counted again below at its real size.
+      if (this.budget !== undefined) this.uncount(part.size);
+      const bytes = part.bytes!;
+      if (part.flag === WHOLE) this.add(bytes, WHOLE, bytes.byteLength);
+      else this.add(bytes, part.flag, FRAME_HEADER_LENGTH + bytes.byteLength);
+    }
+    if (held.length > 0) return;
+    this.held = undefined;
+    const pending = this.closeWhenReleased;
+    if (pending !== undefined) {
+      this.closeWhenReleased = undefined;
+      this.close(pending.then);
+    } else if (this.waiters !== undefined && this.waiters.length > 0 && !this.full) {
+      this.release();
+    }
   }
 
   private add(part: Uint8Array, flag: number, size: number): boolean {
@@ -233,6 +301,10 @@ export class FrameWriter {
    */
   close(then?: () => void): void {
     if (this.closed) return;
+    if (this.held !== undefined) {
+      this.closeWhenReleased ??= { then };
+      return;
+    }
     this.flush();
     this.closed = true;
     this.release();
@@ -253,6 +325,9 @@ export class FrameWriter {
 
   /** Drops everything unsent (the stream is gone) and releases waiters. */
   abort(): void {
+    this.held = undefined;
+    this.heldBytes = 0;
+    this.closeWhenReleased = undefined;
     this.paced = undefined;
     this.pacedBytes = 0;
     this.onDrained = undefined;
@@ -354,6 +429,15 @@ export class FrameWriter {
     this.waiters = undefined;
     for (const resolve of w) resolve();
   }
+}
+
+/** A message held behind one being compressed; `bytes` is set once it is ready. */
+class HeldPart {
+  constructor(
+    readonly flag: number,
+    readonly size: number,
+    public bytes?: Uint8Array,
+  ) {}
 }
 
 const EMPTY = new Uint8Array(0);

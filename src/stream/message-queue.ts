@@ -36,7 +36,8 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
   private waiterReject: ((e: unknown) => void) | undefined;
 
   constructor(
-    private readonly decode: (frame: Frame) => T,
+    /** May answer with a Promise (a large compressed message decompressed off the event loop). */
+    private readonly decode: (frame: Frame) => T | Promise<T>,
     private readonly source: QueueSource,
     private readonly highWaterMark: number,
   ) {}
@@ -49,7 +50,7 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
       const reject = this.waiterReject!;
       this.waiter = undefined;
       this.waiterReject = undefined;
-      let value: T;
+      let value: T | Promise<T>;
       try {
         value = this.decode(frame);
       } catch (e) {
@@ -58,7 +59,8 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
         reject(e);
         return;
       }
-      w({ value, done: false });
+      if (value instanceof Promise) value.then((v) => w({ value: v, done: false }), (e: unknown) => reject(this.decodeFailed(e)));
+      else w({ value, done: false });
       return;
     }
     this.frames.push(frame);
@@ -121,14 +123,21 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
         this.source.resume();
       }
       this.source.consumed?.();
+      let value: T | Promise<T>;
       try {
-        return Promise.resolve({ value: this.decode(frame), done: false });
+        value = this.decode(frame);
       } catch (e) {
-        this.closed = true;
-        this.failure = e;
-        this.drop();
-        return Promise.reject(e);
+        return Promise.reject(this.decodeFailed(e));
       }
+      if (value instanceof Promise) {
+        return value.then(
+          (v) => ({ value: v, done: false }),
+          (e: unknown) => {
+            throw this.decodeFailed(e);
+          },
+        );
+      }
+      return Promise.resolve({ value, done: false });
     }
     if (this.closed) {
       return this.failure === undefined ? Promise.resolve({ value: undefined, done: true }) : Promise.reject(this.failure);
@@ -155,6 +164,14 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
 
   [Symbol.asyncIterator](): this {
     return this;
+  }
+
+  /** A message that cannot be decoded ends the queue: the reader sees the error, and nothing after it. */
+  private decodeFailed(e: unknown): unknown {
+    this.closed = true;
+    this.failure = e;
+    this.drop();
+    return e;
   }
 
   private drop(): void {

@@ -70,6 +70,59 @@ describe("compression", () => {
     });
   }
 
+  test("large messages compressed off the event loop keep their order among small ones, both ways, with ctx.send, trySend and yield", async () => {
+    // 256 KiB of text: above the async threshold (64 KiB), so each is compressed on zlib's thread
+    // pool while the small messages written after it wait their turn.
+    const big = (i: number) => `${i}:` + "lorem ipsum dolor sit amet ".repeat(10_000);
+    let trySendTook = false;
+    const { target } = await h.server(
+      (s) =>
+        s.add(Echo, {
+          async serverStreamingEcho(_r, ctx) {
+            void ctx.send({ message: big(0) });
+            // Taken (the buffer's mark is 4 MiB) yet queued behind the big one still being compressed.
+            trySendTook = ctx.trySend({ message: "small 1" });
+            void ctx.send({ message: big(2) });
+            await ctx.send({ message: "small 3" });
+          },
+          async *bidirectionalStreamingEcho(reqs) {
+            for await (const r of reqs) {
+              yield { message: r.message };
+              yield { message: `ack ${r.message.length}` };
+            }
+          },
+          async clientStreamingEcho(reqs, ctx) {
+            const got: string[] = [];
+            for await (const r of reqs) got.push(`${r.message.slice(0, 8)}/${r.message.length}/${ctx.lastRequestCompressed}`);
+            return { message: got.join(" ") };
+          },
+          unaryEcho: (r) => ({ message: r.message }),
+        }),
+      { compression: "gzip", sendHighWaterMark: 4 * MiB },
+    );
+    const echo = h.client(Echo, target, { compression: "gzip" });
+    const streamed = (await collect(echo.serverStreamingEcho({}))).map((r) => (r.message.length > 100 ? r.message.slice(0, 2) : r.message));
+    assert.equal(trySendTook, true);
+    assert.deepEqual(streamed, ["0:", "small 1", "2:", "small 3"]);
+    const sent = [big(0), "small", big(2), "tiny"];
+    const bidi = (await collect(echo.bidirectionalStreamingEcho(from(sent.map((message) => ({ message })))))).map((r) => r.message);
+    assert.deepEqual(bidi, sent.flatMap((m) => [m, `ack ${m.length}`]));
+    const client = await echo.clientStreamingEcho(from(sent.map((message) => ({ message }))));
+    assert.equal(client.message, sent.map((m) => `${m.slice(0, 8)}/${m.length}/true`).join(" "));
+    assert.equal((await echo.unaryEcho({ message: big(9) })).message, big(9));
+  });
+
+  test("a large compressed request that inflates past the receive limit gets RESOURCE_EXHAUSTED (decompressed off the event loop)", async () => {
+    const { port } = await h.server((s) => s.add(Echo, { unaryEcho: (r) => ({ message: r.message }) }), { maxReceiveMessageBytes: 1 * MiB });
+    // 64 KiB of random-looking compressed bytes is above the async threshold; it inflates to 8 MiB.
+    const payload = gzipSync(Buffer.alloc(8 * MiB, 7), { level: 1 });
+    const padded = Buffer.concat([payload]);
+    assert.ok(padded.byteLength >= 16 * 1024, `compressed size ${padded.byteLength}`);
+    const res = await rawCall(port, { "grpc-encoding": "gzip", te: "trailers" }, encodeFrame(padded, true));
+    assert.equal(res["grpc-status"], String(Code.ResourceExhausted));
+    assert.match(String(res["grpc-message"]), /maxReceiveMessageBytes = 1048576/);
+  });
+
   test("the server compresses responses only for clients that accept the algorithm", async () => {
     const { port, target } = await h.server((s) => s.add(Echo, { unaryEcho: (r) => ({ message: r.message }) }), { compression: "gzip" });
     const echo = h.client(Echo, target, { acceptCompression: [] });
@@ -127,7 +180,7 @@ describe("message size limits", () => {
   test("a request over the server's receive limit gets RESOURCE_EXHAUSTED naming that limit", async () => {
     const { target } = await h.server((s) => s.add(Echo, echoImpl));
     const echo = h.client(Echo, target);
-    await assert.rejects(echo.unaryEcho({ message: "m".repeat(4 * MiB + 1) }), code(Code.ResourceExhausted, /server's receive limit \(maxReceiveMessageBytes = 4194304\)/));
+    await assert.rejects(echo.unaryEcho({ message: "m".repeat(4 * MiB + 1) }), code(Code.ResourceExhausted, /receive limit \(the server's maxReceiveMessageBytes = 4194304\)/));
   });
 
   test("a response over the client's receive limit gets RESOURCE_EXHAUSTED naming that limit", async () => {
@@ -160,7 +213,7 @@ describe("message size limits", () => {
     const { target } = await h.server((s) => s.add(Echo, echoImpl), { maxSendMessageBytes: 100 });
     const echo = h.client(Echo, target, { maxSendMessageBytes: 1000 });
     await assert.rejects(echo.unaryEcho({ message: "c".repeat(2000) }), code(Code.ResourceExhausted, /send limit \(the channel's maxSendMessageBytes = 1000\)/));
-    await assert.rejects(echo.unaryEcho({ message: "s".repeat(500) }), code(Code.ResourceExhausted, /server's send limit \(maxSendMessageBytes = 100\)/));
+    await assert.rejects(echo.unaryEcho({ message: "s".repeat(500) }), code(Code.ResourceExhausted, /send limit \(the server's maxSendMessageBytes = 100\)/));
     assert.equal((await echo.unaryEcho({ message: "ok" })).message, "ok");
   });
 });

@@ -74,3 +74,60 @@ test("close without a callback hands paced bytes over at once, so a caller may e
   for (let i = 0; i < 1000 && !s.ended; i++) if (!s.take()) await tick();
   assert.deepEqual(Buffer.concat(s.got), frame);
 });
+
+test("a message still being compressed holds every later write behind it, and close(then) waits for it", async () => {
+  const s = slowStream();
+  const w = new FrameWriter(s.stream, 1 << 20);
+  let resolve!: (b: Uint8Array) => void;
+  const later = new Promise<Uint8Array>((r) => (resolve = r));
+  w.writeMessage(Buffer.from("first"));
+  w.writeMessage(later, true, 1000);
+  assert.equal(w.holding, true);
+  assert.ok(w.buffered >= 1000, "the held message counts at its uncompressed size");
+  w.writeMessage(Buffer.from("third"));
+  w.write(Buffer.from([0, 0, 0, 0, 1, 0x34]));
+  let closed = false;
+  w.close(() => {
+    closed = true;
+    s.stream.end();
+  });
+  w.writeMessage(Buffer.from("after close"));
+  await tick();
+  while (s.take());
+  assert.equal(closed, false, "the stream may not end before the held message is out");
+  resolve(Buffer.from("second"));
+  await tick();
+  await tick();
+  while (s.take());
+  await tick();
+  const all = Buffer.concat(s.got);
+  // Frames in the order written: plain "first", compressed "second", plain "third", the whole frame.
+  const frames: Array<[number, string]> = [];
+  for (let pos = 0; pos < all.length; ) {
+    const len = all.readUInt32BE(pos + 1);
+    frames.push([all[pos]!, all.subarray(pos + 5, pos + 5 + len).toString()]);
+    pos += 5 + len;
+  }
+  assert.deepEqual(frames, [
+    [0, "first"],
+    [1, "second"],
+    [0, "third"],
+    [0, "4"],
+  ]);
+  assert.equal(closed, true);
+  assert.equal(w.holding, false);
+});
+
+test("a compression that fails destroys the stream instead of sending what follows it", async () => {
+  const s = slowStream();
+  const w = new FrameWriter(s.stream, 1 << 20);
+  let reject!: (e: Error) => void;
+  w.writeMessage(new Promise<Uint8Array>((_r, j) => (reject = j)), true, 10);
+  w.writeMessage(Buffer.from("never"));
+  s.stream.on("error", () => {});
+  reject(new Error("zlib failed"));
+  await tick();
+  assert.equal(s.stream.destroyed, true);
+  while (s.take());
+  assert.equal(Buffer.concat(s.got).length, 0);
+});
