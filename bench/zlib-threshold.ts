@@ -1,5 +1,5 @@
 /**
- * Measures what sets the async-compression thresholds of src/compression.ts: the event-loop time
+ * Measures what sets the async-compression thresholds of src/codec/compression.ts: the event-loop time
  * of gzipSync / gunzipSync per message size, beside the cost of zlib's async API (a thread-pool
  * round trip). Run: `node dist/bench/zlib-threshold.js`. Data is half-compressible (every third
  * byte random), between JSON and media.
