@@ -110,6 +110,10 @@ describe("the packed package, installed into a fresh project", () => {
       `import { createChannel, createClient, type ServiceImpl } from "rill";
 import { receiveChunks, memorySink, chunkFromProto, transferStatusToProto, TransferService } from "rill/transfer";
 import { Health, ServingStatus } from "rill/health";
+// Without ioredis installed, rill/pubsub's declarations must still compile (skipLibCheck is off).
+import type { RedisLogOptions } from "rill/pubsub";
+
+export const redisOptions: RedisLogOptions = { url: "redis://127.0.0.1:6379", redis: { connectTimeout: 1000 } };
 
 // Chunked transfer with the exported service: the status mapping must compile as it is.
 export const transfer: Pick<ServiceImpl<typeof TransferService>, "upload"> = {

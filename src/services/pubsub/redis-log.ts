@@ -62,8 +62,12 @@ export interface RedisLogOptions extends RetentionOptions {
   url?: string;
   /** Prefix of every key. Default "rill:pubsub:". */
   prefix?: string;
-  /** Extra ioredis options. */
-  redis?: RedisOptions;
+  /**
+   * Extra ioredis options (its `RedisOptions`), passed as they are. Typed loosely on purpose:
+   * naming ioredis's type here would make `rill/pubsub`'s declarations need ioredis installed,
+   * which is an optional peer dependency.
+   */
+  redis?: Readonly<Record<string, unknown>>;
 }
 
 // KEYS: stream, meta, dedupe key (or ""), topics set. ARGV: topic, payload, key ("" for none),
@@ -207,7 +211,7 @@ export function createRedisLog(options: RedisLogOptions = {}): EventLog {
   const prefix = options.prefix ?? "rill:pubsub:";
   // One retry per command: a publish or a resume fails fast (UNAVAILABLE) while Redis is away,
   // and the client's own backoff decides when to try again.
-  const redisOptions: RedisOptions = { maxRetriesPerRequest: 1, lazyConnect: false, ...options.redis };
+  const redisOptions: RedisOptions = { maxRetriesPerRequest: 1, lazyConnect: false, ...(options.redis as RedisOptions | undefined) };
   // (cast: ioredis's option types do not allow `undefined` under exactOptionalPropertyTypes)
   const redis = new (redisClass())(url, redisOptions as never);
   redis.on("error", () => {
