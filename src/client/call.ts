@@ -2,6 +2,7 @@ import { constants, type ClientHttp2Stream, type Http2Session, type IncomingHttp
 import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
 import type { Channel } from "../channel/channel.js";
 import { unprocessedByServer, type Subchannel } from "../channel/subchannel.js";
+import { decideHedge, decideRetry } from "./retry-decision.js";
 import { startTimer, type LongTimer } from "../timer.js";
 import type { HedgingPolicy } from "../channel/service-config.js";
 import { explainConnectError } from "../channel/credentials.js";
@@ -388,17 +389,13 @@ class ClientCall implements QueueSource {
       return;
     }
     const policy = this.retryPolicy;
-    if (policy === undefined || this.committed || this.replay === undefined || !policy.retryableStatusCodes.has(error.code)) {
+    const decision =
+      policy === undefined || this.committed || this.replay === undefined ? undefined : decideRetry(policy, this.attempts, error.code, info.pushbackMs, throttle, Math.random);
+    if (decision === undefined || !decision.retry) {
       this.finish(error);
       return;
     }
-    throttle?.onFailure();
-    if (this.attempts >= policy.maxAttempts || (throttle !== undefined && !throttle.allowsRetry) || info.pushbackMs === -1) {
-      this.finish(error);
-      return;
-    }
-    const cap = Math.min(policy.initialBackoffMs * policy.backoffMultiplier ** (this.attempts - 1), policy.maxBackoffMs);
-    const delay = info.pushbackMs ?? Math.random() * cap;
+    const delay = decision.delayMs;
     // A backoff that outlasts the deadline is still waited for, as grpc-go does: the call ends
     // DEADLINE_EXCEEDED at its deadline (naming the last attempt's error), not early with it.
     this.lastAttemptError = error;
@@ -523,7 +520,8 @@ class ClientCall implements QueueSource {
       this.nextAttempt();
       return;
     }
-    if (!this.hedging!.nonFatalStatusCodes.has(error.code)) {
+    const decision = decideHedge(this.hedging!, this.attempts, hedges.size, error.code, info.pushbackMs, throttle);
+    if (decision.finish && !this.hedging!.nonFatalStatusCodes.has(error.code)) {
       // A fatal status ends the call with it, whatever the other hedges would have said.
       this.current = attempt;
       this.stopHedging();
@@ -531,11 +529,15 @@ class ClientCall implements QueueSource {
       this.finish(error);
       return;
     }
-    throttle?.onFailure();
-    if (info.pushbackMs === -1) this.hedgesStopped = true;
     this.lastAttemptError = error;
-    // A non-fatal status sends the next hedge at once (or after the server's pushback).
-    this.scheduleHedge(info.pushbackMs ?? 0);
+    if (decision.nextHedgeMs === undefined) {
+      this.hedgesStopped = true;
+      this.hedgeTimer?.cancel();
+      this.hedgeTimer = undefined;
+    } else {
+      // A non-fatal status sends the next hedge at once (or after the server's pushback).
+      this.scheduleHedge(decision.nextHedgeMs);
+    }
     if (hedges.size > 0 || this.hedgeTimer !== undefined) return;
     this.commit();
     this.finish(error);
