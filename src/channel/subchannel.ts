@@ -10,6 +10,7 @@ import type { ConnectivityState } from "./connectivity.js";
 import type { KeepaliveState } from "./keepalive.js";
 import { startTimer, type LongTimer } from "../timer.js";
 import { addressKey, type Address } from "./target.js";
+import type { ClientCallStream, ClientTransport, DataObserver } from "../transport/call-stream.js";
 
 /** What a subchannel needs from its channel. */
 export interface SubchannelContext {
@@ -36,7 +37,7 @@ export interface SubchannelContext {
  *   any ──shutdown()──▶ SHUTDOWN (final)
  * The attempt timeout and the wait between attempts follow the connection-backoff spec.
  */
-export class Subchannel {
+export class Subchannel implements ClientTransport {
   state: ConnectivityState = "IDLE";
   /** Why the last attempt failed or the last session ended; for error messages. */
   lastError: Error | undefined;
@@ -83,14 +84,34 @@ export class Subchannel {
     if (this.active++ === 0) for (const s of this.sessions) s.ref();
     // A shared listener that finds the subchannel on the stream: no closure per call.
     (stream as SubchannelStream)[kSubchannel] = this;
+    // node forgets a stream's session once it closes; what ended the call is asked after that.
+    (stream as SubchannelStream)[kSession] = this.session;
     stream.on("close", onSubchannelStreamClose);
     return stream;
   }
 
-  /** @internal The window tuner to tell of DATA read on `session`'s streams, if it probes. */
-  tunerOf(session: Http2Session | undefined): WindowTuner | undefined {
+  /** The window tuner to tell of DATA read on `stream`'s session, if it probes. */
+  dataObserver(stream: ClientCallStream): DataObserver | undefined {
+    const session = sessionOf(stream);
     const tuner = session === undefined ? undefined : this.tuners.get(session as ClientHttp2Session);
     return tuner?.probing === true ? tuner : undefined;
+  }
+
+  unprocessed(stream: ClientCallStream, streamError: Error | undefined): boolean {
+    // node fails the streams a GOAWAY left unprocessed with ERR_HTTP2_GOAWAY_SESSION.
+    if ((streamError as NodeJS.ErrnoException | undefined)?.code === "ERR_HTTP2_GOAWAY_SESSION") return true;
+    return unprocessedByServer(sessionOf(stream), stream.id);
+  }
+
+  connectionLost(stream: ClientCallStream): boolean {
+    const session = sessionOf(stream);
+    return session === undefined || session.destroyed;
+  }
+
+  explain(error: Error): Error {
+    // node wraps the socket's error (ECONNREFUSED...) in ERR_HTTP2_STREAM_CANCEL; report the socket's.
+    const cause = error.cause instanceof Error ? error.cause : error;
+    return explainConnectError(cause, this.ctx.credentials, this.key);
   }
 
   /** @internal A stream opened by openStream closed. */
@@ -203,9 +224,10 @@ export class Subchannel {
     });
   }
 
-  /** @internal Why `session` ended, when it ended with an error or an error GOAWAY. */
-  endReason(session: Http2Session | undefined): Error | undefined {
-    return session === undefined ? undefined : this.endReasons.get(session as ClientHttp2Session);
+  /** Why `stream`'s session ended, when it ended with an error or an error GOAWAY. */
+  endReason(stream: ClientCallStream): Error | undefined {
+    const session = sessionOf(stream);
+    return session === undefined ? undefined : this.endReasons.get(session);
   }
 
   /** The session can take no new calls: leave READY (or fail the attempt) and move on. */
@@ -290,13 +312,19 @@ export function http2ErrorName(code: number): string {
 }
 
 const kSubchannel = Symbol("rill.subchannel");
-type SubchannelStream = ClientHttp2Stream & { [kSubchannel]: Subchannel };
+const kSession = Symbol("rill.session");
+type SubchannelStream = ClientHttp2Stream & { [kSubchannel]: Subchannel; [kSession]: ClientHttp2Session };
 
 function onSubchannelStreamClose(this: SubchannelStream): void {
   this[kSubchannel].streamClosed();
 }
 
 /** The last stream id of the GOAWAY each session received (node destroys the session on an error GOAWAY before its streams close). */
+/** The node session a stream of this subchannel was opened on (kept: node forgets it at close). */
+function sessionOf(stream: ClientCallStream): ClientHttp2Session | undefined {
+  return (stream as unknown as SubchannelStream)[kSession];
+}
+
 const goawayLastStreamIds = new WeakMap<Http2Session, number>();
 
 /**

@@ -1,11 +1,8 @@
-import { constants, type ClientHttp2Stream, type Http2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders } from "node:http2";
 import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
 import type { Channel } from "../channel/channel.js";
-import { unprocessedByServer, type Subchannel } from "../channel/subchannel.js";
 import { decideHedge, decideRetry } from "./retry-decision.js";
 import { startTimer, type LongTimer } from "../timer.js";
 import type { HedgingPolicy } from "../channel/service-config.js";
-import { explainConnectError } from "../channel/credentials.js";
 import type { Codec } from "../codec/codec.js";
 import type { Compression } from "../codec/compression.js";
 import { decodeMessage, receiveLimitError, sendPayload, sendsCompressed, serializeMessage, type MessageSide } from "../codec/message-codec.js";
@@ -18,7 +15,7 @@ import { Metadata, metadataFromHeaders, metadataToHeaders } from "../protocol/me
 import { httpStatusToCode, parseStatus, rstCodeToCode, type Status } from "../protocol/status.js";
 import { formatTimeout } from "../protocol/timeout.js";
 import { FrameWriter } from "../stream/frame-writer.js";
-import type { WindowTuner } from "../flow-control/window-tuner.js";
+import { ResetCode, type ClientCallStream, type ClientTransport, type DataObserver, type IncomingStreamHeaders, type StreamHeaders } from "../transport/call-stream.js";
 import { MessageQueue, type QueueSource } from "../stream/message-queue.js";
 import type { CallOptions } from "./call-options.js";
 import type { RetryPolicy } from "../channel/service-config.js";
@@ -80,7 +77,7 @@ class ClientCall implements QueueSource {
   private attempts = 0;
   private transparentRetries = 0;
   private current: Attempt | undefined;
-  private baseHeaders: OutgoingHttpHeaders = noHeaders;
+  private baseHeaders: StreamHeaders = noHeaders;
   private deadline: number | undefined;
   private timer: LongTimer | undefined;
   private retryPolicy: RetryPolicy | undefined;
@@ -238,7 +235,7 @@ class ClientCall implements QueueSource {
 
   /** Picks a subchannel and starts an attempt on it; waits for one while connecting. */
   private nextAttempt(): void {
-    let picked: Subchannel | Promise<Subchannel>;
+    let picked: ClientTransport | Promise<ClientTransport>;
     try {
       picked = this.channel.pick(this.waitForReady, this.pickSignal);
     } catch (e) {
@@ -255,7 +252,7 @@ class ClientCall implements QueueSource {
     }
   }
 
-  private begin(subchannel: Subchannel): void {
+  private begin(transport: ClientTransport): void {
     if (this.done) return;
     // A hedge whose pick resolved after another attempt answered is not sent.
     if (this.hedges !== undefined && this.committed && this.attempts > 0) return;
@@ -268,7 +265,7 @@ class ClientCall implements QueueSource {
       if (this.attempts > 0) headers["grpc-previous-rpc-attempts"] = String(this.attempts);
     }
     this.attempts++;
-    const attempt = new Attempt(this, subchannel);
+    const attempt = new Attempt(this, transport);
     this.current = attempt;
     if (this.hedges !== undefined && !this.committed) {
       this.hedges.add(attempt);
@@ -592,18 +589,17 @@ class ClientCall implements QueueSource {
 
 /** One HTTP/2 stream of a call. Reports its outcome to the call once, when the stream closes. */
 class Attempt {
-  stream: ClientHttp2Stream | undefined;
+  stream: ClientCallStream | undefined;
   // The trailers as received; a call that ends OK rarely reads them as Metadata, so that is made on first use.
-  private trailerHeaders: IncomingHttpHeaders | undefined;
+  private trailerHeaders: IncomingStreamHeaders | undefined;
   private trailerMetadata: Metadata | undefined;
 
   get trailers(): Metadata | undefined {
     if (this.trailerMetadata === undefined && this.trailerHeaders !== undefined) this.trailerMetadata = metadataFromHeaders(this.trailerHeaders);
     return this.trailerMetadata;
   }
-  private session: Http2Session | undefined;
   /** Told of every DATA chunk read (BDP probing); called from our own listener, not a second one. */
-  private tuner: WindowTuner | undefined;
+  private tuner: DataObserver | undefined;
   // Only a call still sending requests needs the signal to reset its stream (see reset()); node's
   // abort listener per stream was ~10% of a unary client's time.
   private resetter: AbortController | undefined;
@@ -620,7 +616,7 @@ class Attempt {
 
   constructor(
     private readonly call: ClientCall,
-    private readonly subchannel: Subchannel,
+    private readonly transport: ClientTransport,
   ) {
     this.decoder = new FrameDecoder(call.side.maxReceiveBytes);
   }
@@ -630,10 +626,10 @@ class Attempt {
    * requests go through a FrameWriter (a stream, or one message above the send high-water mark)
    * rather than straight to the stream.
    */
-  open(headers: OutgoingHttpHeaders, paced: boolean): boolean {
-    let stream: ClientHttp2Stream;
+  open(headers: StreamHeaders, paced: boolean): boolean {
+    let stream: ClientCallStream;
     try {
-      stream = this.subchannel.openStream(headers, paced ? (this.resetter = new AbortController()).signal : undefined);
+      stream = this.transport.openStream(headers, paced ? (this.resetter = new AbortController()).signal : undefined);
     } catch (e) {
       // The subchannel lost its session between pick and open: the server never saw this stream.
       this.call.attemptEnded(this, RpcError.from(e, Code.Unavailable, `cannot start a call on ${this.call.channel.target}: ${(e as Error).message}`), {
@@ -643,8 +639,7 @@ class Attempt {
       return false;
     }
     this.stream = stream;
-    this.session = stream.session;
-    this.tuner = this.subchannel.tunerOf(this.session);
+    this.tuner = this.transport.dataObserver(stream);
     // A call whose small requests are all in hand writes them straight to the stream: nothing to
     // pace. A large one goes through the writer: node would hold it all in the session's memory.
     if (paced) this.writer = new FrameWriter(stream, this.call.channel.options.sendHighWaterMark);
@@ -688,11 +683,11 @@ class Attempt {
     // AbortError. stream.close() would first end our side, which a server reads as a clean
     // half-close; that is harmless only once the requests were all sent (END_STREAM is out).
     if (this.resetter !== undefined) this.resetter.abort();
-    else stream.close(constants.NGHTTP2_CANCEL);
+    else stream.close(ResetCode.Cancel);
   }
 
   /** @internal */
-  onResponse(headers: IncomingHttpHeaders): void {
+  onResponse(headers: IncomingStreamHeaders): void {
     this.responded = true;
     const httpStatus = Number(headers[":status"]);
     const status = parseStatus(headers);
@@ -712,7 +707,7 @@ class Attempt {
       );
       return;
     }
-    if (parseContentType(headers["content-type"]) === undefined) {
+    if (parseContentType(headers["content-type"] as string | undefined) === undefined) {
       this.httpError = new RpcError(Code.Unknown, `the server answered with content-type "${headers["content-type"] ?? ""}", not gRPC`);
       return;
     }
@@ -743,14 +738,14 @@ class Attempt {
   }
 
   /** @internal */
-  onTrailers(headers: IncomingHttpHeaders): void {
+  onTrailers(headers: IncomingStreamHeaders): void {
     this.trailerHeaders = headers;
     this.status = parseStatus(headers) ?? { code: Code.Internal, message: "the server's trailers carry no grpc-status" };
     // Node keeps a stream open until both sides end: close ours now that the server is done.
     this.call.stopSending();
     this.writer?.abort();
     const stream = this.stream;
-    if (stream !== undefined && !stream.writableEnded && !stream.destroyed) stream.close(constants.NGHTTP2_NO_ERROR);
+    if (stream !== undefined && !stream.writableEnded && !stream.destroyed) stream.close(ResetCode.NoError);
   }
 
   /** @internal */
@@ -770,20 +765,20 @@ class Attempt {
         error = new RpcError(Code.Internal, "the response stream ended in the middle of a message");
       }
     } else if (
-      stream.rstCode === constants.NGHTTP2_REFUSED_STREAM ||
-      (!this.responded && (isGoawayRefusal(this.streamError) || unprocessedByServer(this.session, stream.id)))
+      stream.rstCode === ResetCode.RefusedStream ||
+      (!this.responded && this.transport.unprocessed(stream, this.streamError))
     ) {
       refused = true;
       error = new RpcError(Code.Unavailable, `${this.call.channel.target} refused the stream (it is going away)`);
     } else if (!this.responded && this.streamError !== undefined) {
       error = this.connectionFailure(this.streamError);
-    } else if (this.session === undefined || this.session.destroyed) {
+    } else if (this.transport.connectionLost(stream)) {
       // The connection died under the stream (socket closed, GOAWAY with error, server killed).
-      const reason = this.subchannel.endReason(this.session);
+      const reason = this.transport.endReason(stream);
       error = new RpcError(Code.Unavailable, `lost the connection to ${this.call.channel.target} before the call finished${reason === undefined ? "" : `: ${reason.message}`}`, {
         cause: reason ?? this.streamError,
       });
-    } else if (stream.rstCode !== undefined && stream.rstCode !== constants.NGHTTP2_NO_ERROR) {
+    } else if (stream.rstCode !== undefined && stream.rstCode !== ResetCode.NoError) {
       error = new RpcError(rstCodeToCode(stream.rstCode), `the server reset the stream (HTTP/2 error code ${stream.rstCode})`);
     } else {
       error = new RpcError(Code.Internal, "the server closed the stream without sending a status");
@@ -800,19 +795,16 @@ class Attempt {
   }
 
   private connectionFailure(e: Error): RpcError {
-    let cause: Error = this.subchannel.endReason(this.session) ?? this.subchannel.lastError ?? e;
-    // node wraps the socket's error (ECONNREFUSED...) in ERR_HTTP2_STREAM_CANCEL; report the socket's.
-    if (cause.cause instanceof Error) cause = cause.cause;
-    cause = explainConnectError(cause, this.call.channel.options.credentials, this.subchannel.key);
+    const cause = this.transport.explain(this.transport.endReason(this.stream!) ?? this.transport.lastError ?? e);
     return new RpcError(Code.Unavailable, `connection to ${this.call.channel.target} failed: ${cause.message}`, { cause });
   }
 }
 
-const noHeaders: OutgoingHttpHeaders = Object.freeze({});
+const noHeaders: StreamHeaders = Object.freeze({});
 
 /** A call's request headers before metadata, compression and timeouts: a new object the caller may add to. */
-function requestHeaders(channel: Channel, method: DescMethod, codec: Codec): OutgoingHttpHeaders {
-  const h: OutgoingHttpHeaders = {
+function requestHeaders(channel: Channel, method: DescMethod, codec: Codec): StreamHeaders {
+  const h: StreamHeaders = {
     ":method": "POST",
     ":scheme": channel.options.credentials.secure ? "https" : "http",
     ":authority": channel.authority,
@@ -825,10 +817,10 @@ function requestHeaders(channel: Channel, method: DescMethod, codec: Codec): Out
   return h;
 }
 
-const plainHeaders = new WeakMap<Channel, WeakMap<DescMethod, Map<string, OutgoingHttpHeaders>>>();
+const plainHeaders = new WeakMap<Channel, WeakMap<DescMethod, Map<string, StreamHeaders>>>();
 
 /** The request headers of a call with no metadata, compression or idle timeout, made once per channel, method and codec (node copies them). */
-function plainRequestHeaders(channel: Channel, method: DescMethod, codec: Codec): OutgoingHttpHeaders {
+function plainRequestHeaders(channel: Channel, method: DescMethod, codec: Codec): StreamHeaders {
   let byMethod = plainHeaders.get(channel);
   if (byMethod === undefined) plainHeaders.set(channel, (byMethod = new WeakMap()));
   let byCodec = byMethod.get(method);
@@ -866,9 +858,9 @@ const cleanEnd = { refused: false, pushbackMs: undefined };
 
 /** Where a stream keeps its attempt, for the shared listeners below. */
 const kAttempt = Symbol("rill.attempt");
-type AttemptStream = ClientHttp2Stream & { [kAttempt]: Attempt };
+type AttemptStream = ClientCallStream & { [kAttempt]: Attempt };
 
-function onAttemptResponse(this: AttemptStream, headers: IncomingHttpHeaders): void {
+function onAttemptResponse(this: AttemptStream, headers: IncomingStreamHeaders): void {
   this[kAttempt].onResponse(headers);
 }
 
@@ -876,7 +868,7 @@ function onAttemptData(this: AttemptStream, chunk: Buffer): void {
   this[kAttempt].onData(chunk);
 }
 
-function onAttemptTrailers(this: AttemptStream, headers: IncomingHttpHeaders): void {
+function onAttemptTrailers(this: AttemptStream, headers: IncomingStreamHeaders): void {
   this[kAttempt].onTrailers(headers);
 }
 
@@ -897,10 +889,6 @@ function onAttemptClose(this: AttemptStream): void {
   this[kAttempt].onClose();
 }
 
-function isGoawayRefusal(e: Error | undefined): boolean {
-  const code = (e as NodeJS.ErrnoException | undefined)?.code;
-  return code === "ERR_HTTP2_GOAWAY_SESSION";
-}
 
 function abortReason(signal: AbortSignal | undefined): RpcError {
   const reason: unknown = signal?.reason;

@@ -1,5 +1,5 @@
-import { constants, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
+import { ResetCode, type IncomingStreamHeaders, type ServerCallStream, type StreamHeaders } from "../transport/call-stream.js";
 import { parseAcceptEncoding, type Compression } from "../codec/compression.js";
 import { decodeMessage, receiveLimitError, sendPayload, sendsCompressed, serializeMessage, type MessageSide } from "../codec/message-codec.js";
 import { IdleTimeoutError, RpcError } from "../errors.js";
@@ -76,7 +76,7 @@ export class ServerCall implements HandlerContext {
   /** Why the call ended (undefined for a clean finish), for a signal first asked for after the end. */
   private endReason: RpcError | undefined;
   /** The request's custom-metadata headers, until `requestMetadata` is first read. */
-  private headers: IncomingHttpHeaders | undefined;
+  private headers: IncomingStreamHeaders | undefined;
   private requestMeta: Metadata | undefined;
   private header: Metadata | undefined;
   private trailer: Metadata | undefined;
@@ -108,8 +108,8 @@ export class ServerCall implements HandlerContext {
   private budgetPaused = false;
 
   constructor(
-    private readonly stream: ServerHttp2Stream,
-    headers: IncomingHttpHeaders,
+    private readonly stream: ServerCallStream,
+    headers: IncomingStreamHeaders,
     private readonly route: Route,
     /** The server's message rules for the call's codec. */
     private readonly side: MessageSide,
@@ -463,7 +463,7 @@ export class ServerCall implements HandlerContext {
     this.cleanup(reason);
     if (this.requests !== undefined) this.requests.fail(reason, true);
     else this.settleRequest(reason);
-    if (!this.stream.destroyed) this.stream.close(constants.NGHTTP2_CANCEL);
+    if (!this.stream.destroyed) this.stream.close(ResetCode.Cancel);
   }
 
   /** Ends the call with an error status (deadline, shutdown, protocol error, handler error). */
@@ -506,7 +506,7 @@ export class ServerCall implements HandlerContext {
     this.sendStatus(stream, trailers);
   }
 
-  private sendStatus(stream: ServerHttp2Stream, trailers: OutgoingHttpHeaders): void {
+  private sendStatus(stream: ServerCallStream, trailers: StreamHeaders): void {
     this.hooks.onSend();
     if (!this.headersSent) {
       this.headersSent = true;
@@ -667,7 +667,7 @@ function plainResponseHeaders(config: ServerCallConfig, contentType: string): Re
 /** Where a stream keeps its call (and its trailers, once known), for the shared listeners below. */
 const kCall = Symbol("rill.serverCall");
 const kTrailers = Symbol("rill.trailers");
-type CallStream = ServerHttp2Stream & { [kCall]: ServerCall; [kTrailers]?: Parameters<ServerHttp2Stream["sendTrailers"]>[0] };
+type CallStream = ServerCallStream & { [kCall]: ServerCall; [kTrailers]?: StreamHeaders };
 
 // node asks for the trailers once, after the last DATA frame.
 function onWantTrailers(this: CallStream): void {
@@ -747,8 +747,8 @@ class PausableSource implements QueueSource {
  */
 const consumedHeaders: ReadonlySet<string> = new Set(["grpc-timeout", "grpc-encoding", "grpc-accept-encoding"]);
 
-function customHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
-  const out: IncomingHttpHeaders = {};
+function customHeaders(headers: IncomingStreamHeaders): IncomingStreamHeaders {
+  const out: IncomingStreamHeaders = {};
   for (const key in headers) {
     // grpc-* keys other than the three consumed here are left to metadataFromHeaders to judge.
     if (isReservedHeader(key) && (!key.startsWith("grpc-") || consumedHeaders.has(key))) continue;

@@ -6,7 +6,7 @@
  * without a status (INTERNAL). Node reports no event for "HEADERS written", but the stream's
  * local side only counts as closed (`state.localClose`) once the END_STREAM frame has gone out.
  */
-import { constants, type ServerHttp2Stream } from "node:http2";
+import { ResetCode, type ServerCallStream } from "../transport/call-stream.js";
 
 /** Polling after the first check, while the session's socket is still busy writing. */
 const retryMs = 10;
@@ -17,7 +17,7 @@ const retryMs = 10;
 const giveUpMs = 5000;
 
 /** Call right after `stream.respond(headers, { endStream: true })`. */
-export function stopClientAfterStatusHeaders(stream: ServerHttp2Stream): void {
+export function stopClientAfterStatusHeaders(stream: ServerCallStream): void {
   if (stream.readableEnded || stream.destroyed) return;
   const deadline = Date.now() + giveUpMs;
   const check = (): void => {
@@ -26,7 +26,7 @@ export function stopClientAfterStatusHeaders(stream: ServerHttp2Stream): void {
       setTimeout(check, retryMs);
       return;
     }
-    stream.close(constants.NGHTTP2_NO_ERROR);
+    stream.close(ResetCode.NoError);
   };
   // node writes pending frames from a native immediate queued by respond(), which runs before
   // this one: the check normally succeeds at once.

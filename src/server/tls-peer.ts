@@ -1,5 +1,6 @@
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
+import type { SocketLike } from "../transport/call-stream.js";
 
 /**
  * What the server knows about a caller's TLS session. Present only on TLS connections;
@@ -37,7 +38,7 @@ export interface PeerCertificate {
 const cache = new WeakMap<object, TlsPeer>();
 
 /** The TLS view of `socket`, or undefined for a plaintext connection. */
-export function tlsPeerOf(socket: Socket | TLSSocket | undefined): TlsPeer | undefined {
+export function tlsPeerOf(socket: Socket | TLSSocket | SocketLike | undefined): TlsPeer | undefined {
   if (socket === undefined || !("encrypted" in socket) || socket.encrypted !== true) return undefined;
   let peer = cache.get(socket);
   if (peer === undefined) {

@@ -1,4 +1,3 @@
-import type { Writable } from "node:stream";
 import { FRAME_HEADER_LENGTH, encodeFrameHeader } from "../protocol/frame.js";
 
 /**
@@ -13,6 +12,16 @@ export interface WriteBudget {
   readonly saturated: boolean;
   /** Runs `fn` once `bytes` more fit (0: once the budget is no longer exceeded). */
   whenAdmits(bytes: number, fn: () => void): void;
+}
+
+/** What a writer writes to: a call's stream (node's Http2Stream or the in-process one), or any Writable. */
+export interface FrameSink {
+  readonly destroyed: boolean;
+  readonly writableEnded: boolean;
+  write(chunk: Uint8Array, callback?: (error?: Error | null) => void): boolean;
+  cork(): void;
+  uncork(): void;
+  destroy(error?: Error): unknown;
 }
 
 /** Frames smaller than this are coalesced; larger ones are written as they are (no copy). */
@@ -62,7 +71,7 @@ export class FrameWriter {
   private budgetWait = false;
 
   constructor(
-    private readonly stream: Writable,
+    private readonly stream: FrameSink,
     readonly highWaterMark: number,
     private readonly coalesce = true,
     private readonly budget?: WriteBudget,
