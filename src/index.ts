@@ -54,6 +54,7 @@ export type { CallLogEntry, LoggingInterceptorOptions } from "./interceptors/log
 export { createBearerClientInterceptor, createBearerServerInterceptor, bearerCallCredentials, principalOf } from "./interceptors/bearer-auth.js";
 export type { BearerServerOptions, TokenSource } from "./interceptors/bearer-auth.js";
 export { insecure, tls, withCallCredentials } from "./channel/credentials.js";
+export { createInProcessChannel } from "./transport/in-process.js";
 export type { ChannelCredentials, CallCredentials, CallCredentialsContext, TlsCredentialsOptions } from "./channel/credentials.js";
 export type { ServerTlsOptions } from "./server/server.js";
 export type { TlsPeer, PeerCertificate } from "./server/tls-peer.js";

@@ -11,7 +11,7 @@ import { balancers, type Balancer, type Picker } from "./balancer.js";
 import type { ConnectivityState } from "./connectivity.js";
 import { KeepaliveState, type KeepaliveOptions } from "./keepalive.js";
 import { defaultResolver, staticResolver, type Resolver, type ResolverFactory } from "./resolver.js";
-import { Subchannel } from "./subchannel.js";
+import { http2Subchannels, type Subchannel, type SubchannelFactory } from "./subchannel.js";
 import { resolveWindowOptions, type ResolvedWindowOptions, type WindowOptions } from "../flow-control/window-options.js";
 import { addressKey, parseTarget, type Address, type Target } from "./target.js";
 import { startTimer, type LongTimer } from "../timer.js";
@@ -128,9 +128,6 @@ const userAgent = `grpc-node-rill/0.1.0`;
  * `ipv6:[a]:p`, `unix:///path`, or an array of `host:port` strings (a static list).
  */
 export function createChannel(target: string | readonly string[], options: ChannelOptions = {}): Channel {
-  const compressions = compressionsByName(options.acceptCompression);
-  // The client can still send with any builtin it was asked to (the table's order is what it accepts).
-  for (const c of builtinCompressions) if (!compressions.has(c.name)) compressions.set(c.name, c);
   const name = typeof target === "string" ? target : target.join(",");
   let parsed: Target;
   if (typeof target === "string") parsed = parseTarget(target);
@@ -139,7 +136,23 @@ export function createChannel(target: string | readonly string[], options: Chann
     if (addresses.length === 0) throw new Error("createChannel: the address list is empty");
     parsed = { scheme: "static", host: "", port: 0, addresses, authority: addressKey(addresses[0]!) };
   }
-  return new Http2Channel(name, parsed, options, {
+  return new Http2Channel(name, parsed, options, resolveChannelOptions(options), http2Subchannels);
+}
+
+/**
+ * @internal A channel to fixed `addresses` whose subchannels `factory` makes: the in-process
+ * transport's, with everything else (balancing, retries, service config, interceptors) as usual.
+ */
+export function createChannelOver(name: string, addresses: readonly Address[], options: ChannelOptions, factory: SubchannelFactory): Channel {
+  const parsed: Target = { scheme: "static", host: "", port: 0, addresses, authority: name };
+  return new Http2Channel(name, parsed, options, resolveChannelOptions(options), factory);
+}
+
+function resolveChannelOptions(options: ChannelOptions): ResolvedChannelOptions {
+  const compressions = compressionsByName(options.acceptCompression);
+  // The client can still send with any builtin it was asked to (the table's order is what it accepts).
+  for (const c of builtinCompressions) if (!compressions.has(c.name)) compressions.set(c.name, c);
+  return {
     compressions,
     acceptEncoding: (options.acceptCompression ?? ["gzip", "deflate"]).join(","),
     compression: options.compression ?? "identity",
@@ -153,7 +166,7 @@ export function createChannel(target: string | readonly string[], options: Chann
     windows: resolveWindowOptions(options),
     credentials: options.credentials ?? insecure(),
     interceptors: options.interceptors ?? [],
-  });
+  };
 }
 
 class Http2Channel implements Channel {
@@ -180,6 +193,7 @@ class Http2Channel implements Channel {
     private readonly parsed: Target,
     private readonly raw: ChannelOptions,
     readonly options: ResolvedChannelOptions,
+    private readonly makeSubchannel: SubchannelFactory,
   ) {
     this.authority = options.credentials.serverNameOverride ?? parsed.authority;
     this.serviceConfig = raw.serviceConfig === undefined ? undefined : parseServiceConfig(raw.serviceConfig);
@@ -363,7 +377,7 @@ class Http2Channel implements Channel {
         next.push(existing);
       } else {
         next.push(
-          new Subchannel(a, {
+          this.makeSubchannel(a, {
             backoff: this.raw.backoff ?? {},
             clock: this.clock,
             keepalive: this.keepalive,

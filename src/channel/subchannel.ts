@@ -26,6 +26,23 @@ export interface SubchannelContext {
   onStateChange(subchannel: Subchannel): void;
 }
 
+/** What a channel and its balancer see of one backend: a connectivity state, and a transport for calls. */
+export interface Subchannel extends ClientTransport {
+  readonly state: ConnectivityState;
+  /** Calls in flight on this subchannel. */
+  readonly activeCalls: number;
+  /** Starts connecting if IDLE; does nothing in any other state. */
+  requestConnection(): void;
+  /** Ends the subchannel: running calls finish (`graceful`) or are reset. */
+  shutdown(graceful?: boolean): void;
+}
+
+/** Makes the subchannel of one address (an HTTP/2 connection, or the in-process transport). */
+export type SubchannelFactory = (address: Address, ctx: SubchannelContext) => Subchannel;
+
+/** The default factory: one HTTP/2 session at a time to the address. */
+export const http2Subchannels: SubchannelFactory = (address, ctx) => new Http2Subchannel(address, ctx);
+
 /**
  * One address and at most one HTTP/2 session to it at a time.
  *
@@ -37,7 +54,7 @@ export interface SubchannelContext {
  *   any ──shutdown()──▶ SHUTDOWN (final)
  * The attempt timeout and the wait between attempts follow the connection-backoff spec.
  */
-export class Subchannel implements ClientTransport {
+export class Http2Subchannel implements Subchannel {
   state: ConnectivityState = "IDLE";
   /** Why the last attempt failed or the last session ended; for error messages. */
   lastError: Error | undefined;
@@ -313,7 +330,7 @@ export function http2ErrorName(code: number): string {
 
 const kSubchannel = Symbol("rill.subchannel");
 const kSession = Symbol("rill.session");
-type SubchannelStream = ClientHttp2Stream & { [kSubchannel]: Subchannel; [kSession]: ClientHttp2Session };
+type SubchannelStream = ClientHttp2Stream & { [kSubchannel]: Http2Subchannel; [kSession]: ClientHttp2Session };
 
 function onSubchannelStreamClose(this: SubchannelStream): void {
   this[kSubchannel].streamClosed();

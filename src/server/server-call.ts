@@ -344,6 +344,8 @@ export class ServerCall implements HandlerContext {
   get peer(): string {
     const socket = this.stream.session?.socket;
     const host = socket?.remoteAddress ?? "unknown";
+    // No port: the in-process transport ("in-process").
+    if (socket?.remotePort === undefined && socket !== undefined) return host;
     return host.includes(":") ? `[${host}]:${socket?.remotePort ?? 0}` : `${host}:${socket?.remotePort ?? 0}`;
   }
 

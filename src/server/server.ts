@@ -3,14 +3,13 @@ import {
   createServer as createHttp2Server,
   type Http2Server,
   type Http2Session,
-  type IncomingHttpHeaders,
   type SecureServerOptions,
-  type ServerHttp2Stream,
 } from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
 import { jsonCodec, protoCodec, type Codec } from "../codec/codec.js";
 import type { MessageSide } from "../codec/message-codec.js";
+import type { IncomingStreamHeaders, ServerCallStream } from "../transport/call-stream.js";
 import { compressionsByName } from "../codec/compression.js";
 import { RpcError } from "../errors.js";
 import { consoleLogger, type Logger } from "../logger.js";
@@ -158,7 +157,10 @@ const defaults = {
   receiveHighWaterMark: 256 * 1024,
 } as const;
 
-/** Creates a gRPC server. Add services, then `listen`. */
+/** @internal How the in-process transport hands a server a call's stream. */
+export const kServeStream = Symbol("rill.serveStream");
+
+/** Creates a gRPC server. Add services, then `listen` (or call it in-process: `createInProcessChannel`). */
 export function createServer(options: ServerOptions = {}): Server {
   return new RillServer(options);
 }
@@ -284,8 +286,10 @@ class RillServer implements Server {
     const done = this.shutdownState.begin(() => this.closeAll());
     for (const c of this.connections.values()) c.drain("shutdown");
     const grace = options.graceMs;
-    if (grace !== undefined && Number.isFinite(grace) && this.connections.size > 0) {
-      const timer = startTimer(grace, () => this.forceShutdown());
+    if (grace !== undefined && Number.isFinite(grace) && (this.connections.size > 0 || this.unconnectedCalls > 0)) {
+      // Held (ref'd): in-process calls keep no socket open, and the process must not exit
+      // with a shutdown pending that promised to end them.
+      const timer = startTimer(grace, () => this.forceShutdown(), true);
       void done.finally(() => timer.cancel());
     }
     return done;
@@ -300,14 +304,19 @@ class RillServer implements Server {
 
   /** Closes the listener; resolves once it and every connection are closed. */
   private closeAll(): Promise<void> {
+    // In-process calls have no connection to drain: shutdown waits for them to finish.
+    const inProcess = new Promise<void>((resolve) => {
+      if (this.unconnectedCalls === 0) resolve();
+      else this.onUnconnectedCallsDone = resolve;
+    });
     const server = this.http2;
-    if (server === undefined) return Promise.resolve();
+    if (server === undefined) return inProcess;
     const listener = new Promise<void>((resolve) => server.close(() => resolve()));
     const connections = new Promise<void>((resolve) => {
       if (this.connections.size === 0) resolve();
       else this.onLastConnectionClosed = resolve;
     });
-    return Promise.all([listener, connections]).then(() => {
+    return Promise.all([listener, connections, inProcess]).then(() => {
       this.http2 = undefined;
     });
   }
@@ -324,13 +333,18 @@ class RillServer implements Server {
     if (this.shuttingDown) connection.close();
   }
 
-  private onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+  /** @internal A call's stream from elsewhere than an HTTP/2 connection (the in-process transport). */
+  [kServeStream](stream: ServerCallStream, headers: IncomingStreamHeaders): void {
+    this.onStream(stream, headers);
+  }
+
+  private onStream(stream: ServerCallStream, headers: IncomingStreamHeaders): void {
     stream.on("error", () => {});
     if (headers[":method"] !== "POST") {
       stream.respond({ ":status": 405, allow: "POST" }, { endStream: true });
       return;
     }
-    const type = parseContentType(headers["content-type"]);
+    const type = parseContentType(headers["content-type"] as string | undefined);
     const side = type === undefined ? undefined : this.sides.get(type.codec);
     if (side === undefined) {
       // gRPC says 415 for a content-type that is not gRPC; a gRPC subtype we lack gets a status.
@@ -339,7 +353,7 @@ class RillServer implements Server {
       return;
     }
     const codec = side.codec;
-    const path = headers[":path"] ?? "";
+    const path = (headers[":path"] as string | undefined) ?? "";
     const route = this.router.find(path);
     if (route === undefined) {
       const parts = parsePath(path);
@@ -352,7 +366,7 @@ class RillServer implements Server {
       this.trailersOnly(stream, contentTypeFor(codec.name), Code.Unimplemented, message);
       return;
     }
-    const connection = stream.session === undefined ? undefined : this.connections.get(stream.session);
+    const connection = stream.session === undefined ? undefined : this.connections.get(stream.session as Http2Session);
     if (connection === undefined ? this.shuttingDown : !connection.acceptsStreams) {
       const why = this.shuttingDown ? "the server is shutting down" : "the connection is closing; retry on a new one";
       this.trailersOnly(stream, contentTypeFor(codec.name), Code.Unavailable, why);
@@ -368,11 +382,21 @@ class RillServer implements Server {
 
   private readonly hooksByConnection = new WeakMap<ServerConnection, CallHooks>();
   private noConnectionHooks: CallHooks | undefined;
+  /** Calls that came on no connection (in-process), and who waits for the last to end. */
+  private unconnectedCalls = 0;
+  private onUnconnectedCallsDone: (() => void) | undefined;
 
   /** The end-of-call and data-sent callbacks of calls on `connection`, made once per connection. */
   private callHooks(connection: ServerConnection | undefined): CallHooks {
     if (connection === undefined) {
-      return (this.noConnectionHooks ??= { onDone: (c) => void this.calls.delete(c), onSend: () => {} });
+      this.unconnectedCalls++;
+      return (this.noConnectionHooks ??= {
+        onDone: (c) => {
+          this.calls.delete(c);
+          if (--this.unconnectedCalls === 0) this.onUnconnectedCallsDone?.();
+        },
+        onSend: () => {},
+      });
     }
     let hooks = this.hooksByConnection.get(connection);
     if (hooks === undefined) {
@@ -391,7 +415,7 @@ class RillServer implements Server {
     return hooks;
   }
 
-  private trailersOnly(stream: ServerHttp2Stream, contentType: string, code: Code, message: string): void {
+  private trailersOnly(stream: ServerCallStream, contentType: string, code: Code, message: string): void {
     if (stream.destroyed) return;
     stream.respond(
       { ":status": 200, "content-type": contentType, "grpc-status": String(code), "grpc-message": encodeStatusMessage(message) },

@@ -4,10 +4,10 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Echo } from "../../gen/echo/echo_pb.js";
 import { echoService } from "../../examples/echo/server.js";
 import { Code, createPushable, RpcError } from "../../src/index.js";
-import { collect, eventually, from, useHarness } from "../support/harness.js";
+import { collect, eventually, from, transports, useHarness } from "../support/harness.js";
 
-describe("the four call kinds over a real socket", () => {
-  const h = useHarness();
+for (const transport of transports) describe(`the four call kinds (${transport})`, () => {
+  const h = useHarness({ transport });
 
   test("unary returns the handler's response", async () => {
     const { target } = await h.server((s) => s.add(Echo, echoService()));

@@ -7,7 +7,7 @@ import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Echo } from "../../gen/echo/echo_pb.js";
 import { Code, createClient, createPushable, createServer, RpcError, silentLogger, type Server, type ServiceImpl } from "../../src/index.js";
-import { eventually, useHarness } from "../support/harness.js";
+import { eventually, transports, useHarness } from "../support/harness.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";
 import type { HedgingPolicyJson } from "../../src/channel/service-config.js";
 
@@ -261,8 +261,8 @@ describe("keepalive against an enforcing server", () => {
   });
 });
 
-describe("retries (gRFC A6)", () => {
-  const h = useHarness();
+for (const transport of transports) describe(`retries (gRFC A6) (${transport})`, () => {
+  const h = useHarness({ transport });
   const policy = (maxAttempts: number) => ({
     methodConfig: [
       {
@@ -376,7 +376,9 @@ describe("retries (gRFC A6)", () => {
     const { target } = await h.server((s) => s.add(Echo, { unaryEcho: () => (calls++, Promise.reject(new RpcError(Code.Unavailable, "backend busy"))) }));
     const echo = h.client(Echo, target);
     const { parseRetryPolicy } = await import("../../src/index.js");
-    const retryPolicy = parseRetryPolicy({ maxAttempts: 3, initialBackoff: "10s", maxBackoff: "10s", backoffMultiplier: 1, retryableStatusCodes: [14] });
+    // A6 draws the first backoff from random(0, initialBackoff): with 10 s, 3% of runs retried
+    // within the 300 ms deadline. With 100,000 s that is 3 in a million.
+    const retryPolicy = parseRetryPolicy({ maxAttempts: 3, initialBackoff: "100000s", maxBackoff: "100000s", backoffMultiplier: 1, retryableStatusCodes: [14] });
     const t0 = performance.now();
     await assert.rejects(echo.unaryEcho({}, { retryPolicy, timeoutMs: 300 }), (e: unknown) => e instanceof RpcError && e.code === Code.DeadlineExceeded && /backend busy/.test(e.message));
     const took = performance.now() - t0;
@@ -424,8 +426,8 @@ describe("waiting for a channel to become ready", () => {
   });
 });
 
-describe("hedging (gRFC A6)", () => {
-  const h = useHarness();
+for (const transport of transports) describe(`hedging (gRFC A6) (${transport})`, () => {
+  const h = useHarness({ transport });
   const hedged = (policy: HedgingPolicyJson) => ({
     methodConfig: [{ name: [{ service: "grpc.examples.echo.Echo" }], hedgingPolicy: policy }],
   });

@@ -3,7 +3,7 @@ import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Echo } from "../../gen/echo/echo_pb.js";
 import { Code, RpcError, createPushable, type HandlerContext } from "../../src/index.js";
-import { collect, eventually, useHarness } from "../support/harness.js";
+import { collect, eventually, transports, useHarness } from "../support/harness.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";
 
 function code(c: Code) {
@@ -30,8 +30,8 @@ function abortRecorder() {
   return { rec, wait };
 }
 
-describe("deadlines", () => {
-  const h = useHarness();
+for (const transport of transports) describe(`deadlines (${transport})`, () => {
+  const h = useHarness({ transport });
 
   test("a 25-day deadline does not fire at once on either side (setTimeout's limit is 24.8 days)", async () => {
     const day = 24 * 60 * 60 * 1000;
@@ -109,8 +109,8 @@ describe("deadlines", () => {
   });
 });
 
-describe("cancellation", () => {
-  const h = useHarness();
+for (const transport of transports) describe(`cancellation (${transport})`, () => {
+  const h = useHarness({ transport });
 
   test("aborting the client's signal aborts the server handler promptly", async () => {
     const { rec, wait } = abortRecorder();
@@ -170,7 +170,8 @@ describe("cancellation", () => {
     assert.equal((handlerError as RpcError).code, Code.Canceled);
   });
 
-  test("losing the connection aborts running handlers and fails the client with UNAVAILABLE", async () => {
+  // A connection to lose: HTTP/2 only.
+  if (transport === "http2") test("losing the connection aborts running handlers and fails the client with UNAVAILABLE", async () => {
     const { rec, wait } = abortRecorder();
     const { port } = await h.server((s) =>
       s.add(Echo, {

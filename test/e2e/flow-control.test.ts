@@ -6,12 +6,12 @@ import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Echo } from "../../gen/echo/echo_pb.js";
 import { Code, createPushable, IdleTimeoutError, RpcError, type HandlerContext } from "../../src/index.js";
-import { collect, eventually, from, useHarness } from "../support/harness.js";
+import { collect, eventually, from, transports, useHarness } from "../support/harness.js";
 
 const KiB = 1024;
 
-describe("flow control and backpressure", () => {
-  const h = useHarness();
+for (const transport of transports) describe(`flow control and backpressure (${transport})`, () => {
+  const h = useHarness({ transport });
 
   test("a slow reader makes a fast generator wait: the server never runs far ahead", async () => {
     let produced = 0;
@@ -151,7 +151,8 @@ describe("flow control and backpressure", () => {
     assert.ok(maxAhead < bound, `the client pulled ${maxAhead} requests ahead of the server (bound ${bound})`);
   });
 
-  test("many small messages written in one turn go out in few socket writes", async () => {
+  // Socket writes: HTTP/2 only.
+  if (transport === "http2") test("many small messages written in one turn go out in few socket writes", async () => {
     const { port } = await h.server((s) =>
       s.add(Echo, {
         async serverStreamingEcho(_req, ctx) {

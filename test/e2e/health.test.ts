@@ -4,10 +4,10 @@ import { Echo } from "../../gen/echo/echo_pb.js";
 import { echoService } from "../../examples/echo/server.js";
 import { Code, RpcError } from "../../src/index.js";
 import { createHealthStatus, Health, serveHealth, ServingStatus } from "../../src/services/health/index.js";
-import { eventually, useHarness } from "../support/harness.js";
+import { eventually, transports, useHarness } from "../support/harness.js";
 
-describe("grpc.health.v1.Health", () => {
-  const h = useHarness();
+for (const transport of transports) describe(`grpc.health.v1.Health (${transport})`, () => {
+  const h = useHarness({ transport });
 
   test("Check reports the server under \"\" and every service added before it as SERVING", async () => {
     const { target } = await h.server((s) => {

@@ -10,7 +10,7 @@ import { addVideoService } from "../../examples/video/server.js";
 import { createTestService as testService } from "../../src/interop/test-service.js";
 import { Code, createClient, createPushable, RpcError } from "../../src/index.js";
 import { createReflectionClient, serveReflection } from "../../src/services/reflection/index.js";
-import { collect, from, useHarness } from "../support/harness.js";
+import { collect, from, transports, useHarness } from "../support/harness.js";
 
 /** A proto2 file with an extendable message, an extension and a service, made at test time. */
 function extensionService(): DescService {
@@ -28,8 +28,8 @@ function extensionService(): DescService {
   return createFileRegistry(create(FileDescriptorSetSchema, { file: [file] })).getService("ext.BaseService")!;
 }
 
-describe("server reflection", () => {
-  const h = useHarness();
+for (const transport of transports) describe(`server reflection (${transport})`, () => {
+  const h = useHarness({ transport });
 
   test("lists every service of the server, reflection included, and ones added after it", async () => {
     const { target } = await h.server((s) => {

@@ -9,6 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import {
   createChannel,
   createClient,
+  createInProcessChannel,
   createServer,
   silentLogger,
   type Channel,
@@ -58,8 +59,22 @@ export interface Harness {
   client<S extends DescService>(service: S, target: string, options?: ChannelOptions): ReturnType<typeof createClient<S>>;
 }
 
-/** Registers beforeEach/afterEach hooks for the enclosing suite and returns the per-test factory. */
-export function useHarness(): Harness {
+/** How a suite's clients reach its servers: real HTTP/2 over TCP, or the in-process transport. */
+export type TestTransport = "http2" | "in-process";
+
+/** Both transports, for suites that run once over each (`for (const t of transports) describe(...)`). */
+export const transports: readonly TestTransport[] = ["http2", "in-process"];
+
+/**
+ * Registers beforeEach/afterEach hooks for the enclosing suite and returns the per-test factory.
+ * With `transport: "in-process"`, servers do not listen and their targets ("in-process:N") name
+ * them to `channel()`, which wires a channel straight to the server: no socket, no HTTP/2.
+ * RILL_TEST_TRANSPORT=in-process makes it the default for every suite: a way to see which
+ * tests depend on sockets (raw HTTP/2 peers, proxies, ports), not part of `npm test`.
+ */
+export function useHarness(options: { transport?: TestTransport } = {}): Harness {
+  const inProcess = (options.transport ?? process.env.RILL_TEST_TRANSPORT) === "in-process";
+  const byTarget = new Map<string, Server>();
   let servers: Server[] = [];
   let channels: Channel[] = [];
   let before = new Map<string, number>();
@@ -71,18 +86,30 @@ export function useHarness(): Harness {
     await Promise.all(servers.map((s) => s.shutdown({ graceMs: 1000 })));
     servers = [];
     channels = [];
+    byTarget.clear();
     await assertNoLeaks(before);
   });
   const h: Harness = {
     async server(setup, options, listen) {
       const server = createServer({ logger: silentLogger, ...options });
       setup(server);
+      if (inProcess) {
+        servers.push(server);
+        const target = `in-process:${servers.length}`;
+        byTarget.set(target, server);
+        return { server, port: 0, target };
+      }
       const { port } = await server.listen({ ...listen, host: "127.0.0.1", port: 0 });
       servers.push(server);
       return { server, port, target: `127.0.0.1:${port}` };
     },
     channel(target, options) {
-      const ch = createChannel(target, { logger: silentLogger, ...options });
+      const inProcessServer = typeof target === "string" ? byTarget.get(target) : undefined;
+      if (inProcess && inProcessServer === undefined) throw new Error(`no in-process server is named ${String(target)}`);
+      const ch =
+        inProcessServer !== undefined
+          ? createInProcessChannel(inProcessServer, { logger: silentLogger, ...options })
+          : createChannel(target, { logger: silentLogger, ...options });
       channels.push(ch);
       return ch;
     },
