@@ -26,7 +26,7 @@ export type { Resolver, ResolverFactory, ResolverListener } from "./channel/reso
 export { dnsResolver, staticResolver } from "./channel/resolver.js";
 export type { Address, Target } from "./channel/target.js";
 export { parseTarget } from "./channel/target.js";
-export { balancers, pickFirst, roundRobin } from "./channel/balancer.js";
+export { pickFirst, registerBalancer, roundRobin } from "./channel/balancer.js";
 export type { Balancer, Picker } from "./channel/balancer.js";
 export { parseServiceConfig, parseRetryPolicy, parseHedgingPolicy } from "./channel/service-config.js";
 export type { ServiceConfig, ServiceConfigJson, RetryPolicy, HedgingPolicy, HedgingPolicyJson, MethodConfig } from "./channel/service-config.js";

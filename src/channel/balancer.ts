@@ -20,8 +20,28 @@ export interface Balancer {
   exitIdle?(): void;
 }
 
-/** A registry of policies by their service-config name. */
-export const balancers = new Map<string, () => Balancer>();
+/** The policies by their service-config name; `registerBalancer` adds to it. */
+const registry = new Map<string, () => Balancer>();
+
+/**
+ * Makes a load-balancing policy available under `name`, for `loadBalancingPolicy` and the
+ * service config's `loadBalancingConfig`. Throws if the name is taken: replacing a built-in
+ * policy behind the back of every channel in the process is never what a caller means.
+ */
+export function registerBalancer(name: string, factory: () => Balancer): void {
+  if (registry.has(name)) throw new Error(`registerBalancer: a policy named "${name}" is already registered`);
+  registry.set(name, factory);
+}
+
+/** @internal The factory registered as `name`. */
+export function balancerFactory(name: string): (() => Balancer) | undefined {
+  return registry.get(name);
+}
+
+/** @internal The registered policies' names, for error messages. */
+export function balancerNames(): string[] {
+  return [...registry.keys()];
+}
 
 const nothing: Picker = { pick: () => undefined };
 
@@ -102,5 +122,5 @@ export function roundRobin(): Balancer {
   };
 }
 
-balancers.set("pick_first", pickFirst);
-balancers.set("round_robin", roundRobin);
+registerBalancer("pick_first", pickFirst);
+registerBalancer("round_robin", roundRobin);

@@ -7,7 +7,7 @@ import { parseServiceConfig, RetryThrottle, type MethodConfig, type ServiceConfi
 import type { Interceptor } from "../interceptor.js";
 import { systemClock, type BackoffOptions, type Clock } from "./backoff.js";
 import { insecure, type ChannelCredentials } from "./credentials.js";
-import { balancers, type Balancer, type Picker } from "./balancer.js";
+import { balancerFactory, balancerNames, type Balancer, type Picker } from "./balancer.js";
 import type { ConnectivityState } from "./connectivity.js";
 import { KeepaliveState, type KeepaliveOptions } from "./keepalive.js";
 import { defaultResolver, staticResolver, type Resolver, type ResolverFactory } from "./resolver.js";
@@ -203,16 +203,16 @@ class Http2Channel implements Channel {
     let policy: string;
     if (configured.length > 0) {
       // gRPC's rule: the first policy of loadBalancingConfig this client supports.
-      const supported = configured.find((name) => balancers.has(name));
+      const supported = configured.find((name) => balancerFactory(name) !== undefined);
       if (supported === undefined) {
-        throw new Error(`service config: none of the loadBalancingConfig policies ${JSON.stringify(configured)} is supported (supported: ${[...balancers.keys()].join(", ")})`);
+        throw new Error(`service config: none of the loadBalancingConfig policies ${JSON.stringify(configured)} is supported (supported: ${balancerNames().join(", ")})`);
       }
       policy = supported;
     } else {
       policy = this.serviceConfig?.loadBalancingPolicy ?? raw.loadBalancingPolicy ?? "pick_first";
     }
-    const factory = balancers.get(policy);
-    if (factory === undefined) throw new Error(`unknown load balancing policy "${policy}" (known: ${[...balancers.keys()].join(", ")})`);
+    const factory = balancerFactory(policy);
+    if (factory === undefined) throw new Error(`unknown load balancing policy "${policy}" (known: ${balancerNames().join(", ")})`);
     this.balancer = factory();
     this.keepalive = new KeepaliveState(raw.keepalive);
     this.clock = raw.clock ?? systemClock;

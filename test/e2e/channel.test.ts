@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Echo } from "../../gen/echo/echo_pb.js";
-import { Code, createClient, createPushable, createServer, RpcError, silentLogger, type Server, type ServiceImpl } from "../../src/index.js";
+import { Code, createClient, createPushable, createServer, registerBalancer, roundRobin, RpcError, silentLogger, type Server, type ServiceImpl } from "../../src/index.js";
 import { eventually, transports, useHarness } from "../support/harness.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";
 import type { HedgingPolicyJson } from "../../src/channel/service-config.js";
@@ -54,6 +54,31 @@ describe("load balancing", () => {
     await sleep(50);
     for (let i = 0; i < 300; i++) await echo.unaryEcho({});
     assert.deepEqual([...counts.values()].sort(), [100, 100, 100], JSON.stringify([...counts]));
+  });
+
+  test("a policy added with registerBalancer is used by name; a taken name is refused", async () => {
+    // last_ready: connects everything, sends every call to the last address that is READY.
+    registerBalancer("test_last_ready", () => ({
+      update(subchannels) {
+        for (const sc of subchannels) sc.requestConnection();
+        const ready = subchannels.filter((sc) => sc.state === "READY");
+        const last = ready[ready.length - 1];
+        return { state: last === undefined ? "CONNECTING" : "READY", picker: { pick: () => last } };
+      },
+    }));
+    assert.throws(() => registerBalancer("round_robin", roundRobin), /already registered/);
+    const counts = new Map<string, number>();
+    const targets: string[] = [];
+    for (const name of ["a", "b"]) targets.push((await h.server((s) => s.add(Echo, named(name, counts)))).target);
+    const channel = h.channel(targets, { loadBalancingPolicy: "test_last_ready" });
+    const echo = createClient(Echo, channel);
+    await channel.waitForReady({ timeoutMs: 2000 });
+    // Calls go to "a" while only it is connected, then to "b" for good.
+    for (let i = 0; i < 100 && (await echo.unaryEcho({})).message !== "b"; i++) await sleep(10);
+    counts.clear();
+    for (let i = 0; i < 10; i++) await echo.unaryEcho({});
+    assert.deepEqual([...counts], [["b", 10]]);
+    assert.throws(() => h.channel(targets, { loadBalancingPolicy: "no_such_policy" }), /known: pick_first, round_robin, test_last_ready/);
   });
 
   test("pick_first sends every call to the first reachable address", async () => {
