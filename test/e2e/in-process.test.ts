@@ -24,10 +24,12 @@ describe("the in-process transport", () => {
 
   test("a server that never listened answers, and handlers see the peer as in-process", async () => {
     let peer = "";
+    let tls: unknown = "unset";
     const { server, target } = await h.server((s) =>
       s.add(Echo, {
         async unaryEcho(req, ctx) {
           peer = ctx.peer;
+          tls = ctx.tls;
           return { message: req.message };
         },
       }),
@@ -35,6 +37,7 @@ describe("the in-process transport", () => {
     const echo = h.client(Echo, target);
     assert.equal((await echo.unaryEcho({ message: "hi" })).message, "hi");
     assert.equal(peer, "in-process");
+    assert.equal(tls, undefined);
     assert.equal(server.activeCalls, 0);
   });
 
