@@ -14,18 +14,10 @@ import { Code, createClient, RpcError } from "../../src/index.js";
 import { chunkToProto, sendChunks, type ChunkSink, type TransferProgress } from "../../src/transfer/index.js";
 import { collect, useHarness } from "../support/harness.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";
+import { rejectsWith } from "../support/assertions.js";
 
 const MiB = 1024 * 1024;
 const hex = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
-
-function rejectsWith(code: Code, pattern: RegExp) {
-  return (e: unknown) => {
-    assert.ok(e instanceof RpcError, String(e));
-    assert.equal(e.code, code, e.message);
-    assert.match(e.rawMessage, pattern);
-    return true;
-  };
-}
 
 describe("alexandria example", () => {
   const h = useHarness();

@@ -10,14 +10,7 @@ import { Code, createClient, createPushable, createServer, registerBalancer, rou
 import { eventually, transports, useHarness } from "../support/harness.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";
 import type { HedgingPolicyJson } from "../../src/channel/service-config.js";
-
-function code(c: Code) {
-  return (e: unknown) => {
-    assert.ok(e instanceof RpcError, String(e));
-    assert.equal(e.code, c, e.message);
-    return true;
-  };
-}
+import { rejectsWith } from "../support/assertions.js";
 
 /** An Echo server that answers with its own name, so tests see which backend served a call. */
 function named(name: string, counts: Map<string, number>): ServiceImpl<typeof Echo> {
@@ -175,7 +168,7 @@ describe("connectivity", () => {
     const echo = h.client(Echo, `127.0.0.1:${port}`, { backoff: fastBackoff });
     const start = Date.now();
     await assert.rejects(echo.unaryEcho({}), (e: unknown) => {
-      code(Code.Unavailable)(e);
+      rejectsWith(Code.Unavailable)(e);
       assert.match((e as RpcError).rawMessage, new RegExp(`127.0.0.1:${port}.*ECONNREFUSED`));
       return true;
     });
@@ -200,7 +193,7 @@ describe("connectivity", () => {
     const port = await freePort();
     const echo = h.client(Echo, `127.0.0.1:${port}`, { backoff: fastBackoff });
     const start = Date.now();
-    await assert.rejects(echo.unaryEcho({}, { waitForReady: true, timeoutMs: 200 }), code(Code.DeadlineExceeded));
+    await assert.rejects(echo.unaryEcho({}, { waitForReady: true, timeoutMs: 200 }), rejectsWith(Code.DeadlineExceeded));
     assert.ok(Date.now() - start < 1000);
   });
 
@@ -246,7 +239,7 @@ describe("connectivity", () => {
       assert.equal((await it.next()).value?.message, "started");
       proxy.blackhole();
       const start = Date.now();
-      await assert.rejects(it.next(), code(Code.Unavailable));
+      await assert.rejects(it.next(), rejectsWith(Code.Unavailable));
       const took = Date.now() - start;
       assert.ok(took < 1000, `detected after ${took} ms`);
       proxy.restore();
@@ -324,7 +317,7 @@ for (const transport of transports) describe(`retries (gRFC A6) (${transport})`,
       }),
     );
     const echo = h.client(Echo, target, { serviceConfig: policy(3) });
-    await assert.rejects(echo.unaryEcho({}), (e: unknown) => (code(Code.Unavailable)(e), assert.equal((e as RpcError).rawMessage, "attempt 3"), true));
+    await assert.rejects(echo.unaryEcho({}), (e: unknown) => (rejectsWith(Code.Unavailable)(e), assert.equal((e as RpcError).rawMessage, "attempt 3"), true));
     assert.equal(calls, 3);
   });
 
@@ -332,7 +325,7 @@ for (const transport of transports) describe(`retries (gRFC A6) (${transport})`,
     let calls = 0;
     const { target } = await h.server((s) => s.add(Echo, { unaryEcho: () => (calls++, Promise.reject(new RpcError(Code.Internal, "no"))) }));
     const echo = h.client(Echo, target, { serviceConfig: policy(5) });
-    await assert.rejects(echo.unaryEcho({}), code(Code.Internal));
+    await assert.rejects(echo.unaryEcho({}), rejectsWith(Code.Internal));
     assert.equal(calls, 1);
   });
 
@@ -353,7 +346,7 @@ for (const transport of transports) describe(`retries (gRFC A6) (${transport})`,
       (async () => {
         for await (const r of echo.serverStreamingEcho({})) got.push(r.message);
       })(),
-      code(Code.Unavailable),
+      rejectsWith(Code.Unavailable),
     );
     assert.deepEqual(got, ["one"]);
     assert.equal(calls, 1);
@@ -389,10 +382,10 @@ for (const transport of transports) describe(`retries (gRFC A6) (${transport})`,
     const { parseRetryPolicy } = await import("../../src/index.js");
     const echo = h.client(Echo, target, { serviceConfig: policy(4) });
     const retryPolicy = parseRetryPolicy({ maxAttempts: 2, initialBackoff: "0.01s", maxBackoff: "0.01s", backoffMultiplier: 1, retryableStatusCodes: [14] });
-    await assert.rejects(echo.unaryEcho({}, { retryPolicy }), code(Code.Unavailable));
+    await assert.rejects(echo.unaryEcho({}, { retryPolicy }), rejectsWith(Code.Unavailable));
     assert.equal(calls, 2);
     calls = 0;
-    await assert.rejects(echo.unaryEcho({}, { retryPolicy: null }), code(Code.Unavailable));
+    await assert.rejects(echo.unaryEcho({}, { retryPolicy: null }), rejectsWith(Code.Unavailable));
     assert.equal(calls, 1);
   });
 
@@ -416,10 +409,10 @@ for (const transport of transports) describe(`retries (gRFC A6) (${transport})`,
     const { target } = await h.server((s) => s.add(Echo, { unaryEcho: () => (calls++, Promise.reject(new RpcError(Code.Unavailable, "x"))) }));
     const echo = h.client(Echo, target, { serviceConfig: { ...policy(5), retryThrottling: { maxTokens: 4, tokenRatio: 0.1 } } });
     // Tokens: 4 → each failed attempt takes one; retries stop at <= 2.
-    await assert.rejects(echo.unaryEcho({}), code(Code.Unavailable));
+    await assert.rejects(echo.unaryEcho({}), rejectsWith(Code.Unavailable));
     assert.equal(calls, 2);
     calls = 0;
-    await assert.rejects(echo.unaryEcho({}), code(Code.Unavailable));
+    await assert.rejects(echo.unaryEcho({}), rejectsWith(Code.Unavailable));
     assert.equal(calls, 1);
   });
 });

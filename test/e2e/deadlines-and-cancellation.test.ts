@@ -5,14 +5,7 @@ import { Echo } from "../../gen/echo/echo_pb.js";
 import { Code, RpcError, createPushable, type HandlerContext } from "../../src/index.js";
 import { collect, eventually, transports, useHarness } from "../support/harness.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";
-
-function code(c: Code) {
-  return (e: unknown) => {
-    assert.ok(e instanceof RpcError, String(e));
-    assert.equal(e.code, c, e.message);
-    return true;
-  };
-}
+import { rejectsWith } from "../support/assertions.js";
 
 /** A handler body that waits until its call is aborted and records when and why. */
 function abortRecorder() {
@@ -74,7 +67,7 @@ for (const transport of transports) describe(`deadlines (${transport})`, () => {
     );
     const echo = h.client(Echo, target);
     const start = Date.now();
-    await assert.rejects(echo.unaryEcho({}, { timeoutMs: 100 }), code(Code.DeadlineExceeded));
+    await assert.rejects(echo.unaryEcho({}, { timeoutMs: 100 }), rejectsWith(Code.DeadlineExceeded));
     const elapsed = Date.now() - start;
     assert.ok(elapsed >= 95 && elapsed < 1000, `failed after ${elapsed} ms`);
     await eventually(() => rec.abortedAt > 0, 1000, "the handler's signal");
@@ -101,10 +94,10 @@ for (const transport of transports) describe(`deadlines (${transport})`, () => {
       (async () => {
         for await (const r of echo.serverStreamingEcho({}, { deadline: Date.now() + 150 })) got.push(r.message);
       })(),
-      code(Code.DeadlineExceeded),
+      rejectsWith(Code.DeadlineExceeded),
     );
     assert.ok(got.length >= 3, `got ${got.length} messages before the deadline`);
-    await assert.rejects(collect(echo.serverStreamingEcho({}, { deadline: Date.now() - 1 })), code(Code.DeadlineExceeded));
+    await assert.rejects(collect(echo.serverStreamingEcho({}, { deadline: Date.now() - 1 })), rejectsWith(Code.DeadlineExceeded));
     assert.equal(called, 1);
   });
 });
@@ -128,7 +121,7 @@ for (const transport of transports) describe(`cancellation (${transport})`, () =
     await eventually(() => rec.ctx !== undefined, 1000, "the handler to start");
     const abortedAt = Date.now();
     ac.abort();
-    await assert.rejects(call, code(Code.Canceled));
+    await assert.rejects(call, rejectsWith(Code.Canceled));
     await eventually(() => rec.abortedAt > 0, 1000, "the handler's signal");
     // Promptly, not at some timeout: generous for a loaded CI machine (51 ms seen under load).
     assert.ok(rec.abortedAt - abortedAt < 250, `server saw the cancel after ${rec.abortedAt - abortedAt} ms`);
@@ -140,7 +133,7 @@ for (const transport of transports) describe(`cancellation (${transport})`, () =
     let called = 0;
     const { target } = await h.server((s) => s.add(Echo, { unaryEcho: () => (called++, {}) }));
     const echo = h.client(Echo, target);
-    await assert.rejects(echo.unaryEcho({}, { signal: AbortSignal.abort() }), code(Code.Canceled));
+    await assert.rejects(echo.unaryEcho({}, { signal: AbortSignal.abort() }), rejectsWith(Code.Canceled));
     assert.equal(called, 0);
   });
 
@@ -165,7 +158,7 @@ for (const transport of transports) describe(`cancellation (${transport})`, () =
     await requests.push({ message: "1" });
     assert.equal((await it.next()).value?.message, "1");
     ac.abort();
-    await assert.rejects(it.next(), code(Code.Canceled));
+    await assert.rejects(it.next(), rejectsWith(Code.Canceled));
     await eventually(() => handlerError !== undefined, 1000, "the handler to see the cancel");
     assert.equal((handlerError as RpcError).code, Code.Canceled);
   });
@@ -187,7 +180,7 @@ for (const transport of transports) describe(`cancellation (${transport})`, () =
       const it = echo.serverStreamingEcho({})[Symbol.asyncIterator]();
       assert.equal((await it.next()).value?.message, "first");
       proxy.cut();
-      await assert.rejects(it.next(), code(Code.Unavailable));
+      await assert.rejects(it.next(), rejectsWith(Code.Unavailable));
       await eventually(() => rec.abortedAt > 0, 1000, "the handler's signal");
       assert.equal((rec.reason as RpcError).code, Code.Canceled);
       // The channel reconnects for the next call.
@@ -213,7 +206,7 @@ for (const transport of transports) describe(`cancellation (${transport})`, () =
     const it = echo.serverStreamingEcho({})[Symbol.asyncIterator]();
     assert.equal((await it.next()).value?.message, "first");
     server.forceShutdown();
-    await assert.rejects(it.next(), code(Code.Unavailable));
+    await assert.rejects(it.next(), rejectsWith(Code.Unavailable));
     await eventually(() => rec.abortedAt > 0, 1000, "the handler's signal");
     assert.equal((rec.reason as RpcError).code, Code.Unavailable);
   });

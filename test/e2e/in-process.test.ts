@@ -4,20 +4,12 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Echo } from "../../gen/echo/echo_pb.js";
 import { Code, createClient, createInProcessChannel, createServer, RpcError, silentLogger, type Server } from "../../src/index.js";
 import { collect, eventually, useHarness } from "../support/harness.js";
+import { rejectsWith } from "../support/assertions.js";
 
 // What the in-process transport must do that the suites run over both transports (call kinds,
 // flow control, deadlines, cancellation, interceptors, retries, hedging, health, reflection)
 // do not already show: what a server that never listened, its shutdown, and a call that is
 // answered before it begins look like without a socket.
-
-function rejectsWith(code: Code, message?: RegExp) {
-  return (e: unknown) => {
-    assert.ok(e instanceof RpcError, String(e));
-    assert.equal(e.code, code, e.message);
-    if (message !== undefined) assert.match(e.message, message);
-    return true;
-  };
-}
 
 describe("the in-process transport", () => {
   const h = useHarness({ transport: "in-process" });

@@ -10,18 +10,10 @@ import type { AddressInfo } from "node:net";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Echo } from "../../gen/echo/echo_pb.js";
-import { Code, createClient, createPushable, RpcError, type Channel, type ConnectivityState } from "../../src/index.js";
+import { Code, createClient, createPushable, type Channel, type ConnectivityState } from "../../src/index.js";
 import { useHarness } from "../support/harness.js";
 import { startDroppedSynsHost, startEarlyAnswerServer, startFaultProxy, startSilentPeer } from "../support/faults/index.js";
-
-function code(c: Code, pattern?: RegExp) {
-  return (e: unknown) => {
-    assert.ok(e instanceof RpcError, String(e));
-    assert.equal(e.code, c, e.message);
-    if (pattern !== undefined) assert.match(e.message, pattern);
-    return true;
-  };
-}
+import { rejectsWith } from "../support/assertions.js";
 
 /** Records every state the channel passes through, until `stop` aborts. */
 function watchStates(channel: Channel, stop: AbortSignal): ConnectivityState[] {
@@ -52,7 +44,7 @@ describe("connecting to a host that is not there", () => {
       const states = watchStates(channel, stop.signal);
       const echo = createClient(Echo, channel);
       const start = Date.now();
-      await assert.rejects(echo.unaryEcho({ message: "x" }), code(Code.Unavailable, /timed out after 500 ms/));
+      await assert.rejects(echo.unaryEcho({ message: "x" }), rejectsWith(Code.Unavailable, /timed out after 500 ms/));
       const took = Date.now() - start;
       t.diagnostic(`dropped SYNs: fail-fast call UNAVAILABLE after ${took} ms (connect timeout 500 ms)`);
       assert.ok(took >= 450 && took < 2500, `failed after ${took} ms`);
@@ -63,7 +55,7 @@ describe("connecting to a host that is not there", () => {
       assert.ok(connecting >= 2 && failures >= 2, `states: ${states.join(" → ")}`);
       // A deadline bounds a waitForReady call even while the attempt is stuck.
       const d = Date.now();
-      await assert.rejects(echo.unaryEcho({ message: "x" }, { waitForReady: true, timeoutMs: 200 }), code(Code.DeadlineExceeded));
+      await assert.rejects(echo.unaryEcho({ message: "x" }, { waitForReady: true, timeoutMs: 200 }), rejectsWith(Code.DeadlineExceeded));
       assert.ok(Date.now() - d < 1000);
     } finally {
       stop.abort();
@@ -78,7 +70,7 @@ describe("connecting to a host that is not there", () => {
     await proxy.close();
     const echo = h.client(Echo, target, { backoff: shortConnect });
     const start = Date.now();
-    await assert.rejects(echo.unaryEcho({ message: "x" }), code(Code.Unavailable, /ECONNREFUSED/));
+    await assert.rejects(echo.unaryEcho({ message: "x" }), rejectsWith(Code.Unavailable, /ECONNREFUSED/));
     t.diagnostic(`server down (connection refused): UNAVAILABLE after ${Date.now() - start} ms`);
     assert.ok(Date.now() - start < 1000);
   });
@@ -91,7 +83,7 @@ describe("connecting to a host that is not there", () => {
       const states = watchStates(channel, stop.signal);
       const echo = createClient(Echo, channel);
       const start = Date.now();
-      await assert.rejects(echo.unaryEcho({ message: "x" }), code(Code.Unavailable, /did not send its HTTP\/2 settings/));
+      await assert.rejects(echo.unaryEcho({ message: "x" }), rejectsWith(Code.Unavailable, /did not send its HTTP\/2 settings/));
       const took = Date.now() - start;
       t.diagnostic(`silent peer: fail-fast call UNAVAILABLE after ${took} ms (connect timeout 500 ms)`);
       assert.ok(took >= 450 && took < 2500, `failed after ${took} ms`);
@@ -129,7 +121,7 @@ describe("a large request beside small calls", () => {
       const start = Date.now();
       const refused = echo.unaryEcho({ message: big }, { metadata: { "x-big": "1" } });
       const small = smallCalls(echo, 20);
-      await assert.rejects(refused, code(Code.ResourceExhausted, /message too large/));
+      await assert.rejects(refused, rejectsWith(Code.ResourceExhausted, /message too large/));
       const took = Date.now() - start;
       t.diagnostic(`early answer to a 100 MiB request: RESOURCE_EXHAUSTED after ${took} ms`);
       // The target is 1 s (measured 240–280 ms alone); the figure includes serializing 100 MiB,
@@ -147,12 +139,12 @@ describe("a large request beside small calls", () => {
     try {
       const echo = h.client(Echo, server.target);
       const start = Date.now();
-      await assert.rejects(echo.unaryEcho({ message: big }), code(Code.ResourceExhausted));
+      await assert.rejects(echo.unaryEcho({ message: big }), rejectsWith(Code.ResourceExhausted));
       assert.ok(Date.now() - start < 3000); // as above: serializing 100 MiB is in the figure
       // A streaming call refused early ends too, and stops pulling its requests.
       const requests = createPushable<{ message: string }>();
       requests.push({ message: big });
-      await assert.rejects(echo.clientStreamingEcho(requests), code(Code.ResourceExhausted));
+      await assert.rejects(echo.clientStreamingEcho(requests), rejectsWith(Code.ResourceExhausted));
       requests.end();
     } finally {
       await server.close();
@@ -167,7 +159,7 @@ describe("a large request beside small calls", () => {
       const start = Date.now();
       const refused = echo.unaryEcho({ message: big }, { metadata: { "x-big": "1" }, timeoutMs: 10_000 });
       const small = smallCalls(echo, 20);
-      await assert.rejects(refused, code(Code.ResourceExhausted));
+      await assert.rejects(refused, rejectsWith(Code.ResourceExhausted));
       assert.ok(Date.now() - start < 3000); // serializing 100 MiB is in the figure (see above)
       await small;
     } finally {
@@ -180,7 +172,7 @@ describe("a large request beside small calls", () => {
     const echo = h.client(Echo, target);
     await echo.unaryEcho({ message: "warm" });
     const start = Date.now();
-    await assert.rejects(echo.unaryEcho({ message: big }), code(Code.ResourceExhausted, /maxReceiveMessageBytes/));
+    await assert.rejects(echo.unaryEcho({ message: big }), rejectsWith(Code.ResourceExhausted, /maxReceiveMessageBytes/));
     const took = Date.now() - start;
     t.diagnostic(`100 MiB request over a Rill server's 4 MiB limit: RESOURCE_EXHAUSTED after ${took} ms`);
     assert.ok(took < 3000, `took ${took} ms`); // 138 ms alone, 502 ms in a full run; serializing 100 MiB is in it
@@ -288,7 +280,7 @@ describe("a connection that dies mid-stream", () => {
       assert.equal((await it.next()).value?.message, "started");
       proxy.blackhole();
       const start = Date.now();
-      await assert.rejects(it.next(), code(Code.Unavailable));
+      await assert.rejects(it.next(), rejectsWith(Code.Unavailable));
       t.diagnostic(`blackhole mid-stream: UNAVAILABLE after ${Date.now() - start} ms (keepalive 200 ms + 200 ms)`);
       assert.ok(Date.now() - start < 2000);
     } finally {
@@ -318,7 +310,7 @@ describe("errors that say what happened", () => {
           /* none */
         }
       })(),
-      code(Code.Unavailable, /ENHANCE_YOUR_CALM.*too_many_pings.*keepalive/s),
+      rejectsWith(Code.Unavailable, /ENHANCE_YOUR_CALM.*too_many_pings.*keepalive/s),
     );
     t.diagnostic(`too_many_pings: call failed after ${Date.now() - start} ms`);
   });
@@ -384,7 +376,7 @@ describe("a server that resets a call it is still receiving", () => {
     try {
       const echo = h.client(Echo, `127.0.0.1:${port}`);
       const start = Date.now();
-      await assert.rejects(echo.unaryEcho({ message: "x".repeat(8 * 1024 * 1024) }), code(Code.Internal, /without sending a status/));
+      await assert.rejects(echo.unaryEcho({ message: "x".repeat(8 * 1024 * 1024) }), rejectsWith(Code.Internal, /without sending a status/));
       assert.ok(Date.now() - start < 3000, `took ${Date.now() - start} ms`);
     } finally {
       for (const s of sessions) s.destroy();

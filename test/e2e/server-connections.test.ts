@@ -11,14 +11,7 @@ import { Echo } from "../../gen/echo/echo_pb.js";
 import { Code, RpcError, createServer, type HandlerContext } from "../../src/index.js";
 import { eventually, useHarness } from "../support/harness.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";
-
-function code(c: Code) {
-  return (e: unknown) => {
-    assert.ok(e instanceof RpcError, String(e));
-    assert.equal(e.code, c, e.message);
-    return true;
-  };
-}
+import { rejectsWith } from "../support/assertions.js";
 
 /** Resolves when `ctx.signal` aborts, with the abort's RpcError code. */
 function aborted(ctx: HandlerContext): Promise<Code | undefined> {
@@ -237,7 +230,7 @@ describe("connection idleness and age", () => {
       (async () => {
         for await (const r of echo.serverStreamingEcho({ message: "x" })) got.push(r.message);
       })(),
-      code(Code.Unavailable),
+      rejectsWith(Code.Unavailable),
     );
     const took = Date.now() - start;
     assert.deepEqual(got, ["first"]);
@@ -287,7 +280,7 @@ describe("graceful shutdown", () => {
     assert.equal((await it.next()).value?.message, "first");
     const start = Date.now();
     const done = server.shutdown({ graceMs: 200 });
-    await assert.rejects(it.next(), code(Code.Unavailable));
+    await assert.rejects(it.next(), rejectsWith(Code.Unavailable));
     assert.equal(await seen.abortCode, Code.Unavailable);
     await done;
     const took = Date.now() - start;
@@ -302,7 +295,7 @@ describe("graceful shutdown", () => {
     assert.equal(c.goaways[0]?.code, constants.NGHTTP2_NO_ERROR);
     await done;
     const echo = h.client(Echo, target);
-    await assert.rejects(echo.unaryEcho({}), code(Code.Unavailable));
+    await assert.rejects(echo.unaryEcho({}), rejectsWith(Code.Unavailable));
   });
 
   test("forceShutdown cancels running calls at once", async () => {
@@ -313,7 +306,7 @@ describe("graceful shutdown", () => {
     await it.next();
     const done = server.shutdown();
     server.forceShutdown();
-    await assert.rejects(it.next(), code(Code.Unavailable));
+    await assert.rejects(it.next(), rejectsWith(Code.Unavailable));
     assert.equal(await seen.abortCode, Code.Unavailable);
     await done;
   });
@@ -351,7 +344,7 @@ describe("server keepalive", () => {
       assert.equal(await seen.abortCode, Code.Unavailable);
       const took = Date.now() - start;
       assert.ok(took < 600, `detected after ${took} ms (time 100 + timeout 100)`);
-      await assert.rejects(it.next(), code(Code.Unavailable));
+      await assert.rejects(it.next(), rejectsWith(Code.Unavailable));
     } finally {
       await proxy.close();
     }

@@ -6,17 +6,9 @@ import { Echo } from "../../gen/echo/echo_pb.js";
 import { RouteGuide } from "../../gen/routeguide/route_guide_pb.js";
 import { Code, Metadata, RpcError, createChannel, createClient, silentLogger } from "../../src/index.js";
 import { collect, from, useHarness } from "../support/harness.js";
+import { rejectsWith } from "../support/assertions.js";
 
 const allBytes = Uint8Array.from({ length: 256 }, (_, i) => i);
-
-function rejectsWith(code: Code, message?: RegExp) {
-  return (e: unknown) => {
-    assert.ok(e instanceof RpcError, `expected RpcError, got ${String(e)}`);
-    assert.equal(e.code, code, `expected code ${code}, got ${e.code}: ${e.rawMessage}`);
-    if (message !== undefined) assert.match(e.rawMessage, message);
-    return true;
-  };
-}
 
 describe("status codes and error mapping", () => {
   const h = useHarness();

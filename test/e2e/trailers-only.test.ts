@@ -13,15 +13,7 @@ import { Code, RpcError } from "../../src/index.js";
 import { encodeFrame } from "../../src/protocol/index.js";
 import { grpcJsServices } from "../interop/fixtures/grpc-js-protos.js";
 import { useHarness } from "../support/harness.js";
-
-function rejectsWith(code: Code, message?: RegExp) {
-  return (e: unknown) => {
-    assert.ok(e instanceof RpcError, `expected RpcError, got ${String(e)}`);
-    assert.equal(e.code, code, `expected code ${code}, got ${e.code}: ${e.rawMessage}`);
-    if (message !== undefined) assert.match(e.rawMessage, message);
-    return true;
-  };
-}
+import { rejectsWith } from "../support/assertions.js";
 
 /** A unary call from grpc-js; resolves with the status it ends with. */
 function grpcJsUnary(target: string, method: "unaryEcho" | "serverStreamingEcho"): Promise<grpc.ServiceError> {
