@@ -62,7 +62,9 @@ function envOptions<T>(name: string): T {
 }
 
 export const startServer: StartServer = async (hooks) => {
-  const server = createServer(envOptions<ServerOptions>("BENCH_RILL_SERVER"));
+  // The idle-streams scenario opens 10,000 streams on one connection: a server meant for that
+  // raises maxConcurrentStreams (default 100 since the hardening; the others are unlimited).
+  const server = createServer({ maxConcurrentStreams: 100_000, ...envOptions<ServerOptions>("BENCH_RILL_SERVER") });
   server.add(BenchService, {
     unary: (req) => ({ data: req.data }),
     serverStream(req, ctx) {

@@ -95,13 +95,28 @@ export interface Channel {
   readonly target: string;
   /** The `:authority` sent with calls. */
   readonly authority: string;
-  readonly options: ResolvedChannelOptions;
   /** The channel's connectivity state. */
   readonly state: ConnectivityState;
   /** Resolves with the new state once it differs from `from` (rejects if `signal` aborts). */
   waitForStateChange(from: ConnectivityState, signal?: AbortSignal): Promise<ConnectivityState>;
   /** Connects if idle and resolves once READY; rejects on timeout/abort or when the channel is closed. */
   waitForReady(options?: { signal?: AbortSignal; timeoutMs?: number }): Promise<void>;
+  /**
+   * The keepalive interval in force: `keepalive.timeMs`, doubled each time a server answered
+   * with GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings"), as grpc-go does. Infinity when off. Public
+   * because it is what an operator needs to see when a server throttles the pings.
+   */
+  readonly keepaliveTimeMs: number;
+  /** Closes every connection; calls still running finish on them. Calls after this fail. */
+  close(): void;
+}
+
+/**
+ * @internal What the call layer needs of a channel beyond its public face: kept off `Channel`
+ * so that users see (and may rely on) only what is theirs. Reached with `callChannelOf()`.
+ */
+export interface CallChannel extends Channel {
+  readonly options: ResolvedChannelOptions;
   /**
    * Chooses the subchannel for a call. Synchronous when one is ready; otherwise waits while
    * connecting, and in TRANSIENT_FAILURE fails with UNAVAILABLE unless `waitForReady`.
@@ -112,13 +127,15 @@ export interface Channel {
   methodConfig(service: string, method: string): MethodConfig | undefined;
   /** The channel's retry token bucket, when the service config sets retryThrottling. */
   readonly retryThrottle: RetryThrottle | undefined;
-  /**
-   * The keepalive interval in force: `keepalive.timeMs`, doubled each time a server answered
-   * with GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings"), as grpc-go does. Infinity when off.
-   */
-  readonly keepaliveTimeMs: number;
-  /** Closes every connection; calls still running finish on them. Calls after this fail. */
-  close(): void;
+}
+
+const kCallChannel = Symbol("rill.callChannel");
+
+/** @internal The call layer's view of `channel`; a channel not made by Rill is refused clearly. */
+export function callChannelOf(channel: Channel): CallChannel {
+  const inner = (channel as { [kCallChannel]?: CallChannel })[kCallChannel];
+  if (inner === undefined) throw new TypeError("createClient: the channel must come from createChannel() or createInProcessChannel()");
+  return inner;
 }
 
 const userAgent = `grpc-node-rill/0.1.0`;
@@ -169,7 +186,11 @@ function resolveChannelOptions(options: ChannelOptions): ResolvedChannelOptions 
   };
 }
 
-class Http2Channel implements Channel {
+class Http2Channel implements CallChannel {
+  get [kCallChannel](): CallChannel {
+    return this;
+  }
+
   state: ConnectivityState = "IDLE";
   readonly authority: string;
   readonly retryThrottle: RetryThrottle | undefined;

@@ -1,5 +1,5 @@
 import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
-import type { Channel } from "../channel/channel.js";
+import type { CallChannel } from "../channel/channel.js";
 import { decideHedge, decideRetry } from "./retry-decision.js";
 import { startTimer, type LongTimer } from "../timer.js";
 import type { HedgingPolicy } from "../channel/service-config.js";
@@ -32,7 +32,7 @@ export type Requests = { readonly single: unknown } | { readonly stream: AsyncIt
  * how requests go in and how many responses come out.
  */
 export function startCall(
-  channel: Channel,
+  channel: CallChannel,
   method: DescMethod,
   codec: Codec,
   requests: Requests,
@@ -48,7 +48,7 @@ export function startCall(
  * response message or more than one. No response queue: the one message is kept as it arrives and
  * decoded when the status is in, which saves the queue's promises and reads on every call.
  */
-export function startSingleResponseCall(channel: Channel, method: DescMethod, codec: Codec, requests: Requests, options: CallOptions): Promise<unknown> {
+export function startSingleResponseCall(channel: CallChannel, method: DescMethod, codec: Codec, requests: Requests, options: CallOptions): Promise<unknown> {
   const call = new ClientCall(channel, method, codec, options, true);
   call.start(requests);
   return call.result!;
@@ -108,7 +108,7 @@ class ClientCall implements QueueSource {
   private idle: IdleTimer | undefined;
 
   constructor(
-    readonly channel: Channel,
+    readonly channel: CallChannel,
     readonly method: DescMethod,
     readonly codec: Codec,
     readonly options: CallOptions,
@@ -803,7 +803,7 @@ class Attempt {
 const noHeaders: StreamHeaders = Object.freeze({});
 
 /** A call's request headers before metadata, compression and timeouts: a new object the caller may add to. */
-function requestHeaders(channel: Channel, method: DescMethod, codec: Codec): StreamHeaders {
+function requestHeaders(channel: CallChannel, method: DescMethod, codec: Codec): StreamHeaders {
   const h: StreamHeaders = {
     ":method": "POST",
     ":scheme": channel.options.credentials.secure ? "https" : "http",
@@ -817,10 +817,10 @@ function requestHeaders(channel: Channel, method: DescMethod, codec: Codec): Str
   return h;
 }
 
-const plainHeaders = new WeakMap<Channel, WeakMap<DescMethod, Map<string, StreamHeaders>>>();
+const plainHeaders = new WeakMap<CallChannel, WeakMap<DescMethod, Map<string, StreamHeaders>>>();
 
 /** The request headers of a call with no metadata, compression or idle timeout, made once per channel, method and codec (node copies them). */
-function plainRequestHeaders(channel: Channel, method: DescMethod, codec: Codec): StreamHeaders {
+function plainRequestHeaders(channel: CallChannel, method: DescMethod, codec: Codec): StreamHeaders {
   let byMethod = plainHeaders.get(channel);
   if (byMethod === undefined) plainHeaders.set(channel, (byMethod = new WeakMap()));
   let byCodec = byMethod.get(method);
@@ -832,7 +832,7 @@ function plainRequestHeaders(channel: Channel, method: DescMethod, codec: Codec)
 
 /** The outcome details of an attempt that ended OK (nothing to retry). */
 /** The channel's message rules for one codec, made once per channel and codec. */
-function channelSide(channel: Channel, codec: Codec): MessageSide {
+function channelSide(channel: CallChannel, codec: Codec): MessageSide {
   let byCodec = channelSides.get(channel);
   if (byCodec === undefined) channelSides.set(channel, (byCodec = new Map()));
   let side = byCodec.get(codec);
@@ -850,7 +850,7 @@ function channelSide(channel: Channel, codec: Codec): MessageSide {
   }
   return side;
 }
-const channelSides = new WeakMap<Channel, Map<Codec, MessageSide>>();
+const channelSides = new WeakMap<CallChannel, Map<Codec, MessageSide>>();
 
 /** How close to its idle timeout a call counts as idle when the server's timer beats ours. */
 const idleSlackMs = 25;

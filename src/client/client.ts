@@ -1,5 +1,5 @@
 import type { DescMessage, DescMethod, DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
-import type { Channel } from "../channel/channel.js";
+import { callChannelOf, type Channel } from "../channel/channel.js";
 import { protoCodec, type Codec } from "../codec/codec.js";
 import type { CallOptions } from "./call-options.js";
 import { startCall, startSingleResponseCall } from "./call.js";
@@ -64,7 +64,8 @@ export interface ClientOptions {
 }
 
 /** Creates a typed client for `service` whose calls run on `channel`. */
-export function createClient<S extends DescService>(service: S, channel: Channel, options: ClientOptions = {}): Client<S> {
+export function createClient<S extends DescService>(service: S, publicChannel: Channel, options: ClientOptions = {}): Client<S> {
+  const channel = callChannelOf(publicChannel);
   const codec = options.codec ?? protoCodec;
   const defaults = options.defaults ?? {};
   const client: Record<string, unknown> = {};

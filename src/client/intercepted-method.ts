@@ -1,5 +1,5 @@
 import type { DescMethod } from "@bufbuild/protobuf";
-import type { Channel } from "../channel/channel.js";
+import type { CallChannel } from "../channel/channel.js";
 import { insecureCallCredentialsMessage, type CallCredentials } from "../channel/credentials.js";
 import type { Codec } from "../codec/codec.js";
 import { RpcError } from "../errors.js";
@@ -18,7 +18,7 @@ import { startCall, type Requests } from "./call.js";
  * path with no extra allocation or promise per message.
  */
 export function interceptedMethod(
-  channel: Channel,
+  channel: CallChannel,
   method: DescMethod,
   codec: Codec,
   interceptors: readonly Interceptor[],
@@ -49,7 +49,7 @@ export function interceptedMethod(
  */
 const callOptions = Symbol("rill.callOptions");
 
-function makeRequest(channel: Channel, method: DescMethod, path: string, input: unknown, single: boolean, options: CallOptions): CallRequest {
+function makeRequest(channel: CallChannel, method: DescMethod, path: string, input: unknown, single: boolean, options: CallOptions): CallRequest {
   let deadline = options.deadline;
   const timeoutMs = options.timeoutMs ?? channel.methodConfig(method.parent.typeName, method.name)?.timeoutMs;
   if (timeoutMs !== undefined) deadline = Math.min(deadline ?? Number.POSITIVE_INFINITY, Date.now() + timeoutMs);
@@ -77,7 +77,7 @@ function makeRequest(channel: Channel, method: DescMethod, path: string, input: 
 
 /** The end of the chain: call credentials, then the call itself. */
 async function startIntercepted(
-  channel: Channel,
+  channel: CallChannel,
   method: DescMethod,
   codec: Codec,
   path: string,
@@ -122,7 +122,7 @@ async function startIntercepted(
 }
 
 async function applyCallCredentials(
-  channel: Channel,
+  channel: CallChannel,
   method: DescMethod,
   path: string,
   request: CallRequest,

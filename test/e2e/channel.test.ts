@@ -517,3 +517,28 @@ for (const transport of transports) describe(`hedging (gRFC A6) (${transport})`,
     assert.deepEqual(got, ["a1-0", "a1-1", "a1-2"]);
   });
 });
+
+describe("the public channel", () => {
+  const h = useHarness();
+
+  test("exposes what users may rely on, and createClient refuses a channel Rill did not make", async () => {
+    const { target } = await h.server((s) => s.add(Echo, { unaryEcho: async (r) => ({ message: r.message }) }));
+    const channel = h.channel(target);
+    // The call layer's needs (pick, service config, throttle, resolved options) are not on its
+    // type: each line below fails to compile (and so the build) if one becomes public again.
+    const typeOnly = (c: typeof channel): unknown[] => [
+      // @ts-expect-error internal
+      c.pick,
+      // @ts-expect-error internal
+      c.methodConfig,
+      // @ts-expect-error internal
+      c.retryThrottle,
+      // @ts-expect-error internal
+      c.options,
+    ];
+    assert.equal(typeof typeOnly, "function");
+    assert.equal((await createClient(Echo, channel).unaryEcho({ message: "ok" })).message, "ok");
+    const lookalike = { target, authority: target, state: "READY" as const, keepaliveTimeMs: Infinity, close() {}, waitForReady: async () => {}, waitForStateChange: async () => "READY" as const };
+    assert.throws(() => createClient(Echo, lookalike), /must come from createChannel\(\) or createInProcessChannel\(\)/);
+  });
+});
