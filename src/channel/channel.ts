@@ -153,7 +153,7 @@ export function createChannel(target: string | readonly string[], options: Chann
     if (addresses.length === 0) throw new Error("createChannel: the address list is empty");
     parsed = { scheme: "static", host: "", port: 0, addresses, authority: addressKey(addresses[0]!) };
   }
-  return new Http2Channel(name, parsed, options, resolveChannelOptions(options), http2Subchannels);
+  return new RillChannel(name, parsed, options, resolveChannelOptions(options), http2Subchannels);
 }
 
 /**
@@ -162,7 +162,7 @@ export function createChannel(target: string | readonly string[], options: Chann
  */
 export function createChannelOver(name: string, addresses: readonly Address[], options: ChannelOptions, factory: SubchannelFactory): Channel {
   const parsed: Target = { scheme: "static", host: "", port: 0, addresses, authority: name };
-  return new Http2Channel(name, parsed, options, resolveChannelOptions(options), factory);
+  return new RillChannel(name, parsed, options, resolveChannelOptions(options), factory);
 }
 
 function resolveChannelOptions(options: ChannelOptions): ResolvedChannelOptions {
@@ -186,7 +186,8 @@ function resolveChannelOptions(options: ChannelOptions): ResolvedChannelOptions 
   };
 }
 
-class Http2Channel implements CallChannel {
+/** The one channel implementation; what its subchannels are (HTTP/2 or in-process) is its factory's choice. */
+class RillChannel implements CallChannel {
   get [kCallChannel](): CallChannel {
     return this;
   }

@@ -374,6 +374,7 @@ class RillServer implements Server {
     }
     // One pair of callbacks per connection, not per call (they were ~0.2 KB of every open call).
     const hooks = this.callHooks(connection);
+    if (connection === undefined) this.unconnectedCalls++;
     const call = new ServerCall(stream, headers, route, side, this.config, hooks);
     this.calls.add(call);
     connection?.callStarted(call);
@@ -389,7 +390,6 @@ class RillServer implements Server {
   /** The end-of-call and data-sent callbacks of calls on `connection`, made once per connection. */
   private callHooks(connection: ServerConnection | undefined): CallHooks {
     if (connection === undefined) {
-      this.unconnectedCalls++;
       return (this.noConnectionHooks ??= {
         onDone: (c) => {
           this.calls.delete(c);
