@@ -1,87 +1,17 @@
-import type { Compression } from "../codec/compression.js";
-import { builtinCompressions, compressionsByName } from "../codec/compression.js";
 import { RpcError } from "../errors.js";
-import { consoleLogger, type Logger } from "../logger.js";
 import { Code } from "../protocol/code.js";
-import { parseServiceConfig, RetryThrottle, type MethodConfig, type ServiceConfig, type ServiceConfigJson } from "./service-config.js";
-import type { Interceptor } from "../interceptor.js";
-import { systemClock, type BackoffOptions, type Clock } from "./backoff.js";
-import { insecure, type ChannelCredentials } from "./credentials.js";
+import { parseServiceConfig, RetryThrottle, type MethodConfig, type ServiceConfig } from "./service-config.js";
+import { systemClock, type Clock } from "./backoff.js";
 import { balancerFactory, balancerNames, type Balancer, type Picker } from "./balancer.js";
 import type { ConnectivityState } from "./connectivity.js";
-import { KeepaliveState, type KeepaliveOptions } from "./keepalive.js";
-import { defaultResolver, staticResolver, type Resolver, type ResolverFactory } from "./resolver.js";
+import { KeepaliveState } from "./keepalive.js";
+import { defaultResolver, staticResolver, type Resolver } from "./resolver.js";
 import { http2Subchannels, type Subchannel, type SubchannelFactory } from "./subchannel.js";
-import { resolveWindowOptions, type ResolvedWindowOptions, type WindowOptions } from "../flow-control/window-options.js";
 import { addressKey, parseTarget, type Address, type Target } from "./target.js";
 import { startTimer, type LongTimer } from "../timer.js";
+import { resolveChannelOptions, type ChannelOptions, type ResolvedChannelOptions } from "./channel-options.js";
 
-/**
- * Options of `createChannel`. Every field has a documented default. Flow-control windows and BDP
- * probing of the channel's connections (what servers may send it) are described in `WindowOptions`.
- */
-export interface ChannelOptions extends WindowOptions {
-  /** Largest response message accepted, in bytes; larger → RESOURCE_EXHAUSTED. Default 4 MiB. */
-  maxReceiveMessageBytes?: number;
-  /** Largest request message sent, in bytes; larger → RESOURCE_EXHAUSTED. Default: no limit. */
-  maxSendMessageBytes?: number;
-  /** Unread response bytes buffered per call before reading from the server pauses. Default 256 KiB. */
-  receiveHighWaterMark?: number;
-  /** Request bytes buffered per call (not yet taken by HTTP/2) before the request iterable is no longer pulled. Default 256 KiB. */
-  sendHighWaterMark?: number;
-  /** Prepended to Rill's own `user-agent`. */
-  userAgent?: string;
-  /** Where connection problems are reported. Default: stderr. */
-  logger?: Logger;
-  /** Compressions accepted for responses (sent as grpc-accept-encoding). Default ["gzip", "deflate"]. */
-  acceptCompression?: string[];
-  /** Compression of request messages unless a call picks another. Default "identity". */
-  compression?: string;
-  /** "pick_first" (default) or "round_robin"; a service config's choice wins. */
-  loadBalancingPolicy?: string;
-  /** A gRPC service config (object or JSON): method timeouts, waitForReady, retries, throttling, LB policy. */
-  serviceConfig?: ServiceConfigJson | string;
-  /** Connection backoff (initial 1 s, ×1.6, jitter 0.2, max 120 s, min connect timeout 20 s). */
-  backoff?: BackoffOptions;
-  /**
-   * A channel with no call for this long goes IDLE: it closes its connections and stops
-   * resolving until the next call. 0 or Infinity: never. Default 1_800_000 (30 min, as grpc-js's
-   * `grpc.client_idle_timeout_ms` and grpc-go's `WithIdleTimeout`).
-   */
-  idleTimeoutMs?: number;
-  /** Client keepalive pings. Default off. */
-  keepalive?: KeepaliveOptions;
-  /** Replaces the resolver the target's scheme would get (e.g. a service registry). */
-  resolver?: ResolverFactory;
-  /** Bytes of request messages kept per call for replay on retry (A6 buffer). Default 256 KiB. */
-  retryBufferBytes?: number;
-  /** Time source for backoff; injectable for tests. Default Date.now. */
-  clock?: Clock;
-  /** How connections are secured: `insecure()` (h2c, the default) or `tls({ ca, cert, key, serverNameOverride })`. */
-  credentials?: ChannelCredentials;
-  /**
-   * Interceptors of every call made through clients on this channel, outside each client's own
-   * (first = outermost). They wrap the whole call, retries included. Default none.
-   */
-  interceptors?: readonly Interceptor[];
-}
-
-/** Channel options with every default filled in. */
-export interface ResolvedChannelOptions {
-  readonly maxReceiveMessageBytes: number;
-  readonly maxSendMessageBytes: number;
-  readonly receiveHighWaterMark: number;
-  readonly sendHighWaterMark: number;
-  readonly userAgent: string;
-  readonly logger: Logger;
-  readonly compressions: ReadonlyMap<string, Compression>;
-  readonly acceptEncoding: string;
-  readonly compression: string;
-  readonly retryBufferBytes: number;
-  readonly windows: ResolvedWindowOptions;
-  readonly credentials: ChannelCredentials;
-  readonly interceptors: readonly Interceptor[];
-}
+export type { ChannelOptions, ResolvedChannelOptions } from "./channel-options.js";
 
 /**
  * A channel: a virtual connection to a target, over any number of real ones.
@@ -138,8 +68,6 @@ export function callChannelOf(channel: Channel): CallChannel {
   return inner;
 }
 
-const userAgent = `grpc-node-rill/0.1.0`;
-
 /**
  * Creates a channel to `target`: `host:port`, `dns:///host:port`, `ipv4:a:p,b:p`,
  * `ipv6:[a]:p`, `unix:///path`, or an array of `host:port` strings (a static list).
@@ -165,26 +93,6 @@ export function createChannelOver(name: string, addresses: readonly Address[], o
   return new RillChannel(name, parsed, options, resolveChannelOptions(options), factory);
 }
 
-function resolveChannelOptions(options: ChannelOptions): ResolvedChannelOptions {
-  const compressions = compressionsByName(options.acceptCompression);
-  // The client can still send with any builtin it was asked to (the table's order is what it accepts).
-  for (const c of builtinCompressions) if (!compressions.has(c.name)) compressions.set(c.name, c);
-  return {
-    compressions,
-    acceptEncoding: (options.acceptCompression ?? ["gzip", "deflate"]).join(","),
-    compression: options.compression ?? "identity",
-    maxReceiveMessageBytes: options.maxReceiveMessageBytes ?? 4 * 1024 * 1024,
-    maxSendMessageBytes: options.maxSendMessageBytes ?? Number.POSITIVE_INFINITY,
-    receiveHighWaterMark: options.receiveHighWaterMark ?? 256 * 1024,
-    sendHighWaterMark: options.sendHighWaterMark ?? 256 * 1024,
-    userAgent: options.userAgent === undefined ? userAgent : `${options.userAgent} ${userAgent}`,
-    logger: options.logger ?? consoleLogger,
-    retryBufferBytes: options.retryBufferBytes ?? 256 * 1024,
-    windows: resolveWindowOptions(options),
-    credentials: options.credentials ?? insecure(),
-    interceptors: options.interceptors ?? [],
-  };
-}
 
 /** The one channel implementation; what its subchannels are (HTTP/2 or in-process) is its factory's choice. */
 class RillChannel implements CallChannel {
