@@ -1,24 +1,21 @@
 import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
 import type { CallChannel } from "../channel/channel.js";
-import { decideHedge, decideRetry } from "./retry-decision.js";
-import { startTimer, type LongTimer } from "../timer.js";
-import type { HedgingPolicy } from "../channel/service-config.js";
+import type { HedgingPolicy, RetryPolicy } from "../channel/service-config.js";
 import type { Codec } from "../codec/codec.js";
 import type { Compression } from "../codec/compression.js";
-import { decodeMessage, receiveLimitError, sendPayload, sendsCompressed, serializeMessage, type MessageSide } from "../codec/message-codec.js";
+import { decodeMessage, sendPayload, sendsCompressed, serializeMessage, type MessageSide } from "../codec/message-codec.js";
 import { IdleTimeoutError, RpcError } from "../errors.js";
-import { IdleTimer } from "../stream/idle-timer.js";
 import { Code } from "../protocol/code.js";
-import { encodeFrame, FrameDecoder, type Frame } from "../protocol/frame.js";
-import { contentTypeFor, parseContentType } from "../protocol/headers.js";
-import { Metadata, metadataFromHeaders, metadataToHeaders } from "../protocol/metadata.js";
-import { httpStatusToCode, parseStatus, rstCodeToCode, type Status } from "../protocol/status.js";
+import { encodeFrame, type Frame } from "../protocol/frame.js";
 import { formatTimeout } from "../protocol/timeout.js";
-import { FrameWriter } from "../stream/frame-writer.js";
-import { ResetCode, type ClientCallStream, type ClientTransport, type DataObserver, type IncomingStreamHeaders, type StreamHeaders } from "../transport/call-stream.js";
+import { IdleTimer } from "../stream/idle-timer.js";
 import { MessageQueue, type QueueSource } from "../stream/message-queue.js";
+import { startTimer, type LongTimer } from "../timer.js";
+import type { ClientTransport, StreamHeaders } from "../transport/call-stream.js";
+import { Attempt, type AttemptHost, type AttemptOutcome } from "./attempt.js";
 import type { CallOptions } from "./call-options.js";
-import type { RetryPolicy } from "../channel/service-config.js";
+import { callHeaders } from "./call-headers.js";
+import { decideHedge, decideRetry } from "./retry-decision.js";
 
 /** The request side of a call: exactly one message, or a stream of them. */
 export type Requests = { readonly single: unknown } | { readonly stream: AsyncIterable<unknown> };
@@ -28,8 +25,9 @@ export type Requests = { readonly single: unknown } | { readonly stream: AsyncIt
  *
  * The iterator yields every response message, then ends if the status is OK or throws the
  * RpcError of the status. Leaving it early (`break`, `return()`) cancels the call with
- * RST_STREAM(CANCEL). The same path serves all four kinds; the typed client only decides
- * how requests go in and how many responses come out.
+ * RST_STREAM(CANCEL). One ClientCall serves all four kinds: the typed client decides only
+ * whether one request or a stream goes in, and whether the responses come out as this
+ * iterator or as one promise (startSingleResponseCall).
  */
 export function startCall(
   channel: CallChannel,
@@ -63,7 +61,7 @@ export function startSingleResponseCall(channel: CallChannel, method: DescMethod
  * overflowed), the code is retryable, attempts remain, throttling allows and the deadline
  * has not passed. Request messages are kept for replay until the call commits.
  */
-class ClientCall implements QueueSource {
+class ClientCall implements QueueSource, AttemptHost {
   /** The responses of a streaming call; undefined for a call with one response (see `result`). */
   private readonly responses: MessageQueue<unknown> | undefined;
   /** The outcome of a call with one response. */
@@ -171,28 +169,19 @@ class ClientCall implements QueueSource {
     this.deadline = deadline;
     const compression = options.compression ?? channel.options.compression;
     const idle = options.idleTimeoutMs !== undefined && options.idleTimeoutMs > 0;
-    if (options.metadata === undefined && compression === "identity" && !idle) {
-      // Most calls send the same header block as every other call of their method.
-      this.baseHeaders = plainRequestHeaders(channel, this.method, this.codec);
-    } else {
-      try {
-        this.baseHeaders = requestHeaders(channel, this.method, this.codec);
-        if (options.metadata !== undefined) {
-          Object.assign(this.baseHeaders, metadataToHeaders(options.metadata instanceof Metadata ? options.metadata : new Metadata(options.metadata)));
-        }
-      } catch (e) {
-        this.finish(RpcError.from(e, Code.Internal));
-        return this.responses;
-      }
+    try {
+      this.baseHeaders = callHeaders(channel, this.method, this.codec, options.metadata, compression, idle ? options.idleTimeoutMs : undefined);
+    } catch (e) {
+      this.finish(RpcError.from(e, Code.Internal));
+      return this.responses;
     }
-    const { compressions } = channel.options;
     if (compression !== "identity") {
+      const { compressions } = channel.options;
       this.requestCompression = compressions.get(compression);
       if (this.requestCompression === undefined) {
         this.finish(new RpcError(Code.Internal, `unknown compression "${compression}" (known: ${[...compressions.keys()].join(", ")})`));
         return this.responses;
       }
-      this.baseHeaders["grpc-encoding"] = compression;
     }
     if (deadline !== undefined) {
       const remaining = deadline - Date.now();
@@ -206,7 +195,6 @@ class ClientCall implements QueueSource {
     }
     options.signal?.addEventListener("abort", this.onAbort, { once: true });
     if (idle) {
-      this.baseHeaders["rill-idle-timeout-ms"] = String(Math.ceil(options.idleTimeoutMs!));
       this.idle = new IdleTimer(options.idleTimeoutMs!, (reason) => this.cancel(reason));
     }
 
@@ -364,7 +352,7 @@ class ClientCall implements QueueSource {
   }
 
   /** An attempt ended. Decides between finishing the call and another attempt. */
-  attemptEnded(attempt: Attempt, error: RpcError | undefined, info: { refused: boolean; pushbackMs: number | undefined }): void {
+  attemptEnded(attempt: Attempt, error: RpcError | undefined, info: AttemptOutcome): void {
     if (this.done) return;
     if (this.hedges !== undefined && !this.committed) {
       if (this.hedges.has(attempt)) this.hedgeEnded(attempt, error, info);
@@ -447,16 +435,25 @@ class ClientCall implements QueueSource {
     });
   }
 
-  /** We end the call ourselves: reset the stream and fail the responses at once. */
-  cancel(reason: RpcError, immediate = true): void {
+  /** We end the call ourselves: reset the stream and fail the responses at once, dropping those queued. */
+  cancel(reason: RpcError): void {
+    this.abort(reason, true);
+  }
+
+  /** The response stream broke (a frame over the limit): reset it; the reader gets the messages before the break, then `reason`. */
+  failAfterQueued(reason: RpcError): void {
+    this.abort(reason, false);
+  }
+
+  private abort(reason: RpcError, dropQueued: boolean): void {
     if (this.done) return;
     this.stopHedging();
     this.current?.reset();
-    this.finish(reason, immediate);
+    this.finish(reason, dropQueued);
   }
 
   /**
-   * @internal An attempt received response headers or data. Without hedging this commits the
+   * An attempt received response headers or data. Without hedging this commits the
    * call. With hedging the first attempt to answer wins (the others are cancelled, A6) and
    * false is returned to the losers, whose answers are dropped.
    */
@@ -500,7 +497,7 @@ class ClientCall implements QueueSource {
   }
 
   /** An uncommitted hedge ended (see A6 "Hedging Policy"). */
-  private hedgeEnded(attempt: Attempt, error: RpcError | undefined, info: { refused: boolean; pushbackMs: number | undefined }): void {
+  private hedgeEnded(attempt: Attempt, error: RpcError | undefined, info: AttemptOutcome): void {
     const hedges = this.hedges!;
     hedges.delete(attempt);
     const throttle = this.channel.retryThrottle;
@@ -540,7 +537,8 @@ class ClientCall implements QueueSource {
     this.finish(error);
   }
 
-  finish(error: RpcError | undefined, immediate = false): void {
+  /** The call has its outcome. A reader of a stream gets the messages already queued first, unless `dropQueued`. */
+  private finish(error: RpcError | undefined, dropQueued = false): void {
     if (this.done) return;
     this.done = true;
     // Both ends run the idle timer; the server's may fire a moment before ours. Its
@@ -564,7 +562,7 @@ class ClientCall implements QueueSource {
     }
     if (this.responses === undefined) this.settleResult(error);
     else if (error === undefined) this.responses.end();
-    else this.responses.fail(error, immediate);
+    else this.responses.fail(error, dropQueued);
   }
 
   private settleResult(error: RpcError | undefined): void {
@@ -587,250 +585,8 @@ class ClientCall implements QueueSource {
   }
 }
 
-/** One HTTP/2 stream of a call. Reports its outcome to the call once, when the stream closes. */
-class Attempt {
-  stream: ClientCallStream | undefined;
-  // The trailers as received; a call that ends OK rarely reads them as Metadata, so that is made on first use.
-  private trailerHeaders: IncomingStreamHeaders | undefined;
-  private trailerMetadata: Metadata | undefined;
-
-  get trailers(): Metadata | undefined {
-    if (this.trailerMetadata === undefined && this.trailerHeaders !== undefined) this.trailerMetadata = metadataFromHeaders(this.trailerHeaders);
-    return this.trailerMetadata;
-  }
-  /** Told of every DATA chunk read (BDP probing); called from our own listener, not a second one. */
-  private tuner: DataObserver | undefined;
-  // Only a call still sending requests needs the signal to reset its stream (see reset()); node's
-  // abort listener per stream was ~10% of a unary client's time.
-  private resetter: AbortController | undefined;
-  private readonly decoder: FrameDecoder;
-  private writer: FrameWriter | undefined;
-  private status: Status | undefined;
-  private httpError: RpcError | undefined;
-  /** @internal The stream's first error, if any. */
-  streamError: Error | undefined;
-  private responded = false;
-  /** @internal The response's grpc-encoding, once its headers are in. */
-  responseCompression: Compression | undefined;
-  private ended = false;
-
-  constructor(
-    private readonly call: ClientCall,
-    private readonly transport: ClientTransport,
-  ) {
-    this.decoder = new FrameDecoder(call.side.maxReceiveBytes);
-  }
-
-  /**
-   * Opens the stream; false when that failed and the outcome was already reported. `paced`: the
-   * requests go through a FrameWriter (a stream, or one message above the send high-water mark)
-   * rather than straight to the stream.
-   */
-  open(headers: StreamHeaders, paced: boolean): boolean {
-    let stream: ClientCallStream;
-    try {
-      stream = this.transport.openStream(headers, paced ? (this.resetter = new AbortController()).signal : undefined);
-    } catch (e) {
-      // The subchannel lost its session between pick and open: the server never saw this stream.
-      this.call.attemptEnded(this, RpcError.from(e, Code.Unavailable, `cannot start a call on ${this.call.channel.target}: ${(e as Error).message}`), {
-        refused: true,
-        pushbackMs: undefined,
-      });
-      return false;
-    }
-    this.stream = stream;
-    this.tuner = this.transport.dataObserver(stream);
-    // A call whose small requests are all in hand writes them straight to the stream: nothing to
-    // pace. A large one goes through the writer: node would hold it all in the session's memory.
-    if (paced) this.writer = new FrameWriter(stream, this.call.channel.options.sendHighWaterMark);
-    // Shared listener functions that find the attempt on the stream: no closures per call.
-    (stream as AttemptStream)[kAttempt] = this;
-    stream.on("response", onAttemptResponse);
-    stream.on("data", onAttemptData);
-    stream.on("trailers", onAttemptTrailers);
-    stream.on("error", onAttemptError);
-    stream.on("aborted", onAttemptAborted);
-    stream.on("close", onAttemptClose);
-    return true;
-  }
-
-  write(frame: Uint8Array): boolean {
-    if (this.writer !== undefined) return this.writer.write(frame);
-    const s = this.stream;
-    if (s !== undefined && !s.destroyed && !s.writableEnded) s.write(frame);
-    return true;
-  }
-
-  writable(): Promise<void> {
-    return this.writer === undefined ? Promise.resolve() : this.writer.writable();
-  }
-
-  end(): void {
-    if (this.writer !== undefined) this.writer.close(() => this.endStream());
-    else this.endStream();
-  }
-
-  private endStream(): void {
-    const s = this.stream;
-    if (s !== undefined && !s.destroyed && !s.writableEnded) s.end();
-  }
-
-  reset(): void {
-    this.writer?.abort();
-    const stream = this.stream;
-    if (stream === undefined || stream.destroyed) return;
-    // A bare RST_STREAM(CANCEL): aborting the request's signal destroys the stream with node's
-    // AbortError. stream.close() would first end our side, which a server reads as a clean
-    // half-close; that is harmless only once the requests were all sent (END_STREAM is out).
-    if (this.resetter !== undefined) this.resetter.abort();
-    else stream.close(ResetCode.Cancel);
-  }
-
-  /** @internal */
-  onResponse(headers: IncomingStreamHeaders): void {
-    this.responded = true;
-    const httpStatus = Number(headers[":status"]);
-    const status = parseStatus(headers);
-    if (status !== undefined) {
-      // Trailers-only: the whole response is this one header block (and does not commit).
-      this.status = status;
-      this.trailerHeaders = headers;
-      this.call.stopSending();
-      // Answered early: feed no more of the request to a stream the server has finished with.
-      this.writer?.abort();
-      return;
-    }
-    if (httpStatus !== 200) {
-      this.httpError = new RpcError(
-        httpStatusToCode(httpStatus),
-        `the server answered HTTP ${httpStatus} instead of gRPC (is ${this.call.channel.target} a gRPC server?)`,
-      );
-      return;
-    }
-    if (parseContentType(headers["content-type"] as string | undefined) === undefined) {
-      this.httpError = new RpcError(Code.Unknown, `the server answered with content-type "${headers["content-type"] ?? ""}", not gRPC`);
-      return;
-    }
-    const encoding = headers["grpc-encoding"];
-    if (typeof encoding === "string" && encoding !== "identity") {
-      this.responseCompression = this.call.channel.options.compressions.get(encoding);
-      if (this.responseCompression === undefined) {
-        this.httpError = new RpcError(Code.Internal, `the server compressed with "${encoding}", which this channel does not support`);
-        return;
-      }
-    }
-    if (!this.call.claim(this)) return;
-    this.call.options.onHeader?.(metadataFromHeaders(headers));
-  }
-
-  /** @internal */
-  onData(chunk: Buffer): void {
-    this.tuner?.dataTaken(chunk.byteLength);
-    if (this.call.isDone || this.httpError !== undefined || !this.call.claim(this)) return;
-    let frames: readonly Frame[];
-    try {
-      frames = this.decoder.pushTransient(chunk);
-    } catch (e) {
-      this.call.cancel(receiveLimitError(this.call.side, RpcError.from(e, Code.Internal)), false);
-      return;
-    }
-    for (const f of frames) this.call.pushResponse(f);
-  }
-
-  /** @internal */
-  onTrailers(headers: IncomingStreamHeaders): void {
-    this.trailerHeaders = headers;
-    this.status = parseStatus(headers) ?? { code: Code.Internal, message: "the server's trailers carry no grpc-status" };
-    // Node keeps a stream open until both sides end: close ours now that the server is done.
-    this.call.stopSending();
-    this.writer?.abort();
-    const stream = this.stream;
-    if (stream !== undefined && !stream.writableEnded && !stream.destroyed) stream.close(ResetCode.NoError);
-  }
-
-  /** @internal */
-  onClose(): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.writer?.abort();
-    const stream = this.stream!;
-    let error: RpcError | undefined;
-    let refused = false;
-    if (this.httpError !== undefined) {
-      error = this.httpError;
-    } else if (this.status !== undefined) {
-      if (this.status.code !== Code.OK) {
-        error = new RpcError(this.status.code, this.status.message, { metadata: this.trailers });
-      } else if (this.decoder.partial) {
-        error = new RpcError(Code.Internal, "the response stream ended in the middle of a message");
-      }
-    } else if (
-      stream.rstCode === ResetCode.RefusedStream ||
-      (!this.responded && this.transport.unprocessed(stream, this.streamError))
-    ) {
-      refused = true;
-      error = new RpcError(Code.Unavailable, `${this.call.channel.target} refused the stream (it is going away)`);
-    } else if (!this.responded && this.streamError !== undefined) {
-      error = this.connectionFailure(this.streamError);
-    } else if (this.transport.connectionLost(stream)) {
-      // The connection died under the stream (socket closed, GOAWAY with error, server killed).
-      const reason = this.transport.endReason(stream);
-      error = new RpcError(Code.Unavailable, `lost the connection to ${this.call.channel.target} before the call finished${reason === undefined ? "" : `: ${reason.message}`}`, {
-        cause: reason ?? this.streamError,
-      });
-    } else if (stream.rstCode !== undefined && stream.rstCode !== ResetCode.NoError) {
-      error = new RpcError(rstCodeToCode(stream.rstCode), `the server reset the stream (HTTP/2 error code ${stream.rstCode})`);
-    } else {
-      error = new RpcError(Code.Internal, "the server closed the stream without sending a status");
-    }
-    this.call.attemptEnded(this, error, error === undefined ? cleanEnd : { refused, pushbackMs: this.pushback() });
-  }
-
-  /** `grpc-retry-pushback-ms`: a delay to use, -1 for "do not retry", undefined when absent. */
-  private pushback(): number | undefined {
-    const raw = this.trailerHeaders?.["grpc-retry-pushback-ms"];
-    if (raw === undefined) return undefined;
-    const v = Array.isArray(raw) ? raw[0] : raw;
-    return typeof v === "string" && /^\d+$/.test(v) ? Number(v) : -1;
-  }
-
-  private connectionFailure(e: Error): RpcError {
-    const cause = this.transport.explain(this.transport.endReason(this.stream!) ?? this.transport.lastError ?? e);
-    return new RpcError(Code.Unavailable, `connection to ${this.call.channel.target} failed: ${cause.message}`, { cause });
-  }
-}
-
 const noHeaders: StreamHeaders = Object.freeze({});
 
-/** A call's request headers before metadata, compression and timeouts: a new object the caller may add to. */
-function requestHeaders(channel: CallChannel, method: DescMethod, codec: Codec): StreamHeaders {
-  const h: StreamHeaders = {
-    ":method": "POST",
-    ":scheme": channel.options.credentials.secure ? "https" : "http",
-    ":authority": channel.authority,
-    ":path": `/${method.parent.typeName}/${method.name}`,
-    "content-type": contentTypeFor(codec.name),
-    te: "trailers",
-    "user-agent": channel.options.userAgent,
-  };
-  if (channel.options.acceptEncoding !== "") h["grpc-accept-encoding"] = channel.options.acceptEncoding;
-  return h;
-}
-
-const plainHeaders = new WeakMap<CallChannel, WeakMap<DescMethod, Map<string, StreamHeaders>>>();
-
-/** The request headers of a call with no metadata, compression or idle timeout, made once per channel, method and codec (node copies them). */
-function plainRequestHeaders(channel: CallChannel, method: DescMethod, codec: Codec): StreamHeaders {
-  let byMethod = plainHeaders.get(channel);
-  if (byMethod === undefined) plainHeaders.set(channel, (byMethod = new WeakMap()));
-  let byCodec = byMethod.get(method);
-  if (byCodec === undefined) byMethod.set(method, (byCodec = new Map()));
-  let h = byCodec.get(codec.name);
-  if (h === undefined) byCodec.set(codec.name, (h = requestHeaders(channel, method, codec)));
-  return h;
-}
-
-/** The outcome details of an attempt that ended OK (nothing to retry). */
 /** The channel's message rules for one codec, made once per channel and codec. */
 function channelSide(channel: CallChannel, codec: Codec): MessageSide {
   let byCodec = channelSides.get(channel);
@@ -854,41 +610,6 @@ const channelSides = new WeakMap<CallChannel, Map<Codec, MessageSide>>();
 
 /** How close to its idle timeout a call counts as idle when the server's timer beats ours. */
 const idleSlackMs = 25;
-const cleanEnd = { refused: false, pushbackMs: undefined };
-
-/** Where a stream keeps its attempt, for the shared listeners below. */
-const kAttempt = Symbol("rill.attempt");
-type AttemptStream = ClientCallStream & { [kAttempt]: Attempt };
-
-function onAttemptResponse(this: AttemptStream, headers: IncomingStreamHeaders): void {
-  this[kAttempt].onResponse(headers);
-}
-
-function onAttemptData(this: AttemptStream, chunk: Buffer): void {
-  this[kAttempt].onData(chunk);
-}
-
-function onAttemptTrailers(this: AttemptStream, headers: IncomingStreamHeaders): void {
-  this[kAttempt].onTrailers(headers);
-}
-
-function onAttemptError(this: AttemptStream, e: Error): void {
-  this[kAttempt].streamError ??= e;
-}
-
-/**
- * The server reset the stream. node emits 'close' only once our pending writes are done, and
- * after a reset they never are: a large request still being sent would wait for its deadline
- * (forever without one) although the server gave up on it, with or without a status first.
- */
-function onAttemptAborted(this: AttemptStream): void {
-  if (!this.destroyed) this.destroy();
-}
-
-function onAttemptClose(this: AttemptStream): void {
-  this[kAttempt].onClose();
-}
-
 
 function abortReason(signal: AbortSignal | undefined): RpcError {
   const reason: unknown = signal?.reason;

@@ -2,7 +2,8 @@ import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { RpcError } from "../errors.js";
 import { chainInterceptors, exactlyOne, exactlyOneRequest, SingleMessage, type CallRequest, type CallResponse, type Interceptor, type Peer } from "../interceptor.js";
 import { Code } from "../protocol/code.js";
-import { createPushable, type Pushable } from "../stream/pushable.js";
+import { createPushable } from "../stream/pushable.js";
+import type { CallContext } from "./call-context.js";
 import type { HandlerContext } from "./handler-context.js";
 import type { AnyHandler } from "./service-impl.js";
 
@@ -86,9 +87,10 @@ function terminal(handler: AnyHandler, request: CallRequest, singleRequest: bool
       return;
     }
     // Streaming handlers may yield or push (ctx.send/trySend). Pushed messages go through a
-    // per-call pushable into this iterable, so interceptors see and may rewrite them too.
+    // per-call pushable into this iterable, so interceptors see and may rewrite them too. (Every
+    // server call's ctx is a CallContext: it is made in ServerCall.start.)
     const pushed = createPushable<unknown>({ highWaterMark: pushedHighWaterMark });
-    const output = handler(input, pushThrough(ctx, pushed) as HandlerContext<never>);
+    const output = handler(input, (ctx as unknown as CallContext).pushingTo(pushed) as HandlerContext<never>);
     if (output !== null && typeof output === "object" && Symbol.asyncIterator in output) {
       pushed.end();
       yield* abortable(output as AsyncIterable<unknown>, signal);
@@ -109,18 +111,6 @@ function terminal(handler: AnyHandler, request: CallRequest, singleRequest: bool
  * `trySend` still says no once the reader stops taking messages.
  */
 const pushedHighWaterMark = 16;
-
-/** `ctx` with send, trySend and writable feeding `pushed`; everything else is the call's own. */
-function pushThrough(ctx: HandlerContext, pushed: Pushable<unknown>): HandlerContext {
-  const overrides: Partial<HandlerContext> = {
-    send: (m: unknown) => pushed.push(m),
-    trySend: (m: unknown) => pushed.tryPush(m),
-    writable: () => pushed.writable(),
-  };
-  return new Proxy(ctx, {
-    get: (target, prop, _receiver) => (prop in overrides ? overrides[prop as keyof HandlerContext] : Reflect.get(target, prop, target)),
-  });
-}
 
 async function* abortable(source: AsyncIterable<unknown>, signal: AbortSignal): AsyncGenerator<unknown> {
   const it = source[Symbol.asyncIterator]();

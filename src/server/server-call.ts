@@ -13,7 +13,7 @@ import { statusHeaders } from "../protocol/status.js";
 import { parseTimeout } from "../protocol/timeout.js";
 import { FrameWriter } from "../stream/frame-writer.js";
 import { MessageQueue, type QueueSource } from "../stream/message-queue.js";
-import type { HandlerContext } from "./handler-context.js";
+import { CallContext } from "./call-context.js";
 import type { Route } from "./router.js";
 import { tlsPeerOf, type TlsPeer } from "./tls-peer.js";
 import type { ConnectionBudget } from "./memory-budget.js";
@@ -64,7 +64,7 @@ export interface ServerCallConfig {
  * END_STREAM); otherwise DATA is followed by a trailers HEADERS frame. A non-OK status never
  * follows an unsent header block with message data.
  */
-export class ServerCall implements HandlerContext {
+export class ServerCall {
   readonly deadline: number | undefined;
   lastRequestCompressed = false;
 
@@ -360,11 +360,11 @@ export class ServerCall implements HandlerContext {
     try {
       const kind = route.method.methodKind;
       if (kind === "server_streaming" || kind === "bidi_streaming") {
-        await this.sendAll(route.handler(kind === "server_streaming" ? await this.single() : this.requests!, this));
+        await this.sendAll(route.handler(kind === "server_streaming" ? await this.single() : this.requests!, new CallContext(this)));
       } else {
         // Awaited only when there is something to wait for: each await of a plain value is a
         // promise and a trip through the microtask queue per call.
-        let r: unknown = route.handler(kind === "unary" ? await this.single() : this.requests!, this);
+        let r: unknown = route.handler(kind === "unary" ? await this.single() : this.requests!, new CallContext(this));
         if (isThenable(r)) r = await r;
         r = this.sendOne(r);
         if (r !== undefined) await r;

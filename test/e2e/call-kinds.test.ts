@@ -17,6 +17,31 @@ for (const transport of transports) describe(`the four call kinds (${transport})
     assert.equal(res.$typeName, "grpc.examples.echo.EchoResponse");
   });
 
+  test("a handler's ctx offers what HandlerContext promises and no way to reach the call behind it", async () => {
+    let seen: Record<string, unknown> | undefined;
+    const { target } = await h.server((s) =>
+      s.add(Echo, {
+        unaryEcho(r, ctx) {
+          const c = ctx as unknown as Record<string, unknown>;
+          seen = {
+            own: Object.getOwnPropertyNames(ctx),
+            internals: ["fail", "cancel", "onData", "onEnd", "start", "finish", "stream", "call"].filter((k) => k in c),
+            method: ctx.method.name,
+            peer: typeof ctx.peer,
+            signal: ctx.signal.aborted,
+          };
+          ctx.responseTrailer.set("x-seen", "yes");
+          return { message: r.message };
+        },
+      }),
+    );
+    let trailer: string | undefined;
+    const res = await h.client(Echo, target).unaryEcho({ message: "m" }, { onTrailer: (t) => (trailer = t.get("x-seen") as string | undefined) });
+    assert.equal(res.message, "m");
+    assert.deepEqual(seen, { own: [], internals: [], method: "UnaryEcho", peer: "string", signal: false });
+    assert.equal(trailer, "yes", "the trailer set through ctx reached the client");
+  });
+
   test("server streaming delivers messages in order until the client breaks out", async () => {
     const { target } = await h.server((s) => s.add(Echo, echoService({ intervalMs: 5 })));
     const echo = h.client(Echo, target);
