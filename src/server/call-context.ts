@@ -63,7 +63,7 @@ export class CallContext implements HandlerContext {
     return this.#call.responseTrailer;
   }
   get lastRequestCompressed(): boolean {
-    return this.#call.lastRequestCompressed;
+    return this.#call.reader.lastCompressed;
   }
   get bufferedBytes(): number {
     return this.#call.bufferedBytes;

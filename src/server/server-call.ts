@@ -1,19 +1,19 @@
 import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
 import { ResetCode, type IncomingStreamHeaders, type ServerCallStream, type StreamHeaders } from "../transport/call-stream.js";
 import { parseAcceptEncoding, type Compression } from "../codec/compression.js";
-import { decodeMessage, receiveLimitError, sendPayload, sendsCompressed, serializeMessage, type MessageSide } from "../codec/message-codec.js";
+import { sendPayload, sendsCompressed, serializeMessage, type MessageSide } from "../codec/message-codec.js";
 import { IdleTimeoutError, RpcError } from "../errors.js";
 import { IdleTimer } from "../stream/idle-timer.js";
 import type { Logger } from "../logger.js";
 import { Code } from "../protocol/code.js";
-import { encodeFrame, FrameDecoder, type Frame } from "../protocol/frame.js";
+import { encodeFrame } from "../protocol/frame.js";
 import { contentTypeFor } from "../protocol/headers.js";
 import { isReservedHeader, Metadata, metadataFromHeaders, metadataToHeaders } from "../protocol/metadata.js";
 import { statusHeaders } from "../protocol/status.js";
 import { parseTimeout } from "../protocol/timeout.js";
 import { FrameWriter } from "../stream/frame-writer.js";
-import { MessageQueue, type QueueSource } from "../stream/message-queue.js";
 import { CallContext } from "./call-context.js";
+import { RequestReader } from "./request-reader.js";
 import type { Route } from "./router.js";
 import { tlsPeerOf, type TlsPeer } from "./tls-peer.js";
 import type { ConnectionBudget } from "./memory-budget.js";
@@ -52,8 +52,14 @@ export interface ServerCallConfig {
 }
 
 /**
- * Serves one gRPC call on one HTTP/2 stream: reads requests, runs the handler by its kind,
- * writes responses, and ends with exactly one status.
+ * Serves one gRPC call on one HTTP/2 stream: runs the handler by its kind on the requests its
+ * RequestReader reads, writes the responses, and ends with exactly one status. The handler sees a
+ * CallContext, never this object.
+ *
+ * Writing responses stays here, with the call's life, on purpose: what goes out depends on the
+ * same state as how the call ends (a status with no headers sent is trailers-only; a status waits
+ * behind a message still being compressed; nothing is written after DONE). Apart, the two would
+ * call into each other at every step, as the client's call and attempt once did.
  *
  * Life of a call: OPEN → (handler runs) → DONE. DONE is reached once, by whichever comes
  * first: the handler finishing, the handler throwing, the deadline, the client cancelling,
@@ -66,7 +72,6 @@ export interface ServerCallConfig {
  */
 export class ServerCall {
   readonly deadline: number | undefined;
-  lastRequestCompressed = false;
 
   // Allocated on first use: most calls never look at their signal, metadata or peer, and an
   // AbortSignal, two Metadata and a string per call are most of a call's fixed cost.
@@ -83,17 +88,8 @@ export class ServerCall {
   private headersSent = false;
   private done = false;
   private timer: LongTimer | undefined;
-  // Only client- and bidi-streaming calls read their requests through a queue. Unary and
-  // server-streaming calls keep their one request frame below and hand it over when the request
-  // stream ends: one promise per call instead of a queue, two reads and an async frame.
-  private requests: MessageQueue<unknown> | undefined;
-  private onlyRequest: Frame | undefined;
-  /** Who waits for that request (`single()`), or how it settled before anyone asked (one field: an open call's size counts). */
-  private request: RequestWaiter | { value?: unknown; error?: unknown } | undefined;
-  // Released once a unary or server-streaming call has its one request: an open server stream
-  // then holds no request-side state.
-  private decoder: FrameDecoder | undefined;
-  private requestCompression: Compression | undefined;
+  /** @internal The request side: reads the stream's DATA into messages for the handler. */
+  readonly reader: RequestReader;
   private responseCompression: Compression | undefined;
   /** The client's grpc-accept-encoding, parsed only when a compression choice needs it. */
   private readonly acceptHeader: string | string[] | undefined;
@@ -102,10 +98,6 @@ export class ServerCall {
   private out: FrameWriter | undefined;
   /** @internal The call's idle timeout, when it has one (the client's, else the server's). */
   idle: IdleTimer | undefined;
-  /** Request bytes this call counts against the connection's budget (partial + unread messages). */
-  private held = 0;
-  /** Reading is paused until the connection's budget admits more. */
-  private budgetPaused = false;
 
   constructor(
     private readonly stream: ServerCallStream,
@@ -138,9 +130,10 @@ export class ServerCall {
     if (idleMs > 0) this.idle = new IdleTimer(idleMs, (reason) => this.fail(reason));
 
     const encoding = headers["grpc-encoding"];
+    let requestCompression: Compression | undefined;
     if (typeof encoding === "string" && encoding !== "identity") {
-      this.requestCompression = config.compressions.get(encoding);
-      if (this.requestCompression === undefined) {
+      requestCompression = config.compressions.get(encoding);
+      if (requestCompression === undefined) {
         this.badRequest = new RpcError(
           Code.Unimplemented,
           `grpc-encoding "${encoding}" is not supported by this server (it accepts: ${config.acceptEncoding || "identity"})`,
@@ -151,11 +144,7 @@ export class ServerCall {
     const preferred = config.defaultCompression;
     if (preferred !== undefined && parseAcceptEncoding(this.acceptHeader).includes(preferred.name)) this.responseCompression = preferred;
 
-    this.decoder = new FrameDecoder(side.maxReceiveBytes);
-    const kind = route.method.methodKind;
-    if (kind === "client_streaming" || kind === "bidi_streaming") {
-      this.requests = new MessageQueue<unknown>((frame: Frame) => this.decodeRequest(frame), new PausableSource(this), config.receiveHighWaterMark);
-    }
+    this.reader = new RequestReader(this, stream, route.method, route.path, side, requestCompression, config.receiveHighWaterMark, hooks);
     // The stream's listeners are shared functions that find the call on the stream: no closures
     // per call (they were a large part of an idle call's memory).
     (stream as CallStream)[kCall] = this;
@@ -164,144 +153,6 @@ export class ServerCall {
     stream.on("aborted", onStreamAborted);
     stream.on("close", onStreamClose);
     stream.on("error", onStreamError);
-  }
-
-  /** @internal A chunk of the request body arrived. */
-  onData(chunk: Buffer): void {
-    this.hooks.onData?.(chunk.byteLength);
-    const decoder = this.decoder;
-    if (decoder === undefined) return;
-    const requests = this.requests;
-    let frames: readonly Frame[];
-    try {
-      frames = decoder.pushTransient(chunk);
-    } catch (e) {
-      const err = receiveLimitError(this.side, RpcError.from(e, Code.Internal));
-      if (requests !== undefined) requests.fail(err);
-      else this.settleRequest(err);
-      this.fail(err);
-      return;
-    }
-    if (frames.length > 0) this.idle?.touch();
-    if (requests !== undefined) {
-      for (const f of frames) requests.push(f);
-    } else {
-      for (const f of frames) {
-        if (this.onlyRequest === undefined) {
-          this.onlyRequest = f;
-        } else {
-          this.settleRequest(new RpcError(Code.Internal, `${this.route.path} expects one request message, the client sent more`));
-          break;
-        }
-      }
-    }
-    if (this.hooks.budget !== undefined) this.account();
-  }
-
-  /**
-   * Brings the bytes this call counts against its connection's budget up to date, and pauses
-   * reading while the connection is over budget. A call holding only a message in progress reads
-   * it to its end (it is bounded by maxReceiveMessageBytes), so calls waiting on each other's
-   * partial messages can never wedge a connection.
-   */
-  account(): void {
-    const budget = this.hooks.budget;
-    if (budget === undefined) return;
-    const decoder = this.decoder;
-    const complete = (this.requests?.bufferedBytes ?? 0) + (this.onlyRequest === undefined ? 0 : this.onlyRequest.data.byteLength);
-    const now = this.done || decoder === undefined ? 0 : decoder.bufferedBytes + complete;
-    const delta = now - this.held;
-    this.held = now;
-    if (delta > 0) budget.add(delta);
-    else if (delta < 0) budget.release(-delta);
-    // Mid-message only when the call also holds a whole message its handler has yet to take:
-    // taking it releases bytes, so this pause cannot wait on another call's partial message.
-    if (now > 0 && !this.budgetPaused && (!decoder!.partial || complete > 0) && budget.over) {
-      this.budgetPaused = true;
-      this.stream.pause();
-      budget.whenAdmits(0, () => {
-        this.budgetPaused = false;
-        if (!this.done && !this.queuePaused) this.stream.resume();
-      });
-    }
-  }
-
-  /** @internal The request queue's own backpressure (its high-water mark). */
-  queuePaused = false;
-
-  /** @internal */
-  setQueuePaused(paused: boolean): void {
-    this.queuePaused = paused;
-    if (paused) this.stream.pause();
-    else if (!this.budgetPaused) this.stream.resume();
-  }
-
-  /** @internal The client ended its request stream. */
-  onEnd(): void {
-    const kind = this.route.method.methodKind;
-    if (kind === "unary" || kind === "server_streaming") return this.endRequests();
-    // node clients (grpc-js among them) cancel with END_STREAM and then RST_STREAM(CANCEL) in a
-    // separate write. Holding the end of a request stream for two event-loop turns lets such a
-    // reset arrive first, so the handler sees a cancellation instead of a clean end of input.
-    setImmediate(() => setImmediate(() => this.endRequests()));
-  }
-
-  private endRequests(): void {
-    if (this.decoder?.partial === true) {
-      const err = new RpcError(Code.Internal, "request stream ended in the middle of a message");
-      if (this.requests !== undefined) this.requests.fail(err);
-      else this.settleRequest(err);
-      this.fail(err);
-    } else if (this.requests !== undefined) {
-      this.requests.end();
-    } else if (this.decoder !== undefined) {
-      const frame = this.onlyRequest;
-      this.settleRequest(frame === undefined ? new RpcError(Code.Internal, `${this.route.path} expects one request message, the client sent none`) : undefined, frame);
-    }
-  }
-
-  /**
-   * Hands the one request of a unary or server-streaming call to `single()` (or its error), once;
-   * from then on the call holds no request-side state and ignores further data.
-   */
-  private settleRequest(error: unknown, frame?: Frame): void {
-    if (this.decoder === undefined) return;
-    this.decoder = undefined;
-    this.onlyRequest = undefined;
-    if (this.held > 0) this.account();
-    const w = this.request !== undefined && "resolve" in this.request ? this.request : undefined;
-    this.request = undefined;
-    if (error === undefined) {
-      let value: unknown;
-      try {
-        value = this.decodeRequest(frame!);
-      } catch (e) {
-        error = e;
-      }
-      if (value instanceof Promise) {
-        // Decompressed off the event loop: delivered (or failed) when ready.
-        value.then(
-          (v: unknown) => this.deliverRequest(w, undefined, v),
-          (e: unknown) => this.deliverRequest(w, e),
-        );
-        return;
-      }
-      if (error === undefined) return this.deliverRequest(w, undefined, value);
-    }
-    this.deliverRequest(w, error);
-  }
-
-  private deliverRequest(w: { resolve(v: unknown): void; reject(e: unknown): void } | undefined, error: unknown, value?: unknown): void {
-    if (error === undefined) {
-      if (w !== undefined) w.resolve(value);
-      else if (this.request === undefined) this.request = { value };
-    } else if (w !== undefined) {
-      w.reject(error);
-    } else if (this.request === undefined) {
-      this.request = { error };
-    } else if ("reject" in this.request) {
-      this.request.reject(error);
-    }
   }
 
   get method(): DescMethod {
@@ -360,11 +211,11 @@ export class ServerCall {
     try {
       const kind = route.method.methodKind;
       if (kind === "server_streaming" || kind === "bidi_streaming") {
-        await this.sendAll(route.handler(kind === "server_streaming" ? await this.single() : this.requests!, new CallContext(this)));
+        await this.sendAll(route.handler(kind === "server_streaming" ? await this.reader.single() : this.reader.requests!, new CallContext(this)));
       } else {
         // Awaited only when there is something to wait for: each await of a plain value is a
         // promise and a trip through the microtask queue per call.
-        let r: unknown = route.handler(kind === "unary" ? await this.single() : this.requests!, new CallContext(this));
+        let r: unknown = route.handler(kind === "unary" ? await this.reader.single() : this.reader.requests!, new CallContext(this));
         if (isThenable(r)) r = await r;
         r = this.sendOne(r);
         if (r !== undefined) await r;
@@ -463,8 +314,7 @@ export class ServerCall {
     this.done = true;
     this.out?.abort();
     this.cleanup(reason);
-    if (this.requests !== undefined) this.requests.fail(reason, true);
-    else this.settleRequest(reason);
+    this.reader.cancel(reason);
     if (!this.stream.destroyed) this.stream.close(ResetCode.Cancel);
   }
 
@@ -480,13 +330,12 @@ export class ServerCall {
     if (this.done) return;
     this.done = true;
     // After a clean finish the reason is only needed if someone can still observe it.
-    if (reason !== undefined || this.controller !== undefined || !(this.requests?.drained ?? true)) {
+    if (reason !== undefined || this.controller !== undefined || !this.reader.drained) {
       reason ??= new RpcError(Code.Canceled, "the call finished");
     }
     this.cleanup(reason);
     if (reason !== undefined) {
-      if (this.requests !== undefined) this.requests.fail(reason, true);
-      else this.settleRequest(reason);
+      this.reader.cancel(reason);
     }
     const stream = this.stream;
     if (stream.destroyed || stream.closed) {
@@ -532,10 +381,7 @@ export class ServerCall {
   }
 
   private cleanup(reason: RpcError | undefined): void {
-    if (this.held > 0) {
-      this.hooks.budget?.release(this.held);
-      this.held = 0;
-    }
+    this.reader.release();
     this.timer?.cancel();
     this.idle?.cancel();
     const controller = this.controller;
@@ -543,22 +389,6 @@ export class ServerCall {
     else if (!controller.signal.aborted) controller.abort(reason);
     this.resolveClosed?.();
     this.hooks.onDone(this);
-  }
-
-  /** The one request of a unary or server-streaming call, once the client ended its request stream. */
-  private single(): Promise<unknown> {
-    // Settled early, it is kept as a value: a rejected promise nobody awaits yet would be reported as unhandled.
-    const settled = this.request;
-    if (settled !== undefined && !("resolve" in settled)) {
-      this.request = undefined;
-      return "error" in settled ? Promise.reject(settled.error) : Promise.resolve(settled.value);
-    }
-    return new Promise((resolve, reject) => (this.request = { resolve, reject }));
-  }
-
-  private decodeRequest(frame: Frame): unknown {
-    this.lastRequestCompressed = frame.compressed;
-    return decodeMessage(this.side, this.route.method.input as DescMessage, frame, this.requestCompression);
   }
 
   /**
@@ -638,11 +468,6 @@ export class ServerCall {
   }
 }
 
-interface RequestWaiter {
-  resolve(value: unknown): void;
-  reject(e: unknown): void;
-}
-
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && (typeof value === "object" || typeof value === "function") && typeof (value as { then?: unknown }).then === "function";
 }
@@ -665,7 +490,6 @@ function plainResponseHeaders(config: ServerCallConfig, contentType: string): Re
   return h;
 }
 
-/** Names the server's receive limit in a size error, so the reader knows which knob to turn. */
 /** Where a stream keeps its call (and its trailers, once known), for the shared listeners below. */
 const kCall = Symbol("rill.serverCall");
 const kTrailers = Symbol("rill.trailers");
@@ -677,11 +501,11 @@ function onWantTrailers(this: CallStream): void {
 }
 
 function onStreamData(this: CallStream, chunk: Buffer): void {
-  this[kCall].onData(chunk);
+  this[kCall].reader.onData(chunk);
 }
 
 function onStreamEnd(this: CallStream): void {
-  this[kCall].onEnd();
+  this[kCall].reader.onEnd();
 }
 
 /**
@@ -726,21 +550,6 @@ function onStreamClose(this: CallStream): void {
 
 function onStreamError(this: CallStream, e: Error): void {
   this[kCall].cancel(RpcError.from(e, Code.Unavailable, `stream error: ${e.message}`));
-}
-
-/** Pauses and resumes reading the request stream for the request queue's backpressure (the call also pauses it for its budget). */
-class PausableSource implements QueueSource {
-  constructor(private readonly call: ServerCall) {}
-  pause(): void {
-    this.call.setQueuePaused(true);
-  }
-  resume(): void {
-    this.call.setQueuePaused(false);
-  }
-  consumed(): void {
-    this.call.account();
-  }
-  abandon(): void {}
 }
 
 /**
