@@ -63,7 +63,7 @@ export class CallContext implements HandlerContext {
     return this.#call.responseTrailer;
   }
   get lastRequestCompressed(): boolean {
-    return this.#call.reader.lastCompressed;
+    return this.#call.lastRequestCompressed;
   }
   get bufferedBytes(): number {
     return this.#call.bufferedBytes;

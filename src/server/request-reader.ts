@@ -14,8 +14,15 @@ export interface RequestReaderHost {
   readonly isDone: boolean;
   /** Reset by every request message that arrives. */
   readonly idle: IdleTimer | undefined;
+  /** Whether the request message read last arrived compressed (its frame's flag was set). */
+  lastRequestCompressed: boolean;
   /** A request broke the rules (size, framing): the call ends with `error`. */
   fail(error: RpcError): void;
+  /**
+   * The one request of a unary or server-streaming call (or its error) was handed over: this
+   * reader holds nothing any more, and the call may drop it.
+   */
+  requestTaken(): void;
 }
 
 /**
@@ -30,8 +37,6 @@ export interface RequestReaderHost {
 export class RequestReader implements QueueSource {
   /** The requests of a client- or bidi-streaming call. */
   readonly requests: MessageQueue<unknown> | undefined;
-  /** Whether the request message read last arrived compressed (its frame's flag was set). */
-  lastCompressed = false;
   private onlyRequest: Frame | undefined;
   /** Who waits for that request (`single()`), or how it settled before anyone asked (one field: an open call's size counts). */
   private request: RequestWaiter | { value?: unknown; error?: unknown } | undefined;
@@ -49,8 +54,6 @@ export class RequestReader implements QueueSource {
     private readonly call: RequestReaderHost,
     private readonly stream: ServerCallStream,
     private readonly method: DescMethod,
-    /** The method's path, for error messages. */
-    private readonly path: string,
     private readonly side: MessageSide,
     /** The request's grpc-encoding; undefined for identity. */
     private readonly compression: Compression | undefined,
@@ -107,7 +110,7 @@ export class RequestReader implements QueueSource {
         if (this.onlyRequest === undefined) {
           this.onlyRequest = f;
         } else {
-          this.settleRequest(new RpcError(Code.Internal, `${this.path} expects one request message, the client sent more`));
+          this.settleRequest(new RpcError(Code.Internal, `/${this.method.parent.typeName}/${this.method.name} expects one request message, the client sent more`));
           break;
         }
       }
@@ -181,7 +184,7 @@ export class RequestReader implements QueueSource {
       this.requests.end();
     } else if (this.decoder !== undefined) {
       const frame = this.onlyRequest;
-      this.settleRequest(frame === undefined ? new RpcError(Code.Internal, `${this.path} expects one request message, the client sent none`) : undefined, frame);
+      this.settleRequest(frame === undefined ? new RpcError(Code.Internal, `/${this.method.parent.typeName}/${this.method.name} expects one request message, the client sent none`) : undefined, frame);
     }
   }
 
@@ -216,17 +219,18 @@ export class RequestReader implements QueueSource {
     this.deliverRequest(w, error);
   }
 
-  private deliverRequest(w: { resolve(v: unknown): void; reject(e: unknown): void } | undefined, error: unknown, value?: unknown): void {
-    if (error === undefined) {
-      if (w !== undefined) w.resolve(value);
-      else if (this.request === undefined) this.request = { value };
-    } else if (w !== undefined) {
-      w.reject(error);
-    } else if (this.request === undefined) {
-      this.request = { error };
-    } else if ("reject" in this.request) {
-      this.request.reject(error);
+  private deliverRequest(w: RequestWaiter | undefined, error: unknown, value?: unknown): void {
+    // Whoever asked while the request was being decompressed off the event loop takes it too.
+    const waiter = w ?? (this.request !== undefined && "resolve" in this.request ? this.request : undefined);
+    if (waiter === undefined) {
+      // Nobody asked yet: kept as a value, for single().
+      if (this.request === undefined) this.request = error === undefined ? { value } : { error };
+      return;
     }
+    this.request = undefined;
+    if (error === undefined) waiter.resolve(value);
+    else waiter.reject(error);
+    this.call.requestTaken();
   }
 
   /** The one request of a unary or server-streaming call, once the client ended its request stream. */
@@ -235,13 +239,14 @@ export class RequestReader implements QueueSource {
     const settled = this.request;
     if (settled !== undefined && !("resolve" in settled)) {
       this.request = undefined;
+      this.call.requestTaken();
       return "error" in settled ? Promise.reject(settled.error) : Promise.resolve(settled.value);
     }
     return new Promise((resolve, reject) => (this.request = { resolve, reject }));
   }
 
   private decodeRequest(frame: Frame): unknown {
-    this.lastCompressed = frame.compressed;
+    this.call.lastRequestCompressed = frame.compressed;
     return decodeMessage(this.side, this.method.input as DescMessage, frame, this.compression);
   }
 }

@@ -13,7 +13,7 @@ import { statusHeaders } from "../protocol/status.js";
 import { parseTimeout } from "../protocol/timeout.js";
 import { FrameWriter } from "../stream/frame-writer.js";
 import { CallContext } from "./call-context.js";
-import { RequestReader } from "./request-reader.js";
+import { RequestReader, type RequestReaderHost } from "./request-reader.js";
 import type { Route } from "./router.js";
 import { tlsPeerOf, type TlsPeer } from "./tls-peer.js";
 import type { ConnectionBudget } from "./memory-budget.js";
@@ -70,7 +70,7 @@ export interface ServerCallConfig {
  * END_STREAM); otherwise DATA is followed by a trailers HEADERS frame. A non-OK status never
  * follows an unsent header block with message data.
  */
-export class ServerCall {
+export class ServerCall implements RequestReaderHost {
   readonly deadline: number | undefined;
 
   // Allocated on first use: most calls never look at their signal, metadata or peer, and an
@@ -88,8 +88,13 @@ export class ServerCall {
   private headersSent = false;
   private done = false;
   private timer: LongTimer | undefined;
-  /** @internal The request side: reads the stream's DATA into messages for the handler. */
-  readonly reader: RequestReader;
+  /**
+   * @internal The request side: reads the stream's DATA into messages for the handler. Dropped
+   * once a unary or server-streaming call has its one request, so an open server stream holds no
+   * request-side object.
+   */
+  reader: RequestReader | undefined;
+  lastRequestCompressed = false;
   private responseCompression: Compression | undefined;
   /** The client's grpc-accept-encoding, parsed only when a compression choice needs it. */
   private readonly acceptHeader: string | string[] | undefined;
@@ -144,7 +149,7 @@ export class ServerCall {
     const preferred = config.defaultCompression;
     if (preferred !== undefined && parseAcceptEncoding(this.acceptHeader).includes(preferred.name)) this.responseCompression = preferred;
 
-    this.reader = new RequestReader(this, stream, route.method, route.path, side, requestCompression, config.receiveHighWaterMark, hooks);
+    this.reader = new RequestReader(this, stream, route.method, side, requestCompression, config.receiveHighWaterMark, hooks);
     // The stream's listeners are shared functions that find the call on the stream: no closures
     // per call (they were a large part of an idle call's memory).
     (stream as CallStream)[kCall] = this;
@@ -153,6 +158,17 @@ export class ServerCall {
     stream.on("aborted", onStreamAborted);
     stream.on("close", onStreamClose);
     stream.on("error", onStreamError);
+  }
+
+  /** @internal A chunk of the request body arrived (read by the window tuner even after the one request is in). */
+  onData(chunk: Buffer): void {
+    if (this.reader !== undefined) this.reader.onData(chunk);
+    else this.hooks.onData?.(chunk.byteLength);
+  }
+
+  /** @internal See RequestReaderHost. */
+  requestTaken(): void {
+    this.reader = undefined;
   }
 
   get method(): DescMethod {
@@ -211,11 +227,11 @@ export class ServerCall {
     try {
       const kind = route.method.methodKind;
       if (kind === "server_streaming" || kind === "bidi_streaming") {
-        await this.sendAll(route.handler(kind === "server_streaming" ? await this.reader.single() : this.reader.requests!, new CallContext(this)));
+        await this.sendAll(route.handler(kind === "server_streaming" ? await this.reader!.single() : this.reader!.requests!, new CallContext(this)));
       } else {
         // Awaited only when there is something to wait for: each await of a plain value is a
         // promise and a trip through the microtask queue per call.
-        let r: unknown = route.handler(kind === "unary" ? await this.reader.single() : this.reader.requests!, new CallContext(this));
+        let r: unknown = route.handler(kind === "unary" ? await this.reader!.single() : this.reader!.requests!, new CallContext(this));
         if (isThenable(r)) r = await r;
         r = this.sendOne(r);
         if (r !== undefined) await r;
@@ -314,7 +330,7 @@ export class ServerCall {
     this.done = true;
     this.out?.abort();
     this.cleanup(reason);
-    this.reader.cancel(reason);
+    this.reader?.cancel(reason);
     if (!this.stream.destroyed) this.stream.close(ResetCode.Cancel);
   }
 
@@ -330,12 +346,12 @@ export class ServerCall {
     if (this.done) return;
     this.done = true;
     // After a clean finish the reason is only needed if someone can still observe it.
-    if (reason !== undefined || this.controller !== undefined || !this.reader.drained) {
+    if (reason !== undefined || this.controller !== undefined || !(this.reader?.drained ?? true)) {
       reason ??= new RpcError(Code.Canceled, "the call finished");
     }
     this.cleanup(reason);
     if (reason !== undefined) {
-      this.reader.cancel(reason);
+      this.reader?.cancel(reason);
     }
     const stream = this.stream;
     if (stream.destroyed || stream.closed) {
@@ -381,7 +397,7 @@ export class ServerCall {
   }
 
   private cleanup(reason: RpcError | undefined): void {
-    this.reader.release();
+    this.reader?.release();
     this.timer?.cancel();
     this.idle?.cancel();
     const controller = this.controller;
@@ -501,11 +517,11 @@ function onWantTrailers(this: CallStream): void {
 }
 
 function onStreamData(this: CallStream, chunk: Buffer): void {
-  this[kCall].reader.onData(chunk);
+  this[kCall].onData(chunk);
 }
 
 function onStreamEnd(this: CallStream): void {
-  this[kCall].reader.onEnd();
+  this[kCall].reader?.onEnd();
 }
 
 /**
