@@ -6,7 +6,7 @@
  */
 export { createServer } from "./server/server.js";
 export type { Server, ServerOptions, ListenOptions } from "./server/server.js";
-export type { HandlerContext } from "./server/handler-context.js";
+export type { HandlerContext } from "./handler-context.js";
 export type {
   ServiceImpl,
   MethodImpl,
@@ -35,7 +35,7 @@ export type { Client, ClientOptions, ClientMethod } from "./client/client.js";
 export type { CallOptions } from "./client/call-options.js";
 export { subscribe } from "./client/subscribe.js";
 export type { SubscribeOptions, StreamingMethod } from "./client/subscribe.js";
-export { RpcError, IdleTimeoutError } from "./errors.js";
+export { RpcError, IdleTimeoutError } from "./protocol/errors.js";
 export { Code, codeName, parseCode } from "./protocol/code.js";
 export { Metadata } from "./protocol/metadata.js";
 export type { MetadataInit, MetadataValue } from "./protocol/metadata.js";
@@ -54,7 +54,7 @@ export type { CallLogEntry, LoggingInterceptorOptions } from "./interceptors/log
 export { createBearerClientInterceptor, createBearerServerInterceptor, bearerCallCredentials, principalOf } from "./interceptors/bearer-auth.js";
 export type { BearerServerOptions, TokenSource } from "./interceptors/bearer-auth.js";
 export { insecure, tls, withCallCredentials } from "./channel/credentials.js";
-export { createInProcessChannel } from "./transport/in-process.js";
+export { createInProcessChannel } from "./in-process.js";
 export type { ChannelCredentials, CallCredentials, CallCredentialsContext, TlsCredentialsOptions } from "./channel/credentials.js";
 export type { ServerTlsOptions } from "./server/server.js";
-export type { TlsPeer, PeerCertificate } from "./server/tls-peer.js";
+export type { TlsPeer, PeerCertificate } from "./transport/tls-peer.js";

@@ -18,11 +18,11 @@
  * - With no interceptors configured nothing here runs: the call path is the plain one.
  */
 import type { DescMethod } from "@bufbuild/protobuf";
-import { RpcError } from "./errors.js";
+import { RpcError } from "./protocol/errors.js";
 import { Code } from "./protocol/code.js";
 import type { Metadata } from "./protocol/metadata.js";
-import type { HandlerContext } from "./server/handler-context.js";
-import type { TlsPeer } from "./server/tls-peer.js";
+import type { HandlerContext } from "./handler-context.js";
+import type { TlsPeer } from "./transport/tls-peer.js";
 
 /** The request side of a call as interceptors see it. */
 export interface CallRequest {

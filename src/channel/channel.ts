@@ -1,4 +1,4 @@
-import { RpcError } from "../errors.js";
+import { RpcError } from "../protocol/errors.js";
 import { Code } from "../protocol/code.js";
 import { parseServiceConfig, RetryThrottle, type MethodConfig, type ServiceConfig } from "./service-config.js";
 import { systemClock, type Clock } from "./backoff.js";

@@ -21,7 +21,7 @@ import { parseArgs } from "node:util";
 import type { Message } from "@bufbuild/protobuf";
 import type { Channel } from "../channel/channel.js";
 import { createClient } from "../client/client.js";
-import { RpcError } from "../errors.js";
+import { RpcError } from "../protocol/errors.js";
 import { Code, codeName } from "../protocol/code.js";
 import { benchFormats, errorKey, formatReport, type BenchFormat, type BenchReport, type CallRecord } from "./bench-report.js";
 import { callOptions, channelExtras, withChannel } from "./command.js";

@@ -10,7 +10,7 @@
 import { parseArgs } from "node:util";
 import type { DescMethod, Message, Registry } from "@bufbuild/protobuf";
 import { createClient } from "../client/client.js";
-import { RpcError } from "../errors.js";
+import { RpcError } from "../protocol/errors.js";
 import { Code } from "../protocol/code.js";
 import type { Metadata } from "../protocol/metadata.js";
 import { callOptions, withChannel } from "./command.js";

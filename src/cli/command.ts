@@ -5,7 +5,7 @@
  */
 import type { Channel } from "../channel/channel.js";
 import type { CallOptions } from "../client/call-options.js";
-import { RpcError } from "../errors.js";
+import { RpcError } from "../protocol/errors.js";
 import { Code } from "../protocol/code.js";
 import { explainFailure, openChannel, type TlsFlags } from "./connection.js";
 import { parseDuration, parseHeaders, parseSize } from "./options.js";

@@ -14,7 +14,7 @@ import { connect as connectTls } from "node:tls";
 import { createChannel, type Channel } from "../channel/channel.js";
 import { insecure, tls, type ChannelCredentials } from "../channel/credentials.js";
 import { parseTarget } from "../channel/target.js";
-import { RpcError } from "../errors.js";
+import { RpcError } from "../protocol/errors.js";
 import { silentLogger } from "../logger.js";
 import { Code } from "../protocol/code.js";
 import { CliError } from "./output.js";

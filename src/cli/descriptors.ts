@@ -12,7 +12,7 @@ import { create, createFileRegistry, fromBinary, type DescMethod, type DescServi
 import { FileDescriptorSetSchema, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
 import type { Channel } from "../channel/channel.js";
 import type { CallOptions } from "../client/call-options.js";
-import { RpcError } from "../errors.js";
+import { RpcError } from "../protocol/errors.js";
 import { Code } from "../protocol/code.js";
 import { createReflectionClient, sortByImports } from "../services/reflection/reflection-client.js";
 import { CliError } from "./output.js";

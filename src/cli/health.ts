@@ -7,7 +7,7 @@
 import { parseArgs } from "node:util";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { createClient } from "../client/client.js";
-import { RpcError } from "../errors.js";
+import { RpcError } from "../protocol/errors.js";
 import { Code } from "../protocol/code.js";
 import { callOptions, withChannel } from "./command.js";
 import { commonFlags, commonHelp, parseAddress, parseOrUsage } from "./options.js";

@@ -5,7 +5,7 @@
  * Exit codes: 0 success; 1 a local problem (bad flags, bad JSON, no descriptors); 2 usage;
  * 64 + the gRPC status code when the server (or the connection) failed the call, as grpcurl does.
  */
-import { RpcError } from "../errors.js";
+import { RpcError } from "../protocol/errors.js";
 import { codeName } from "../protocol/code.js";
 
 /** Streams and terminal facts the commands write through; tests may pass their own. */

@@ -1,7 +1,7 @@
 import type { CallChannel } from "../channel/channel.js";
 import type { Compression } from "../codec/compression.js";
 import { receiveLimitError, type MessageSide } from "../codec/message-codec.js";
-import { RpcError } from "../errors.js";
+import { RpcError } from "../protocol/errors.js";
 import { Code } from "../protocol/code.js";
 import { FrameDecoder, type Frame } from "../protocol/frame.js";
 import { parseContentType } from "../protocol/headers.js";

@@ -4,7 +4,7 @@ import type { HedgingPolicy, RetryPolicy } from "../channel/service-config.js";
 import type { Codec } from "../codec/codec.js";
 import type { Compression } from "../codec/compression.js";
 import { decodeMessage, sendPayload, sendsCompressed, serializeMessage, type MessageSide } from "../codec/message-codec.js";
-import { IdleTimeoutError, RpcError } from "../errors.js";
+import { IdleTimeoutError, RpcError } from "../protocol/errors.js";
 import { Code } from "../protocol/code.js";
 import { encodeFrame, type Frame } from "../protocol/frame.js";
 import { formatTimeout } from "../protocol/timeout.js";

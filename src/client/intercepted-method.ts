@@ -2,7 +2,7 @@ import type { DescMethod } from "@bufbuild/protobuf";
 import type { CallChannel } from "../channel/channel.js";
 import { insecureCallCredentialsMessage, type CallCredentials } from "../channel/credentials.js";
 import type { Codec } from "../codec/codec.js";
-import { RpcError } from "../errors.js";
+import { RpcError } from "../protocol/errors.js";
 import { chainInterceptors, exactlyOneRequest, SingleMessage, type CallRequest, type CallResponse, type Interceptor } from "../interceptor.js";
 import { Code } from "../protocol/code.js";
 import { Metadata } from "../protocol/metadata.js";

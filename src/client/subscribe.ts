@@ -24,7 +24,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { ConnectionBackoff, type BackoffOptions } from "../channel/backoff.js";
-import { RpcError } from "../errors.js";
+import { RpcError } from "../protocol/errors.js";
 import { Code } from "../protocol/code.js";
 import type { Metadata } from "../protocol/metadata.js";
 import type { CallOptions } from "./call-options.js";

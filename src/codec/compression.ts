@@ -1,5 +1,5 @@
 import { deflate as deflateAsync, deflateSync, gunzip as gunzipAsync, gunzipSync, gzip as gzipAsync, gzipSync, inflate as inflateAsync, inflateSync, type ZlibOptions } from "node:zlib";
-import { RpcError } from "../errors.js";
+import { RpcError } from "../protocol/errors.js";
 import { Code } from "../protocol/code.js";
 
 /**

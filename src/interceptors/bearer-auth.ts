@@ -6,10 +6,10 @@
  * @see https://datatracker.ietf.org/doc/html/rfc6750#section-2.1 (the header's syntax)
  */
 import type { CallCredentials } from "../channel/credentials.js";
-import { RpcError } from "../errors.js";
+import { RpcError } from "../protocol/errors.js";
 import type { CallRequest, Interceptor } from "../interceptor.js";
 import { Code } from "../protocol/code.js";
-import type { HandlerContext } from "../server/handler-context.js";
+import type { HandlerContext } from "../handler-context.js";
 
 /** A token, or a function producing one per call (e.g. refreshing an OAuth token). */
 export type TokenSource = string | ((request: { readonly path: string }) => string | Promise<string>);

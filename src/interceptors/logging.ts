@@ -2,7 +2,7 @@
  * A ready-made interceptor that logs one line per call: side, method, status code, duration,
  * message counts (and the peer on the server). Works on clients and servers alike.
  */
-import { RpcError } from "../errors.js";
+import { RpcError } from "../protocol/errors.js";
 import { observeMessages, type Interceptor } from "../interceptor.js";
 import type { Logger } from "../logger.js";
 import { Code, codeName } from "../protocol/code.js";

@@ -6,7 +6,7 @@
  * that arrive whole inside one chunk are returned as views of that chunk, never copied.
  * @see https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md#requests (Length-Prefixed-Message)
  */
-import { RpcError } from "../errors.js";
+import { RpcError } from "./errors.js";
 import { Code } from "./code.js";
 
 /** The size of a frame header in bytes: one flag byte plus a 4-byte big-endian length. */

@@ -6,7 +6,7 @@
  * so encoding never shortens a deadline.
  * @see https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md#requests (Timeout)
  */
-import { RpcError } from "../errors.js";
+import { RpcError } from "./errors.js";
 import { Code } from "./code.js";
 
 const MAX_VALUE = 99_999_999;

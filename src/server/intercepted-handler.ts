@@ -1,10 +1,10 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
-import { RpcError } from "../errors.js";
+import { RpcError } from "../protocol/errors.js";
 import { chainInterceptors, exactlyOne, exactlyOneRequest, SingleMessage, type CallRequest, type CallResponse, type Interceptor, type Peer } from "../interceptor.js";
 import { Code } from "../protocol/code.js";
 import { createPushable } from "../stream/pushable.js";
 import type { CallContext } from "./call-context.js";
-import type { HandlerContext } from "./handler-context.js";
+import type { HandlerContext } from "../handler-context.js";
 import type { AnyHandler } from "./service-impl.js";
 
 /**

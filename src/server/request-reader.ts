@@ -1,13 +1,21 @@
 import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
 import type { Compression } from "../codec/compression.js";
 import { decodeMessage, receiveLimitError, type MessageSide } from "../codec/message-codec.js";
-import { RpcError } from "../errors.js";
+import { RpcError } from "../protocol/errors.js";
 import { Code } from "../protocol/code.js";
 import { FrameDecoder, type Frame } from "../protocol/frame.js";
 import { MessageQueue, type QueueSource } from "../stream/message-queue.js";
 import type { IdleTimer } from "../stream/idle-timer.js";
 import type { ServerCallStream } from "../transport/call-stream.js";
-import type { ServerCallHooks } from "./server-call.js";
+import type { ConnectionBudget } from "./memory-budget.js";
+
+/** What the reader tells its connection (the part of the call's hooks it uses). */
+export interface ReaderHooks {
+  /** The call read `bytes` of DATA (the connection's window tuner, when it probes). */
+  readonly onData?: ((bytes: number) => void) | undefined;
+  /** The connection's memory budget, which the call's buffered requests and responses count against. */
+  readonly budget?: ConnectionBudget | undefined;
+}
 
 /** What the reader needs of its call. */
 export interface RequestReaderHost {
@@ -58,7 +66,7 @@ export class RequestReader implements QueueSource {
     /** The request's grpc-encoding; undefined for identity. */
     private readonly compression: Compression | undefined,
     highWaterMark: number,
-    private readonly hooks: ServerCallHooks,
+    private readonly hooks: ReaderHooks,
   ) {
     this.decoder = new FrameDecoder(side.maxReceiveBytes);
     const kind = method.methodKind;

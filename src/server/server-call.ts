@@ -2,7 +2,7 @@ import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
 import { ResetCode, type IncomingStreamHeaders, type ServerCallStream, type StreamHeaders } from "../transport/call-stream.js";
 import { parseAcceptEncoding, type Compression } from "../codec/compression.js";
 import { sendPayload, sendsCompressed, serializeMessage, type MessageSide } from "../codec/message-codec.js";
-import { IdleTimeoutError, RpcError } from "../errors.js";
+import { IdleTimeoutError, RpcError } from "../protocol/errors.js";
 import { IdleTimer } from "../stream/idle-timer.js";
 import type { Logger } from "../logger.js";
 import { Code } from "../protocol/code.js";
@@ -13,23 +13,19 @@ import { statusHeaders } from "../protocol/status.js";
 import { parseTimeout } from "../protocol/timeout.js";
 import { FrameWriter } from "../stream/frame-writer.js";
 import { CallContext } from "./call-context.js";
-import { RequestReader, type RequestReaderHost } from "./request-reader.js";
+import type { HandlerContext } from "../handler-context.js";
+import { RequestReader, type ReaderHooks, type RequestReaderHost } from "./request-reader.js";
 import type { Route } from "./router.js";
-import { tlsPeerOf, type TlsPeer } from "./tls-peer.js";
-import type { ConnectionBudget } from "./memory-budget.js";
+import { tlsPeerOf, type TlsPeer } from "../transport/tls-peer.js";
 import { startTimer, type LongTimer } from "../timer.js";
 import { stopClientAfterStatusHeaders } from "./stop-after-status-headers.js";
 
 /** What a server call tells its connection; one object per connection, shared by its calls. */
-export interface ServerCallHooks {
+export interface ServerCallHooks extends ReaderHooks {
   /** The call reached DONE. */
   readonly onDone: (call: ServerCall) => void;
   /** The call wrote headers, data or trailers (the connection's ping policy forgives pings then). */
   readonly onSend: () => void;
-  /** The call read `bytes` of DATA (the connection's window tuner, when it probes). */
-  readonly onData?: ((bytes: number) => void) | undefined;
-  /** The connection's memory budget, which the call's buffered requests and responses count against. */
-  readonly budget?: ConnectionBudget | undefined;
 }
 
 /** Limits and services a server call needs from its server. Resolved once per server. */
@@ -54,7 +50,7 @@ export interface ServerCallConfig {
 /**
  * Serves one gRPC call on one HTTP/2 stream: runs the handler by its kind on the requests its
  * RequestReader reads, writes the responses, and ends with exactly one status. The handler sees a
- * CallContext, never this object.
+ * CallContext that forwards to this object's HandlerContext members, never this object itself.
  *
  * Writing responses stays here, with the call's life, on purpose: what goes out depends on the
  * same state as how the call ends (a status with no headers sent is trailers-only; a status waits
@@ -70,7 +66,7 @@ export interface ServerCallConfig {
  * END_STREAM); otherwise DATA is followed by a trailers HEADERS frame. A non-OK status never
  * follows an unsent header block with message data.
  */
-export class ServerCall implements RequestReaderHost {
+export class ServerCall implements RequestReaderHost, HandlerContext {
   readonly deadline: number | undefined;
 
   // Allocated on first use: most calls never look at their signal, metadata or peer, and an

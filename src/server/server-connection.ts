@@ -1,5 +1,5 @@
 import { constants, type Http2Session } from "node:http2";
-import { RpcError } from "../errors.js";
+import { RpcError } from "../protocol/errors.js";
 import type { Logger } from "../logger.js";
 import { Code } from "../protocol/code.js";
 import { withJitter, type ConnectionPolicy } from "./connection-policy.js";

@@ -11,7 +11,7 @@ import { jsonCodec, protoCodec, type Codec } from "../codec/codec.js";
 import type { MessageSide } from "../codec/message-codec.js";
 import type { IncomingStreamHeaders, ServerCallStream } from "../transport/call-stream.js";
 import { compressionsByName } from "../codec/compression.js";
-import { RpcError } from "../errors.js";
+import { RpcError } from "../protocol/errors.js";
 import { consoleLogger, type Logger } from "../logger.js";
 import { Code } from "../protocol/code.js";
 import { contentTypeFor, parseContentType, parsePath } from "../protocol/headers.js";

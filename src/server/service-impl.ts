@@ -1,5 +1,5 @@
 import type { DescMessage, DescMethod, DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
-import type { HandlerContext } from "./handler-context.js";
+import type { HandlerContext } from "../handler-context.js";
 
 type Awaitable<T> = T | Promise<T>;
 

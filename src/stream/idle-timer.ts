@@ -1,4 +1,4 @@
-import { IdleTimeoutError } from "../errors.js";
+import { IdleTimeoutError } from "../protocol/errors.js";
 import { startTimer, type LongTimer } from "../timer.js";
 
 /**

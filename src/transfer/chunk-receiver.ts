@@ -7,7 +7,7 @@
  * a slow sink (disk) slows the sender through HTTP/2 flow control instead of buffering.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
-import { RpcError } from "../errors.js";
+import { RpcError } from "../protocol/errors.js";
 import { Code } from "../protocol/code.js";
 import { ChunkSequence } from "./chunk-sequence.js";
 import type { ChunkSink } from "./chunk-sink.js";

@@ -7,7 +7,7 @@
  * a slow receiver slows the reading of the source; it never fills memory.
  */
 import { createHash } from "node:crypto";
-import { RpcError } from "../errors.js";
+import { RpcError } from "../protocol/errors.js";
 import { Code } from "../protocol/code.js";
 import { RateMeter } from "./rate-meter.js";
 import { openChunkSource, type ChunkSource } from "./chunk-source.js";

@@ -7,7 +7,7 @@
  * - nothing follows the final chunk; a final chunk carries a 32-byte SHA-256;
  * - an announced total size never changes, no chunk runs past it, and the final chunk ends on it.
  */
-import { RpcError } from "../errors.js";
+import { RpcError } from "../protocol/errors.js";
 import { Code } from "../protocol/code.js";
 import type { TransferChunk } from "./transfer-chunk.js";
 

@@ -12,7 +12,7 @@
  */
 import type { Hash } from "node:crypto";
 import { open } from "node:fs/promises";
-import { RpcError } from "../errors.js";
+import { RpcError } from "../protocol/errors.js";
 import { Code } from "../protocol/code.js";
 import { rechunk } from "./rechunk.js";
 

@@ -4,7 +4,7 @@
  * so a retry never repeats acknowledged bytes.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { RpcError } from "../errors.js";
+import { RpcError } from "../protocol/errors.js";
 import { Code } from "../protocol/code.js";
 
 /** Options of `withResume`. */

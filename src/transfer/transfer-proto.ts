@@ -5,7 +5,7 @@
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Chunk, ChunkSchema, TransferStatusSchema } from "../../gen/rill/transfer/v1/transfer_pb.js";
-import { RpcError } from "../errors.js";
+import { RpcError } from "../protocol/errors.js";
 import { Code } from "../protocol/code.js";
 import type { TransferResult } from "./chunk-receiver.js";
 import type { TransferChunk } from "./transfer-chunk.js";

@@ -1,7 +1,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Code, encodeFrame, encodeFrameHeader, FRAME_HEADER_LENGTH, FrameDecoder, type Frame } from "../../src/protocol/index.js";
-import { RpcError } from "../../src/errors.js";
+import { RpcError } from "../../src/protocol/errors.js";
 
 const bytes = (...values: number[]) => new Uint8Array(values);
 const text = (s: string) => new TextEncoder().encode(s);

@@ -18,7 +18,7 @@ import {
   parseTimeout,
   validateRequestHeaders,
 } from "../../src/protocol/index.js";
-import { RpcError } from "../../src/errors.js";
+import { RpcError } from "../../src/protocol/errors.js";
 
 const RUNS = 2000;
 const loneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;

@@ -1,7 +1,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Code, formatTimeout, parseTimeout } from "../../src/protocol/index.js";
-import { RpcError } from "../../src/errors.js";
+import { RpcError } from "../../src/protocol/errors.js";
 
 describe("parseTimeout", () => {
   const valid: Array<[string, number]> = [

@@ -19,7 +19,7 @@ import {
   HealthCheckResponseSchema,
   type HealthCheckResponse,
 } from "../../../gen/grpc/health/v1/health_pb.js";
-import { RpcError } from "../../errors.js";
+import { RpcError } from "../../protocol/errors.js";
 import { Code } from "../../protocol/code.js";
 import type { Server } from "../../server/server.js";
 import type { ServiceImpl } from "../../server/service-impl.js";

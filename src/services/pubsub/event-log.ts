@@ -11,7 +11,7 @@
  * - `follow` delivers every event appended after its `after` position, in order, once, to the
  *   listener, whichever process appended it.
  */
-import { RpcError } from "../../errors.js";
+import { RpcError } from "../../protocol/errors.js";
 import { Code } from "../../protocol/code.js";
 import { Metadata } from "../../protocol/metadata.js";
 

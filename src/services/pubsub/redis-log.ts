@@ -27,7 +27,7 @@
  */
 import { createHash } from "node:crypto";
 import type { Redis, RedisOptions } from "ioredis";
-import { RpcError } from "../../errors.js";
+import { RpcError } from "../../protocol/errors.js";
 import { Code } from "../../protocol/code.js";
 import {
   checkEventSize,

@@ -16,8 +16,8 @@
  *   id to resume after (also in the `rill-resume-after` trailer); others are unaffected and
  *   `offer` never blocks the publisher.
  */
-import type { HandlerContext } from "../../server/handler-context.js";
-import { RpcError } from "../../errors.js";
+import type { HandlerContext } from "../../handler-context.js";
+import { RpcError } from "../../protocol/errors.js";
 import { Code } from "../../protocol/code.js";
 import { Metadata } from "../../protocol/metadata.js";
 import type { EventLog, StoredEvent } from "./event-log.js";

@@ -14,7 +14,7 @@ import { ServerReflection as V1Alpha } from "../../../gen/grpc/reflection/v1alph
 import type { Channel } from "../../channel/channel.js";
 import type { CallOptions } from "../../client/call-options.js";
 import { createClient } from "../../client/client.js";
-import { RpcError } from "../../errors.js";
+import { RpcError } from "../../protocol/errors.js";
 import { Code } from "../../protocol/code.js";
 import { createPushable, type Pushable } from "../../stream/pushable.js";
 

@@ -1,6 +1,6 @@
 import type { DescMethod } from "@bufbuild/protobuf";
-import type { Metadata } from "../protocol/metadata.js";
-import type { TlsPeer } from "./tls-peer.js";
+import type { Metadata } from "./protocol/metadata.js";
+import type { TlsPeer } from "./transport/tls-peer.js";
 
 /**
  * What a handler knows about its call and how it shapes the response around the messages.

@@ -1,6 +1,6 @@
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
-import type { SocketLike } from "../transport/call-stream.js";
+import type { SocketLike } from "./call-stream.js";
 
 /**
  * What the server knows about a caller's TLS session. Present only on TLS connections;

@@ -1,5 +1,5 @@
-import { Code, codeName } from "./protocol/code.js";
-import { Metadata } from "./protocol/metadata.js";
+import { Code, codeName } from "./code.js";
+import { Metadata } from "./metadata.js";
 
 /**
  * An RPC failure: a gRPC status code, a message, and the trailing metadata that came with it.

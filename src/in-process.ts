@@ -13,11 +13,11 @@
  * and a consumer that keep each other busy still let timers (deadlines, idle timeouts) run.
  */
 import { EventEmitter } from "node:events";
-import type { Channel, ChannelOptions } from "../channel/channel.js";
-import { createChannelOver } from "../channel/channel.js";
-import type { ConnectivityState } from "../channel/connectivity.js";
-import type { Subchannel } from "../channel/subchannel.js";
-import { kServeStream, type Server } from "../server/server.js";
+import type { Channel, ChannelOptions } from "./channel/channel.js";
+import { createChannelOver } from "./channel/channel.js";
+import type { ConnectivityState } from "./channel/connectivity.js";
+import type { Subchannel } from "./channel/subchannel.js";
+import { kServeStream, type Server } from "./server/server.js";
 import {
   ResetCode,
   type ClientCallStream,
@@ -25,7 +25,7 @@ import {
   type IncomingStreamHeaders,
   type ServerCallStream,
   type StreamHeaders,
-} from "./call-stream.js";
+} from "./transport/call-stream.js";
 
 /**
  * A channel to `server` in this process. Everything a channel does applies (service config,
