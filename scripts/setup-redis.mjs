@@ -102,14 +102,16 @@ function canConnect(port) {
 
 /**
  * Starts a private redis-server on 127.0.0.1 (`port`, default a free one) in a fresh temp dir,
- * with no persistence. Resolves once it accepts connections with `{ url, port, pid, stop }`;
- * `stop()` kills that PID and removes the dir. Rejects loudly if it exits or does not come up
+ * with no automatic persistence (an explicit SAVE still writes dump.rdb there). Resolves once it
+ * accepts connections with `{ url, port, pid, dir, stop }`; `stop()` kills that PID (SIGKILL,
+ * as a crash) and removes the dir. With `dir`, that dir is used (a dump.rdb in it is loaded, as
+ * a restart from a snapshot does) and kept. Rejects loudly if it exits or does not come up
  * within 10 s.
  */
 export async function startRedis(options = {}) {
   const bin = await ensureRedis();
   const port = options.port ?? (await freePort());
-  const dir = mkdtempSync(join(tmpdir(), "rill-redis-"));
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), "rill-redis-"));
   const child = spawn(
     bin,
     ["--bind", "127.0.0.1", "--port", String(port), "--dir", dir, "--save", "", "--appendonly", "no", "--protected-mode", "yes", "--daemonize", "no", "--loglevel", "warning"],
@@ -124,7 +126,7 @@ export async function startRedis(options = {}) {
       child.kill("SIGKILL");
       await exitPromise;
     }
-    rmSync(dir, { recursive: true, force: true });
+    if (options.dir === undefined) rmSync(dir, { recursive: true, force: true });
   };
   const until = Date.now() + 10_000;
   while (!(await canConnect(port))) {
@@ -135,7 +137,7 @@ export async function startRedis(options = {}) {
     await new Promise((r) => setTimeout(r, 20));
   }
   child.stderr.unref?.();
-  return { url: `redis://127.0.0.1:${port}`, port, pid: child.pid, stop };
+  return { url: `redis://127.0.0.1:${port}`, port, pid: child.pid, dir, stop };
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {

@@ -20,6 +20,7 @@ import {
 import { createClient } from "../../src/client/client.js";
 import { useHarness } from "../support/harness.js";
 import { useRedis } from "../support/redis.js";
+import { origin } from "../support/event-log.js";
 
 const MiB = 1024 * 1024;
 const bytes = (n: number, fill = 1) => new Uint8Array(n).fill(fill);
@@ -34,8 +35,6 @@ async function statusOf(p: Promise<unknown>): Promise<RpcError> {
   throw new Error("expected the call to fail");
 }
 
-/** The position before a topic's first event. */
-const origin = (log: EventLog) => log.head(`never-published-${Math.random()}`);
 
 /** Behaviours both logs share; `makeLog` takes the log's options. */
 function limitsSuite(makeLog: (o?: Omit<HubOptions, "log">) => EventLog) {

@@ -16,6 +16,7 @@ import {
 } from "../../src/services/pubsub/index.js";
 import { createClient } from "../../src/client/client.js";
 import { eventually, useHarness, type Harness } from "../support/harness.js";
+import { origin } from "../support/event-log.js";
 import { useRedis } from "../support/redis.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";
 
@@ -235,11 +236,6 @@ function backendSuite(makeLog: (retention?: { maxEvents?: number }) => EventLog)
     }
   });
   return h;
-}
-
-/** The position before a topic's first event: the head of a topic that has none. */
-function origin(log: EventLog): Promise<string> {
-  return log.head(`never-published-${Math.random()}`);
 }
 
 describe("pub/sub hub on the memory log", () => {

@@ -57,8 +57,10 @@ test("two instances on Redis behind round_robin: killing one moves its subscribe
 
     const check = new Redis(url);
     const entries = await check.xrange(`fo:t:${topic}`, "-", "+");
+    // Event ids are the stream entry ids with the topic's epoch (one history throughout).
+    const epoch = await check.hget(`fo:m:${topic}`, "epoch");
     check.disconnect();
-    const expectedIds = entries.map(([id]) => id);
+    const expectedIds = entries.map(([id]) => `${id}@${epoch}`);
     assert.equal(expectedIds.length, publisher.published);
     for (const [i, s] of subscribers.entries()) {
       assert.deepEqual(s.events.map((e) => e.eventId), expectedIds, `subscriber ${i}: no gap, no duplicate`);

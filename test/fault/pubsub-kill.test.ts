@@ -65,8 +65,10 @@ test("kill -9 of the server five times mid-stream: every subscriber receives eve
 
     const check = new Redis(url);
     const entries = await check.xrange(`kill:t:${topic}`, "-", "+");
+    // Event ids are the stream entry ids with the topic's epoch (one history throughout).
+    const epoch = await check.hget(`kill:m:${topic}`, "epoch");
     check.disconnect();
-    const expectedIds = entries.map(([id]) => id);
+    const expectedIds = entries.map(([id]) => `${id}@${epoch}`);
     const expectedPayloads = Array.from({ length: publisher.published }, (_, i) => String(i));
     assert.equal(expectedIds.length, publisher.published, "the log holds each acknowledged event once (idempotent retries)");
     for (const [i, s] of subscribers.entries()) {

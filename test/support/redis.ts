@@ -5,10 +5,13 @@
 import { after, before } from "node:test";
 import { fileURLToPath } from "node:url";
 
-interface RedisInstance {
+export interface RedisInstance {
   url: string;
   port: number;
   pid: number;
+  /** Its working dir (where SAVE writes dump.rdb). */
+  dir: string;
+  /** Kills it with SIGKILL, as a crash; removes its dir unless the dir was given. */
   stop(): Promise<void>;
 }
 
@@ -18,8 +21,7 @@ const script = fileURLToPath(new URL("../../../scripts/setup-redis.mjs", import.
 export function useRedis(): { get(): RedisInstance } {
   let instance: RedisInstance | undefined;
   before(async () => {
-    const mod = (await import(script)) as { startRedis(o?: { port?: number }): Promise<RedisInstance> };
-    instance = await mod.startRedis();
+    instance = await startRedisServer();
   });
   after(async () => {
     await instance?.stop();
@@ -30,4 +32,13 @@ export function useRedis(): { get(): RedisInstance } {
       return instance;
     },
   };
+}
+
+/**
+ * Starts a redis-server of the test's own (stopped by the test): on `port` to come back where a
+ * crashed one was, and in `dir` to load the dump.rdb a SAVE left there (a restart from a snapshot).
+ */
+export async function startRedisServer(options: { port?: number; dir?: string } = {}): Promise<RedisInstance> {
+  const mod = (await import(script)) as { startRedis(o?: { port?: number; dir?: string }): Promise<RedisInstance> };
+  return mod.startRedis(options);
 }

@@ -2,12 +2,22 @@
  * The Redis Streams event log: one stream per topic, so several Rill server processes share
  * topics (publish on one, subscribe on another, resume anywhere).
  *
- * Event ids are the stream entry ids (`<ms>-<seq>`, assigned by XADD `*` on Redis's clock;
- * `published_at` is the `<ms>` part). Keys, under `prefix` (default "rill:pubsub:"):
- *   t:<topic>        the stream: fields `p` (payload) and, if given, `k` (idempotency key)
- *   m:<topic>        a hash; `trimmed` is the highest id retention has removed, `bytes` what
- *                    the retained entries count for (`eventBytes`)
- *   k:<topic>:<key>  an idempotency key's event id, expiring with the retention age
+ * Event ids are `<ms>-<seq>@<epoch>`: the stream entry id (assigned by XADD `*` on Redis's
+ * clock; `published_at` is the `<ms>` part) and the epoch of the topic's history. Entry ids are
+ * time-based, so a stream that is deleted, or lost when Redis restarts without persistence,
+ * accepts old positions as valid once it is recreated: without the epoch, a resume after `old4`
+ * would silently skip old5..old9. The epoch is new whenever a topic's stream is created, and a
+ * position of another epoch is DATA_LOSS. A Redis restart starts new epochs too (see `durable`).
+ * A position that is not an id the stream holds nor at or before its trim watermark is DATA_LOSS
+ * as well. Keys, under `prefix` (default "rill:pubsub:"):
+ *   t:<topic>        the stream: fields `p` (payload), `e` (epoch) and, if given, `k` (key)
+ *   m:<topic>        a hash; `epoch`; `run`, the Redis run_id that last touched it; `trimmed`,
+ *                    the highest id retention has removed; `bytes`, what the retained entries
+ *                    count for (`eventBytes`); `stream`, set once the epoch has had a stream
+ *                    (before that, the hash holds an epoch that head() gave out for a topic
+ *                    with no event yet, and expires)
+ *   k:<topic>:<key>  an idempotency key's event id (with its epoch), expiring with the
+ *                    retention age
  *   topics           a set of topic names
  * Appends and reads are Lua scripts, so trimming, the `trimmed` watermark and idempotency keys
  * change together and a read sees one consistent state. Redis's own `max-deleted-entry-id` is
@@ -25,7 +35,7 @@
  * (`control`) is Redis pub/sub on `<prefix>control`, on one more connection once listened to.
  * Redis errors reach callers as UNAVAILABLE.
  */
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import type { Redis, RedisOptions } from "ioredis";
 import { RpcError } from "../../protocol/errors.js";
 import { Code } from "../../protocol/code.js";
@@ -68,23 +78,69 @@ export interface RedisLogOptions extends RetentionOptions {
    * which is an optional peer dependency.
    */
   redis?: Readonly<Record<string, unknown>>;
+  /**
+   * Set only when Redis loses no acknowledged write across a restart (`appendonly yes` with
+   * `appendfsync always`). By default a Redis restart starts a new history for every topic as it
+   * is next touched, and a resume from a position before it is DATA_LOSS: after a restart from an
+   * RDB snapshot or an `everysec` AOF the stream may lack events that were acknowledged, and
+   * nothing in Redis tells which. Default false.
+   */
+  durable?: boolean;
 }
 
+// The topic's epoch (shared by the scripts). A topic's history starts anew, with a new epoch,
+// when its stream is created or recreated (deleted, or lost with Redis's memory), and when Redis
+// restarted since the topic was last touched (its run_id changed) unless the log was told Redis
+// keeps every acknowledged write (`durable`): a restart from an RDB snapshot or an everysec AOF
+// may have lost events after positions subscribers hold. `writing`: the caller adds to the
+// stream, which adopts an epoch that head() gave out before the stream existed; otherwise such
+// an epoch expires after `pendingTtl` ms.
+const epochLua = `
+local function topicEpoch(stream, meta, candidate, durable, writing, pendingTtl)
+  local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+  local exists = redis.call('EXISTS', stream) == 1
+  local epoch = redis.call('HGET', meta, 'epoch')
+  local hadStream = redis.call('HEXISTS', meta, 'stream') == 1
+  if not exists and (not epoch or hadStream) then
+    redis.call('DEL', meta)
+    epoch, hadStream = nil, false
+  end
+  local lastRun = redis.call('HGET', meta, 'run')
+  if not epoch or (lastRun ~= run and durable ~= '1') then
+    epoch = candidate
+    redis.call('HSET', meta, 'epoch', epoch)
+  end
+  if lastRun ~= run then redis.call('HSET', meta, 'run', run) end
+  if writing then
+    if not hadStream then
+      redis.call('HSET', meta, 'stream', '1')
+      redis.call('PERSIST', meta)
+    end
+  elseif not exists then
+    redis.call('PEXPIRE', meta, pendingTtl)
+  end
+  return epoch
+end
+`;
+
 // KEYS: stream, meta, dedupe key (or ""), topics set. ARGV: topic, payload, key ("" for none),
-// maxEvents, maxAgeMs, maxTopicBytes, maxTopics, overhead. Returns {id, duplicate(0|1)}, or
-// {"", 2} when the topic is new and the log holds maxTopics topics.
+// maxEvents, maxAgeMs, maxTopicBytes, maxTopics, overhead, candidate epoch, durable (1|0). Returns
+// {id@epoch, duplicate(0|1)}, or {"", 2} when the topic is new and the log holds maxTopics topics.
 // An entry counts #payload + #key + overhead bytes (eventBytes); meta's `bytes` sums the stream's.
-const appendLua = `
+const appendLua = epochLua + `
 local stream, meta, dedupe, topics = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local topic, payload, key = ARGV[1], ARGV[2], ARGV[3]
 local maxEvents, maxAge = tonumber(ARGV[4]), tonumber(ARGV[5])
 local maxBytes, maxTopics, overhead = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-if key ~= '' then
-  local prior = redis.call('GET', dedupe)
-  if prior then return {prior, 1} end
-end
 if maxTopics > 0 and redis.call('SISMEMBER', topics, topic) == 0 and redis.call('SCARD', topics) >= maxTopics then
   return {'', 2}
+end
+local epoch = topicEpoch(stream, meta, ARGV[9], ARGV[10], true, 0)
+local suffix = '@' .. epoch
+if key ~= '' then
+  local prior = redis.call('GET', dedupe)
+  -- A key of a lost history names an event nobody can read any more: it is published again.
+  if prior and string.sub(prior, -#suffix) == suffix then return {prior, 1} end
 end
 local function sizeOf(fields)
   local s = overhead
@@ -95,9 +151,9 @@ local function sizeOf(fields)
 end
 local id
 if key ~= '' then
-  id = redis.call('XADD', stream, '*', 'p', payload, 'k', key)
+  id = redis.call('XADD', stream, '*', 'p', payload, 'e', epoch, 'k', key)
 else
-  id = redis.call('XADD', stream, '*', 'p', payload)
+  id = redis.call('XADD', stream, '*', 'p', payload, 'e', epoch)
 end
 redis.call('SADD', topics, topic)
 local bytes = redis.call('HINCRBY', meta, 'bytes', #payload + #key + overhead)
@@ -130,22 +186,29 @@ if lastDeleted then
   if bytes < 0 then bytes = 0 end
   redis.call('HSET', meta, 'trimmed', lastDeleted, 'bytes', bytes)
 end
+local full = id .. suffix
 if key ~= '' then
-  if maxAge > 0 then redis.call('SET', dedupe, id, 'PX', maxAge) else redis.call('SET', dedupe, id) end
+  if maxAge > 0 then redis.call('SET', dedupe, full, 'PX', maxAge) else redis.call('SET', dedupe, full) end
 end
-return {id, 0}
+return {full, 0}
 `;
 
-// KEYS: stream, meta. ARGV: after, count. Returns {exists(0|1), trimmed, lastGenerated, entries}.
-const readLua = `
+// KEYS: stream, meta. ARGV: after (an entry id), count, candidate epoch, durable (1|0), ttl of
+// an epoch given out for a topic with no stream (ms). Returns {exists(0|1), trimmed,
+// lastGenerated, entries, epoch, afterFound(0|1)}. A topic without a stream gets an epoch here, so
+// a subscriber that takes its position before the first event still learns if that history is lost.
+const readLua = epochLua + `
 local stream, meta = KEYS[1], KEYS[2]
-if redis.call('EXISTS', stream) == 0 then return {0, '0-0', '0-0', {}} end
+local epoch = topicEpoch(stream, meta, ARGV[3], ARGV[4], false, tonumber(ARGV[5]))
+if redis.call('EXISTS', stream) == 0 then return {0, '0-0', '0-0', {}, epoch, 0} end
 local info = redis.call('XINFO', 'STREAM', stream)
 local last = '0-0'
 for i = 1, #info, 2 do if info[i] == 'last-generated-id' then last = info[i + 1] end end
 local trimmed = redis.call('HGET', meta, 'trimmed') or '0-0'
 local entries = redis.call('XRANGE', stream, '(' .. ARGV[1], '+', 'COUNT', tonumber(ARGV[2]))
-return {1, trimmed, last, entries}
+local found = 0
+if ARGV[1] ~= '0-0' and #redis.call('XRANGE', stream, ARGV[1], ARGV[1]) > 0 then found = 1 end
+return {1, trimmed, last, entries, epoch, found}
 `;
 
 class Script {
@@ -166,19 +229,41 @@ class Script {
 const appendScript = new Script(appendLua);
 const readScript = new Script(readLua);
 
-const idPattern = /^(\d{1,20})-(\d{1,20})$/;
+const idPattern = /^(\d{1,20})-(\d{1,20})(?:@([0-9a-f]{1,32}))?$/;
 
-function parseId(id: string): [bigint, bigint] | undefined {
-  const m = idPattern.exec(id);
-  return m === null ? undefined : [BigInt(m[1]!), BigInt(m[2]!)];
+/** A position: the entry id, its parts, and the epoch (undefined for a bare entry id such as "0-0"). */
+interface Position {
+  readonly entry: string;
+  readonly ms: bigint;
+  readonly seq: bigint;
+  readonly epoch: string | undefined;
 }
 
+function parseId(id: string): Position | undefined {
+  const m = idPattern.exec(id);
+  return m === null ? undefined : { entry: `${m[1]}-${m[2]}`, ms: BigInt(m[1]!), seq: BigInt(m[2]!), epoch: m[3] };
+}
+
+function parseOrThrow(id: string): Position {
+  const p = parseId(id);
+  if (p === undefined) throw malformedIdError(id, "redis");
+  return p;
+}
+
+/** Orders entry ids; the epochs are not compared (ids of one follow or one read share one). */
 function compareIds(a: string, b: string): number {
-  const x = parseId(a);
-  const y = parseId(b);
-  if (x === undefined) throw malformedIdError(a, "redis");
-  if (y === undefined) throw malformedIdError(b, "redis");
-  return x[0] !== y[0] ? (x[0] < y[0] ? -1 : 1) : x[1] === y[1] ? 0 : x[1] < y[1] ? -1 : 1;
+  const x = parseOrThrow(a);
+  const y = parseOrThrow(b);
+  return compareEntries(x, y);
+}
+
+function compareEntries(x: Position, y: Position): number {
+  return x.ms !== y.ms ? (x.ms < y.ms ? -1 : 1) : x.seq === y.seq ? 0 : x.seq < y.seq ? -1 : 1;
+}
+
+/** A new epoch: 12 hex digits, random (a stream recreated in the same millisecond still differs). */
+function newEpoch(): string {
+  return randomBytes(6).toString("hex");
 }
 
 function unavailable(e: unknown): RpcError {
@@ -188,8 +273,9 @@ function unavailable(e: unknown): RpcError {
 
 type Entry = [Buffer, Buffer[]];
 
-function toEvent(topic: string, [rawId, fields]: Entry): StoredEvent {
-  const id = rawId.toString();
+/** An entry as an event of the history `epoch` (undefined: a stream from before epochs, ids bare). */
+function toEvent(topic: string, [rawId, fields]: Entry, epoch: string | undefined): StoredEvent {
+  const entry = rawId.toString();
   let payload: Uint8Array = new Uint8Array(0);
   let key: string | undefined;
   for (let i = 0; i + 1 < fields.length; i += 2) {
@@ -197,7 +283,26 @@ function toEvent(topic: string, [rawId, fields]: Entry): StoredEvent {
     if (f === "p") payload = new Uint8Array(fields[i + 1]!.buffer, fields[i + 1]!.byteOffset, fields[i + 1]!.byteLength);
     else if (f === "k") key = fields[i + 1]!.toString();
   }
-  return { id, topic, payload, publishedAt: Number(id.slice(0, id.indexOf("-"))), key };
+  return { id: epoch === undefined ? entry : `${entry}@${epoch}`, topic, payload, publishedAt: Number(entry.slice(0, entry.indexOf("-"))), key };
+}
+
+/**
+ * The epoch an entry was written in (its `e` field; undefined for entries older than epochs). A
+ * live tail compares it with the epoch it started in: XREAD goes on across a stream deleted and
+ * recreated (or lost and rewritten), where the ids would still look like one history.
+ */
+function entryEpoch([, fields]: Entry): string | undefined {
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i]!.toString() === "e") return fields[i + 1]!.toString();
+  return undefined;
+}
+
+/** The error for a position of a history the topic no longer has. */
+function lostHistoryError(topic: string, after: string, epoch: string): RpcError {
+  return unknownPositionError(
+    topic,
+    after,
+    `the topic's history in Redis is not the one that position belongs to (now epoch ${epoch}): Redis lost it (a restart without persistence, or a restore) or its stream was deleted and recreated`,
+  );
 }
 
 /**
@@ -220,6 +325,21 @@ export function createRedisLog(options: RedisLogOptions = {}): EventLog {
   const followers = new Set<Redis>();
   const streamKey = (topic: string) => `${prefix}t:${topic}`;
   const metaKey = (topic: string) => `${prefix}m:${topic}`;
+
+  // How long a topic with no stream keeps the epoch head() gave out (a position older than that,
+  // on a topic that never had an event, is DATA_LOSS: the log cannot tell it from a lost history).
+  const pendingEpochTtlMs = limits.maxAgeMs > 0 ? limits.maxAgeMs : 86_400_000;
+  const durable = options.durable === true ? "1" : "0";
+
+  async function readRaw(topic: string, after: string, limit: number) {
+    let r: [number, Buffer, Buffer, Entry[], Buffer, number];
+    try {
+      r = (await readScript.run(redis, [streamKey(topic), metaKey(topic)], [after, limit, newEpoch(), durable, pendingEpochTtlMs])) as typeof r;
+    } catch (e) {
+      throw unavailable(e);
+    }
+    return { exists: r[0], trimmed: r[1].toString(), last: r[2].toString(), entries: r[3], epoch: r[4].toString(), found: r[5] === 1 };
+  }
 
   const controlChannel = `${prefix}control`;
   let listener: Redis | undefined;
@@ -269,6 +389,8 @@ export function createRedisLog(options: RedisLogOptions = {}): EventLog {
             limits.maxTopicBytes,
             limits.maxTopics,
             eventOverheadBytes,
+            newEpoch(),
+            durable,
           ],
         )) as [Buffer, number];
       } catch (e) {
@@ -276,38 +398,43 @@ export function createRedisLog(options: RedisLogOptions = {}): EventLog {
       }
       if (r[1] === 2) throw tooManyTopicsError(topic, limits.maxTopics, "in Redis (the Redis log never drops a topic: its stream and trim watermark are what make old positions answerable)");
       const id = r[0].toString();
-      return { event: { id, topic, payload, publishedAt: Number(id.slice(0, id.indexOf("-"))), key }, duplicate: r[1] === 1 };
+      const position = parseOrThrow(id);
+      return { event: { id, topic, payload, publishedAt: Number(position.ms), key }, duplicate: r[1] === 1 };
     },
 
     async head(topic) {
-      try {
-        const r = (await readScript.run(redis, [streamKey(topic), metaKey(topic)], ["0-0", 1])) as [number, Buffer, Buffer];
-        return r[2].toString();
-      } catch (e) {
-        throw unavailable(e);
-      }
+      const r = await readRaw(topic, "0-0", 1);
+      return `${r.last}@${r.epoch}`;
     },
 
     async read(topic, after, limit) {
-      if (parseId(after) === undefined) throw malformedIdError(after, "redis");
-      let r: [number, Buffer, Buffer, Entry[]];
-      try {
-        r = (await readScript.run(redis, [streamKey(topic), metaKey(topic)], [after, limit])) as typeof r;
-      } catch (e) {
-        throw unavailable(e);
+      const position = parseOrThrow(after);
+      const r = await readRaw(topic, position.entry, limit);
+      // "0-0" without an epoch is the start of whatever history the topic has.
+      if (position.epoch !== undefined ? position.epoch !== r.epoch : position.entry !== "0-0" && r.exists === 0) {
+        throw lostHistoryError(topic, after, r.epoch);
       }
-      const [exists, trimmed, last, entries] = [r[0], r[1].toString(), r[2].toString(), r[3]];
-      if (exists === 0) {
-        if (after !== "0-0") throw unknownPositionError(topic, after, "the topic's stream does not exist in Redis (it was deleted)");
-        return [];
+      if (r.exists === 0) return [];
+      const last = parseOrThrow(r.last);
+      const trimmed = parseOrThrow(r.trimmed);
+      if (compareEntries(position, last) > 0) throw unknownPositionError(topic, after, `the stream's newest id is ${r.last}@${r.epoch}: Redis lost the events after it (a restore from an older snapshot?)`);
+      if (compareEntries(position, trimmed) < 0) {
+        throw trimmedError(topic, after, r.entries[0] === undefined ? "" : `${r.entries[0][0].toString()}@${r.epoch}`, `${r.trimmed}@${r.epoch}`);
       }
-      if (compareIds(after, last) > 0) throw unknownPositionError(topic, after, `the stream's newest id is ${last} (it was deleted and recreated)`);
-      if (compareIds(after, trimmed) < 0) throw trimmedError(topic, after, entries[0] === undefined ? "" : entries[0][0].toString(), trimmed);
-      return entries.map((e) => toEvent(topic, e));
+      // Past the trim watermark, a position is an event the stream holds, or it never held it.
+      if (position.entry !== r.trimmed && position.entry !== "0-0" && !r.found) {
+        throw unknownPositionError(topic, after, `the topic's stream in Redis has no event ${position.entry}: Redis lost it (a restore from an older snapshot?)`);
+      }
+      return r.entries.map((e) => toEvent(topic, e, r.epoch));
     },
 
     follow(topic, after, listener): Follower {
-      const conn = redis.duplicate();
+      const start = parseOrThrow(after);
+      // A tail's connection does not reconnect: a lost connection ends the tail (UNAVAILABLE) and
+      // subscribers resume through read(), which checks the history. (ioredis would otherwise
+      // send the blocked XREAD again after a reconnect, to a Redis that may have restarted, or
+      // with autoResendUnfulfilledCommands off leave its promise pending forever.)
+      const conn = redis.duplicate({ retryStrategy: () => null });
       conn.on("error", () => {});
       followers.add(conn);
       let stopped = false;
@@ -318,7 +445,8 @@ export function createRedisLog(options: RedisLogOptions = {}): EventLog {
         conn.disconnect();
       };
       void (async () => {
-        let last = after;
+        let last = start.entry;
+        let epoch = start.epoch;
         try {
           while (!stopped) {
             const r = (await conn.callBuffer("XREAD", "COUNT", 1000, "BLOCK", 0, "STREAMS", streamKey(topic), last)) as
@@ -330,8 +458,15 @@ export function createRedisLog(options: RedisLogOptions = {}): EventLog {
             const streams = r === null ? [] : Buffer.isBuffer(r[0]) ? [r as [Buffer, Entry[]]] : (r as [Buffer, Entry[]][]);
             for (const [, entries] of streams) {
               for (const e of entries) {
-                const ev = toEvent(topic, e);
-                last = ev.id;
+                const written = entryEpoch(e) ?? epoch;
+                if (epoch === undefined) epoch = written;
+                else if (written !== undefined && written !== epoch) {
+                  stop();
+                  listener.onError(lostHistoryError(topic, `${last}@${epoch}`, written));
+                  return;
+                }
+                const ev = toEvent(topic, e, epoch);
+                last = e[0].toString();
                 listener.onEvent(ev);
                 if (stopped) return;
               }
@@ -354,7 +489,8 @@ export function createRedisLog(options: RedisLogOptions = {}): EventLog {
         const out: TopicInfo[] = [];
         for (const name of names) {
           const last = (await redis.callBuffer("XREVRANGE", streamKey(name), "+", "-", "COUNT", 1)) as Entry[];
-          out.push({ name, lastEventId: last[0] === undefined ? "" : last[0][0].toString() });
+          const epoch = (await redis.call("HGET", metaKey(name), "epoch")) as string | null;
+          out.push({ name, lastEventId: last[0] === undefined ? "" : toEvent(name, last[0], epoch ?? undefined).id });
         }
         return out;
       } catch (e) {
