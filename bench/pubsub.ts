@@ -83,7 +83,9 @@ const grpcDefinition = {
 
 async function serveRill(): Promise<{ port: number; subscribers: () => number }> {
   const hub = createHub({ log: createMemoryLog({ maxEvents: 1000 }) });
-  const server = createServer({ logger: silentLogger }).add(PubSubService, hub.service);
+  // Thousands of subscriptions share a few connections: a server meant for that raises
+  // maxConcurrentStreams (100 by default since the hardening; grpc-js sets no limit).
+  const server = createServer({ logger: silentLogger, maxConcurrentStreams: 100_000 }).add(PubSubService, hub.service);
   const { port } = await server.listen({ host: "127.0.0.1", port: 0 });
   return { port, subscribers: () => hub.subscriberCount() };
 }
