@@ -35,7 +35,7 @@ export type { Client, ClientOptions, ClientMethod } from "./client/client.js";
 export type { CallOptions } from "./client/call-options.js";
 export { subscribe } from "./client/subscribe.js";
 export type { SubscribeOptions, StreamingMethod } from "./client/subscribe.js";
-export { RpcError, IdleTimeoutError } from "./protocol/errors.js";
+export { RpcError, IdleTimeoutError, errorDetail } from "./protocol/errors.js";
 export { Code, codeName, parseCode } from "./protocol/code.js";
 export { Metadata } from "./protocol/metadata.js";
 export type { MetadataInit, MetadataValue } from "./protocol/metadata.js";

@@ -5,6 +5,9 @@
  * Exit codes: 0 success; 1 a local problem (bad flags, bad JSON, no descriptors); 2 usage;
  * 64 + the gRPC status code when the server (or the connection) failed the call, as grpcurl does.
  */
+import { createRegistry, toJson } from "@bufbuild/protobuf";
+import { AnySchema, type Any } from "@bufbuild/protobuf/wkt";
+import { file_google_rpc_error_details } from "../../gen/google/rpc/error_details_pb.js";
 import { RpcError } from "../protocol/errors.js";
 import { codeName } from "../protocol/code.js";
 
@@ -45,6 +48,10 @@ export function reportError(io: Io, e: unknown, hint?: string): number {
   const s = styles(useColour(io.stderr));
   if (e instanceof RpcError) {
     io.stderr.write(`${s.red("ERROR:")}\n  Code: ${codeName(e.code)}\n  Message: ${e.rawMessage}\n`);
+    if (e.details.length > 0) {
+      io.stderr.write("  Details:\n");
+      e.details.forEach((d, i) => io.stderr.write(`  ${i + 1}) ${detailJson(d).replaceAll("\n", "\n     ")}\n`));
+    }
     if (hint !== undefined) io.stderr.write(`  Hint: ${hint}\n`);
     return 64 + e.code;
   }
@@ -56,4 +63,16 @@ export function reportError(io: Io, e: unknown, hint?: string): number {
   }
   io.stderr.write(`${s.red("error:")} ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
   return 1;
+}
+
+/** The standard detail types, for printing details as JSON (grpcurl's layout). */
+const detailTypes = createRegistry(file_google_rpc_error_details);
+
+/** A detail as JSON: its fields when the type is a standard one, else its type and bytes. */
+function detailJson(detail: Any): string {
+  try {
+    return JSON.stringify(toJson(AnySchema, detail, { registry: detailTypes }), null, 2);
+  } catch {
+    return JSON.stringify({ "@type": detail.typeUrl, value: Buffer.from(detail.value).toString("base64") }, null, 2);
+  }
 }

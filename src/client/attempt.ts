@@ -7,6 +7,7 @@ import { FrameDecoder, type Frame } from "../protocol/frame.js";
 import { parseContentType } from "../protocol/headers.js";
 import { Metadata, metadataFromHeaders } from "../protocol/metadata.js";
 import { httpStatusToCode, parseStatus, rstCodeToCode, type Status } from "../protocol/status.js";
+import { decodeStatusDetails } from "../protocol/status-details.js";
 import { FrameWriter } from "../stream/frame-writer.js";
 import { ResetCode, type ClientCallStream, type ClientTransport, type DataObserver, type IncomingStreamHeaders, type StreamHeaders } from "../transport/call-stream.js";
 import type { CallOptions } from "./call-options.js";
@@ -212,7 +213,8 @@ export class Attempt {
       error = this.httpError;
     } else if (this.status !== undefined) {
       if (this.status.code !== Code.OK) {
-        error = new RpcError(this.status.code, this.status.message, { metadata: this.trailers });
+        const trailers = this.trailers ?? new Metadata();
+        error = new RpcError(this.status.code, this.status.message, { metadata: trailers, details: decodeStatusDetails(trailers, this.status.code) });
       } else if (this.decoder.partial) {
         error = new RpcError(Code.Internal, "the response stream ended in the middle of a message");
       }

@@ -1,3 +1,5 @@
+import { create, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import { anyIs, anyPack, anyUnpack, type Any } from "@bufbuild/protobuf/wkt";
 import { Code, codeName } from "./code.js";
 import { Metadata } from "./metadata.js";
 
@@ -7,6 +9,11 @@ import { Metadata } from "./metadata.js";
  * A handler that throws an RpcError sends exactly this status to the client. Anything else a handler
  * throws becomes `Code.Unknown` with a generic message (details stay in the server log).
  * On the client, every failed call rejects with an RpcError.
+ *
+ * `details` are gRPC's rich error details: typed messages (google.rpc.BadRequest, RetryInfo,
+ * ErrorInfo… or the application's own) sent in the `grpc-status-details-bin` trailer as a
+ * google.rpc.Status, which every gRPC implementation reads. Make one with `errorDetail(Schema,
+ * init)`; read them with `err.findDetails(Schema)`.
  */
 export class RpcError extends Error {
   override name = "RpcError";
@@ -16,12 +23,26 @@ export class RpcError extends Error {
   readonly rawMessage: string;
   /** Trailing metadata of the failed call (server side: metadata to send with the status). */
   readonly metadata: Metadata;
+  /** Rich error details, packed (see the class comment); empty when there are none. */
+  readonly details: readonly Any[];
 
-  constructor(code: Code, message = "", options?: { metadata?: Metadata | undefined; cause?: unknown }) {
+  constructor(code: Code, message = "", options?: { metadata?: Metadata | undefined; cause?: unknown; details?: readonly Any[] | undefined }) {
     super(message === "" ? codeName(code) : `${codeName(code)}: ${message}`, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code === Code.OK ? Code.Unknown : code;
     this.rawMessage = message;
     this.metadata = options?.metadata ?? new Metadata();
+    this.details = options?.details ?? noDetails;
+  }
+
+  /** The details of type `schema`, decoded, in the order they were sent. */
+  findDetails<Desc extends DescMessage>(schema: Desc): MessageShape<Desc>[] {
+    const out: MessageShape<Desc>[] = [];
+    for (const d of this.details) {
+      if (!anyIs(d, schema)) continue;
+      const m = anyUnpack(d, schema);
+      if (m !== undefined) out.push(m);
+    }
+    return out;
   }
 
   /**
@@ -45,4 +66,11 @@ export class IdleTimeoutError extends RpcError {
   constructor(readonly idleTimeoutMs: number, options?: { metadata?: Metadata | undefined }) {
     super(Code.DeadlineExceeded, `idle timeout: no message in either direction for ${idleTimeoutMs} ms`, options);
   }
+}
+
+const noDetails: readonly Any[] = Object.freeze([]);
+
+/** One rich error detail: `schema`'s message made from `init`, packed for `RpcError`'s `details`. */
+export function errorDetail<Desc extends DescMessage>(schema: Desc, init: MessageInitShape<Desc>): Any {
+  return anyPack(schema, create(schema, init));
 }

@@ -10,6 +10,7 @@ import { encodeFrame } from "../protocol/frame.js";
 import { contentTypeFor } from "../protocol/headers.js";
 import { isReservedHeader, Metadata, metadataFromHeaders, metadataToHeaders } from "../protocol/metadata.js";
 import { statusHeaders } from "../protocol/status.js";
+import { encodeStatusDetails, statusDetailsKey } from "../protocol/status-details.js";
 import { parseTimeout } from "../protocol/timeout.js";
 import { FrameWriter } from "../stream/frame-writer.js";
 import { CallContext } from "./call-context.js";
@@ -335,6 +336,7 @@ export class ServerCall implements RequestReaderHost, HandlerContext {
     if (this.done) return;
     const trailer = this.trailer?.clone() ?? new Metadata();
     trailer.merge(error.metadata);
+    if (error.details.length > 0) trailer.set(statusDetailsKey, encodeStatusDetails(error.code, error.rawMessage, error.details));
     this.finish(error.code, error.rawMessage, trailer, error);
   }
 

@@ -14,7 +14,9 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { file_video_video } from "../../gen/video/video_pb.js";
 import { addVideoService } from "../../examples/video/server.js";
-import { createServer, silentLogger, type Server } from "../../src/index.js";
+import { Code, RpcError, createServer, errorDetail, silentLogger, type Server } from "../../src/index.js";
+import { BadRequestSchema } from "../../src/error-details.js";
+import { Echo } from "../../gen/echo/echo_pb.js";
 import { serveHealth } from "../../src/services/health/index.js";
 import { serveReflection } from "../../src/services/reflection/index.js";
 
@@ -224,6 +226,28 @@ describe("the rill CLI", () => {
     const r = await rill(["call", target, `${video}/GetVideo`, "-d", '{"id":"nope"}']);
     assert.equal(r.code, 64 + 5);
     assert.match(r.stderr, /Code: NOT_FOUND\n\s+Message: no video with id "nope"/);
+  });
+
+  test("a failed call's rich error details are printed as JSON under the status", async () => {
+    const { server, address } = await startServer((s) => {
+      s.add(Echo, {
+        unaryEcho() {
+          throw new RpcError(Code.InvalidArgument, "bad latitude", {
+            details: [errorDetail(BadRequestSchema, { fieldViolations: [{ field: "latitude", description: "must be within ±90°" }] })],
+          });
+        },
+      });
+      serveReflection(s);
+    });
+    try {
+      const r = await rill(["call", address, "grpc.examples.echo.Echo/UnaryEcho", "-d", '{"message":"x"}']);
+      assert.equal(r.code, 64 + 3);
+      assert.match(r.stderr, /Code: INVALID_ARGUMENT\n\s+Message: bad latitude\n\s+Details:\n\s+1\) \{/);
+      const json = JSON.parse(r.stderr.slice(r.stderr.indexOf("1) ") + 3).replace(/\n {5}/g, "\n")) as Record<string, unknown>;
+      assert.deepEqual(json, { "@type": "type.googleapis.com/google.rpc.BadRequest", fieldViolations: [{ field: "latitude", description: "must be within ±90°" }] });
+    } finally {
+      await server.shutdown({ graceMs: 100 });
+    }
   });
 
   test("wrong port: UNAVAILABLE naming the address and saying nothing listens there", async () => {

@@ -92,20 +92,20 @@ export interface RedisLogOptions extends RetentionOptions {
 // when its stream is created or recreated (deleted, or lost with Redis's memory), and when Redis
 // restarted since the topic was last touched (its run_id changed) unless the log was told Redis
 // keeps every acknowledged write (`durable`): a restart from an RDB snapshot or an everysec AOF
-// may have lost events after positions subscribers hold. `writing`: the caller adds to the
-// stream, which adopts an epoch that head() gave out before the stream existed; otherwise such
-// an epoch expires after `pendingTtl` ms.
+// may have lost events after positions subscribers hold. `run`: the run_id the caller learnt
+// on connecting, or "?" when it does not know it yet (INFO here costs a third of an append).
+// `writing`: the caller adds to the stream, which adopts an epoch that head() gave out before the
+// stream existed; otherwise such an epoch expires after `pendingTtl` ms.
 const epochLua = `
-local function topicEpoch(stream, meta, candidate, durable, writing, pendingTtl)
-  local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+local function topicEpoch(stream, meta, candidate, durable, run, writing, pendingTtl)
+  if run == '?' then run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') end
   local exists = redis.call('EXISTS', stream) == 1
-  local epoch = redis.call('HGET', meta, 'epoch')
-  local hadStream = redis.call('HEXISTS', meta, 'stream') == 1
+  local m = redis.call('HMGET', meta, 'epoch', 'stream', 'run')
+  local epoch, hadStream, lastRun = m[1], m[2] ~= false, m[3]
   if not exists and (not epoch or hadStream) then
     redis.call('DEL', meta)
-    epoch, hadStream = nil, false
+    epoch, hadStream, lastRun = false, false, false
   end
-  local lastRun = redis.call('HGET', meta, 'run')
   if not epoch or (lastRun ~= run and durable ~= '1') then
     epoch = candidate
     redis.call('HSET', meta, 'epoch', epoch)
@@ -124,7 +124,7 @@ end
 `;
 
 // KEYS: stream, meta, dedupe key (or ""), topics set. ARGV: topic, payload, key ("" for none),
-// maxEvents, maxAgeMs, maxTopicBytes, maxTopics, overhead, candidate epoch, durable (1|0). Returns
+// maxEvents, maxAgeMs, maxTopicBytes, maxTopics, overhead, candidate epoch, durable (1|0), run_id. Returns
 // {id@epoch, duplicate(0|1)}, or {"", 2} when the topic is new and the log holds maxTopics topics.
 // An entry counts #payload + #key + overhead bytes (eventBytes); meta's `bytes` sums the stream's.
 const appendLua = epochLua + `
@@ -135,7 +135,7 @@ local maxBytes, maxTopics, overhead = tonumber(ARGV[6]), tonumber(ARGV[7]), tonu
 if maxTopics > 0 and redis.call('SISMEMBER', topics, topic) == 0 and redis.call('SCARD', topics) >= maxTopics then
   return {'', 2}
 end
-local epoch = topicEpoch(stream, meta, ARGV[9], ARGV[10], true, 0)
+local epoch = topicEpoch(stream, meta, ARGV[9], ARGV[10], ARGV[11], true, 0)
 local suffix = '@' .. epoch
 if key ~= '' then
   local prior = redis.call('GET', dedupe)
@@ -194,12 +194,12 @@ return {full, 0}
 `;
 
 // KEYS: stream, meta. ARGV: after (an entry id), count, candidate epoch, durable (1|0), ttl of
-// an epoch given out for a topic with no stream (ms). Returns {exists(0|1), trimmed,
+// an epoch given out for a topic with no stream (ms), run_id. Returns {exists(0|1), trimmed,
 // lastGenerated, entries, epoch, afterFound(0|1)}. A topic without a stream gets an epoch here, so
 // a subscriber that takes its position before the first event still learns if that history is lost.
 const readLua = epochLua + `
 local stream, meta = KEYS[1], KEYS[2]
-local epoch = topicEpoch(stream, meta, ARGV[3], ARGV[4], false, tonumber(ARGV[5]))
+local epoch = topicEpoch(stream, meta, ARGV[3], ARGV[4], ARGV[6], false, tonumber(ARGV[5]))
 if redis.call('EXISTS', stream) == 0 then return {0, '0-0', '0-0', {}, epoch, 0} end
 local info = redis.call('XINFO', 'STREAM', stream)
 local last = '0-0'
@@ -322,6 +322,25 @@ export function createRedisLog(options: RedisLogOptions = {}): EventLog {
   redis.on("error", () => {
     // ioredis reconnects by itself; failed commands reject with the reason.
   });
+  // The run_id of the Redis this connection talks to, learnt once per connection ("?" until then:
+  // the scripts then read it themselves). A restart is a new connection, so a stale id cannot
+  // outlive it, except in a command written before the restart and sent again after it, which a
+  // later call with the new id corrects.
+  let runId = "?";
+  let connection = 0;
+  redis.on("close", () => {
+    connection++;
+    runId = "?";
+  });
+  redis.on("ready", () => {
+    const current = connection;
+    redis.info("server").then(
+      (text) => {
+        if (current === connection) runId = /run_id:([0-9a-f]+)/.exec(text)?.[1] ?? "?";
+      },
+      () => {},
+    );
+  });
   const followers = new Set<Redis>();
   const streamKey = (topic: string) => `${prefix}t:${topic}`;
   const metaKey = (topic: string) => `${prefix}m:${topic}`;
@@ -334,7 +353,7 @@ export function createRedisLog(options: RedisLogOptions = {}): EventLog {
   async function readRaw(topic: string, after: string, limit: number) {
     let r: [number, Buffer, Buffer, Entry[], Buffer, number];
     try {
-      r = (await readScript.run(redis, [streamKey(topic), metaKey(topic)], [after, limit, newEpoch(), durable, pendingEpochTtlMs])) as typeof r;
+      r = (await readScript.run(redis, [streamKey(topic), metaKey(topic)], [after, limit, newEpoch(), durable, pendingEpochTtlMs, runId])) as typeof r;
     } catch (e) {
       throw unavailable(e);
     }
@@ -391,6 +410,7 @@ export function createRedisLog(options: RedisLogOptions = {}): EventLog {
             eventOverheadBytes,
             newEpoch(),
             durable,
+            runId,
           ],
         )) as [Buffer, number];
       } catch (e) {
