@@ -15,6 +15,9 @@
  *   `rill-first-event-id` trailer) and DATA_LOSS (the server's log no longer knows the id) are
  *   never papered over by skipping ahead.
  * - A stream that ends with OK (for example after Unsubscribe) ends the iteration.
+ * - Bookmarks (`isBookmark`) move the position without reaching the application. With an idle
+ *   timeout in `callOptions`, a stream silent for that long (no event, no bookmark) is taken as
+ *   dead and replaced, like a lost connection.
  * - Aborting `signal`, or leaving the loop, cancels the current stream and any wait.
  *
  * How to use it with your own method: give `makeRequest(after)` (the request that resumes after
@@ -24,7 +27,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { ConnectionBackoff, type BackoffOptions } from "../channel/backoff.js";
-import { RpcError } from "../protocol/errors.js";
+import { IdleTimeoutError, RpcError } from "../protocol/errors.js";
 import { Code } from "../protocol/code.js";
 import type { Metadata } from "../protocol/metadata.js";
 import type { CallOptions } from "./call-options.js";
@@ -50,6 +53,8 @@ export interface SubscribeOptions<Req, Ev> {
   retryOn?: readonly Code[] | undefined;
   /** Options of every call (timeouts make little sense here). `waitForReady` defaults to true. */
   callOptions?: CallOptions | undefined;
+  /** Tells a bookmark (a position without an event) from an event; bookmarks are not yielded. */
+  isBookmark?: ((event: Ev) => boolean) | undefined;
   /** Told about each failure it recovers from, with the delay before the next attempt. */
   onRetry?: ((error: RpcError, delayMs: number, after: string | undefined) => void) | undefined;
 }
@@ -84,13 +89,14 @@ export function subscribe<Req, Ev>(method: StreamingMethod<Req, Ev>, options: Su
         try {
           for await (const ev of method(options.makeRequest(after), callOptions)) {
             after = options.idOf(ev);
-            yield ev;
+            if (options.isBookmark?.(ev) !== true) yield ev;
           }
           return;
         } catch (e) {
           if (signal?.aborted) throw signal.reason;
           const error = RpcError.from(e, Code.Unknown);
-          if (!retryOn.has(error.code)) throw error;
+          // A stream silent past its idle timeout is dead to us, whatever the code says.
+          if (!retryOn.has(error.code) && !(error instanceof IdleTimeoutError)) throw error;
           const delay = backoff.fail();
           options.onRetry?.(error, delay, after);
           await sleep(delay, undefined, signal === undefined ? {} : { signal }).catch(() => {

@@ -5,7 +5,9 @@ import { Code, createClient, createServer, silentLogger, subscribe, type RpcErro
 import { createHub, createMemoryLog, subscribeTopic, subscriptionStartKey, PubSubService } from "../../src/services/pubsub/index.js";
 import { Longlived, type Response } from "../../gen/longlived/longlived_pb.js";
 import { createLonglived } from "../../examples/longlived/server.js";
+import { IdleTimeoutError } from "../../src/protocol/errors.js";
 import { eventually, useHarness } from "../support/harness.js";
+import { startTcpProxy } from "../support/tcp-proxy.js";
 
 const h = useHarness();
 
@@ -139,4 +141,64 @@ test("a stalled subscriber of large events is cut at maxQueuedBytes, long before
   assert.equal(cut!.code, Code.ResourceExhausted);
   assert.match(cut!.message, /fell behind by more than 262144 bytes of events \(maxQueuedBytes\)/);
   await hub.close();
+});
+
+test("bookmarks: a quiet subscription that asked for them gets its position every interval, one that did not gets nothing", async () => {
+  const hub = createHub({ log: createMemoryLog() });
+  const { target } = await h.server((s) => s.add(PubSubService, hub.service));
+  const client = createClient(PubSubService, h.channel(target));
+  const ac = new AbortController();
+  let start = "";
+  const withBookmarks = client.subscribe({ topic: "quiet", bookmarkIntervalMs: 100 }, { signal: ac.signal, onHeader: (md) => (start = String(md.get(subscriptionStartKey))) })[Symbol.asyncIterator]();
+  const plain = client.subscribe({ topic: "quiet" }, { signal: ac.signal })[Symbol.asyncIterator]();
+  const plainFirst = plain.next();
+  const t0 = Date.now();
+  const first = (await withBookmarks.next()).value!;
+  assert.equal(first.bookmark, true);
+  assert.equal(first.eventId, start, "a bookmark before any event names the start position");
+  assert.ok(Date.now() - t0 >= 90, "not before the interval");
+  await eventually(() => hub.subscriberCount("quiet") === 2, 2000, "both subscribers");
+  const published = await hub.publish("quiet", new Uint8Array([1]));
+  const ev = (await withBookmarks.next()).value!;
+  assert.deepEqual([ev.bookmark, ev.eventId], [false, published.id]);
+  const after = (await withBookmarks.next()).value!;
+  assert.deepEqual([after.bookmark, after.eventId, after.payload.length], [true, published.id, 0], "the next bookmark names the event just sent");
+  const p = (await plainFirst).value!;
+  assert.deepEqual([p.bookmark, p.eventId], [false, published.id], "the subscriber without bookmarks got the event and nothing before it");
+  ac.abort();
+  await hub.close();
+});
+
+test("subscribeTopic with bookmarks yields only events, and replaces a stream that goes silent (no event, no bookmark) without loss", async () => {
+  const hub = createHub({ log: createMemoryLog() });
+  const { target } = await h.server((s) => s.add(PubSubService, hub.service));
+  const proxy = await startTcpProxy(Number(target.split(":")[1]));
+  try {
+    const client = createClient(PubSubService, h.channel(proxy.target));
+    const ac = new AbortController();
+    const got: string[] = [];
+    const retries: unknown[] = [];
+    const reader = (async () => {
+      for await (const ev of subscribeTopic(client, "t", { bookmarkIntervalMs: 100, signal: ac.signal, backoff: { initialMs: 20, maxMs: 50 }, onRetry: (e) => retries.push(e) })) {
+        got.push(ev.eventId);
+      }
+    })().catch((e: unknown) => e);
+    await eventually(() => hub.subscriberCount("t") === 1, 2000, "the subscriber");
+    const ids = [(await hub.publish("t", new Uint8Array([0]))).id];
+    await eventually(() => got.length === 1, 2000, "the first event");
+    // The server's bytes stop reaching the client (a proxy holding them): the stream goes silent.
+    proxy.delay(1500, "toClient");
+    ids.push((await hub.publish("t", new Uint8Array([1]))).id);
+    await eventually(() => retries.some((e) => e instanceof IdleTimeoutError), 3000, "the silent stream to be given up");
+    proxy.restore();
+    ids.push((await hub.publish("t", new Uint8Array([2]))).id);
+    await eventually(() => got.length === 3, 5000, "every event after the silence");
+    await new Promise((r) => setTimeout(r, 350)); // a bookmark or three: none may be yielded
+    assert.deepEqual(got, ids, "each event once, in order, and no bookmark among them");
+    ac.abort();
+    await reader;
+  } finally {
+    await proxy.close();
+    await hub.close();
+  }
 });

@@ -24,6 +24,7 @@ import { createMemoryLog, type MemoryLogOptions } from "./memory-log.js";
 import { createRedisLog } from "./redis-log.js";
 import { createControl, type EndTarget } from "./hub-control.js";
 import { Subscription, type EventMapper } from "./subscription.js";
+import { Bookmarks } from "./bookmarks.js";
 
 /** Response header naming a subscription (for Unsubscribe). */
 export const subscriptionIdKey = "rill-subscription-id";
@@ -64,7 +65,16 @@ export interface StreamOptions<M> {
   after?: string | undefined;
   /** Turns stored events into the stream's messages. Keep one function per message type: results are cached per event. */
   map: EventMapper<M>;
+  /**
+   * Bookmarks: with both given, a stream with nothing sent for `bookmarkIntervalMs` (at least
+   * `minBookmarkIntervalMs`) gets `bookmark(position)`, the position it has reached.
+   */
+  bookmarkIntervalMs?: number | undefined;
+  bookmark?: ((position: string) => M) | undefined;
 }
+
+/** The shortest bookmark interval served: a client asking for less gets this. */
+export const minBookmarkIntervalMs = 100;
 
 /** The hub. */
 export interface Hub {
@@ -136,6 +146,7 @@ export function createHub(options: HubOptions = {}): Hub {
   }
   const topics = new Map<string, TopicState>();
   const subscriptions = new Map<string, AnySubscription>();
+  const bookmarks = new Bookmarks();
   const mapped = new Map<EventMapper<unknown>, WeakMap<StoredEvent, unknown>>();
   let draining = false;
   const control = createControl(log, (target) => endLocal(target));
@@ -214,6 +225,7 @@ export function createHub(options: HubOptions = {}): Hub {
     const id = randomBytes(9).toString("base64url");
     const sub = new Subscription<M>(id, o.topic, start, ctx, log, memo(o.map), maxQueued, (s) => {
       t.subs.delete(s as unknown as AnySubscription);
+      bookmarks.delete(s as unknown as AnySubscription);
       subscriptions.delete(s.id);
       ctx.signal.removeEventListener("abort", onAbort);
       detach(o.topic, t);
@@ -228,6 +240,9 @@ export function createHub(options: HubOptions = {}): Hub {
     ctx.signal.addEventListener("abort", onAbort);
     t.subs.add(anySub);
     subscriptions.set(id, anySub);
+    if (o.bookmark !== undefined && o.bookmarkIntervalMs !== undefined && o.bookmarkIntervalMs > 0) {
+      bookmarks.add(anySub, Math.max(minBookmarkIntervalMs, o.bookmarkIntervalMs), o.bookmark as (position: string) => unknown);
+    }
     ctx.responseHeader.set(subscriptionIdKey, id);
     ctx.responseHeader.set(subscriptionStartKey, start);
     ctx.sendHeader();
@@ -248,6 +263,8 @@ export function createHub(options: HubOptions = {}): Hub {
     for (const s of subs) s.end();
     return subs.length;
   }
+
+  const toBookmark = (topic: string) => (position: string) => create(EventSchema, { eventId: position, topic, bookmark: true });
 
   const toEvent: EventMapper<Event> = (ev) =>
     create(EventSchema, {
@@ -284,6 +301,7 @@ export function createHub(options: HubOptions = {}): Hub {
     },
     async close() {
       hub.drain();
+      bookmarks.stop();
       control.stop();
       for (const [name, t] of [...topics]) stopTopic(name, t);
       await log.close();
@@ -294,7 +312,12 @@ export function createHub(options: HubOptions = {}): Hub {
         return { eventId: ev.id };
       },
       subscribe(req, ctx) {
-        return stream(ctx, { topic: req.topic, after: req.afterEventId, map: toEvent });
+        return stream(ctx, {
+          topic: req.topic,
+          after: req.afterEventId,
+          map: toEvent,
+          ...(req.bookmarkIntervalMs > 0 ? { bookmarkIntervalMs: req.bookmarkIntervalMs, bookmark: toBookmark(req.topic) } : {}),
+        });
       },
       async unsubscribe(req) {
         if (!(await hub.unsubscribe(req.subscriptionId))) {

@@ -181,6 +181,14 @@ export class Subscription<M = unknown> {
     }
   }
 
+  /**
+   * Sends `message` (a bookmark) if the stream is live with nothing queued and room in its send
+   * buffer: it carries no event, so it never waits and never counts against the queue.
+   */
+  sendBookmark(message: M): boolean {
+    return this.state === "live" && this.queued === 0 && this.ctx.trySend(message);
+  }
+
   /** Ends the stream with OK (Unsubscribe). */
   end(): void {
     if (this.finish()) this.settle.resolve();

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file rill/pubsub/v1/pubsub.proto.
  */
 export const file_rill_pubsub_v1_pubsub: GenFile = /*@__PURE__*/
-  fileDesc("ChtyaWxsL3B1YnN1Yi92MS9wdWJzdWIucHJvdG8SDnJpbGwucHVic3ViLnYxIkoKDlB1Ymxpc2hSZXF1ZXN0Eg0KBXRvcGljGAEgASgJEg8KB3BheWxvYWQYAiABKAwSEAoDa2V5GAMgASgJSACIAQFCBgoEX2tleSIjCg9QdWJsaXNoUmVzcG9uc2USEAoIZXZlbnRfaWQYASABKAkiUQoQU3Vic2NyaWJlUmVxdWVzdBINCgV0b3BpYxgBIAEoCRIbCg5hZnRlcl9ldmVudF9pZBgCIAEoCUgAiAEBQhEKD19hZnRlcl9ldmVudF9pZCKFAQoFRXZlbnQSEAoIZXZlbnRfaWQYASABKAkSDQoFdG9waWMYAiABKAkSDwoHcGF5bG9hZBgDIAEoDBIwCgxwdWJsaXNoZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKA2tleRgFIAEoCUgAiAEBQgYKBF9rZXkiLQoSVW5zdWJzY3JpYmVSZXF1ZXN0EhcKD3N1YnNjcmlwdGlvbl9pZBgBIAEoCSIVChNVbnN1YnNjcmliZVJlc3BvbnNlIhMKEUxpc3RUb3BpY3NSZXF1ZXN0IjsKEkxpc3RUb3BpY3NSZXNwb25zZRIlCgZ0b3BpY3MYASADKAsyFS5yaWxsLnB1YnN1Yi52MS5Ub3BpYyJBCgVUb3BpYxIMCgRuYW1lGAEgASgJEhUKDWxhc3RfZXZlbnRfaWQYAiABKAkSEwoLc3Vic2NyaWJlcnMYAyABKA0y2AIKDVB1YlN1YlNlcnZpY2USTAoHUHVibGlzaBIeLnJpbGwucHVic3ViLnYxLlB1Ymxpc2hSZXF1ZXN0Gh8ucmlsbC5wdWJzdWIudjEuUHVibGlzaFJlc3BvbnNlIgASSAoJU3Vic2NyaWJlEiAucmlsbC5wdWJzdWIudjEuU3Vic2NyaWJlUmVxdWVzdBoVLnJpbGwucHVic3ViLnYxLkV2ZW50IgAwARJYCgtVbnN1YnNjcmliZRIiLnJpbGwucHVic3ViLnYxLlVuc3Vic2NyaWJlUmVxdWVzdBojLnJpbGwucHVic3ViLnYxLlVuc3Vic2NyaWJlUmVzcG9uc2UiABJVCgpMaXN0VG9waWNzEiEucmlsbC5wdWJzdWIudjEuTGlzdFRvcGljc1JlcXVlc3QaIi5yaWxsLnB1YnN1Yi52MS5MaXN0VG9waWNzUmVzcG9uc2UiAGIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChtyaWxsL3B1YnN1Yi92MS9wdWJzdWIucHJvdG8SDnJpbGwucHVic3ViLnYxIkoKDlB1Ymxpc2hSZXF1ZXN0Eg0KBXRvcGljGAEgASgJEg8KB3BheWxvYWQYAiABKAwSEAoDa2V5GAMgASgJSACIAQFCBgoEX2tleSIjCg9QdWJsaXNoUmVzcG9uc2USEAoIZXZlbnRfaWQYASABKAkibwoQU3Vic2NyaWJlUmVxdWVzdBINCgV0b3BpYxgBIAEoCRIbCg5hZnRlcl9ldmVudF9pZBgCIAEoCUgAiAEBEhwKFGJvb2ttYXJrX2ludGVydmFsX21zGAMgASgNQhEKD19hZnRlcl9ldmVudF9pZCKXAQoFRXZlbnQSEAoIZXZlbnRfaWQYASABKAkSDQoFdG9waWMYAiABKAkSDwoHcGF5bG9hZBgDIAEoDBIwCgxwdWJsaXNoZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKA2tleRgFIAEoCUgAiAEBEhAKCGJvb2ttYXJrGAYgASgIQgYKBF9rZXkiLQoSVW5zdWJzY3JpYmVSZXF1ZXN0EhcKD3N1YnNjcmlwdGlvbl9pZBgBIAEoCSIVChNVbnN1YnNjcmliZVJlc3BvbnNlIhMKEUxpc3RUb3BpY3NSZXF1ZXN0IjsKEkxpc3RUb3BpY3NSZXNwb25zZRIlCgZ0b3BpY3MYASADKAsyFS5yaWxsLnB1YnN1Yi52MS5Ub3BpYyJBCgVUb3BpYxIMCgRuYW1lGAEgASgJEhUKDWxhc3RfZXZlbnRfaWQYAiABKAkSEwoLc3Vic2NyaWJlcnMYAyABKA0y2AIKDVB1YlN1YlNlcnZpY2USTAoHUHVibGlzaBIeLnJpbGwucHVic3ViLnYxLlB1Ymxpc2hSZXF1ZXN0Gh8ucmlsbC5wdWJzdWIudjEuUHVibGlzaFJlc3BvbnNlIgASSAoJU3Vic2NyaWJlEiAucmlsbC5wdWJzdWIudjEuU3Vic2NyaWJlUmVxdWVzdBoVLnJpbGwucHVic3ViLnYxLkV2ZW50IgAwARJYCgtVbnN1YnNjcmliZRIiLnJpbGwucHVic3ViLnYxLlVuc3Vic2NyaWJlUmVxdWVzdBojLnJpbGwucHVic3ViLnYxLlVuc3Vic2NyaWJlUmVzcG9uc2UiABJVCgpMaXN0VG9waWNzEiEucmlsbC5wdWJzdWIudjEuTGlzdFRvcGljc1JlcXVlc3QaIi5yaWxsLnB1YnN1Yi52MS5MaXN0VG9waWNzUmVzcG9uc2UiAGIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * PublishRequest is one event to append.
@@ -86,6 +86,16 @@ export type SubscribeRequest = Message<"rill.pubsub.v1.SubscribeRequest"> & {
    * @generated from field: optional string after_event_id = 2;
    */
   afterEventId?: string | undefined;
+
+  /**
+   * When not 0: a stream with nothing sent for this long (at least 100 ms) gets a bookmark, an
+   * Event with `bookmark` set and only `event_id` and `topic`: the position the stream has
+   * reached. It proves the stream alive (to the client, and to proxies that cut idle
+   * connections), and a client resumes after it as after an event.
+   *
+   * @generated from field: uint32 bookmark_interval_ms = 3;
+   */
+  bookmarkIntervalMs: number;
 };
 
 /**
@@ -129,6 +139,13 @@ export type Event = Message<"rill.pubsub.v1.Event"> & {
    * @generated from field: optional string key = 5;
    */
   key?: string | undefined;
+
+  /**
+   * A bookmark, not an event (see SubscribeRequest.bookmark_interval_ms).
+   *
+   * @generated from field: bool bookmark = 6;
+   */
+  bookmark: boolean;
 };
 
 /**
@@ -263,8 +280,9 @@ export const PubSubService: GenService<{
    * Ends with RESOURCE_EXHAUSTED when the subscriber falls too far behind (resume after the
    * last event received; trailer `rill-resume-after`), OUT_OF_RANGE when `after_event_id` was
    * trimmed from the log (trailer `rill-first-event-id` names the first event still there,
-   * `rill-oldest-position` the id to resume after to get it next), DATA_LOSS when the log
-   * never issued that id (it was reset), and OK after Unsubscribe.
+   * `rill-oldest-position` the id to resume after to get it next), DATA_LOSS when the id
+   * belongs to a history the log no longer has (an in-memory log restarted; a Redis stream
+   * deleted, or Redis restarted), and OK after Unsubscribe.
    *
    * @generated from rpc rill.pubsub.v1.PubSubService.Subscribe
    */
