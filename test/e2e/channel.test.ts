@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createServer as createNetServer, type AddressInfo } from "node:net";
+import { createServer as createNetServer } from "node:net";
 import { connect as netConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,6 +8,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Echo } from "../../gen/echo/echo_pb.js";
 import { Code, createClient, createPushable, createServer, registerBalancer, roundRobin, RpcError, silentLogger, type Server, type ServiceImpl } from "../../src/index.js";
 import { eventually, transports, useHarness } from "../support/harness.js";
+import { freePort } from "../support/ports.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";
 import type { HedgingPolicyJson } from "../../src/channel/service-config.js";
 import { rejectsWith } from "../support/assertions.js";
@@ -20,14 +21,6 @@ function named(name: string, counts: Map<string, number>): ServiceImpl<typeof Ec
       for await (const _ of reqs) yield { message: name };
     },
   };
-}
-
-async function freePort(): Promise<number> {
-  const s = createNetServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 const fastBackoff = { initialMs: 50, maxMs: 200, minConnectTimeoutMs: 1000 };
@@ -422,10 +415,7 @@ describe("waiting for a channel to become ready", () => {
 
   test("channel.waitForReady ends CANCELLED when the caller aborts, DEADLINE_EXCEEDED when its timeoutMs passes", async () => {
     // A port nothing listens on: the channel never becomes ready.
-    const probe = createNetServer();
-    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-    const port = (probe.address() as AddressInfo).port;
-    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const port = await freePort();
     const channel = h.channel(`127.0.0.1:${port}`);
     const aborted = new AbortController();
     setTimeout(() => aborted.abort(), 100);

@@ -22,6 +22,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { createChannel, createClient, createPushable, silentLogger, type Channel } from "../../src/index.js";
 import { Echo, type EchoRequestSchema } from "../../gen/echo/echo_pb.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
+import { freePort } from "../support/ports.js";
 
 const here = dirname(fileURLToPath(import.meta.url)); // dist/test/fault
 const root = join(here, "..", "..", "..");
@@ -102,15 +103,6 @@ async function startBackend(name: string): Promise<Backend> {
     await stopChild(child);
     throw err;
   }
-}
-
-/** A free TCP port on 127.0.0.1 (released before returning; nginx binds it next). */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve, reject) => s.once("error", reject).listen(0, "127.0.0.1", resolve));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
 }
 
 /** Resolves once 127.0.0.1:port accepts a TCP connection; fails after `ms` or if `alive()` turns false. */
