@@ -16,6 +16,7 @@ import {
 } from "../../src/services/pubsub/index.js";
 import { createClient } from "../../src/client/client.js";
 import { eventually, useHarness, type Harness } from "../support/harness.js";
+import { fakeClock } from "../support/fake-clock.js";
 import { useRedis } from "../support/redis.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";
 
@@ -254,10 +255,10 @@ describe("pub/sub hub on the memory log", () => {
   });
 
   test("age retention trims old events", async () => {
-    let now = 1_000_000;
-    const log = createMemoryLog({ maxAgeMs: 1000, now: () => now });
+    const clock = fakeClock(1_000_000);
+    const log = createMemoryLog({ maxAgeMs: 1000, now: clock.now });
     const a = await log.append("t", text("old"));
-    now += 2000;
+    clock.advance(2000);
     const b = await log.append("t", text("new"));
     await assert.rejects(log.read("t", await origin(log), 10), (e: unknown) => e instanceof RpcError && e.code === Code.OutOfRange);
     assert.deepEqual((await log.read("t", a.event.id, 10)).map((e) => e.id), [b.event.id]);
