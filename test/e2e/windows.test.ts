@@ -6,7 +6,6 @@
 import assert from "node:assert/strict";
 import { create, toBinary } from "@bufbuild/protobuf";
 import {
-  connect,
   createServer as createHttp2Server,
   type ClientHttp2Session,
   type Http2Server,
@@ -17,6 +16,7 @@ import type { AddressInfo } from "node:net";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Echo, EchoRequestSchema, EchoResponseSchema } from "../../gen/echo/echo_pb.js";
+import { http2Peer } from "../support/h2-raw.js";
 import { eventually, useHarness } from "../support/harness.js";
 
 const KiB = 1024;
@@ -96,36 +96,13 @@ async function rawServer(frame: Buffer, count: number): Promise<RawServer> {
   };
 }
 
-/** A raw node:http2 client connection, recording every SETTINGS_INITIAL_WINDOW_SIZE the server advertised. */
-async function rawClient(target: string): Promise<{ session: ClientHttp2Session; windows: number[] }> {
-  const session = connect(`http://${target}`);
-  const windows: number[] = [];
-  session.on("remoteSettings", (settings) => {
-    if (settings.initialWindowSize !== undefined && windows.at(-1) !== settings.initialWindowSize) windows.push(settings.initialWindowSize);
-  });
-  session.on("error", () => {});
-  await new Promise<void>((resolve, reject) => {
-    session.once("remoteSettings", () => resolve());
-    session.once("error", reject);
-  });
-  return { session, windows };
-}
-
-/** Closes a raw client session and waits until its socket is gone. */
-async function closeClient(session: ClientHttp2Session): Promise<void> {
-  if (session.destroyed) return;
-  await new Promise<void>((resolve) => {
-    session.once("close", () => resolve());
-    session.destroy();
-  });
-}
-
 describe("what node:http2 does with windows (the tuner depends on it)", () => {
   useHarness();
 
   test("a raised SETTINGS_INITIAL_WINDOW_SIZE grows open streams, and the connection window never holds data back", async () => {
     const raw = await rawServer(Buffer.alloc(16 * KiB, 1), 512);
-    const { session } = await rawClient(raw.target);
+    const peer = await http2Peer(raw.target);
+    const { session } = peer;
     try {
       const stalled = (): ReturnType<ClientHttp2Session["request"]> => {
         const s = session.request({ ":method": "POST", ":path": "/" });
@@ -149,7 +126,7 @@ describe("what node:http2 does with windows (the tuner depends on it)", () => {
       a.destroy();
       b.destroy();
     } finally {
-      await closeClient(session);
+      await peer.close();
       await raw.close();
     }
   });
@@ -165,14 +142,15 @@ describe("HTTP/2 windows", () => {
       maxFrameSize: 32 * KiB,
       bdpProbe: false,
     });
-    const { session } = await rawClient(target);
+    const peer = await http2Peer(target);
+    const { session } = peer;
     try {
       assert.equal(session.remoteSettings.initialWindowSize, 256 * KiB);
       assert.equal(session.remoteSettings.maxFrameSize, 32 * KiB);
       // The connection window arrives as a WINDOW_UPDATE on stream 0 right after the SETTINGS.
       await eventually(() => session.state.remoteWindowSize === 3 * MiB, 2000, "the server's connection window");
     } finally {
-      await closeClient(session);
+      await peer.close();
     }
   });
 
@@ -287,7 +265,8 @@ describe("HTTP/2 windows", () => {
         }),
       { maxReceiveMessageBytes: 2 * MiB },
     );
-    const { session, windows } = await rawClient(target);
+    const peer = await http2Peer(target);
+    const { session, windows } = peer;
     try {
       const stream = session.request({
         ":method": "POST",
@@ -306,7 +285,7 @@ describe("HTTP/2 windows", () => {
       assert.equal(windows[0], http2DefaultWindow);
       assert.ok(windows.at(-1)! > http2DefaultWindow, `the server's stream window grew: ${windows.join(" → ")}`);
     } finally {
-      await closeClient(session);
+      await peer.close();
     }
   });
 
@@ -324,9 +303,8 @@ describe("HTTP/2 windows", () => {
       }),
       { sendHighWaterMark: MiB },
     );
-    const { session } = await rawClient(target);
-    let goaway: number | undefined;
-    session.on("goaway", (code) => (goaway = code));
+    const peer = await http2Peer(target);
+    const { session } = peer;
     try {
       const stream = session.request({ ":method": "POST", ":path": "/grpc.examples.echo.Echo/ServerStreamingEcho", "content-type": "application/grpc", te: "trailers" });
       stream.on("error", () => {});
@@ -345,7 +323,7 @@ describe("HTTP/2 windows", () => {
         const before = session.socket.bytesRead;
         await eventually(
           () => {
-            if (session.destroyed) throw new Error(`the server closed the connection (GOAWAY code ${goaway})`);
+            if (session.destroyed) throw new Error(`the server closed the connection (GOAWAY ${JSON.stringify(peer.goaways)})`);
             if (stream.isPaused()) {
               taken = 0;
               stream.resume();
@@ -358,10 +336,10 @@ describe("HTTP/2 windows", () => {
         await ping();
       }
       await sleep(50);
-      assert.equal(goaway, undefined, "no GOAWAY(too_many_pings)");
+      assert.deepEqual(peer.goaways, [], "no GOAWAY(too_many_pings)");
       assert.equal(session.destroyed, false);
     } finally {
-      await closeClient(session);
+      await peer.close();
     }
   });
 
