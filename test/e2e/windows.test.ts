@@ -17,7 +17,7 @@ import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Echo, EchoRequestSchema, EchoResponseSchema } from "../../gen/echo/echo_pb.js";
 import { http2Peer } from "../support/h2-raw.js";
-import { eventually, useHarness } from "../support/harness.js";
+import { eventually, steady, useHarness } from "../support/harness.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -113,6 +113,7 @@ describe("what node:http2 does with windows (the tuner depends on it)", () => {
       const a = stalled();
       // A stream nobody reads gets exactly one stream window.
       await eventually(() => a.readableLength === http2DefaultWindow, 2000, "the first window to arrive");
+      // Proving that nothing more arrives takes time: a short bounded wait (no event to wait for).
       await sleep(100);
       assert.equal(a.readableLength, http2DefaultWindow);
       // SETTINGS raise the window of the open stream by the difference (RFC 7540 §6.9.2).
@@ -241,7 +242,8 @@ describe("HTTP/2 windows", () => {
       await eventually(() => raw.blocked.value, 2000, "the server to be held back by flow control");
       // The probe that the one message taken started may sample the first window arriving (Node 22
       // and 24 deliver it within the 5 ms sample): at most that one raise, which lands just after
-      // the server is held back, and none after it.
+      // the server is held back, and none after it. Whether that raise comes cannot be awaited (no
+      // event says it will not): a bounded wait for it to land, then one proving nothing follows.
       await sleep(200);
       const settled = [...raw.windows];
       assert.ok(settled.length <= 2 && settled[0] === http2DefaultWindow && (settled[1] ?? 0) <= 4 * http2DefaultWindow, `windows ${settled.join(", ")}`);
@@ -335,6 +337,7 @@ describe("HTTP/2 windows", () => {
         );
         await ping();
       }
+      // A GOAWAY would follow the last PING's ack at once; proving none comes takes a short wait.
       await sleep(50);
       assert.deepEqual(peer.goaways, [], "no GOAWAY(too_many_pings)");
       assert.equal(session.destroyed, false);
@@ -359,10 +362,9 @@ describe("HTTP/2 windows", () => {
     const echo = h.client(Echo, target, { maxReceiveMessageBytes: 2 * MiB });
     const it = echo.serverStreamingEcho({})[Symbol.asyncIterator]();
     await it.next();
-    await sleep(700);
-    const settled = produced;
-    await sleep(300);
-    assert.equal(produced, settled, "the producer stopped");
+    // The producer runs until flow control holds it back, then stops: wait until its count has
+    // not moved for 300 ms (proving it stopped takes that long; no event says so sooner).
+    await steady(() => produced, 300, 5000, "the producer to stop");
     // Held back by: the client's stream window (≤ maxWindowBytes, 4 MiB) + what its queue took
     // (one message past receiveHighWaterMark) + the message read + the server's send buffer
     // (sendHighWaterMark, 256 KiB: one message past it) + the message being produced.

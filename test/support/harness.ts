@@ -143,3 +143,29 @@ export async function eventually(predicate: () => boolean, timeoutMs = 2000, wha
     await sleep(5);
   }
 }
+
+/**
+ * Resolves with `read()` once it has not changed for `quietMs` (polling every 5 ms): for waiting
+ * until something stops (a producer held back by flow control) where no event says it has. The
+ * quiet time must also span ten polls, so that a pause of the whole process (which stops what is
+ * watched as well) does not pass for quiet. Rejects when it is still changing after `timeoutMs`.
+ */
+export async function steady<T>(read: () => T, quietMs: number, timeoutMs = 5000, what = "value"): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  let value = read();
+  let since = Date.now();
+  let polls = 0;
+  for (;;) {
+    await sleep(5);
+    const now = Date.now();
+    const next = read();
+    if (next !== value) {
+      value = next;
+      since = now;
+      polls = 0;
+    } else if (++polls >= 10 && now - since >= quietMs) {
+      return value;
+    }
+    if (now > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} to stay unchanged for ${quietMs} ms (last: ${String(value)})`);
+  }
+}
