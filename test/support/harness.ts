@@ -22,7 +22,8 @@ import type { DescService } from "@bufbuild/protobuf";
 
 const watched = new Set(["TCPSocketWrap", "TCPServerWrap", "Timeout", "PipeWrap", "PipeServerWrap"]);
 
-function census(): Map<string, number> {
+/** Counts the process's live sockets, servers, pipes and timers by kind: take one before a test, then `assertNoLeaks(it)` after. */
+export function census(): Map<string, number> {
   const counts = new Map<string, number>();
   for (const r of process.getActiveResourcesInfo()) if (watched.has(r)) counts.set(r, (counts.get(r) ?? 0) + 1);
   return counts;
