@@ -20,20 +20,11 @@ import {
 import { createClient } from "../../src/client/client.js";
 import { useHarness } from "../support/harness.js";
 import { fakeClock } from "../support/fake-clock.js";
+import { statusOf } from "../support/assertions.js";
 import { useRedis } from "../support/redis.js";
 
 const MiB = 1024 * 1024;
 const bytes = (n: number, fill = 1) => new Uint8Array(n).fill(fill);
-
-async function statusOf(p: Promise<unknown>): Promise<RpcError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof RpcError, `expected an RpcError, got ${String(e)}`);
-    return e;
-  }
-  throw new Error("expected the call to fail");
-}
 
 /** The position before a topic's first event. */
 const origin = (log: EventLog) => log.head(`never-published-${Math.random()}`);

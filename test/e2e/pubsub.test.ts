@@ -17,6 +17,7 @@ import {
 import { createClient } from "../../src/client/client.js";
 import { eventually, useHarness, type Harness } from "../support/harness.js";
 import { fakeClock } from "../support/fake-clock.js";
+import { statusOf } from "../support/assertions.js";
 import { useRedis } from "../support/redis.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";
 
@@ -32,16 +33,6 @@ async function take<T>(it: AsyncIterator<T>, n: number): Promise<T[]> {
     out.push(r.value);
   }
   return out;
-}
-
-async function statusOf(p: Promise<unknown>): Promise<RpcError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof RpcError, `expected an RpcError, got ${String(e)}`);
-    return e;
-  }
-  throw new Error("expected the call to fail");
 }
 
 /** The behaviours every backend must show; `makeLog` gives a fresh log per test. */
