@@ -11,7 +11,7 @@ import { bearerCallCredentials, Code, createClient, RpcError, tls, withCallCrede
 import { makeTestCerts, overrideName, type TestCerts } from "../support/certs.js";
 import { echoStreams } from "../support/echo.js";
 import { collect, from, useHarness } from "../support/harness.js";
-import { grpcJsServices } from "./fixtures/grpc-js-protos.js";
+import { grpcJsServices } from "../support/grpc-js-protos.js";
 
 interface EchoMessage {
   message: string;
