@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createServer as createNetServer, type AddressInfo } from "node:net";
+import { createServer as createNetServer } from "node:net";
 import { connect as netConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,6 +8,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Echo } from "../../gen/echo/echo_pb.js";
 import { Code, createClient, createPushable, createServer, registerBalancer, roundRobin, RpcError, silentLogger, type Server, type ServiceImpl } from "../../src/index.js";
 import { eventually, transports, useHarness } from "../support/harness.js";
+import { freePort } from "../support/ports.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";
 import type { HedgingPolicyJson } from "../../src/channel/service-config.js";
 import { rejectsWith } from "../support/assertions.js";
@@ -22,12 +23,18 @@ function named(name: string, counts: Map<string, number>): ServiceImpl<typeof Ec
   };
 }
 
-async function freePort(): Promise<number> {
-  const s = createNetServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
+/**
+ * Makes calls until each of `names` has answered one, so every subchannel is READY and in the
+ * rotation, then forgets the counts. Each call waits for its answer, so the connections being
+ * made meanwhile get their turns.
+ */
+async function untilEachServes(echo: { unaryEcho(req: object): Promise<unknown> }, counts: Map<string, number>, names: readonly string[], timeoutMs = 3000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!names.every((n) => (counts.get(n) ?? 0) > 0)) {
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for each of ${names.join(", ")} to serve a call: ${JSON.stringify([...counts])}`);
+    await echo.unaryEcho({});
+  }
+  counts.clear();
 }
 
 const fastBackoff = { initialMs: 50, maxMs: 200, minConnectTimeoutMs: 1000 };
@@ -43,8 +50,7 @@ describe("load balancing", () => {
     await channel.waitForReady({ timeoutMs: 2000 });
     // All three must be READY before the rotation is even; wait for the last to connect.
     const echo = createClient(Echo, channel);
-    await eventually(() => channel.state === "READY", 1000);
-    await sleep(50);
+    await untilEachServes(echo, counts, ["a", "b", "c"]);
     for (let i = 0; i < 300; i++) await echo.unaryEcho({});
     assert.deepEqual([...counts.values()].sort(), [100, 100, 100], JSON.stringify([...counts]));
   });
@@ -98,11 +104,13 @@ describe("load balancing", () => {
       const channel = h.channel(`ipv4:${a.target},127.0.0.1:${bPort}`, { loadBalancingPolicy: "round_robin", backoff: fastBackoff });
       const echo = createClient(Echo, channel);
       await channel.waitForReady({ timeoutMs: 2000 });
-      await eventually(() => channel.state === "READY", 2000);
-      await sleep(50);
+      await untilEachServes(echo, counts, ["a", "b"]);
       for (let i = 0; i < 10; i++) await echo.unaryEcho({});
       assert.equal(counts.get("b"), 5);
       b.forceShutdown();
+      // The channel learns of b's closed connection a moment later, and nothing public says when
+      // (the channel stays READY through a): a short bounded wait. Were it too short, a call
+      // would fail below, so it cannot hide a bug.
       await sleep(50);
       counts.clear();
       for (let i = 0; i < 30; i++) assert.equal((await echo.unaryEcho({})).message, "a");
@@ -126,8 +134,8 @@ describe("load balancing", () => {
     for (const name of ["a", "b"]) targets.push((await h.server((s) => s.add(Echo, named(name, counts)))).target);
     const channel = h.channel(targets, { loadBalancingPolicy: "round_robin" });
     await channel.waitForReady({ timeoutMs: 2000 });
-    await sleep(50);
     const echo = createClient(Echo, channel);
+    await untilEachServes(echo, counts, ["a", "b"]);
     const requests = createPushable<{ message: string }>();
     const responses = echo.bidirectionalStreamingEcho(requests)[Symbol.asyncIterator]();
     const seen = new Set<string>();
@@ -151,6 +159,7 @@ describe("connectivity", () => {
     const { target } = await h.server((s) => s.add(Echo, { unaryEcho: () => ({}) }));
     const channel = h.channel(target);
     assert.equal(channel.state, "IDLE");
+    // Proving it does not connect on its own takes a (short) wait.
     await sleep(20);
     assert.equal(channel.state, "IDLE");
     const states: string[] = [];
@@ -177,9 +186,10 @@ describe("connectivity", () => {
 
   test("wait-for-ready: a call made before the server exists succeeds once it starts", async () => {
     const port = await freePort();
-    const echo = h.client(Echo, `127.0.0.1:${port}`, { backoff: fastBackoff });
-    const call = echo.unaryEcho({ message: "early" }, { waitForReady: true, timeoutMs: 5000 });
-    await sleep(300);
+    const channel = h.channel(`127.0.0.1:${port}`, { backoff: fastBackoff });
+    const call = createClient(Echo, channel).unaryEcho({ message: "early" }, { waitForReady: true, timeoutMs: 5000 });
+    // The call waits through a failed connection attempt before the server exists.
+    await eventually(() => channel.state === "TRANSIENT_FAILURE", 2000, "the first connection attempt to fail");
     const server = createServer({ logger: silentLogger }).add(Echo, { unaryEcho: (r) => ({ message: r.message }) });
     await server.listen({ host: "127.0.0.1", port });
     try {
@@ -255,26 +265,33 @@ describe("keepalive against an enforcing server", () => {
   const h = useHarness();
 
   test("a too_many_pings GOAWAY doubles the channel's keepalive time until the server accepts it, and calls keep working", async () => {
+    // Real sockets, so the server judges the pings in real time: intervals as short as they can
+    // honestly be (the last one, 200 ms, leaves room for timers running late on a loaded machine).
+    const minPingIntervalMs = 200;
     const { target } = await h.server((s) => s.add(Echo, { unaryEcho: (r) => ({ message: r.message }) }), {
-      keepalive: { minPingIntervalMs: 400, permitWithoutCalls: true },
+      keepalive: { minPingIntervalMs, permitWithoutCalls: true },
     });
-    const channel = h.channel(target, { keepalive: { timeMs: 50, timeoutMs: 1000, permitWithoutCalls: true }, backoff: fastBackoff });
+    const channel = h.channel(target, { keepalive: { timeMs: 25, timeoutMs: 1000, permitWithoutCalls: true }, backoff: fastBackoff });
     const echo = createClient(Echo, channel);
-    assert.equal(channel.keepaliveTimeMs, 50);
-    // Each connection pings too often until the interval reaches minPingIntervalMs; every
-    // GOAWAY doubles it (50 → 100 → 200 → 400) and the next call reconnects. Calls are spaced
-    // out because a server forgives pings while it is sending data, as grpc-go does.
-    const until = Date.now() + 15_000;
-    let calls = 0;
-    while (channel.keepaliveTimeMs < 400 && Date.now() < until) {
+    // Each connection pings too often until the interval reaches minPingIntervalMs. A call
+    // (re)connects; the server forgives the first PING after its answer (it sent data, as
+    // grpc-go does), strikes the next three and sends the channel away with GOAWAY; every GOAWAY
+    // doubles the interval: 25 → 50 → 100 → 200.
+    const times = [channel.keepaliveTimeMs];
+    while (channel.keepaliveTimeMs < minPingIntervalMs) {
+      const was = channel.keepaliveTimeMs;
       assert.equal((await echo.unaryEcho({ message: "hi" }, { waitForReady: true, timeoutMs: 5000 })).message, "hi");
-      calls++;
-      await sleep(1000);
+      await eventually(() => channel.keepaliveTimeMs !== was, 5000, `the GOAWAY for pinging every ${was} ms`);
+      times.push(channel.keepaliveTimeMs);
     }
-    assert.equal(channel.keepaliveTimeMs, 400, `keepalive time stayed at ${channel.keepaliveTimeMs} ms after ${calls} calls`);
-    // At 400 ms the server no longer complains: the interval stays put while pings go on.
-    await sleep(1500);
-    assert.equal(channel.keepaliveTimeMs, 400);
+    assert.deepEqual(times, [25, 50, 100, 200]);
+    // At minPingIntervalMs the server no longer complains. A connection still pinging too often
+    // would be sent away at its fourth PING after the call, so watch a new one for six intervals:
+    // proving that no GOAWAY comes takes that long.
+    assert.equal((await echo.unaryEcho({ message: "again" }, { waitForReady: true, timeoutMs: 5000 })).message, "again");
+    await sleep(6 * minPingIntervalMs);
+    assert.equal(channel.keepaliveTimeMs, minPingIntervalMs);
+    assert.equal(channel.state, "READY", "the connection pinging every 200 ms was not sent away");
     assert.equal((await echo.unaryEcho({ message: "still" })).message, "still");
   });
 });
@@ -422,10 +439,7 @@ describe("waiting for a channel to become ready", () => {
 
   test("channel.waitForReady ends CANCELLED when the caller aborts, DEADLINE_EXCEEDED when its timeoutMs passes", async () => {
     // A port nothing listens on: the channel never becomes ready.
-    const probe = createNetServer();
-    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-    const port = (probe.address() as AddressInfo).port;
-    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const port = await freePort();
     const channel = h.channel(`127.0.0.1:${port}`);
     const aborted = new AbortController();
     setTimeout(() => aborted.abort(), 100);

@@ -307,25 +307,35 @@ for (const transport of transports) describe(`interceptors (${transport})`, () =
 
   test("the logging interceptor reports a server call whose handler ignores its deadline as DEADLINE_EXCEEDED", async () => {
     const entries: CallLogEntry[] = [];
-    const { target } = await h.server(
+    // The handler ignores its signal and returns only when the test lets it, after the checks.
+    let release = (): void => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let returned = false;
+    const { server, target } = await h.server(
       (s) =>
         s.add(Echo, {
-          unaryEcho: (_req, ctx) =>
-            new Promise((resolve) => {
-              // Ignores the signal until well after the deadline.
-              const t = setTimeout(() => resolve({ message: "late" }), 1000);
-              ctx.signal.addEventListener("abort", () => setTimeout(() => clearTimeout(t), 1000));
-            }),
+          unaryEcho: async () => {
+            await released;
+            returned = true;
+            return { message: "late" };
+          },
         }),
       { interceptors: [createLoggingInterceptor({ onCall: (e) => entries.push(e) })] },
     );
-    const client = h.client(Echo, target);
-    await assert.rejects(client.unaryEcho({ message: "x" }, { timeoutMs: 50 }), (e: RpcError) => e.code === Code.DeadlineExceeded);
-    await eventually(() => entries.length === 1, 900, "the server's log entry");
-    assert.equal(entries[0]!.code, Code.DeadlineExceeded);
-    // Well before the handler would have finished (1 s), with room for a loaded machine.
-    assert.ok(entries[0]!.durationMs < 800, `reported after ${entries[0]!.durationMs} ms, not when the deadline passed`);
-    await new Promise((r) => setTimeout(r, 1050));
+    try {
+      const client = h.client(Echo, target);
+      await assert.rejects(client.unaryEcho({ message: "x" }, { timeoutMs: 50 }), (e: RpcError) => e.code === Code.DeadlineExceeded);
+      await eventually(() => entries.length === 1, 900, "the server's log entry");
+      assert.equal(entries[0]!.code, Code.DeadlineExceeded);
+      assert.equal(returned, false, "logged while the handler still runs");
+      // At the deadline, not later: with room for a loaded machine.
+      assert.ok(entries[0]!.durationMs < 800, `reported after ${entries[0]!.durationMs} ms, not when the deadline passed`);
+    } finally {
+      release();
+    }
+    // The late handler's return goes nowhere: the call is over and the server holds nothing of it.
+    await eventually(() => returned && server.activeCalls === 0, 2000, "the handler to return and the server to hold no call");
+    assert.equal(entries.length, 1, "the late return is not logged again");
   });
 
   describe("bearer-token auth", () => {

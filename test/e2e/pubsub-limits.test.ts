@@ -19,22 +19,13 @@ import {
 } from "../../src/services/pubsub/index.js";
 import { createClient } from "../../src/client/client.js";
 import { useHarness } from "../support/harness.js";
+import { fakeClock } from "../support/fake-clock.js";
+import { statusOf } from "../support/assertions.js";
 import { useRedis } from "../support/redis.js";
 import { origin } from "../support/event-log.js";
 
 const MiB = 1024 * 1024;
 const bytes = (n: number, fill = 1) => new Uint8Array(n).fill(fill);
-
-async function statusOf(p: Promise<unknown>): Promise<RpcError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof RpcError, `expected an RpcError, got ${String(e)}`);
-    return e;
-  }
-  throw new Error("expected the call to fail");
-}
-
 
 /** Behaviours both logs share; `makeLog` takes the log's options. */
 function limitsSuite(makeLog: (o?: Omit<HubOptions, "log">) => EventLog) {
@@ -148,13 +139,13 @@ describe("pub/sub limits on the memory log", () => {
   });
 
   test("past maxTopics an expired topic without subscribers is dropped to make room, and its old ids are OUT_OF_RANGE", async () => {
-    let now = 1_000_000;
-    const log = createMemoryLog({ maxTopics: 2, maxAgeMs: 1000, now: () => now });
+    const clock = fakeClock(1_000_000);
+    const log = createMemoryLog({ maxTopics: 2, maxAgeMs: 1000, now: clock.now });
     const old: string[] = [];
     for (let i = 0; i < 3; i++) old.push((await log.append("a", bytes(10))).event.id);
     await log.append("b", bytes(10));
     const following = log.follow("b", await log.head("b"), { onEvent: () => {}, onError: () => {} });
-    now += 2000;
+    clock.advance(2000);
     // "a" expired and has no follower; "b" expired too but is followed: "a" is dropped.
     const c = await log.append("c", bytes(10));
     assert.deepEqual((await log.topics()).map((t) => t.name), ["b", "c"]);
@@ -163,7 +154,7 @@ describe("pub/sub limits on the memory log", () => {
     const again = await log.append("a", bytes(10)).catch((e: unknown) => e);
     assert.ok(again instanceof RpcError && again.code === Code.ResourceExhausted, "still full: b is followed, c is fresh");
     following.stop();
-    now += 2000;
+    clock.advance(2000);
     const a2 = await log.append("a", bytes(10));
     assert.ok(!old.includes(a2.event.id), `${a2.event.id} is new`);
     assert.ok(log.compare(a2.event.id, old[2]!) > 0);

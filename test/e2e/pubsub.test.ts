@@ -17,6 +17,8 @@ import {
 import { createClient } from "../../src/client/client.js";
 import { eventually, useHarness, type Harness } from "../support/harness.js";
 import { origin } from "../support/event-log.js";
+import { fakeClock } from "../support/fake-clock.js";
+import { statusOf } from "../support/assertions.js";
 import { useRedis } from "../support/redis.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";
 
@@ -32,16 +34,6 @@ async function take<T>(it: AsyncIterator<T>, n: number): Promise<T[]> {
     out.push(r.value);
   }
   return out;
-}
-
-async function statusOf(p: Promise<unknown>): Promise<RpcError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof RpcError, `expected an RpcError, got ${String(e)}`);
-    return e;
-  }
-  throw new Error("expected the call to fail");
 }
 
 /** The behaviours every backend must show; `makeLog` gives a fresh log per test. */
@@ -250,10 +242,10 @@ describe("pub/sub hub on the memory log", () => {
   });
 
   test("age retention trims old events", async () => {
-    let now = 1_000_000;
-    const log = createMemoryLog({ maxAgeMs: 1000, now: () => now });
+    const clock = fakeClock(1_000_000);
+    const log = createMemoryLog({ maxAgeMs: 1000, now: clock.now });
     const a = await log.append("t", text("old"));
-    now += 2000;
+    clock.advance(2000);
     const b = await log.append("t", text("new"));
     await assert.rejects(log.read("t", await origin(log), 10), (e: unknown) => e instanceof RpcError && e.code === Code.OutOfRange);
     assert.deepEqual((await log.read("t", a.event.id, 10)).map((e) => e.id), [b.event.id]);

@@ -4,11 +4,12 @@
  * `node:http2` clients where the test needs to send PINGs or watch GOAWAY frames.
  */
 import assert from "node:assert/strict";
-import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream } from "node:http2";
+import { constants, type ClientHttp2Stream } from "node:http2";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Echo } from "../../gen/echo/echo_pb.js";
 import { Code, RpcError, createServer, type HandlerContext } from "../../src/index.js";
+import { http2Peer } from "../support/h2-raw.js";
 import { eventually, useHarness } from "../support/harness.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";
 import { rejectsWith } from "../support/assertions.js";
@@ -22,27 +23,15 @@ function aborted(ctx: HandlerContext): Promise<Code | undefined> {
   });
 }
 
-interface GoAway {
-  code: number;
-  lastStreamId: number;
-  data: string;
-}
-
-/** A raw HTTP/2 client that records the GOAWAY frames it receives. */
+/**
+ * A node:http2 peer (test/support/h2-raw.ts) that can also open a call and send PINGs, ready as
+ * soon as the connection is up: the idleness tests time the server from there.
+ */
 async function rawClient(target: string) {
-  const session: ClientHttp2Session = connect(`http://${target}`);
-  const goaways: GoAway[] = [];
-  session.on("goaway", (code, lastStreamId, data) => goaways.push({ code, lastStreamId, data: data?.toString("latin1") ?? "" }));
-  session.on("error", () => {});
-  const closed = new Promise<void>((resolve) => session.once("close", resolve));
-  await new Promise<void>((resolve, reject) => {
-    session.once("connect", () => resolve());
-    session.once("error", reject);
-  });
+  const peer = await http2Peer(target, { readyAt: "connect" });
+  const { session } = peer;
   return {
-    session,
-    goaways,
-    closed,
+    ...peer,
     /** Opens a bidi Echo call and leaves it running (an active call on the connection). */
     openCall(): ClientHttp2Stream {
       const stream = session.request({
@@ -55,26 +44,31 @@ async function rawClient(target: string) {
       stream.resume();
       return stream;
     },
-    /** Sends `count` PINGs `intervalMs` apart; resolves with how many were acknowledged. */
+    /** Sends `count` PINGs `intervalMs` apart; resolves with how many were acknowledged, once each was answered or cancelled. */
     async ping(count: number, intervalMs: number): Promise<number> {
       let acked = 0;
+      const answered: Array<Promise<void>> = [];
       for (let i = 0; i < count && !session.destroyed && !session.closed; i++) {
         if (i > 0) await sleep(intervalMs);
         if (session.destroyed) break;
         try {
-          session.ping((err) => {
-            if (err === null) acked++;
-          });
+          answered.push(
+            new Promise<void>((resolve) => {
+              // node calls back with an error for a PING still unanswered when the session goes,
+              // and not at all for one it refused to send (too many outstanding).
+              const sent = session.ping((err) => {
+                if (err === null) acked++;
+                resolve();
+              });
+              if (!sent) resolve();
+            }),
+          );
         } catch {
           break;
         }
       }
-      await sleep(20);
+      await Promise.all(answered);
       return acked;
-    },
-    close() {
-      if (!session.destroyed) session.destroy();
-      return closed;
     },
   };
 }

@@ -7,6 +7,7 @@ import { RouteGuide } from "../../gen/routeguide/route_guide_pb.js";
 import { Code, Metadata, RpcError, createChannel, createClient, silentLogger } from "../../src/index.js";
 import { collect, from, useHarness } from "../support/harness.js";
 import { rejectsWith } from "../support/assertions.js";
+import { freePort } from "../support/ports.js";
 
 const allBytes = Uint8Array.from({ length: 256 }, (_, i) => i);
 
@@ -134,10 +135,7 @@ describe("status codes and error mapping", () => {
   });
 
   test("a client calling a server that is not there gets UNAVAILABLE naming the address", async () => {
-    const probe = createHttp2Server();
-    await new Promise<void>((r) => probe.listen(0, "127.0.0.1", r));
-    const port = (probe.address() as AddressInfo).port;
-    await new Promise<void>((r) => probe.close(() => r()));
+    const port = await freePort();
     const echo = h.client(Echo, `127.0.0.1:${port}`);
     await assert.rejects(echo.unaryEcho({}), rejectsWith(Code.Unavailable, new RegExp(`127.0.0.1:${port}.*ECONNREFUSED`)));
   });

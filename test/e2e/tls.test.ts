@@ -14,26 +14,17 @@ import {
   type ServiceImpl,
 } from "../../src/index.js";
 import { makeTestCerts, overrideName, type TestCerts } from "../support/certs.js";
+import { echoStreams } from "../support/echo.js";
 import { collect, from, useHarness } from "../support/harness.js";
 
 /** Echo that reports what the server saw: the TLS session and the metadata named in the message. */
 function echo(seen: Array<HandlerContext["tls"]> = []): ServiceImpl<typeof Echo> {
   return {
+    ...echoStreams,
     async unaryEcho(req, ctx) {
       seen.push(ctx.tls);
       const md = ctx.requestMetadata.getAll(req.message);
       return { message: md.length === 0 ? req.message : md.map(String).join(",") };
-    },
-    async *serverStreamingEcho(req) {
-      for (let i = 0; i < 3; i++) yield { message: `${req.message} ${i}` };
-    },
-    async clientStreamingEcho(reqs) {
-      const all: string[] = [];
-      for await (const r of reqs) all.push(r.message);
-      return { message: all.join(" ") };
-    },
-    async *bidirectionalStreamingEcho(reqs) {
-      for await (const r of reqs) yield { message: r.message };
     },
   };
 }

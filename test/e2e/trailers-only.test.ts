@@ -11,7 +11,7 @@ import * as grpc from "@grpc/grpc-js";
 import { Echo } from "../../gen/echo/echo_pb.js";
 import { Code, RpcError } from "../../src/index.js";
 import { encodeFrame } from "../../src/protocol/index.js";
-import { grpcJsServices } from "../interop/fixtures/grpc-js-protos.js";
+import { grpcJsServices } from "../support/grpc-js-protos.js";
 import { useHarness } from "../support/harness.js";
 import { rejectsWith } from "../support/assertions.js";
 

@@ -6,7 +6,6 @@
 import assert from "node:assert/strict";
 import { create, toBinary } from "@bufbuild/protobuf";
 import {
-  connect,
   createServer as createHttp2Server,
   type ClientHttp2Session,
   type Http2Server,
@@ -17,7 +16,8 @@ import type { AddressInfo } from "node:net";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Echo, EchoRequestSchema, EchoResponseSchema } from "../../gen/echo/echo_pb.js";
-import { eventually, useHarness } from "../support/harness.js";
+import { http2Peer } from "../support/h2-raw.js";
+import { eventually, steady, useHarness } from "../support/harness.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -96,36 +96,13 @@ async function rawServer(frame: Buffer, count: number): Promise<RawServer> {
   };
 }
 
-/** A raw node:http2 client connection, recording every SETTINGS_INITIAL_WINDOW_SIZE the server advertised. */
-async function rawClient(target: string): Promise<{ session: ClientHttp2Session; windows: number[] }> {
-  const session = connect(`http://${target}`);
-  const windows: number[] = [];
-  session.on("remoteSettings", (settings) => {
-    if (settings.initialWindowSize !== undefined && windows.at(-1) !== settings.initialWindowSize) windows.push(settings.initialWindowSize);
-  });
-  session.on("error", () => {});
-  await new Promise<void>((resolve, reject) => {
-    session.once("remoteSettings", () => resolve());
-    session.once("error", reject);
-  });
-  return { session, windows };
-}
-
-/** Closes a raw client session and waits until its socket is gone. */
-async function closeClient(session: ClientHttp2Session): Promise<void> {
-  if (session.destroyed) return;
-  await new Promise<void>((resolve) => {
-    session.once("close", () => resolve());
-    session.destroy();
-  });
-}
-
 describe("what node:http2 does with windows (the tuner depends on it)", () => {
   useHarness();
 
   test("a raised SETTINGS_INITIAL_WINDOW_SIZE grows open streams, and the connection window never holds data back", async () => {
     const raw = await rawServer(Buffer.alloc(16 * KiB, 1), 512);
-    const { session } = await rawClient(raw.target);
+    const peer = await http2Peer(raw.target);
+    const { session } = peer;
     try {
       const stalled = (): ReturnType<ClientHttp2Session["request"]> => {
         const s = session.request({ ":method": "POST", ":path": "/" });
@@ -136,6 +113,7 @@ describe("what node:http2 does with windows (the tuner depends on it)", () => {
       const a = stalled();
       // A stream nobody reads gets exactly one stream window.
       await eventually(() => a.readableLength === http2DefaultWindow, 2000, "the first window to arrive");
+      // Proving that nothing more arrives takes time: a short bounded wait (no event to wait for).
       await sleep(100);
       assert.equal(a.readableLength, http2DefaultWindow);
       // SETTINGS raise the window of the open stream by the difference (RFC 7540 §6.9.2).
@@ -149,7 +127,7 @@ describe("what node:http2 does with windows (the tuner depends on it)", () => {
       a.destroy();
       b.destroy();
     } finally {
-      await closeClient(session);
+      await peer.close();
       await raw.close();
     }
   });
@@ -165,14 +143,15 @@ describe("HTTP/2 windows", () => {
       maxFrameSize: 32 * KiB,
       bdpProbe: false,
     });
-    const { session } = await rawClient(target);
+    const peer = await http2Peer(target);
+    const { session } = peer;
     try {
       assert.equal(session.remoteSettings.initialWindowSize, 256 * KiB);
       assert.equal(session.remoteSettings.maxFrameSize, 32 * KiB);
       // The connection window arrives as a WINDOW_UPDATE on stream 0 right after the SETTINGS.
       await eventually(() => session.state.remoteWindowSize === 3 * MiB, 2000, "the server's connection window");
     } finally {
-      await closeClient(session);
+      await peer.close();
     }
   });
 
@@ -263,7 +242,8 @@ describe("HTTP/2 windows", () => {
       await eventually(() => raw.blocked.value, 2000, "the server to be held back by flow control");
       // The probe that the one message taken started may sample the first window arriving (Node 22
       // and 24 deliver it within the 5 ms sample): at most that one raise, which lands just after
-      // the server is held back, and none after it.
+      // the server is held back, and none after it. Whether that raise comes cannot be awaited (no
+      // event says it will not): a bounded wait for it to land, then one proving nothing follows.
       await sleep(200);
       const settled = [...raw.windows];
       assert.ok(settled.length <= 2 && settled[0] === http2DefaultWindow && (settled[1] ?? 0) <= 4 * http2DefaultWindow, `windows ${settled.join(", ")}`);
@@ -287,7 +267,8 @@ describe("HTTP/2 windows", () => {
         }),
       { maxReceiveMessageBytes: 2 * MiB },
     );
-    const { session, windows } = await rawClient(target);
+    const peer = await http2Peer(target);
+    const { session, windows } = peer;
     try {
       const stream = session.request({
         ":method": "POST",
@@ -306,7 +287,7 @@ describe("HTTP/2 windows", () => {
       assert.equal(windows[0], http2DefaultWindow);
       assert.ok(windows.at(-1)! > http2DefaultWindow, `the server's stream window grew: ${windows.join(" → ")}`);
     } finally {
-      await closeClient(session);
+      await peer.close();
     }
   });
 
@@ -324,9 +305,8 @@ describe("HTTP/2 windows", () => {
       }),
       { sendHighWaterMark: MiB },
     );
-    const { session } = await rawClient(target);
-    let goaway: number | undefined;
-    session.on("goaway", (code) => (goaway = code));
+    const peer = await http2Peer(target);
+    const { session } = peer;
     try {
       const stream = session.request({ ":method": "POST", ":path": "/grpc.examples.echo.Echo/ServerStreamingEcho", "content-type": "application/grpc", te: "trailers" });
       stream.on("error", () => {});
@@ -345,7 +325,7 @@ describe("HTTP/2 windows", () => {
         const before = session.socket.bytesRead;
         await eventually(
           () => {
-            if (session.destroyed) throw new Error(`the server closed the connection (GOAWAY code ${goaway})`);
+            if (session.destroyed) throw new Error(`the server closed the connection (GOAWAY ${JSON.stringify(peer.goaways)})`);
             if (stream.isPaused()) {
               taken = 0;
               stream.resume();
@@ -357,11 +337,12 @@ describe("HTTP/2 windows", () => {
         );
         await ping();
       }
+      // A GOAWAY would follow the last PING's ack at once; proving none comes takes a short wait.
       await sleep(50);
-      assert.equal(goaway, undefined, "no GOAWAY(too_many_pings)");
+      assert.deepEqual(peer.goaways, [], "no GOAWAY(too_many_pings)");
       assert.equal(session.destroyed, false);
     } finally {
-      await closeClient(session);
+      await peer.close();
     }
   });
 
@@ -381,10 +362,9 @@ describe("HTTP/2 windows", () => {
     const echo = h.client(Echo, target, { maxReceiveMessageBytes: 2 * MiB });
     const it = echo.serverStreamingEcho({})[Symbol.asyncIterator]();
     await it.next();
-    await sleep(700);
-    const settled = produced;
-    await sleep(300);
-    assert.equal(produced, settled, "the producer stopped");
+    // The producer runs until flow control holds it back, then stops: wait until its count has
+    // not moved for 300 ms (proving it stopped takes that long; no event says so sooner).
+    await steady(() => produced, 300, 5000, "the producer to stop");
     // Held back by: the client's stream window (≤ maxWindowBytes, 4 MiB) + what its queue took
     // (one message past receiveHighWaterMark) + the message read + the server's send buffer
     // (sendHighWaterMark, 256 KiB: one message past it) + the message being produced.

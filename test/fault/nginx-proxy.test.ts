@@ -22,6 +22,8 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { createChannel, createClient, createPushable, silentLogger, type Channel } from "../../src/index.js";
 import { Echo, type EchoRequestSchema } from "../../gen/echo/echo_pb.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
+import { assertNoLeaks, census } from "../support/harness.js";
+import { freePort } from "../support/ports.js";
 
 const here = dirname(fileURLToPath(import.meta.url)); // dist/test/fault
 const root = join(here, "..", "..", "..");
@@ -102,15 +104,6 @@ async function startBackend(name: string): Promise<Backend> {
     await stopChild(child);
     throw err;
   }
-}
-
-/** A free TCP port on 127.0.0.1 (released before returning; nginx binds it next). */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve, reject) => s.once("error", reject).listen(0, "127.0.0.1", resolve));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
 }
 
 /** Resolves once 127.0.0.1:port accepts a TCP connection; fails after `ms` or if `alive()` turns false. */
@@ -252,20 +245,6 @@ async function startL4RoundRobin(ports: readonly number[]): Promise<{ port: numb
   };
 }
 
-// Leak check: the sockets and timers a test opens (channels, forwarders) are gone after it.
-const watched = new Set(["TCPSocketWrap", "TCPServerWrap", "Timeout"]);
-function census(): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const r of process.getActiveResourcesInfo()) if (watched.has(r)) counts.set(r, (counts.get(r) ?? 0) + 1);
-  return counts;
-}
-async function assertNoLeaks(before: Map<string, number>): Promise<void> {
-  const excess = () => [...census()].filter(([k, n]) => n > (before.get(k) ?? 0)).map(([k, n]) => `${k} ×${n - (before.get(k) ?? 0)}`);
-  const until = Date.now() + 2_000;
-  while (excess().length > 0 && Date.now() < until) await sleep(10);
-  assert.deepEqual(excess(), [], "the test left sockets or timers open");
-}
-
 describe("load balancing through an nginx gRPC proxy", { timeout: 120_000 }, () => {
   let dir = "";
   let backends: Backend[] = [];
@@ -297,6 +276,8 @@ describe("load balancing through an nginx gRPC proxy", { timeout: 120_000 }, () 
     resourcesBefore = census();
   });
 
+  // Leak check (the harness's): the sockets and timers a test opens (channels, forwarders) are
+  // gone after it. The children's pipes are opened in before(), so they are in every census.
   afterEach(async () => {
     for (const c of channels) c.close();
     channels = [];

@@ -4,29 +4,18 @@
  * once, in order — checked against the Redis stream itself, event by event.
  */
 import assert from "node:assert/strict";
-import { createServer as createNetServer } from "node:net";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
 import { createChannel, createClient, silentLogger } from "../../src/index.js";
 import { PubSubService, subscribeTopic, type Event } from "../../src/services/pubsub/index.js";
 import { eventually } from "../support/harness.js";
+import { freePort } from "../support/ports.js";
 import { useRedis } from "../support/redis.js";
 import { startPublisher } from "./fixtures/publisher.js";
 import { startChildServer, type ChildServer } from "./fixtures/child-server.js";
 
 const redis = useRedis();
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createNetServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 test("kill -9 of the server five times mid-stream: every subscriber receives every event exactly once, in order", async () => {
   const url = redis.get().url;

@@ -1,6 +1,6 @@
 /** Interop: a Rill client calling a @grpc/grpc-js server, all four call kinds. */
-import { defineInteropSuite } from "./fixtures/suite.js";
-import { connect } from "./fixtures/rill-client.js";
-import { start } from "./fixtures/grpc-js-peer.js";
+import { defineInteropSuite } from "./scenario/suite.js";
+import { connect } from "./scenario/rill-client.js";
+import { start } from "./scenario/grpc-js-scenario-server.js";
 
 defineInteropSuite({ name: "Rill", connect }, { name: "grpc-js", start });

@@ -9,8 +9,9 @@ import * as grpc from "@grpc/grpc-js";
 import { Echo } from "../../gen/echo/echo_pb.js";
 import { bearerCallCredentials, Code, createClient, RpcError, tls, withCallCredentials, type ServiceImpl } from "../../src/index.js";
 import { makeTestCerts, overrideName, type TestCerts } from "../support/certs.js";
+import { echoStreams } from "../support/echo.js";
 import { collect, from, useHarness } from "../support/harness.js";
-import { grpcJsServices } from "./fixtures/grpc-js-protos.js";
+import { grpcJsServices } from "../support/grpc-js-protos.js";
 
 interface EchoMessage {
   message: string;
@@ -55,20 +56,10 @@ async function startGrpcJs(certs: TestCerts): Promise<{ port: number; close(): P
 
 function rillEcho(subjects: string[]): ServiceImpl<typeof Echo> {
   return {
+    ...echoStreams,
     unaryEcho(req, ctx) {
       subjects.push(ctx.tls?.certificate?.subject.CN ?? "none");
       return { message: req.message };
-    },
-    async *serverStreamingEcho(req) {
-      for (let i = 0; i < 3; i++) yield { message: `${req.message} ${i}` };
-    },
-    async clientStreamingEcho(reqs) {
-      const all: string[] = [];
-      for await (const r of reqs) all.push(r.message);
-      return { message: all.join(" ") };
-    },
-    async *bidirectionalStreamingEcho(reqs) {
-      for await (const r of reqs) yield { message: r.message };
     },
   };
 }

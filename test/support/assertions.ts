@@ -13,3 +13,14 @@ export function rejectsWith(code: Code, message?: RegExp): (e: unknown) => true 
     return true;
   };
 }
+
+/** The RpcError `p` rejects with, for tests that look at more than its code; fails when `p` resolves or rejects with anything else. */
+export async function statusOf(p: Promise<unknown>): Promise<RpcError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof RpcError, `expected an RpcError, got ${String(e)}`);
+    return e;
+  }
+  throw new Error("expected the call to fail");
+}

@@ -1,10 +1,16 @@
 /**
- * A raw HTTP/2 client for hostile-peer tests: writes frames byte by byte as an attacker would
- * (node:http2's own client refuses to break the protocol, and queues streams past the server's
- * limit instead of sending them), and reads back the frames the server sends. HPACK is written
- * as literals without indexing or Huffman coding, which every decoder must accept (RFC 7541
- * §6.2.2), so no encoder state is needed; received header blocks are not decoded.
+ * HTTP/2 peers below Rill's own client, at two depths:
+ *
+ * - `RawH2Client`, for hostile-peer tests: writes frames byte by byte as an attacker would
+ *   (node:http2's own client refuses to break the protocol, and queues streams past the server's
+ *   limit instead of sending them), and reads back the frames the server sends. HPACK is written
+ *   as literals without indexing or Huffman coding, which every decoder must accept (RFC 7541
+ *   §6.2.2), so no encoder state is needed; received header blocks are not decoded.
+ * - `http2Peer`, for tests that obey the protocol but need what Rill's client hides: a plain
+ *   node:http2 session (send PINGs, open streams by hand, read the server's SETTINGS and
+ *   windows) that records the GOAWAY frames and window sizes the server sends.
  */
+import { connect as h2connect, type ClientHttp2Session } from "node:http2";
 import { connect, type Socket } from "node:net";
 
 export const FrameType = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, PING: 6, GOAWAY: 7, WINDOW_UPDATE: 8 } as const;
@@ -209,4 +215,60 @@ export class RawH2Client {
     if (this.keepFrames) this.frames.push({ ...f, payload: Buffer.from(f.payload) });
     for (const w of [...this.waiters]) w(f);
   }
+}
+
+/** A GOAWAY frame as a node:http2 session reports it. */
+export interface GoAway {
+  code: number;
+  lastStreamId: number;
+  /** The debug data, as latin1 text ("too_many_pings", "max_idle"). */
+  data: string;
+}
+
+export interface Http2PeerOptions {
+  /**
+   * When `http2Peer` resolves: at "connect" (the TCP connection is up and the preface sent), or,
+   * the default, at "settings" (the server's first SETTINGS arrived, so `remoteSettings` holds them).
+   */
+  readyAt?: "connect" | "settings";
+}
+
+/** A node:http2 client session to a test server, with what the server sent it. */
+export interface Http2Peer {
+  readonly session: ClientHttp2Session;
+  /** Every GOAWAY received, in order. */
+  readonly goaways: GoAway[];
+  /** Every SETTINGS_INITIAL_WINDOW_SIZE the server advertised that differs from the one before, in order (first: at connect). */
+  readonly windows: number[];
+  /** Resolves once the session has closed (on either side's initiative). */
+  readonly closed: Promise<void>;
+  /** Destroys the session if it is still open; resolves once it has closed. */
+  close(): Promise<void>;
+}
+
+/** Opens a plaintext node:http2 session to `target` ("host:port"); session errors are swallowed (the tests look at `goaways` and `closed`). */
+export async function http2Peer(target: string, options: Http2PeerOptions = {}): Promise<Http2Peer> {
+  const session = h2connect(`http://${target}`);
+  const goaways: GoAway[] = [];
+  const windows: number[] = [];
+  session.on("goaway", (code, lastStreamId, data) => goaways.push({ code, lastStreamId, data: data?.toString("latin1") ?? "" }));
+  session.on("remoteSettings", (settings) => {
+    if (settings.initialWindowSize !== undefined && windows.at(-1) !== settings.initialWindowSize) windows.push(settings.initialWindowSize);
+  });
+  session.on("error", () => {});
+  const closed = new Promise<void>((resolve) => session.once("close", () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    session.once(options.readyAt === "connect" ? "connect" : "remoteSettings", () => resolve());
+    session.once("error", reject);
+  });
+  return {
+    session,
+    goaways,
+    windows,
+    closed,
+    close() {
+      if (!session.destroyed) session.destroy();
+      return closed;
+    },
+  };
 }

@@ -22,7 +22,8 @@ import type { DescService } from "@bufbuild/protobuf";
 
 const watched = new Set(["TCPSocketWrap", "TCPServerWrap", "Timeout", "PipeWrap", "PipeServerWrap"]);
 
-function census(): Map<string, number> {
+/** Counts the process's live sockets, servers, pipes and timers by kind: take one before a test, then `assertNoLeaks(it)` after. */
+export function census(): Map<string, number> {
   const counts = new Map<string, number>();
   for (const r of process.getActiveResourcesInfo()) if (watched.has(r)) counts.set(r, (counts.get(r) ?? 0) + 1);
   return counts;
@@ -141,5 +142,31 @@ export async function eventually(predicate: () => boolean, timeoutMs = 2000, wha
   while (!predicate()) {
     if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(5);
+  }
+}
+
+/**
+ * Resolves with `read()` once it has not changed for `quietMs` (polling every 5 ms): for waiting
+ * until something stops (a producer held back by flow control) where no event says it has. The
+ * quiet time must also span ten polls, so that a pause of the whole process (which stops what is
+ * watched as well) does not pass for quiet. Rejects when it is still changing after `timeoutMs`.
+ */
+export async function steady<T>(read: () => T, quietMs: number, timeoutMs = 5000, what = "value"): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  let value = read();
+  let since = Date.now();
+  let polls = 0;
+  for (;;) {
+    await sleep(5);
+    const now = Date.now();
+    const next = read();
+    if (next !== value) {
+      value = next;
+      since = now;
+      polls = 0;
+    } else if (++polls >= 10 && now - since >= quietMs) {
+      return value;
+    }
+    if (now > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} to stay unchanged for ${quietMs} ms (last: ${String(value)})`);
   }
 }

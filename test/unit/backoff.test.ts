@@ -1,11 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { ConnectionBackoff } from "../../src/channel/backoff.js";
-
-function fakeClock(start = 0) {
-  const clock = { t: start, now: () => clock.t };
-  return clock;
-}
+import { fakeClock } from "../support/fake-clock.js";
 
 describe("connection backoff (gRPC connection-backoff spec)", () => {
   test("uses the spec's defaults", () => {
@@ -23,7 +19,7 @@ describe("connection backoff (gRPC connection-backoff spec)", () => {
     const clock = fakeClock(1000);
     const b = new ConnectionBackoff({ random: () => 0.99 }, clock);
     b.begin();
-    clock.t += 100;
+    clock.advance(100);
     assert.equal(b.fail(), 900);
   });
 
@@ -36,7 +32,7 @@ describe("connection backoff (gRPC connection-backoff spec)", () => {
       b.begin();
       const w = b.fail(); // fails instantly
       waits.push(Math.round(w));
-      clock.t += w;
+      clock.advance(w);
     }
     const expected = [1000];
     let cur = 1000;
@@ -53,7 +49,7 @@ describe("connection backoff (gRPC connection-backoff spec)", () => {
       const clock = fakeClock();
       const b = new ConnectionBackoff({ random: () => r }, clock);
       b.begin();
-      clock.t += b.fail(); // 1000, then backoff becomes 1600 ± 320
+      clock.advance(b.fail()); // 1000, then backoff becomes 1600 ± 320
       b.begin();
       const w = b.fail();
       assert.ok(w >= 1600 - 320 && w <= 1600 + 320, `wait ${w} for random ${r}`);
@@ -65,7 +61,7 @@ describe("connection backoff (gRPC connection-backoff spec)", () => {
     const clock = fakeClock();
     const b = new ConnectionBackoff({ random: () => 0.5, minConnectTimeoutMs: 100 }, clock);
     assert.equal(b.begin(), 1000);
-    clock.t += 5000;
+    clock.advance(5000);
     assert.equal(b.fail(), 0);
     assert.equal(b.begin(), 1600);
   });
@@ -75,7 +71,7 @@ describe("connection backoff (gRPC connection-backoff spec)", () => {
     const b = new ConnectionBackoff({ random: () => 0.5 }, clock);
     for (let i = 0; i < 5; i++) {
       b.begin();
-      clock.t += b.fail();
+      clock.advance(b.fail());
     }
     b.reset();
     b.begin();

@@ -2,26 +2,20 @@ import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 import type { Http2Session } from "node:http2";
 import { PassThrough } from "node:stream";
-import { describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
+import { describe, mock, test } from "node:test";
 import { BdpEstimator } from "../../src/flow-control/bdp-estimator.js";
 import { resolveWindowOptions, windowDefaults, windowSettings } from "../../src/flow-control/window-options.js";
 import { WindowTuner } from "../../src/flow-control/window-tuner.js";
+import { fakeClock, type FakeClock } from "../support/fake-clock.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-
-/** A fake monotonic clock in ms. */
-function fakeClock(): { now: () => number; advance: (ms: number) => void } {
-  let t = 1000;
-  return { now: () => t, advance: (ms) => (t += ms) };
-}
 
 /**
  * One probe cycle of a reader that takes `bytes` during a round trip of `rttMs`: the first chunk
  * asks for a probe, the rest arrive before the ack. Returns the new window, if any.
  */
-function cycle(e: BdpEstimator, clock: ReturnType<typeof fakeClock>, bytes: number, rttMs: number, chunk = 16 * KiB): number | undefined {
+function cycle(e: BdpEstimator, clock: FakeClock, bytes: number, rttMs: number, chunk = 16 * KiB): number | undefined {
   assert.equal(e.onData(Math.min(chunk, bytes)), true, "the first data after an ack asks for a probe");
   e.probeSent();
   for (let left = bytes - Math.min(chunk, bytes); left > 0; left -= chunk) assert.equal(e.onData(Math.min(chunk, left)), false);
@@ -31,7 +25,7 @@ function cycle(e: BdpEstimator, clock: ReturnType<typeof fakeClock>, bytes: numb
 
 describe("BDP estimator", () => {
   test("grows the window to twice a window-limited sample while the reader keeps up", () => {
-    const clock = fakeClock();
+    const clock = fakeClock(1000);
     const e = new BdpEstimator({ initialWindow: 64 * KiB, maxWindow: 16 * MiB, now: clock.now });
     // A reader that takes a whole window per round trip: the window is the limit.
     assert.equal(cycle(e, clock, 64 * KiB, 1), 128 * KiB);
@@ -42,7 +36,7 @@ describe("BDP estimator", () => {
   });
 
   test("stops at the cap and then asks for no more probes", () => {
-    const clock = fakeClock();
+    const clock = fakeClock(1000);
     const e = new BdpEstimator({ initialWindow: 64 * KiB, maxWindow: 300 * KiB, now: clock.now });
     assert.equal(cycle(e, clock, 64 * KiB, 1), 128 * KiB);
     assert.equal(cycle(e, clock, 128 * KiB, 1), 256 * KiB);
@@ -52,7 +46,7 @@ describe("BDP estimator", () => {
   });
 
   test("asks for no probe while no data arrives, and an unexpected ack changes nothing", () => {
-    const clock = fakeClock();
+    const clock = fakeClock(1000);
     const e = new BdpEstimator({ initialWindow: 64 * KiB, maxWindow: 16 * MiB, now: clock.now });
     clock.advance(10_000);
     assert.equal(e.probeOutstanding, false);
@@ -61,7 +55,7 @@ describe("BDP estimator", () => {
   });
 
   test("stays put on a stalled reader: a sample far below the window does not grow it", () => {
-    const clock = fakeClock();
+    const clock = fakeClock(1000);
     const e = new BdpEstimator({ initialWindow: 64 * KiB, maxWindow: 16 * MiB, now: clock.now });
     // The reader takes one frame and stops: the probe comes back with 16 KiB in 1 ms.
     assert.equal(cycle(e, clock, 16 * KiB, 1), undefined);
@@ -72,7 +66,7 @@ describe("BDP estimator", () => {
   });
 
   test("a slow reader that takes less than two thirds of the window per round trip keeps it", () => {
-    const clock = fakeClock();
+    const clock = fakeClock(1000);
     const e = new BdpEstimator({ initialWindow: 64 * KiB, maxWindow: 16 * MiB, now: clock.now });
     for (let i = 0; i < 50; i++) {
       assert.equal(cycle(e, clock, 40 * KiB, 2), undefined);
@@ -82,7 +76,7 @@ describe("BDP estimator", () => {
   });
 
   test("does not grow when a full sample shows less bandwidth than the recent best", () => {
-    const clock = fakeClock();
+    const clock = fakeClock(1000);
     const e = new BdpEstimator({ initialWindow: 64 * KiB, maxWindow: 16 * MiB, now: clock.now });
     assert.equal(cycle(e, clock, 64 * KiB, 1), 128 * KiB);
     // The same full window but over a much longer round trip: the link got slower, not the window.
@@ -91,7 +85,7 @@ describe("BDP estimator", () => {
   });
 
   test("an outlier of bandwidth ages out after four samples instead of holding the window for good", () => {
-    const clock = fakeClock();
+    const clock = fakeClock(1000);
     const e = new BdpEstimator({ initialWindow: 64 * KiB, maxWindow: 16 * MiB, now: clock.now });
     // One ack came back at once: an absurd bandwidth, and a raise.
     assert.equal(cycle(e, clock, 64 * KiB, 0.01), 128 * KiB);
@@ -103,7 +97,7 @@ describe("BDP estimator", () => {
   });
 
   test("keeps probing without pause while samples fill the window", () => {
-    const clock = fakeClock();
+    const clock = fakeClock(1000);
     const e = new BdpEstimator({ initialWindow: 64 * KiB, maxWindow: 16 * MiB, now: clock.now });
     assert.equal(cycle(e, clock, 64 * KiB, 0.01), 128 * KiB);
     for (let i = 0; i < 4; i++) cycle(e, clock, 128 * KiB, 2); // full, but not growing: no back-off
@@ -111,7 +105,7 @@ describe("BDP estimator", () => {
   });
 
   test("backs off while the estimate is stable: 100 ms after two samples that did not grow it, doubling to 10 s, and at once after growth", () => {
-    const clock = fakeClock();
+    const clock = fakeClock(1000);
     const e = new BdpEstimator({ initialWindow: 64 * KiB, maxWindow: 16 * MiB, now: clock.now });
     const waits: number[] = [];
     for (let i = 0; i < 9; i++) {
@@ -131,7 +125,7 @@ describe("BDP estimator", () => {
   });
 
   test("a failed probe is forgotten and the next data asks for a new one", () => {
-    const clock = fakeClock();
+    const clock = fakeClock(1000);
     const e = new BdpEstimator({ initialWindow: 64 * KiB, maxWindow: 16 * MiB, now: clock.now });
     assert.equal(e.onData(100), true);
     e.probeFailed();
@@ -192,7 +186,7 @@ class FakeSession extends EventEmitter {
 
 describe("window tuner", () => {
   test("sets the connection window at start, probes when a reader takes data, samples the socket and raises both windows on growth", () => {
-    const clock = fakeClock();
+    const clock = fakeClock(1000);
     const session = new FakeSession();
     const tuner = new WindowTuner(session as unknown as Http2Session, resolveWindowOptions({ connectionWindowBytes: 96 * KiB }), { now: clock.now, minSampleMs: 0 });
     tuner.start();
@@ -212,20 +206,32 @@ describe("window tuner", () => {
     assert.equal(tuner.probes, 1);
   });
 
-  test("a sample covers at least minSampleMs: what arrives after a quick ack still counts", async () => {
-    const session = new FakeSession();
-    const tuner = new WindowTuner(session as unknown as Http2Session, resolveWindowOptions({}), { minSampleMs: 30 });
-    tuner.start();
-    const stream = new PassThrough();
-    tuner.watch(stream as never);
-    session.socket.bytesRead = 1000;
-    stream.emit("data", Buffer.alloc(1000));
-    session.ack(); // at once, before anything more arrived
-    session.socket.bytesRead += 64 * KiB; // the window's worth arrives within the floor
-    assert.equal(tuner.raises, 0, "not judged at the ack");
-    await sleep(60);
-    assert.equal(tuner.raises, 1);
-    assert.equal(tuner.streamWindowBytes, 128 * KiB);
+  test("a sample covers at least minSampleMs: what arrives after a quick ack still counts", () => {
+    // The tuner reads the clock and waits out the rest of the floor with setTimeout: both faked.
+    const clock = fakeClock(1000);
+    mock.timers.enable({ apis: ["setTimeout"] });
+    try {
+      const session = new FakeSession();
+      const tuner = new WindowTuner(session as unknown as Http2Session, resolveWindowOptions({}), { now: clock.now, minSampleMs: 30 });
+      tuner.start();
+      const stream = new PassThrough();
+      tuner.watch(stream as never);
+      session.socket.bytesRead = 1000;
+      stream.emit("data", Buffer.alloc(1000));
+      clock.advance(1);
+      session.ack(); // 1 ms later, before anything more arrived
+      session.socket.bytesRead += 64 * KiB; // the window's worth arrives within the floor
+      assert.equal(tuner.raises, 0, "not judged at the ack");
+      clock.advance(28);
+      mock.timers.tick(28);
+      assert.equal(tuner.raises, 0, "not judged before the floor");
+      clock.advance(1);
+      mock.timers.tick(1);
+      assert.equal(tuner.raises, 1);
+      assert.equal(tuner.streamWindowBytes, 128 * KiB);
+    } finally {
+      mock.timers.reset();
+    }
   });
 
   test("with bdpProbe off it sets the windows once and never pings", () => {

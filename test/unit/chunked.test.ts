@@ -10,6 +10,7 @@ import { memorySink, receiveChunks, sendChunks, withResume, chunkFromProto, type
 import { ChunkSequence } from "../../src/transfer/chunk-sequence.js";
 import { RateMeter } from "../../src/transfer/rate-meter.js";
 import { rechunk } from "../../src/transfer/rechunk.js";
+import { fakeClock } from "../support/fake-clock.js";
 import { collect } from "../support/harness.js";
 
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest();
@@ -90,18 +91,18 @@ describe("ChunkSequence", () => {
 
 describe("RateMeter", () => {
   test("reports bytes per second over the last second", () => {
-    let now = 0;
-    const m = new RateMeter(() => now);
-    now = 500;
+    const clock = fakeClock(0);
+    const m = new RateMeter(clock.now);
+    clock.advance(500); // 500
     assert.equal(m.add(1000), 2000);
-    now = 1000;
+    clock.advance(500); // 1000
     assert.equal(m.add(1000), 2000);
     // Two seconds later at a lower rate: the old samples have left the window.
-    now = 3000;
+    clock.advance(2000); // 3000
     m.add(100);
-    now = 3500;
+    clock.advance(500); // 3500
     assert.equal(Math.round(m.add(100)), 200 / 2.5);
-    now = 4000;
+    clock.advance(500); // 4000
     assert.equal(Math.round(m.add(100)), 200);
   });
 });

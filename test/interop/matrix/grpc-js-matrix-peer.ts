@@ -1,10 +1,11 @@
 /**
- * An interop peer on @grpc/grpc-js: `grpc.testing.TestService` served by grpc-js, and the
- * interop client cases run by a grpc-js client. The protos are loaded from
+ * The @grpc/grpc-js program of the interop matrix (./matrix.test.ts): `grpc.testing.TestService`
+ * served by grpc-js, and the interop client cases run by a grpc-js client. (The Echo/RouteGuide
+ * scenario suite has its own grpc-js server, test/interop/scenario/grpc-js-scenario-server.ts.) The protos are loaded from
  * proto/grpc/testing/test.proto with @grpc/proto-loader (keepCase: the spec's field names).
  *
- *   node grpc-js-peer.js server --port=N [--use_tls=false] [--max_concurrent_streams=N]
- *   node grpc-js-peer.js client --server_host=H --server_port=N --test_case=NAME|all [--use_tls=false]
+ *   node grpc-js-matrix-peer.js server --port=N [--use_tls=false] [--max_concurrent_streams=N]
+ *   node grpc-js-matrix-peer.js client --server_host=H --server_port=N --test_case=NAME|all [--use_tls=false]
  *
  * The server prints "listening on 127.0.0.1:PORT" once bound; the client exits 0 when every
  * case passed and 1 (printing what differed) otherwise.
@@ -28,7 +29,7 @@ import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 
-/** The repository root; this file compiles to dist/test/interop/testing/. */
+/** The repository root; this file compiles to dist/test/interop/matrix/. */
 const repoRoot = new URL("../../../../", import.meta.url);
 
 const echoInitialKey = "x-grpc-test-echo-initial";
@@ -97,7 +98,7 @@ const compressionTap: grpc.ServerInterceptor = (_method, call) => {
   const base = call as unknown as { decompressAndMaybePush?: (entry: Entry) => Promise<void> };
   const original = base.decompressAndMaybePush;
   if (typeof original !== "function") {
-    throw new Error("grpc-js-peer: grpc-js internals changed (no decompressAndMaybePush); update compressionTap");
+    throw new Error("grpc-js-matrix-peer: grpc-js internals changed (no decompressAndMaybePush); update compressionTap");
   }
   const flags: boolean[] = [];
   base.decompressAndMaybePush = function (this: unknown, entry: Entry) {
@@ -138,7 +139,7 @@ function statusError(status: EchoStatus, trailer: grpc.Metadata): Partial<grpc.S
 function expectCompressedError(expect: BoolValue | null, message: object, trailer: grpc.Metadata): Partial<grpc.StatusObject> | undefined {
   if (expect === null) return undefined;
   const compressed = arrivedCompressed.get(message);
-  if (compressed === undefined) throw new Error("grpc-js-peer: compressionTap saw no flag for this message");
+  if (compressed === undefined) throw new Error("grpc-js-matrix-peer: compressionTap saw no flag for this message");
   if (expect.value === compressed) return undefined;
   const details = expect.value ? "expected a compressed request message" : "expected an uncompressed request message";
   return { code: grpc.status.INVALID_ARGUMENT, details, metadata: trailer };
@@ -604,18 +605,18 @@ async function runClient(argv: string[]): Promise<number> {
 const [mode, ...rest] = process.argv.slice(2);
 if (mode === "server") {
   runServer(rest).catch((e: unknown) => {
-    process.stderr.write(`grpc-js-peer server: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.stderr.write(`grpc-js-matrix-peer server: ${e instanceof Error ? e.message : String(e)}\n`);
     process.exit(2);
   });
 } else if (mode === "client") {
   runClient(rest).then(
     (code) => process.exit(code),
     (e: unknown) => {
-      process.stderr.write(`grpc-js-peer client: ${e instanceof Error ? e.message : String(e)}\n`);
+      process.stderr.write(`grpc-js-matrix-peer client: ${e instanceof Error ? e.message : String(e)}\n`);
       process.exit(2);
     },
   );
 } else {
-  process.stderr.write("usage: grpc-js-peer.js server --port=N | client --server_host=H --server_port=N --test_case=NAME\n");
+  process.stderr.write("usage: grpc-js-matrix-peer.js server --port=N | client --server_host=H --server_port=N --test_case=NAME\n");
   process.exit(2);
 }

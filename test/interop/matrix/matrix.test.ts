@@ -30,9 +30,9 @@ function command(impl: Impl, role: "server" | "client", args: string[]): [string
     case "rill":
       return [process.execPath, [path(`dist/src/interop/${role}-main.js`), ...args]];
     case "grpc-js":
-      return [process.execPath, [path("dist/test/interop/testing/grpc-js-peer.js"), role, ...args]];
+      return [process.execPath, [path("dist/test/interop/matrix/grpc-js-matrix-peer.js"), role, ...args]];
     case "python":
-      return [python, [path(`test/interop/testing/python/interop_${role}.py`), ...args]];
+      return [python, [path(`test/interop/matrix/python/interop_${role}.py`), ...args]];
   }
 }
 
