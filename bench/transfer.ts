@@ -44,9 +44,9 @@ import {
 import { createChannel, createClient, createPushable, createServer, type ChannelOptions, type ServerOptions } from "../src/index.js";
 import { chunkFromProto, chunkToProto, receiveChunks, sendChunks, type ChunkSink } from "../src/transfer/index.js";
 import { Queue, iterablePingPong, protobufSerializer, sleep, type PingPong } from "./common.js";
-import { Deframer } from "./impl/raw.js";
 import { send, type Metrics } from "./ipc.js";
 import { Samples, median } from "./stats.js";
+import { Deframer, encodePayloadFrame, readVarint, varintSize, writeFrameHeader, writeVarint } from "./wire.js";
 
 const impls = ["raw", "rill", "grpc-js", "connect", "raw-tuned"] as const;
 type Impl = (typeof impls)[number];
@@ -111,25 +111,7 @@ class Verifier {
 /** The size a Download request asks for rides in its transfer id. */
 const sizeOf = (req: DownloadRequest): number => Number(req.transferId);
 
-// ---------------------------------------------------------------- raw node:http2 framing
-
-function varint(buf: Buffer, off: number, v: number): number {
-  while (v >= 0x80) {
-    buf[off++] = (v % 0x80) | 0x80;
-    v = Math.floor(v / 0x80);
-  }
-  buf[off++] = v;
-  return off;
-}
-
-function varintSize(v: number): number {
-  let n = 1;
-  while (v >= 0x80) {
-    v = Math.floor(v / 0x80);
-    n++;
-  }
-  return n;
-}
+// ---------------------------------------------------------------- raw node:http2 framing (primitives in wire.ts)
 
 /**
  * The gRPC frame header plus every byte of `DownloadResponse { chunk: Chunk }` before the chunk's
@@ -142,17 +124,15 @@ function rawChunkFrame(c: PeerChunk): { head: Buffer; tail: Buffer } {
   const innerLen = (c.offset > 0 ? 1 + varintSize(c.offset) : 0) + 1 + varintSize(n) + n + tailLen;
   const msgLen = 1 + varintSize(innerLen) + innerLen;
   const head = Buffer.allocUnsafe(5 + msgLen - n - tailLen);
-  head[0] = 0;
-  head.writeUInt32BE(msgLen, 1);
-  let off = 5;
+  let off = writeFrameHeader(head, 0, msgLen);
   head[off++] = 0x0a;
-  off = varint(head, off, innerLen);
+  off = writeVarint(head, off, innerLen);
   if (c.offset > 0) {
     head[off++] = 0x08;
-    off = varint(head, off, c.offset);
+    off = writeVarint(head, off, c.offset);
   }
   head[off++] = 0x12;
-  varint(head, off, n);
+  writeVarint(head, off, n);
   const tail = Buffer.allocUnsafe(tailLen);
   let t = 0;
   if (c.last) {
@@ -164,19 +144,8 @@ function rawChunkFrame(c: PeerChunk): { head: Buffer; tail: Buffer } {
     t += 32;
   }
   tail[t++] = 0x28;
-  varint(tail, t, c.totalSize);
+  writeVarint(tail, t, c.totalSize);
   return { head, tail };
-}
-
-function readVarint(buf: Buffer, pos: { off: number }): number {
-  let v = 0;
-  let mul = 1;
-  for (;;) {
-    const b = buf[pos.off++]!;
-    v += (b & 0x7f) * mul;
-    if (b < 0x80) return v;
-    mul *= 0x80;
-  }
 }
 
 /** Decodes `DownloadResponse` from buf[start, end) into the verifier (data as a view, no copy). */
@@ -222,17 +191,6 @@ function rawAcceptChunk(buf: Buffer, start: number, end: number, v: Verifier): v
     if (pos.off > chunkEnd) throw new Error("malformed Chunk");
   }
   v.accept(offset, data, last, sha256);
-}
-
-/** A gRPC frame of `bench.v1.Payload { data }` (data < 128 bytes). */
-function pingFrame(data: Uint8Array): Buffer {
-  const b = Buffer.allocUnsafe(5 + 2 + data.byteLength);
-  b[0] = 0;
-  b.writeUInt32BE(2 + data.byteLength, 1);
-  b[5] = 0x0a;
-  b[6] = data.byteLength;
-  b.set(data, 7);
-  return b;
 }
 
 /** DownloadRequest { transfer_id } read by hand: the only field the raw server needs. */
@@ -453,12 +411,8 @@ async function connectRaw(port: number, windows: Windows | undefined): Promise<T
   return {
     download(size) {
       const req = request(DOWNLOAD_PATH);
-      const id = Buffer.from(String(size));
-      const msg = Buffer.concat([Buffer.from([0x0a, id.byteLength]), id]);
-      const frame = Buffer.allocUnsafe(5);
-      frame[0] = 0;
-      frame.writeUInt32BE(msg.byteLength, 1);
-      req.end(Buffer.concat([frame, msg]));
+      // DownloadRequest { string transfer_id = 1 } has Payload { bytes data = 1 }'s wire shape.
+      req.end(encodePayloadFrame(Buffer.from(String(size))));
       const v = new Verifier(size);
       return new Promise<void>((resolve, reject) => {
         const d = new Deframer((buf, s, e) => rawAcceptChunk(buf, s, e, v));
@@ -491,7 +445,7 @@ async function connectRaw(port: number, windows: Windows | undefined): Promise<T
         roundTrip(data) {
           return new Promise<Uint8Array>((resolve) => {
             waiters.push(() => resolve(data));
-            req.write(pingFrame(data));
+            req.write(encodePayloadFrame(data));
           });
         },
         async close() {
