@@ -15,6 +15,9 @@ export const implNames = ["raw", "rill", "grpc-js", "connect", "raw-tuned"] as c
 export const optionalImpls: readonly ImplName[] = ["raw-tuned"];
 export type ImplName = (typeof implNames)[number];
 
+/** The windows raw-tuned advertises on both ends: 4 MiB per stream, 16 MiB per connection (issue 8). */
+export const tunedWindows = { stream: 4 * 1024 * 1024, connection: 16 * 1024 * 1024 } as const;
+
 /** `ServerStream` count meaning "until the client cancels". */
 export const UNLIMITED = 0xffffffff;
 /** `ServerStream` count meaning "idle until the server process fans a message out". */
@@ -192,6 +195,12 @@ export class Queue<T> implements AsyncIterable<T> {
       },
     };
   }
+}
+
+/** Extra Rill options from the environment, for tuning experiments: BENCH_RILL_SERVER / BENCH_RILL_CHANNEL (JSON). */
+export function envOptions<T>(name: "BENCH_RILL_SERVER" | "BENCH_RILL_CHANNEL"): T {
+  const v = process.env[name];
+  return (v === undefined || v === "" ? {} : JSON.parse(v)) as T;
 }
 
 /** Resolves after `ms`. */

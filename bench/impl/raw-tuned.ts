@@ -3,8 +3,9 @@
  * (SETTINGS_INITIAL_WINDOW_SIZE) and 16 MiB per connection, fixed (no probing). Issue 8's
  * "tuned" reference: what node:http2 moves when the window is not the limit.
  */
+import { tunedWindows } from "../common.js";
 import { connectClient, startServer, useWindows } from "./raw.js";
 
-useWindows({ stream: 4 * 1024 * 1024, connection: 16 * 1024 * 1024 });
+useWindows(tunedWindows);
 
 export { connectClient, startServer };

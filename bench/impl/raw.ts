@@ -1,9 +1,9 @@
 /**
  * The baseline: gRPC over `node:http2` written by hand, the fastest plausible code for these
  * four methods. No library: the 5-byte message framing and the one-field `Payload` protobuf
- * encoding (tag 0x0a, varint length, bytes) are written inline, responses are framed straight
- * into one buffer per write (up to 16 KiB of small messages per `write()`), and `write()`'s
- * backpressure is respected. It checks what the wire requires and nothing else.
+ * encoding (tag 0x0a, varint length, bytes) are written by hand (../wire.ts), responses are
+ * framed straight into one buffer per write (up to 16 KiB of small messages per `write()`), and
+ * `write()`'s backpressure is respected. It checks what the wire requires and nothing else.
  */
 import * as http2 from "node:http2";
 import type { Payload } from "../../gen/bench/v1/bench_pb.js";
@@ -22,103 +22,13 @@ import {
   type Reading,
   type StartServer,
 } from "../common.js";
+import { Deframer, decodePayload, encodePayloadFrame, payloadFrameSize, writePayloadFrame } from "../wire.js";
 
 const SERVICE = "/bench.v1.BenchService/";
 /** Small messages are framed into one buffer of up to this size per `write()`. */
 const BATCH_BYTES = 16384;
 /** nghttp2's per-session memory cap, in MB; the default 10 refuses streams long before 10,000. */
 const MAX_SESSION_MEMORY_MB = 1024;
-
-function varintSize(n: number): number {
-  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5;
-}
-
-/** Bytes of one gRPC frame holding a Payload with `n` bytes of data. */
-function frameSize(n: number): number {
-  return 5 + (n === 0 ? 0 : 1 + varintSize(n) + n);
-}
-
-/** Writes the frame of a Payload with `data` at `off`; returns the offset after it. */
-function writeFrame(buf: Buffer, off: number, data: Uint8Array): number {
-  const n = data.byteLength;
-  const msgLen = n === 0 ? 0 : 1 + varintSize(n) + n;
-  buf[off] = 0;
-  buf.writeUInt32BE(msgLen, off + 1);
-  off += 5;
-  if (n === 0) return off;
-  buf[off++] = 0x0a;
-  let v = n;
-  while (v >= 0x80) {
-    buf[off++] = (v & 0x7f) | 0x80;
-    v >>>= 7;
-  }
-  buf[off++] = v;
-  buf.set(data, off);
-  return off + n;
-}
-
-function encodeFrame(data: Uint8Array): Buffer {
-  const buf = Buffer.allocUnsafe(frameSize(data.byteLength));
-  writeFrame(buf, 0, data);
-  return buf;
-}
-
-/** The `data` of a Payload encoded in buf[start, end) (a view, not a copy). */
-function decodePayload(buf: Buffer, start: number, end: number): Uint8Array {
-  let off = start;
-  let data: Uint8Array = buf.subarray(0, 0);
-  while (off < end) {
-    const tag = buf[off++]!;
-    let len = 0;
-    let shift = 0;
-    for (;;) {
-      const b = buf[off++]!;
-      len |= (b & 0x7f) << shift;
-      if (b < 0x80) break;
-      shift += 7;
-    }
-    if (tag !== 0x0a) throw new Error(`unexpected protobuf tag ${tag}`);
-    data = buf.subarray(off, off + len);
-    off += len;
-  }
-  return data;
-}
-
-/**
- * Splits a byte stream into gRPC messages, handing each over as its bytes in `buf` from `start`
- * to `end`; a message spread over several DATA frames is kept as a list of parts and joined once.
- */
-export class Deframer {
-  private parts: Buffer[] = [];
-  private have = 0;
-  private need = 0;
-  constructor(private readonly onMessage: (buf: Buffer, start: number, end: number) => void) {}
-
-  push(chunk: Buffer): void {
-    if (this.parts.length > 0) {
-      this.parts.push(chunk);
-      this.have += chunk.byteLength;
-      if (this.have < this.need) return;
-      chunk = Buffer.concat(this.parts, this.have);
-      this.parts = [];
-      this.have = 0;
-    }
-    let off = 0;
-    for (;;) {
-      const rest = chunk.byteLength - off;
-      if (rest === 0) return;
-      const need = rest < 5 ? 5 : 5 + chunk.readUInt32BE(off + 1);
-      if (rest < need) {
-        this.parts = [chunk.subarray(off)];
-        this.have = rest;
-        this.need = need;
-        return;
-      }
-      this.onMessage(chunk, off + 5, off + need);
-      off += need;
-    }
-  }
-}
 
 /** A Deframer callback that decodes each message's `bench.v1.Payload` data. */
 function payloads(onPayload: (data: Uint8Array) => void): (buf: Buffer, start: number, end: number) => void {
@@ -156,7 +66,7 @@ export const startServer: StartServer = async (hooks) => {
         stream.on("end", () => {
           if (stream.destroyed) return;
           respond(stream);
-          stream.end(encodeFrame(request ?? new Uint8Array(0)));
+          stream.end(encodePayloadFrame(request ?? new Uint8Array(0)));
         });
         return;
       }
@@ -168,7 +78,7 @@ export const startServer: StartServer = async (hooks) => {
           if (stream.destroyed || spec === undefined) return;
           respond(stream);
           if (spec.count === IDLE) {
-            const sink: FanoutSink = { send: (data) => void stream.write(encodeFrame(data)) };
+            const sink: FanoutSink = { send: (data) => void stream.write(encodePayloadFrame(data)) };
             hooks.sinks.add(sink);
             stream.on("close", () => hooks.sinks.delete(sink));
             return;
@@ -176,7 +86,7 @@ export const startServer: StartServer = async (hooks) => {
           const { count, size } = spec;
           const shared = count === UNLIMITED ? payloadOf(size).data : undefined;
           const payloads = streamPayloads(count, size);
-          const fs = frameSize(size);
+          const fs = payloadFrameSize(size);
           const perWrite = Math.max(1, Math.floor(BATCH_BYTES / fs));
           let sent = 0;
           const pump = (): void => {
@@ -184,7 +94,7 @@ export const startServer: StartServer = async (hooks) => {
               if (stream.destroyed) return;
               const n = Math.min(count - sent, perWrite);
               const buf = Buffer.allocUnsafe(n * fs);
-              for (let i = 0, off = 0; i < n; i++) off = writeFrame(buf, off, shared ?? payloads.next().value!.data);
+              for (let i = 0, off = 0; i < n; i++) off = writePayloadFrame(buf, off, shared ?? payloads.next().value!.data);
               sent += n;
               hooks.produced += n;
               if (!stream.write(buf)) {
@@ -205,13 +115,13 @@ export const startServer: StartServer = async (hooks) => {
         stream.on("end", () => {
           if (stream.destroyed) return;
           respond(stream);
-          stream.end(encodeFrame(encodeCount(n)));
+          stream.end(encodePayloadFrame(encodeCount(n)));
         });
         return;
       }
       case SERVICE + "Bidi": {
         respond(stream);
-        const d = new Deframer(payloads((data) => stream.write(encodeFrame(data))));
+        const d = new Deframer(payloads((data) => stream.write(encodePayloadFrame(data))));
         stream.on("data", (c: Buffer) => d.push(c));
         stream.on("end", () => {
           if (!stream.destroyed) stream.end();
@@ -267,12 +177,12 @@ export const connectClient: ConnectClient = async (port) => {
   const client: BenchClient = {
     unary(data) {
       const req = request("Unary");
-      req.end(encodeFrame(data));
+      req.end(encodePayloadFrame(data));
       return one(req);
     },
     serverStream(spec, onMessage): Reading {
       const req = request("ServerStream");
-      req.end(encodeFrame(spec));
+      req.end(encodePayloadFrame(spec));
       const d = new Deframer(payloads(onMessage));
       req.on("data", (c: Buffer) => d.push(c));
       const done = new Promise<void>((resolve) => req.on("close", resolve));
@@ -280,7 +190,7 @@ export const connectClient: ConnectClient = async (port) => {
     },
     stall(spec) {
       const req = request("ServerStream");
-      req.end(encodeFrame(spec));
+      req.end(encodePayloadFrame(spec));
       return new Promise((resolve) => {
         const d = new Deframer(() => {
           req.pause();
@@ -293,14 +203,14 @@ export const connectClient: ConnectClient = async (port) => {
       const req = request("ClientStream");
       const result = one(req);
       const data = payload.data;
-      const fs = frameSize(data.byteLength);
+      const fs = payloadFrameSize(data.byteLength);
       const perWrite = Math.max(1, Math.floor(16384 / fs));
       for (;;) {
         const buf = Buffer.allocUnsafe(perWrite * fs);
         let off = 0;
         let n = 0;
         while (n < perWrite && more()) {
-          off = writeFrame(buf, off, data);
+          off = writePayloadFrame(buf, off, data);
           n++;
         }
         if (n > 0 && !req.write(off === buf.byteLength ? buf : buf.subarray(0, off))) {
@@ -321,7 +231,7 @@ export const connectClient: ConnectClient = async (port) => {
         roundTrip(data) {
           return new Promise((resolve) => {
             waiters.push(resolve);
-            req.write(encodeFrame(data));
+            req.write(encodePayloadFrame(data));
           });
         },
         async close() {

@@ -9,6 +9,7 @@ import {
   decodeCount,
   decodeStreamSpec,
   encodeCount,
+  envOptions,
   iterablePingPong,
   streamPayloads,
   type BenchClient,
@@ -53,12 +54,6 @@ function idleStream(ctx: HandlerContext<PayloadInit>, hooks: ServerHooks): Async
     out.end();
   });
   return out;
-}
-
-/** Extra options from the environment, for tuning experiments: BENCH_RILL_SERVER / BENCH_RILL_CHANNEL (JSON). */
-function envOptions<T>(name: string): T {
-  const v = process.env[name];
-  return (v === undefined || v === "" ? {} : JSON.parse(v)) as T;
 }
 
 export const startServer: StartServer = async (hooks) => {
