@@ -15,7 +15,8 @@
  * - A call's outcome is its response messages ending (OK; `response.trailer` is complete) or
  *   throwing an `RpcError` (the status; its `metadata` are the trailers). `next` itself rejects
  *   only when an interceptor inside it threw before the call started.
- * - With no interceptors configured nothing here runs: the call path is the plain one.
+ * - With no interceptors and no call credentials nothing here runs: the call path is the plain
+ *   one (call credentials are applied as an interceptor, so they take this path too).
  */
 import type { DescMethod } from "@bufbuild/protobuf";
 import { RpcError } from "./protocol/errors.js";

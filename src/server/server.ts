@@ -114,7 +114,7 @@ export interface ServerTlsOptions {
 export interface Server {
   /** Serves `impl` for `service`. Methods missing from `impl` answer UNIMPLEMENTED. */
   add<S extends DescService>(service: S, impl: ServiceImpl<S>): this;
-  /** Starts listening (h2c). Resolves with the bound address. */
+  /** Starts listening: plaintext HTTP/2 (h2c), or TLS with `tls` in the options. Resolves with the bound address. */
   listen(options?: ListenOptions): Promise<{ host: string; port: number }>;
   /**
    * Stops taking new connections and streams (GOAWAY on every connection), lets running calls

@@ -13,6 +13,7 @@ import { Echo } from "../../gen/echo/echo_pb.js";
 import { Code, RpcError, errorDetail } from "../../src/index.js";
 import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema, StatusSchema, statusDetailsKey } from "../../src/error-details.js";
 import { Metadata } from "../../src/protocol/metadata.js";
+import { statusOf } from "../support/assertions.js";
 import { transports, useHarness } from "../support/harness.js";
 
 const badLatitude = () =>
@@ -22,16 +23,6 @@ const badLatitude = () =>
       errorDetail(RetryInfoSchema, { retryDelay: { seconds: 2n, nanos: 0 } }),
     ],
   });
-
-async function failure(p: Promise<unknown>): Promise<RpcError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof RpcError, `expected an RpcError, got ${String(e)}`);
-    return e;
-  }
-  throw new Error("expected the call to fail");
-}
 
 for (const transport of transports) describe(`rich error details (${transport})`, () => {
   const h = useHarness({ transport });
@@ -44,7 +35,7 @@ for (const transport of transports) describe(`rich error details (${transport})`
         },
       }),
     );
-    const e = await failure(h.client(Echo, target).unaryEcho({ message: "x" }));
+    const e = await statusOf(h.client(Echo, target).unaryEcho({ message: "x" }));
     assert.equal(e.code, Code.InvalidArgument);
     assert.equal(e.rawMessage, "latitude out of range");
     assert.deepEqual(
@@ -66,7 +57,7 @@ for (const transport of transports) describe(`rich error details (${transport})`
       }),
     );
     const got: string[] = [];
-    const e = await failure(
+    const e = await statusOf(
       (async () => {
         for await (const r of h.client(Echo, target).serverStreamingEcho({ message: "x" })) got.push(r.message);
       })(),
@@ -87,7 +78,7 @@ for (const transport of transports) describe(`rich error details (${transport})`
       }),
     );
     for (const message of ["garbage", "mismatch"]) {
-      const e = await failure(h.client(Echo, target).unaryEcho({ message }));
+      const e = await statusOf(h.client(Echo, target).unaryEcho({ message }));
       assert.equal(e.code, Code.PermissionDenied, message);
       assert.equal(e.rawMessage, "no");
       assert.deepEqual(e.details, [], message);
@@ -142,7 +133,7 @@ describe("rich error details with @connectrpc/connect-node (gRPC protocol)", () 
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     try {
       const { port } = server.address() as { port: number };
-      const e = await failure(h.client(Echo, `127.0.0.1:${port}`).unaryEcho({ message: "x" }));
+      const e = await statusOf(h.client(Echo, `127.0.0.1:${port}`).unaryEcho({ message: "x" }));
       assert.equal(e.code, Code.ResourceExhausted);
       assert.equal(e.rawMessage, "quota used up");
       const [info] = e.findDetails(ErrorInfoSchema);
