@@ -190,6 +190,21 @@ export class ServerConnection {
     this.clearTimer("idle");
     const session = this.session;
     if (session.closed || session.destroyed) return;
+    // Without calls there is nothing for the warning to protect but a stream racing the final
+    // GOAWAY, which the client retries elsewhere (it is beyond the GOAWAY's last stream id). And
+    // the warning can wedge an idle connection: a client closing at the same moment as it sends
+    // its own GOAWAY, nghttp2 on both ends then stops reading (no streams, GOAWAY sent), and
+    // neither notices the other leave until the heads-up timer (seen on Node 20, 22 and 24).
+    if (this.calls.size === 0) {
+      try {
+        // The final GOAWAY, with the reason as debug data (lastStreamId 0: the last stream the
+        // session processed); close() then ends the session.
+        session.goaway(constants.NGHTTP2_NO_ERROR, 0, Buffer.from(reason));
+      } catch {
+        // A session closing under us: close() below is all that is left to do.
+      }
+      return this.close();
+    }
     try {
       session.goaway(constants.NGHTTP2_NO_ERROR, headsUpLastStreamId, Buffer.from(reason));
       const sent = session.ping((err) => {

@@ -8,7 +8,7 @@ import { constants, type ClientHttp2Stream } from "node:http2";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Echo } from "../../gen/echo/echo_pb.js";
-import { Code, RpcError, createServer, type HandlerContext } from "../../src/index.js";
+import { Code, RpcError, createClient, createServer, type HandlerContext } from "../../src/index.js";
 import { http2Peer } from "../support/h2-raw.js";
 import { eventually, useHarness } from "../support/harness.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";
@@ -290,6 +290,21 @@ describe("graceful shutdown", () => {
     await done;
     const echo = h.client(Echo, target);
     await assert.rejects(echo.unaryEcho({}), rejectsWith(Code.Unavailable));
+  });
+
+  test("a server shut down as its idle client closes the channel is done at once, not after the 1 s heads-up", async () => {
+    // Both ends sending GOAWAY on an idle connection at the same moment used to wedge it: nghttp2
+    // stops reading once it has sent GOAWAY with no streams open, on both sides, until the
+    // server's heads-up timer closed it a second later.
+    const { server, target } = await h.server((s) => s.add(Echo, { unaryEcho: (r) => ({ message: r.message }) }));
+    const channel = h.channel(target);
+    await createClient(Echo, channel).unaryEcho({ message: "x" });
+    await sleep(10);
+    channel.close();
+    const start = Date.now();
+    await server.shutdown({ graceMs: 5000 });
+    const took = Date.now() - start;
+    assert.ok(took < 500, `shutdown took ${took} ms`);
   });
 
   test("forceShutdown cancels running calls at once", async () => {
