@@ -19,7 +19,7 @@
  *   k:<topic>:<key>  an idempotency key's event id (with its epoch), expiring with the
  *                    retention age
  *   topics           a set of topic names
- * Appends and reads are Lua scripts, so trimming, the `trimmed` watermark and idempotency keys
+ * Appends and reads are Lua scripts (redis-scripts.ts), so trimming, the `trimmed` watermark and idempotency keys
  * change together and a read sees one consistent state. Redis's own `max-deleted-entry-id` is
  * not used: XTRIM does not advance it.
  *
@@ -35,7 +35,7 @@
  * (`control`) is Redis pub/sub on `<prefix>control`, on one more connection once listened to.
  * Redis errors reach callers as UNAVAILABLE.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import type { Redis, RedisOptions } from "ioredis";
 import { RpcError } from "../../protocol/errors.js";
 import { Code } from "../../protocol/code.js";
@@ -55,6 +55,7 @@ import {
   type StoredEvent,
   type TopicInfo,
 } from "./event-log.js";
+import { appendScript, readScript } from "./redis-scripts.js";
 
 // ioredis is an optional peer dependency: a server without a Redis log never needs it, so a
 // missing package only matters (with a message saying what to install) when a Redis log is made.
@@ -87,147 +88,6 @@ export interface RedisLogOptions extends RetentionOptions {
    */
   durable?: boolean;
 }
-
-// The topic's epoch (shared by the scripts). A topic's history starts anew, with a new epoch,
-// when its stream is created or recreated (deleted, or lost with Redis's memory), and when Redis
-// restarted since the topic was last touched (its run_id changed) unless the log was told Redis
-// keeps every acknowledged write (`durable`): a restart from an RDB snapshot or an everysec AOF
-// may have lost events after positions subscribers hold. `run`: the run_id the caller learnt
-// on connecting, or "?" when it does not know it yet (INFO here costs a third of an append).
-// `writing`: the caller adds to the stream, which adopts an epoch that head() gave out before the
-// stream existed; otherwise such an epoch expires after `pendingTtl` ms.
-const epochLua = `
-local function topicEpoch(stream, meta, candidate, durable, run, writing, pendingTtl)
-  if run == '?' then run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') end
-  local exists = redis.call('EXISTS', stream) == 1
-  local m = redis.call('HMGET', meta, 'epoch', 'stream', 'run')
-  local epoch, hadStream, lastRun = m[1], m[2] ~= false, m[3]
-  if not exists and (not epoch or hadStream) then
-    redis.call('DEL', meta)
-    epoch, hadStream, lastRun = false, false, false
-  end
-  if not epoch or (lastRun ~= run and durable ~= '1') then
-    epoch = candidate
-    redis.call('HSET', meta, 'epoch', epoch)
-  end
-  if lastRun ~= run then redis.call('HSET', meta, 'run', run) end
-  if writing then
-    if not hadStream then
-      redis.call('HSET', meta, 'stream', '1')
-      redis.call('PERSIST', meta)
-    end
-  elseif not exists then
-    redis.call('PEXPIRE', meta, pendingTtl)
-  end
-  return epoch
-end
-`;
-
-// KEYS: stream, meta, dedupe key (or ""), topics set. ARGV: topic, payload, key ("" for none),
-// maxEvents, maxAgeMs, maxTopicBytes, maxTopics, overhead, candidate epoch, durable (1|0), run_id. Returns
-// {id@epoch, duplicate(0|1)}, or {"", 2} when the topic is new and the log holds maxTopics topics.
-// An entry counts #payload + #key + overhead bytes (eventBytes); meta's `bytes` sums the stream's.
-const appendLua = epochLua + `
-local stream, meta, dedupe, topics = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local topic, payload, key = ARGV[1], ARGV[2], ARGV[3]
-local maxEvents, maxAge = tonumber(ARGV[4]), tonumber(ARGV[5])
-local maxBytes, maxTopics, overhead = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-if maxTopics > 0 and redis.call('SISMEMBER', topics, topic) == 0 and redis.call('SCARD', topics) >= maxTopics then
-  return {'', 2}
-end
-local epoch = topicEpoch(stream, meta, ARGV[9], ARGV[10], ARGV[11], true, 0)
-local suffix = '@' .. epoch
-if key ~= '' then
-  local prior = redis.call('GET', dedupe)
-  -- A key of a lost history names an event nobody can read any more: it is published again.
-  if prior and string.sub(prior, -#suffix) == suffix then return {prior, 1} end
-end
-local function sizeOf(fields)
-  local s = overhead
-  for i = 1, #fields, 2 do
-    if fields[i] == 'p' or fields[i] == 'k' then s = s + #fields[i + 1] end
-  end
-  return s
-end
-local id
-if key ~= '' then
-  id = redis.call('XADD', stream, '*', 'p', payload, 'e', epoch, 'k', key)
-else
-  id = redis.call('XADD', stream, '*', 'p', payload, 'e', epoch)
-end
-redis.call('SADD', topics, topic)
-local bytes = redis.call('HINCRBY', meta, 'bytes', #payload + #key + overhead)
-local lastDeleted = nil
--- Removes the given (oldest) entries, keeping the byte count and the watermark.
-local function remove(gone)
-  for _, e in ipairs(gone) do
-    bytes = bytes - sizeOf(e[2])
-    redis.call('XDEL', stream, e[1])
-    lastDeleted = e[1]
-  end
-end
-if maxEvents > 0 then
-  local n = redis.call('XLEN', stream)
-  if n > maxEvents then remove(redis.call('XRANGE', stream, '-', '+', 'COUNT', n - maxEvents)) end
-end
-if maxAge > 0 then
-  local t = redis.call('TIME')
-  local minid = tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - maxAge)
-  remove(redis.call('XRANGE', stream, '-', '(' .. minid .. '-0'))
-end
-if maxBytes > 0 then
-  while bytes > maxBytes do
-    local gone = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)
-    if #gone == 0 then break end
-    remove(gone)
-  end
-end
-if lastDeleted then
-  if bytes < 0 then bytes = 0 end
-  redis.call('HSET', meta, 'trimmed', lastDeleted, 'bytes', bytes)
-end
-local full = id .. suffix
-if key ~= '' then
-  if maxAge > 0 then redis.call('SET', dedupe, full, 'PX', maxAge) else redis.call('SET', dedupe, full) end
-end
-return {full, 0}
-`;
-
-// KEYS: stream, meta. ARGV: after (an entry id), count, candidate epoch, durable (1|0), ttl of
-// an epoch given out for a topic with no stream (ms), run_id. Returns {exists(0|1), trimmed,
-// lastGenerated, entries, epoch, afterFound(0|1)}. A topic without a stream gets an epoch here, so
-// a subscriber that takes its position before the first event still learns if that history is lost.
-const readLua = epochLua + `
-local stream, meta = KEYS[1], KEYS[2]
-local epoch = topicEpoch(stream, meta, ARGV[3], ARGV[4], ARGV[6], false, tonumber(ARGV[5]))
-if redis.call('EXISTS', stream) == 0 then return {0, '0-0', '0-0', {}, epoch, 0} end
-local info = redis.call('XINFO', 'STREAM', stream)
-local last = '0-0'
-for i = 1, #info, 2 do if info[i] == 'last-generated-id' then last = info[i + 1] end end
-local trimmed = redis.call('HGET', meta, 'trimmed') or '0-0'
-local entries = redis.call('XRANGE', stream, '(' .. ARGV[1], '+', 'COUNT', tonumber(ARGV[2]))
-local found = 0
-if ARGV[1] ~= '0-0' and #redis.call('XRANGE', stream, ARGV[1], ARGV[1]) > 0 then found = 1 end
-return {1, trimmed, last, entries, epoch, found}
-`;
-
-class Script {
-  readonly sha: string;
-  constructor(readonly lua: string) {
-    this.sha = createHash("sha1").update(lua).digest("hex");
-  }
-  async run(redis: Redis, keys: string[], args: (string | Buffer | number)[]): Promise<unknown> {
-    try {
-      return await redis.callBuffer("EVALSHA", this.sha, keys.length, ...keys, ...args);
-    } catch (e) {
-      if (!String((e as Error).message).startsWith("NOSCRIPT")) throw e;
-      return await redis.callBuffer("EVAL", this.lua, keys.length, ...keys, ...args);
-    }
-  }
-}
-
-const appendScript = new Script(appendLua);
-const readScript = new Script(readLua);
 
 const idPattern = /^(\d{1,20})-(\d{1,20})(?:@([0-9a-f]{1,32}))?$/;
 
@@ -273,27 +133,36 @@ function unavailable(e: unknown): RpcError {
 
 type Entry = [Buffer, Buffer[]];
 
-/** An entry as an event of the history `epoch` (undefined: a stream from before epochs, ids bare). */
-function toEvent(topic: string, [rawId, fields]: Entry, epoch: string | undefined): StoredEvent {
-  const entry = rawId.toString();
-  let payload: Uint8Array = new Uint8Array(0);
-  let key: string | undefined;
-  for (let i = 0; i + 1 < fields.length; i += 2) {
-    const f = fields[i]!.toString();
-    if (f === "p") payload = new Uint8Array(fields[i + 1]!.buffer, fields[i + 1]!.byteOffset, fields[i + 1]!.byteLength);
-    else if (f === "k") key = fields[i + 1]!.toString();
-  }
-  return { id: epoch === undefined ? entry : `${entry}@${epoch}`, topic, payload, publishedAt: Number(entry.slice(0, entry.indexOf("-"))), key };
+/** A stream entry's fields, read once. */
+interface ParsedEntry {
+  readonly entry: string;
+  readonly payload: Uint8Array;
+  readonly key: string | undefined;
+  /**
+   * The epoch it was written in (its `e` field; undefined for entries older than epochs). A live
+   * tail compares it with the epoch it started in: XREAD goes on across a stream deleted and
+   * recreated (or lost and rewritten), where the ids would still look like one history.
+   */
+  readonly written: string | undefined;
 }
 
-/**
- * The epoch an entry was written in (its `e` field; undefined for entries older than epochs). A
- * live tail compares it with the epoch it started in: XREAD goes on across a stream deleted and
- * recreated (or lost and rewritten), where the ids would still look like one history.
- */
-function entryEpoch([, fields]: Entry): string | undefined {
-  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i]!.toString() === "e") return fields[i + 1]!.toString();
-  return undefined;
+function parseEntry([rawId, fields]: Entry): ParsedEntry {
+  let payload: Uint8Array = new Uint8Array(0);
+  let key: string | undefined;
+  let written: string | undefined;
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const f = fields[i]!.toString();
+    const v = fields[i + 1]!;
+    if (f === "p") payload = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+    else if (f === "e") written = v.toString();
+    else if (f === "k") key = v.toString();
+  }
+  return { entry: rawId.toString(), payload, key, written };
+}
+
+/** An entry as an event of the history `epoch` (undefined: a stream from before epochs, ids bare). */
+function toEvent(topic: string, { entry, payload, key }: ParsedEntry, epoch: string | undefined): StoredEvent {
+  return { id: epoch === undefined ? entry : `${entry}@${epoch}`, topic, payload, publishedAt: Number(entry.slice(0, entry.indexOf("-"))), key };
 }
 
 /** The error for a position of a history the topic no longer has. */
@@ -445,7 +314,7 @@ export function createRedisLog(options: RedisLogOptions = {}): EventLog {
       if (position.entry !== r.trimmed && position.entry !== "0-0" && !r.found) {
         throw unknownPositionError(topic, after, `the topic's stream in Redis has no event ${position.entry}: Redis lost it (a restore from an older snapshot?)`);
       }
-      return r.entries.map((e) => toEvent(topic, e, r.epoch));
+      return r.entries.map((e) => toEvent(topic, parseEntry(e), r.epoch));
     },
 
     follow(topic, after, listener): Follower {
@@ -478,15 +347,16 @@ export function createRedisLog(options: RedisLogOptions = {}): EventLog {
             const streams = r === null ? [] : Buffer.isBuffer(r[0]) ? [r as [Buffer, Entry[]]] : (r as [Buffer, Entry[]][]);
             for (const [, entries] of streams) {
               for (const e of entries) {
-                const written = entryEpoch(e) ?? epoch;
+                const parsed = parseEntry(e);
+                const written = parsed.written ?? epoch;
                 if (epoch === undefined) epoch = written;
                 else if (written !== undefined && written !== epoch) {
                   stop();
                   listener.onError(lostHistoryError(topic, `${last}@${epoch}`, written));
                   return;
                 }
-                const ev = toEvent(topic, e, epoch);
-                last = e[0].toString();
+                const ev = toEvent(topic, parsed, epoch);
+                last = parsed.entry;
                 listener.onEvent(ev);
                 if (stopped) return;
               }
@@ -510,7 +380,7 @@ export function createRedisLog(options: RedisLogOptions = {}): EventLog {
         for (const name of names) {
           const last = (await redis.callBuffer("XREVRANGE", streamKey(name), "+", "-", "COUNT", 1)) as Entry[];
           const epoch = (await redis.call("HGET", metaKey(name), "epoch")) as string | null;
-          out.push({ name, lastEventId: last[0] === undefined ? "" : toEvent(name, last[0], epoch ?? undefined).id });
+          out.push({ name, lastEventId: last[0] === undefined ? "" : toEvent(name, parseEntry(last[0]), epoch ?? undefined).id });
         }
         return out;
       } catch (e) {
