@@ -2,6 +2,9 @@ import type { DescMethod } from "@bufbuild/protobuf";
 import type { Metadata } from "./protocol/metadata.js";
 import type { TlsPeer } from "./transport/tls-peer.js";
 
+/** The wire protocols a call may come on. */
+export type Protocol = "grpc" | "grpc-web" | "connect";
+
 /**
  * What a handler knows about its call and how it shapes the response around the messages.
  * `Res` is the response message type (for `send` and `trySend`).
@@ -31,6 +34,8 @@ export interface HandlerContext<Res = unknown> {
   readonly tls: TlsPeer | undefined;
   /** The method being served. */
   readonly method: DescMethod;
+  /** The protocol the call came on: gRPC, gRPC-Web or Connect (the same handler serves all three). */
+  readonly protocol: Protocol;
   /** Metadata sent with the response headers: change it before the first message or `sendHeader()`. */
   readonly responseHeader: Metadata;
   /** Metadata sent with the status at the end of the call. */

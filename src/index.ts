@@ -6,7 +6,8 @@
  */
 export { createServer } from "./server/server.js";
 export type { Server, ServerOptions, ListenOptions } from "./server/server.js";
-export type { HandlerContext } from "./handler-context.js";
+export type { CorsOptions } from "./server/cors.js";
+export type { HandlerContext, Protocol } from "./handler-context.js";
 export type {
   ServiceImpl,
   MethodImpl,

@@ -22,7 +22,7 @@ import type { DescMethod } from "@bufbuild/protobuf";
 import { RpcError } from "./protocol/errors.js";
 import { Code } from "./protocol/code.js";
 import type { Metadata } from "./protocol/metadata.js";
-import type { HandlerContext } from "./handler-context.js";
+import type { HandlerContext, Protocol } from "./handler-context.js";
 import type { TlsPeer } from "./transport/tls-peer.js";
 
 /** The request side of a call as interceptors see it. */
@@ -35,6 +35,8 @@ export interface CallRequest {
   readonly kind: DescMethod["methodKind"];
   /** The HTTP/2 path, "/package.Service/Method". */
   readonly path: string;
+  /** The wire protocol of the call: on the server the one the client used, on the client the channel's. */
+  readonly protocol: Protocol;
   /**
    * Request metadata. Change it in place; on the client before calling `next` (it is sent when
    * the innermost `next` starts the call), on the server the handler sees the changes.

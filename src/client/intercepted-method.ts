@@ -64,6 +64,7 @@ function makeRequest(channel: CallChannel, method: DescMethod, path: string, inp
     method,
     kind: method.methodKind,
     path,
+    protocol: "grpc",
     metadata,
     deadline,
     signal: options.signal,

@@ -1,7 +1,7 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { Metadata } from "../protocol/metadata.js";
 import type { Pushable } from "../stream/pushable.js";
-import type { HandlerContext } from "../handler-context.js";
+import type { HandlerContext, Protocol } from "../handler-context.js";
 import type { TlsPeer } from "../transport/tls-peer.js";
 
 /**
@@ -55,6 +55,9 @@ export class CallContext implements HandlerContext {
   }
   get method(): DescMethod {
     return this.#call.method;
+  }
+  get protocol(): Protocol {
+    return this.#call.protocol;
   }
   get responseHeader(): Metadata {
     return this.#call.responseHeader;

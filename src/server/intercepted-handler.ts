@@ -40,6 +40,7 @@ function interceptHandler(method: DescMethod, handler: AnyHandler, interceptors:
     method,
     kind,
     path,
+    protocol: ctx.protocol,
     metadata: ctx.requestMetadata,
     deadline: ctx.deadline,
     signal: ctx.signal,

@@ -14,7 +14,7 @@ import { encodeStatusDetails, statusDetailsKey } from "../protocol/status-detail
 import { parseTimeout } from "../protocol/timeout.js";
 import { FrameWriter } from "../stream/frame-writer.js";
 import { CallContext } from "./call-context.js";
-import type { HandlerContext } from "../handler-context.js";
+import type { HandlerContext, Protocol } from "../handler-context.js";
 import { RequestReader, type ReaderHooks, type RequestReaderHost } from "./request-reader.js";
 import type { Route } from "./router.js";
 import { tlsPeerOf, type TlsPeer } from "../transport/tls-peer.js";
@@ -155,6 +155,8 @@ export class ServerCall implements RequestReaderHost, HandlerContext {
     stream.on("aborted", onStreamAborted);
     stream.on("close", onStreamClose);
     stream.on("error", onStreamError);
+    // Only a translated request (gRPC-Web, Connect) can be malformed in ways the stream finds.
+    if (stream.protocol !== undefined) stream.on("protocolError", onProtocolError);
   }
 
   /** @internal A chunk of the request body arrived (read by the window tuner even after the one request is in). */
@@ -170,6 +172,10 @@ export class ServerCall implements RequestReaderHost, HandlerContext {
 
   get method(): DescMethod {
     return this.route.method;
+  }
+
+  get protocol(): Protocol {
+    return this.stream.protocol ?? "grpc";
   }
 
   /** Aborts when the call ends early for any reason; created on first access. */
@@ -560,6 +566,10 @@ function onStreamClose(this: CallStream): void {
   const call = this[kCall];
   if (!call.isDone) call.cancel(streamClosedError);
   call.closedStream();
+}
+
+function onProtocolError(this: CallStream, e: RpcError): void {
+  this[kCall].fail(e);
 }
 
 function onStreamError(this: CallStream, e: Error): void {

@@ -1,15 +1,11 @@
-import {
-  createSecureServer as createHttp2SecureServer,
-  createServer as createHttp2Server,
-  type Http2Server,
-  type Http2Session,
-  type SecureServerOptions,
-} from "node:http2";
-import type { AddressInfo } from "node:net";
+import type { Http2Session, SecureServerOptions } from "node:http2";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
 import { jsonCodec, protoCodec, type Codec } from "../codec/codec.js";
 import type { MessageSide } from "../codec/message-codec.js";
 import type { IncomingStreamHeaders, ServerCallStream } from "../transport/call-stream.js";
+import { Http1Stream } from "../transport/http1-stream.js";
 import { compressionsByName } from "../codec/compression.js";
 import { RpcError } from "../protocol/errors.js";
 import { consoleLogger, type Logger } from "../logger.js";
@@ -17,9 +13,11 @@ import { Code } from "../protocol/code.js";
 import { contentTypeFor, parseContentType, parsePath } from "../protocol/headers.js";
 import { encodeStatusMessage } from "../protocol/status.js";
 import { resolveConnectionPolicy, type ConnectionOptions, type ConnectionPolicy } from "./connection-policy.js";
+import { Cors, type CorsOptions } from "./cors.js";
 import type { Interceptor } from "../interceptor.js";
 import { interceptService } from "./intercepted-handler.js";
 import { resolveWindowOptions, windowSettings, type ResolvedWindowOptions, type WindowOptions } from "../flow-control/window-options.js";
+import { Listener } from "./listener.js";
 import { Router } from "./router.js";
 import { ServerCall, type ServerCallConfig, type ServerCallHooks } from "./server-call.js";
 import { ServerConnection } from "./server-connection.js";
@@ -28,6 +26,7 @@ import { Shutdown } from "./shutdown.js";
 import { ServerBudget, type MemoryBudgetOptions } from "./memory-budget.js";
 import { startTimer } from "../timer.js";
 import { stopClientAfterStatusHeaders } from "./stop-after-status-headers.js";
+import { translateWebRequest, type WebEnvironment } from "./web-protocols.js";
 
 /**
  * Options of `createServer`. Every field has a documented default. Connection lifetime and
@@ -83,13 +82,21 @@ export interface ServerOptions extends ConnectionOptions, WindowOptions, MemoryB
    * Default none (handlers run directly).
    */
   interceptors?: readonly Interceptor[];
+  /**
+   * Serve gRPC-Web and the Connect protocol over HTTP/1.1 too (browsers, curl), on the same port:
+   * plaintext connections are told apart by their first bytes, TLS ones by ALPN. Over HTTP/2
+   * both protocols are always served beside gRPC. Default true.
+   */
+  http1?: boolean;
+  /** CORS for browsers on other origins. Default: none allowed (see `CorsOptions`). */
+  cors?: CorsOptions;
 }
 
 /** Where to listen. `port: 0` picks a free port; the chosen one is returned by `listen`. */
 export interface ListenOptions {
   host?: string;
   port?: number;
-  /** Serve TLS (ALPN "h2" only) instead of plaintext h2c. */
+  /** Serve TLS (ALPN "h2", and "http/1.1" unless the server's `http1` is false) instead of plaintext. */
   tls?: ServerTlsOptions;
 }
 
@@ -176,7 +183,8 @@ class RillServer implements Server {
   private readonly windows: ResolvedWindowOptions;
   private readonly shutdownState: Shutdown;
   private readonly budget: ServerBudget;
-  private http2: Http2Server | undefined;
+  private listener: Listener | undefined;
+  private readonly web: WebEnvironment;
   private onLastConnectionClosed: (() => void) | undefined;
 
   constructor(private readonly options: ServerOptions) {
@@ -212,6 +220,14 @@ class RillServer implements Server {
     this.windows = resolveWindowOptions(options);
     this.shutdownState = new Shutdown(this.config.logger);
     this.budget = new ServerBudget(options);
+    const router = this.router;
+    const sides = this.sides;
+    this.web = {
+      cors: options.cors === undefined ? undefined : new Cors(options.cors),
+      methodAt: (path) => router.find(path)?.method,
+      hasCodec: (name) => sides.has(name),
+      maxReceiveBytes: this.config.maxReceiveMessageBytes,
+    };
   }
 
   get shuttingDown(): boolean {
@@ -237,13 +253,13 @@ class RillServer implements Server {
   }
 
   listen(options: ListenOptions = {}): Promise<{ host: string; port: number }> {
-    if (this.http2 !== undefined) return Promise.reject(new Error("this server is already listening"));
+    if (this.listener !== undefined || this.opening) return Promise.reject(new Error("this server is already listening"));
     if (this.shuttingDown) return Promise.reject(new Error("this server is shut down"));
     const settings = {
       ...windowSettings(this.windows),
       maxConcurrentStreams: this.options.maxConcurrentStreams ?? defaults.maxConcurrentStreams,
     };
-    const http2Options = {
+    const http2 = {
       settings,
       maxSessionMemory: defaults.maxSessionMemoryMb,
       // Streams refused past maxConcurrentStreams must not destroy the session (node: 100).
@@ -251,36 +267,35 @@ class RillServer implements Server {
       streamResetBurst: this.options.streamResetBurst ?? defaults.streamResetBurst,
       streamResetRate: this.options.streamResetRate ?? defaults.streamResetRate,
     };
-    const tls = options.tls;
-    let server: Http2Server;
+    let tls: SecureServerOptions | undefined;
     try {
-      server =
-        tls === undefined
-          ? createHttp2Server(http2Options)
-          : createHttp2SecureServer({ ...http2Options, ...secureServerOptions(tls), handshakeTimeout: Math.min(this.policy.handshakeTimeoutMs, 2 ** 31 - 1) });
+      tls = options.tls === undefined ? undefined : secureServerOptions(options.tls);
     } catch (e) {
       return Promise.reject(e instanceof Error ? new Error(`listen({ tls }): ${e.message}`, { cause: e }) : e);
     }
-    this.http2 = server;
-    server.on("session", (session) => this.onSession(session));
-    server.on("stream", (stream, headers) => this.onStream(stream, headers));
-    const host = options.host ?? "127.0.0.1";
-    return new Promise((resolve, reject) => {
-      const onError = (e: Error) => {
-        this.http2 = undefined;
-        reject(e);
-      };
-      server.once("error", onError);
-      server.listen(options.port ?? 0, host, () => {
-        server.off("error", onError);
-        server.on("error", (e) => this.config.logger.error("server error", e));
-        // A failed handshake (no client certificate under mTLS, a plaintext client) is the client's problem.
-        if (tls !== undefined) server.on("tlsClientError", (e) => this.config.logger.info(`TLS handshake failed: ${e.message}`));
-        const addr = server.address() as AddressInfo;
-        resolve({ host: addr.address, port: addr.port });
-      });
-    });
+    this.opening = true;
+    const opened = Listener.open(
+      { host: options.host ?? "127.0.0.1", port: options.port ?? 0, http2, tls, handshakeTimeoutMs: this.policy.handshakeTimeoutMs, logger: this.config.logger },
+      {
+        onSession: (session) => this.onSession(session),
+        onStream: (stream, headers) => this.onStream(stream, headers),
+        onHttp1Request: this.options.http1 === false ? undefined : (req, res) => this.onHttp1Request(req, res),
+      },
+    );
+    return opened.then(
+      ({ listener, host, port }) => {
+        this.opening = false;
+        this.listener = listener;
+        return { host, port };
+      },
+      (e: unknown) => {
+        this.opening = false;
+        throw e;
+      },
+    );
   }
+
+  private opening = false;
 
   shutdown(options: { graceMs?: number } = {}): Promise<void> {
     const done = this.shutdownState.begin(() => this.closeAll());
@@ -300,6 +315,7 @@ class RillServer implements Server {
     const reason = new RpcError(Code.Unavailable, "the server is shutting down");
     for (const c of [...this.connections.values()]) c.terminate(reason);
     for (const call of [...this.calls]) call.fail(reason);
+    this.listener?.destroyHttp1();
   }
 
   /** Closes the listener; resolves once it and every connection are closed. */
@@ -309,15 +325,15 @@ class RillServer implements Server {
       if (this.unconnectedCalls === 0) resolve();
       else this.onUnconnectedCallsDone = resolve;
     });
-    const server = this.http2;
+    const server = this.listener;
     if (server === undefined) return inProcess;
-    const listener = new Promise<void>((resolve) => server.close(() => resolve()));
+    const listener = server.close();
     const connections = new Promise<void>((resolve) => {
       if (this.connections.size === 0) resolve();
       else this.onLastConnectionClosed = resolve;
     });
     return Promise.all([listener, connections, inProcess]).then(() => {
-      this.http2 = undefined;
+      this.listener = undefined;
     });
   }
 
@@ -340,18 +356,31 @@ class RillServer implements Server {
 
   private onStream(stream: ServerCallStream, headers: IncomingStreamHeaders): void {
     stream.on("error", () => {});
-    if (headers[":method"] !== "POST") {
-      stream.respond({ ":status": 405, allow: "POST" }, { endStream: true });
-      return;
-    }
-    const type = parseContentType(headers["content-type"] as string | undefined);
-    const side = type === undefined ? undefined : this.sides.get(type.codec);
-    if (side === undefined) {
-      // gRPC says 415 for a content-type that is not gRPC; a gRPC subtype we lack gets a status.
-      if (type === undefined) stream.respond({ ":status": 415, "content-type": "text/plain" }, { endStream: true });
-      else this.trailersOnly(stream, "application/grpc", Code.Internal, `unsupported codec "${type.codec}"`);
-      return;
-    }
+    const type = headers[":method"] === "POST" ? parseContentType(headers["content-type"] as string | undefined) : undefined;
+    if (type === undefined) return this.onWebRequest(stream, headers);
+    const side = this.sides.get(type.codec);
+    // A gRPC subtype we lack gets a status.
+    if (side === undefined) return this.trailersOnly(stream, "application/grpc", Code.Internal, `unsupported codec "${type.codec}"`);
+    this.startCall(stream, headers, side);
+  }
+
+  /** An HTTP/1.1 request: gRPC-Web, Connect or a CORS preflight (gRPC itself needs HTTP/2). */
+  private onHttp1Request(req: IncomingMessage, res: ServerResponse): void {
+    const stream = new Http1Stream(req, res);
+    stream.on("error", () => {});
+    this.onWebRequest(stream, Http1Stream.headersOf(req));
+  }
+
+  /** A request that is not gRPC over HTTP/2: translated into a call, or answered as its protocol says. */
+  private onWebRequest(raw: ServerCallStream, rawHeaders: IncomingStreamHeaders): void {
+    const request = translateWebRequest(raw, rawHeaders, this.web);
+    if (request === undefined) return;
+    request.stream.on("error", () => {});
+    this.startCall(request.stream, request.headers, this.sides.get(request.codec)!);
+  }
+
+  /** Routes a call and starts it, or answers why it cannot run. */
+  private startCall(stream: ServerCallStream, headers: IncomingStreamHeaders, side: MessageSide): void {
     const codec = side.codec;
     const path = (headers[":path"] as string | undefined) ?? "";
     const route = this.router.find(path);
@@ -366,14 +395,15 @@ class RillServer implements Server {
       this.trailersOnly(stream, contentTypeFor(codec.name), Code.Unimplemented, message);
       return;
     }
-    const connection = stream.session === undefined ? undefined : this.connections.get(stream.session as Http2Session);
+    const session = stream.session;
+    const connection = session === undefined ? undefined : this.connections.get(session as Http2Session);
     if (connection === undefined ? this.shuttingDown : !connection.acceptsStreams) {
       const why = this.shuttingDown ? "the server is shutting down" : "the connection is closing; retry on a new one";
       this.trailersOnly(stream, contentTypeFor(codec.name), Code.Unavailable, why);
       return;
     }
     // One pair of callbacks per connection, not per call (they were ~0.2 KB of every open call).
-    const hooks = this.callHooks(connection);
+    const hooks = connection === undefined && session?.socket !== undefined ? this.http1Hooks(session.socket as Socket) : this.callHooks(connection);
     if (connection === undefined) this.unconnectedCalls++;
     const call = new ServerCall(stream, headers, route, side, this.config, hooks);
     this.calls.add(call);
@@ -415,6 +445,21 @@ class RillServer implements Server {
     return hooks;
   }
 
+  private readonly hooksBySocket = new WeakMap<Socket, CallHooks>();
+
+  /** The hooks of calls on an HTTP/1.1 connection: counted as unconnected calls, with the socket's own budget. */
+  private http1Hooks(socket: Socket): CallHooks {
+    let hooks = this.hooksBySocket.get(socket);
+    if (hooks === undefined) {
+      const budget = this.budget.connection();
+      socket.once("close", () => budget.close());
+      const base = this.callHooks(undefined);
+      hooks = { onDone: base.onDone, onSend: base.onSend, budget };
+      this.hooksBySocket.set(socket, hooks);
+    }
+    return hooks;
+  }
+
   private trailersOnly(stream: ServerCallStream, contentType: string, code: Code, message: string): void {
     if (stream.destroyed) return;
     stream.respond(
@@ -426,15 +471,13 @@ class RillServer implements Server {
   }
 }
 
-/** node:tls options for `listen({ tls })`: h2 only (no HTTP/1 fallback), client certificates if asked. */
+/** node:tls options for `listen({ tls })`: certificates and client certificates if asked (ALPN is the listener's). */
 function secureServerOptions(tls: ServerTlsOptions): SecureServerOptions {
   if (tls.cert === undefined || tls.key === undefined) throw new Error("listen({ tls }): both `cert` and `key` are required");
   const request = tls.requestClientCert ?? false;
   const opts: SecureServerOptions = {
     cert: tls.cert,
     key: tls.key,
-    allowHTTP1: false,
-    ALPNProtocols: ["h2"],
     requestCert: request,
     rejectUnauthorized: tls.requireClientCert ?? request,
   };

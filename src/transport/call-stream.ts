@@ -73,7 +73,16 @@ export interface ServerCallStream extends CallStream {
   sendTrailers(headers: StreamHeaders): void;
   /** The connection the stream came on; undefined in-process (no socket, no TLS). */
   readonly session?: { readonly socket?: SocketLike | undefined } | undefined;
+  /**
+   * The protocol the call came on when it is not gRPC: a gRPC-Web or Connect request translated
+   * into a gRPC call's stream (`grpc-web-stream.ts`, `connect-stream.ts`). Such a stream may emit
+   * `protocolError` (an RpcError) for a request it cannot translate: the call ends with that status.
+   */
+  readonly protocol?: WebProtocol | undefined;
 }
+
+/** The protocols a server call may come on besides gRPC. */
+export type WebProtocol = "grpc-web" | "connect";
 
 /** What the server reads of a connection's socket: the peer's address and, with TLS, its certificate. */
 export interface SocketLike {

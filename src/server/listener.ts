@@ -1,0 +1,172 @@
+import { createServer as createHttp1Server, type IncomingMessage, type Server as Http1Server, type ServerResponse } from "node:http";
+import {
+  createSecureServer as createHttp2SecureServer,
+  createServer as createHttp2Server,
+  type Http2Server,
+  type Http2Session,
+  type SecureServerOptions,
+  type ServerHttp2Stream,
+  type IncomingHttpHeaders,
+} from "node:http2";
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from "node:net";
+import type { Logger } from "../logger.js";
+
+/** What the listener hands the server: HTTP/2 sessions and streams, and HTTP/1.1 requests. */
+export interface ListenerHandlers {
+  onSession(session: Http2Session): void;
+  onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void;
+  /** An HTTP/1.1 request (gRPC-Web, Connect, CORS preflight); absent: HTTP/1.1 is refused. */
+  onHttp1Request: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
+}
+
+export interface ListenerOptions {
+  host: string;
+  port: number;
+  /** node:http2 options (settings, limits). */
+  http2: Record<string, unknown>;
+  /** TLS options; plaintext when undefined. */
+  tls: SecureServerOptions | undefined;
+  /** A connection must send its first bytes (or finish TLS) within this long. */
+  handshakeTimeoutMs: number;
+  logger: Logger;
+}
+
+// The HTTP/2 client preface starts "PRI * HTTP/2.0"; no HTTP/1.1 method starts with "PRI".
+const prefaceStart = Buffer.from("PRI");
+
+/**
+ * The listening socket of a server and how a connection reaches HTTP/2 or HTTP/1.1.
+ *
+ * Plaintext: one TCP listener reads a connection's first three bytes; the HTTP/2 preface goes
+ * to node:http2 (h2c with prior knowledge, as every gRPC client connects), anything else to
+ * node:http for gRPC-Web and Connect over HTTP/1.1. The bytes read are put back (`unshift`)
+ * before the socket is handed over; node:http2 takes what a socket has buffered into its
+ * session (checked on Node 20, 22 and 24). With TLS, ALPN decides ("h2" or "http/1.1").
+ *
+ * HTTP/1.1 sockets are tracked so that shutdown can close the idle ones and end the rest after
+ * their response.
+ */
+export class Listener {
+  readonly http2: Http2Server;
+  private readonly front: NetServer | Http2Server;
+  private readonly http1: Http1Server | undefined;
+  /** HTTP/1.1 sockets and how many requests each is serving now. */
+  private readonly http1Sockets = new Map<Socket, number>();
+  /** Sockets still being sniffed (plaintext): closed at shutdown, timed out if silent. */
+  private readonly sniffing = new Set<Socket>();
+  private closing = false;
+
+  private constructor(
+    private readonly options: ListenerOptions,
+    private readonly handlers: ListenerHandlers,
+  ) {
+    const tls = options.tls;
+    const h1 = handlers.onHttp1Request;
+    if (tls === undefined) {
+      this.http2 = createHttp2Server(options.http2);
+      if (h1 !== undefined) {
+        // Slow-header clients are node:http's own to time out (headersTimeout); bodies may stream for as long as a call runs.
+        this.http1 = createHttp1Server({ headersTimeout: options.handshakeTimeoutMs, requestTimeout: 0, keepAliveTimeout: 5_000 });
+        this.http1.on("request", (req: IncomingMessage, res: ServerResponse) => this.onHttp1Request(req, res));
+        this.http1.on("clientError", (_e: Error, socket: Socket) => socket.destroy());
+      }
+      this.front = createNetServer((socket) => this.sniff(socket));
+    } else {
+      const alpn = h1 === undefined ? ["h2"] : ["h2", "http/1.1"];
+      this.http2 = createHttp2SecureServer({ ...options.http2, ...tls, allowHTTP1: h1 !== undefined, ALPNProtocols: alpn, handshakeTimeout: Math.min(options.handshakeTimeoutMs, 2 ** 31 - 1) });
+      if (h1 !== undefined) {
+        // node would also turn every HTTP/2 stream into a compatibility request/response pair
+        // once a 'request' listener exists (its `setupCompat`); gRPC streams must stay streams.
+        for (const f of this.http2.listeners("newListener")) if (f.name === "setupCompat") this.http2.removeListener("newListener", f as never);
+        this.http2.on("request", (req: IncomingMessage, res: ServerResponse) => this.onHttp1Request(req, res));
+      }
+      this.front = this.http2;
+    }
+    this.http2.on("session", (session: Http2Session) => handlers.onSession(session));
+    this.http2.on("stream", (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => handlers.onStream(stream, headers));
+  }
+
+  /** Listens; resolves once bound. */
+  static open(options: ListenerOptions, handlers: ListenerHandlers): Promise<{ listener: Listener; host: string; port: number }> {
+    const listener = new Listener(options, handlers);
+    const server = listener.front;
+    return new Promise((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(options.port, options.host, () => {
+        server.off("error", reject);
+        server.on("error", (e: Error) => options.logger.error("server error", e));
+        // A failed handshake (no client certificate under mTLS, a plaintext client) is the client's problem.
+        if (options.tls !== undefined) server.on("tlsClientError", (e: Error) => options.logger.info(`TLS handshake failed: ${e.message}`));
+        const addr = server.address() as AddressInfo;
+        resolve({ listener, host: addr.address, port: addr.port });
+      });
+    });
+  }
+
+  /** Stops accepting connections; resolves once every connection has closed too. */
+  close(): Promise<void> {
+    this.closing = true;
+    for (const s of this.sniffing) s.destroy();
+    this.closeIdleHttp1();
+    return new Promise((resolve) => this.front.close(() => resolve()));
+  }
+
+  /** Destroys every HTTP/1.1 connection now (their calls see the client go). */
+  destroyHttp1(): void {
+    for (const s of this.http1Sockets.keys()) s.destroy();
+  }
+
+  private closeIdleHttp1(): void {
+    for (const [s, active] of this.http1Sockets) if (active === 0) s.destroy();
+  }
+
+  private sniff(socket: Socket): void {
+    if (this.closing) return void socket.destroy();
+    this.sniffing.add(socket);
+    let head: Buffer | undefined;
+    const timer = setTimeout(() => socket.destroy(), this.options.handshakeTimeoutMs);
+    const done = (): void => {
+      clearTimeout(timer);
+      this.sniffing.delete(socket);
+      socket.off("data", onData);
+      socket.off("close", done);
+    };
+    const onData = (chunk: Buffer): void => {
+      head = head === undefined ? chunk : Buffer.concat([head, chunk]);
+      if (head.byteLength < prefaceStart.byteLength) return;
+      done();
+      socket.pause();
+      socket.unshift(head);
+      if (head.subarray(0, prefaceStart.byteLength).equals(prefaceStart)) {
+        this.http2.emit("connection", socket);
+      } else if (this.http1 !== undefined) {
+        this.http1.emit("connection", socket);
+        socket.resume();
+      } else {
+        // Read (and drop) what the client still sends: closing with unread bytes would reset the
+        // connection and could destroy this answer before the client reads it.
+        socket.resume();
+        socket.setTimeout(this.options.handshakeTimeoutMs, () => socket.destroy());
+        socket.end("HTTP/1.1 505 HTTP Version Not Supported\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nThis server speaks gRPC over HTTP/2 only.\n");
+      }
+    };
+    socket.on("data", onData);
+    socket.on("close", done);
+    socket.on("error", () => socket.destroy());
+  }
+
+  private onHttp1Request(req: IncomingMessage, res: ServerResponse): void {
+    const socket = req.socket;
+    if (!this.http1Sockets.has(socket)) socket.once("close", () => this.http1Sockets.delete(socket));
+    this.http1Sockets.set(socket, (this.http1Sockets.get(socket) ?? 0) + 1);
+    res.once("close", () => {
+      const left = (this.http1Sockets.get(socket) ?? 1) - 1;
+      if (!this.http1Sockets.has(socket)) return;
+      this.http1Sockets.set(socket, left);
+      if (left === 0 && this.closing) socket.destroy();
+    });
+    // During shutdown, answer and close: no next request on this connection.
+    if (this.closing) res.shouldKeepAlive = false;
+    this.handlers.onHttp1Request!(req, res);
+  }
+}

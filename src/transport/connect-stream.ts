@@ -1,0 +1,119 @@
+import { Code } from "../protocol/code.js";
+import { connectContentType, detailFromAny, encodeEndStream, EnvelopeFlag, grpcTimeoutForMs, parseConnectTimeout, type ConnectError, type ConnectMetadataJson } from "../protocol/connect.js";
+import { RpcError } from "../protocol/errors.js";
+import { encodeFrameHeader } from "../protocol/frame.js";
+import { contentTypeFor } from "../protocol/headers.js";
+import { metadataFromHeaders } from "../protocol/metadata.js";
+import { parseStatus } from "../protocol/status.js";
+import { decodeStatusDetails } from "../protocol/status-details.js";
+import type { IncomingStreamHeaders, ServerCallStream, StreamHeaders } from "./call-stream.js";
+import { isTransportField, TranslatedStream } from "./translated-stream.js";
+
+/**
+ * A Connect streaming request (client, server or bidi streaming; `application/connect+<codec>`)
+ * served as a gRPC call. Connect's envelopes are gRPC's frames (flag 0x01: compressed), so the
+ * messages pass through both ways; the compression headers are renamed, and the status and
+ * trailers become the end-of-stream message (flag 0x02, JSON) that closes the body. The HTTP
+ * status is 200 once the call started, whatever its outcome, as the protocol says.
+ */
+export class ConnectStream extends TranslatedStream {
+  readonly protocol = "connect" as const;
+
+  constructor(
+    inner: ServerCallStream,
+    private readonly codec: string,
+    extraHeaders: StreamHeaders | undefined,
+  ) {
+    super(inner, extraHeaders);
+  }
+
+  /**
+   * The call's request headers, or the error to answer with (a malformed timeout): the gRPC
+   * content type, `grpc-encoding`/`grpc-accept-encoding` for Connect's stream compression
+   * headers, `grpc-timeout` for `connect-timeout-ms`.
+   */
+  static requestHeaders(headers: IncomingStreamHeaders, codec: string): IncomingStreamHeaders | RpcError {
+    const out = connectCommonHeaders(headers, codec);
+    if (out instanceof RpcError) return out;
+    rename(out, "connect-content-encoding", "grpc-encoding");
+    rename(out, "connect-accept-encoding", "grpc-accept-encoding");
+    return out;
+  }
+
+  respond(headers: StreamHeaders, options?: { endStream?: boolean; waitForTrailers?: boolean }): void {
+    const http: StreamHeaders = { ":status": 200, "content-type": connectContentType(this.codec, true), ...this.extraHeaders };
+    if (options?.endStream === true) {
+      // A status with no message before it: the HTTP headers, then the end-of-stream message.
+      const accept = headers["grpc-accept-encoding"];
+      if (accept !== undefined) http["connect-accept-encoding"] = accept;
+      this.inner.respond(http);
+      this.inner.write(endStreamEnvelope(headers));
+      this.inner.end();
+      return;
+    }
+    for (const key in headers) {
+      if (key === "grpc-encoding") http["connect-content-encoding"] = headers[key];
+      else if (key === "grpc-accept-encoding") http["connect-accept-encoding"] = headers[key];
+      else if (!isTransportField(key)) http[key] = headers[key];
+    }
+    this.waitingForTrailers = options?.waitForTrailers === true;
+    this.inner.respond(http);
+  }
+
+  write(chunk: Uint8Array, callback?: (error?: Error | null) => void): boolean {
+    return this.inner.write(chunk, callback);
+  }
+
+  sendTrailers(trailers: StreamHeaders): void {
+    this.inner.write(endStreamEnvelope(trailers));
+    this.inner.end();
+  }
+}
+
+/** The request headers both Connect forms share: content type, timeout; `connect-protocol-version` dropped. */
+export function connectCommonHeaders(headers: IncomingStreamHeaders, codec: string): IncomingStreamHeaders | RpcError {
+  const out: IncomingStreamHeaders = { ...headers, "content-type": contentTypeFor(codec) };
+  delete out["connect-protocol-version"];
+  const timeout = out["connect-timeout-ms"];
+  if (timeout !== undefined) {
+    delete out["connect-timeout-ms"];
+    const parsed = parseConnectTimeout(Array.isArray(timeout) ? (timeout[0] ?? "") : timeout);
+    if ("error" in parsed) return new RpcError(Code.InvalidArgument, parsed.error);
+    out["grpc-timeout"] = grpcTimeoutForMs(parsed.ms);
+  }
+  return out;
+}
+
+function rename(headers: IncomingStreamHeaders, from: string, to: string): void {
+  const value = headers[from];
+  delete headers[to];
+  if (value === undefined) return;
+  delete headers[from];
+  headers[to] = value;
+}
+
+/** The error a gRPC status record describes (details included), or undefined for OK. */
+export function connectErrorOf(status: StreamHeaders): ConnectError | undefined {
+  const parsed = parseStatus(status);
+  const code = parsed?.code ?? Code.Unknown;
+  if (code === Code.OK) return undefined;
+  const details = status["grpc-status-details-bin"] === undefined ? [] : decodeStatusDetails(metadataFromHeaders({ "grpc-status-details-bin": status["grpc-status-details-bin"] }), code);
+  return { code, message: parsed?.message ?? "the server sent no status", details: details.map((d) => detailFromAny(d.typeUrl, d.value)) };
+}
+
+/** The metadata entries of a header record, as Connect's JSON carries them. */
+export function metadataJsonOf(headers: StreamHeaders): ConnectMetadataJson {
+  const out: ConnectMetadataJson = {};
+  for (const key in headers) {
+    const value = headers[key];
+    if (value === undefined || isTransportField(key)) continue;
+    out[key] = Array.isArray(value) ? value : [String(value)];
+  }
+  return out;
+}
+
+/** The end-of-stream envelope for a gRPC status record (the status and its trailers). */
+function endStreamEnvelope(status: StreamHeaders): Uint8Array {
+  const body = encodeEndStream({ error: connectErrorOf(status), metadata: metadataJsonOf(status) });
+  return Buffer.concat([encodeFrameHeader(body.byteLength, false), body]).fill(EnvelopeFlag.EndStream, 0, 1);
+}
