@@ -368,19 +368,19 @@ class RillServer implements Server {
   private onHttp1Request(req: IncomingMessage, res: ServerResponse): void {
     const stream = new Http1Stream(req, res);
     stream.on("error", () => {});
-    this.onWebRequest(stream, Http1Stream.headersOf(req));
+    this.onWebRequest(stream, Http1Stream.headersOf(req), req.socket);
   }
 
   /** A request that is not gRPC over HTTP/2: translated into a call, or answered as its protocol says. */
-  private onWebRequest(raw: ServerCallStream, rawHeaders: IncomingStreamHeaders): void {
+  private onWebRequest(raw: ServerCallStream, rawHeaders: IncomingStreamHeaders, http1Socket?: Socket): void {
     const request = translateWebRequest(raw, rawHeaders, this.web);
     if (request === undefined) return;
     request.stream.on("error", () => {});
-    this.startCall(request.stream, request.headers, this.sides.get(request.codec)!);
+    this.startCall(request.stream, request.headers, this.sides.get(request.codec)!, http1Socket);
   }
 
-  /** Routes a call and starts it, or answers why it cannot run. */
-  private startCall(stream: ServerCallStream, headers: IncomingStreamHeaders, side: MessageSide): void {
+  /** Routes a call and starts it, or answers why it cannot run. `http1Socket`: the call came on HTTP/1.1. */
+  private startCall(stream: ServerCallStream, headers: IncomingStreamHeaders, side: MessageSide, http1Socket?: Socket): void {
     const codec = side.codec;
     const path = (headers[":path"] as string | undefined) ?? "";
     const route = this.router.find(path);
@@ -395,15 +395,14 @@ class RillServer implements Server {
       this.trailersOnly(stream, contentTypeFor(codec.name), Code.Unimplemented, message);
       return;
     }
-    const session = stream.session;
-    const connection = session === undefined ? undefined : this.connections.get(session as Http2Session);
+    const connection = stream.session === undefined ? undefined : this.connections.get(stream.session as Http2Session);
     if (connection === undefined ? this.shuttingDown : !connection.acceptsStreams) {
       const why = this.shuttingDown ? "the server is shutting down" : "the connection is closing; retry on a new one";
       this.trailersOnly(stream, contentTypeFor(codec.name), Code.Unavailable, why);
       return;
     }
     // One pair of callbacks per connection, not per call (they were ~0.2 KB of every open call).
-    const hooks = connection === undefined && session?.socket !== undefined ? this.http1Hooks(session.socket as Socket) : this.callHooks(connection);
+    const hooks = http1Socket !== undefined ? this.http1Hooks(http1Socket) : this.callHooks(connection);
     if (connection === undefined) this.unconnectedCalls++;
     const call = new ServerCall(stream, headers, route, side, this.config, hooks);
     this.calls.add(call);
