@@ -1,9 +1,9 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { Metadata } from "./protocol/metadata.js";
+import type { Protocol } from "./transport/call-stream.js";
 import type { TlsPeer } from "./transport/tls-peer.js";
 
-/** The wire protocols a call may come on. */
-export type Protocol = "grpc" | "grpc-web" | "connect";
+export type { Protocol };
 
 /**
  * What a handler knows about its call and how it shapes the response around the messages.

@@ -7,6 +7,7 @@ import { builtinCompressions, compressionsByName } from "../codec/compression.js
 import { consoleLogger, type Logger } from "../logger.js";
 import type { ServiceConfigJson } from "./service-config.js";
 import type { Interceptor } from "../interceptor.js";
+import type { Protocol } from "../transport/call-stream.js";
 import type { BackoffOptions, Clock } from "./backoff.js";
 import { insecure, type ChannelCredentials } from "./credentials.js";
 import type { KeepaliveOptions } from "./keepalive.js";
@@ -61,6 +62,13 @@ export interface ChannelOptions extends WindowOptions {
    * (first = outermost). They wrap the whole call, retries included. Default none.
    */
   interceptors?: readonly Interceptor[];
+  /**
+   * The protocol calls speak: "grpc" (default), or "grpc-web" / "connect" for servers that serve
+   * only those (connect-es, a gRPC-Web proxy). Both run on the channel's HTTP/2 connections with
+   * everything else unchanged (retries, deadlines, limits, interceptors); gRPC-Web is its binary
+   * form, Connect uses its unary form for unary methods and its streaming form for the rest.
+   */
+  protocol?: Protocol;
 }
 
 /** Channel options with every default filled in. */
@@ -78,6 +86,7 @@ export interface ResolvedChannelOptions {
   readonly windows: ResolvedWindowOptions;
   readonly credentials: ChannelCredentials;
   readonly interceptors: readonly Interceptor[];
+  readonly protocol: Protocol;
 }
 
 const userAgent = `grpc-node-rill/0.1.0`;
@@ -101,5 +110,11 @@ export function resolveChannelOptions(options: ChannelOptions): ResolvedChannelO
     windows: resolveWindowOptions(options),
     credentials: options.credentials ?? insecure(),
     interceptors: options.interceptors ?? [],
+    protocol: checkProtocol(options.protocol ?? "grpc"),
   };
+}
+
+function checkProtocol(p: Protocol): Protocol {
+  if (p !== "grpc" && p !== "grpc-web" && p !== "connect") throw new Error(`unknown protocol ${JSON.stringify(p)}: use "grpc", "grpc-web" or "connect"`);
+  return p;
 }

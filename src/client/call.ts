@@ -11,7 +11,9 @@ import { formatTimeout } from "../protocol/timeout.js";
 import { IdleTimer } from "../stream/idle-timer.js";
 import { MessageQueue, type QueueSource } from "../stream/message-queue.js";
 import { startTimer, type LongTimer } from "../timer.js";
-import type { ClientTransport, StreamHeaders } from "../transport/call-stream.js";
+import type { ClientTransport, StreamHeaders, WebProtocol } from "../transport/call-stream.js";
+import { maxConnectControlBytes } from "../transport/client-connect-stream.js";
+import { webClientTransport } from "../transport/web-client-transport.js";
 import { Attempt, type AttemptHost, type AttemptOutcome } from "./attempt.js";
 import type { CallOptions } from "./call-options.js";
 import { callHeaders } from "./call-headers.js";
@@ -240,6 +242,25 @@ class ClientCall implements QueueSource, AttemptHost {
     }
   }
 
+  /** `transport` speaking the channel's gRPC-Web or Connect instead of gRPC. */
+  private translated(transport: ClientTransport): ClientTransport {
+    const options = this.channel.options;
+    return webClientTransport(transport, {
+      protocol: options.protocol as WebProtocol,
+      codec: this.side.codec.name,
+      unary: this.method.methodKind === "unary",
+      maxReceiveBytes: this.side.maxReceiveBytes,
+      decompress: (encoding, data) => {
+        const c = options.compressions.get(encoding);
+        try {
+          return c?.decompress(data, maxConnectControlBytes);
+        } catch {
+          return undefined;
+        }
+      },
+    });
+  }
+
   private begin(transport: ClientTransport): void {
     if (this.done) return;
     // A hedge whose pick resolved after another attempt answered is not sent.
@@ -253,7 +274,7 @@ class ClientCall implements QueueSource, AttemptHost {
       if (this.attempts > 0) headers["grpc-previous-rpc-attempts"] = String(this.attempts);
     }
     this.attempts++;
-    const attempt = new Attempt(this, transport);
+    const attempt = new Attempt(this, this.channel.options.protocol === "grpc" ? transport : this.translated(transport));
     this.current = attempt;
     if (this.hedges !== undefined && !this.committed) {
       this.hedges.add(attempt);

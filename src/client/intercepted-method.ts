@@ -64,7 +64,7 @@ function makeRequest(channel: CallChannel, method: DescMethod, path: string, inp
     method,
     kind: method.methodKind,
     path,
-    protocol: "grpc",
+    protocol: channel.options.protocol,
     metadata,
     deadline,
     signal: options.signal,

@@ -52,7 +52,7 @@ export class Listener {
   private readonly http1: Http1Server | undefined;
   /** HTTP/1.1 sockets and how many requests each is serving now. */
   private readonly http1Sockets = new Map<Socket, number>();
-  /** Sockets still being sniffed (plaintext): closed at shutdown, timed out if silent. */
+  /** Sockets still being sniffed (plaintext), timed out if silent. */
   private readonly sniffing = new Set<Socket>();
   private closing = false;
 
@@ -68,7 +68,11 @@ export class Listener {
         // Slow-header clients are node:http's own to time out (headersTimeout); bodies may stream for as long as a call runs.
         this.http1 = createHttp1Server({ headersTimeout: options.handshakeTimeoutMs, requestTimeout: 0, keepAliveTimeout: 5_000 });
         this.http1.on("request", (req: IncomingMessage, res: ServerResponse) => this.onHttp1Request(req, res));
-        this.http1.on("clientError", (_e: Error, socket: Socket) => socket.destroy());
+        // What node answers by default: a TLS client that reached this plaintext port reads it as "not TLS".
+        this.http1.on("clientError", (_e: Error, socket: Socket) => {
+          if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
+          socket.destroy();
+        });
       }
       this.front = createNetServer((socket) => this.sniff(socket));
     } else {
@@ -88,7 +92,13 @@ export class Listener {
 
   /** Listens; resolves once bound. */
   static open(options: ListenerOptions, handlers: ListenerHandlers): Promise<{ listener: Listener; host: string; port: number }> {
-    const listener = new Listener(options, handlers);
+    let listener: Listener;
+    try {
+      listener = new Listener(options, handlers);
+    } catch (e) {
+      // Options node refuses (a key that is not PEM): said as the option the user passed.
+      return Promise.reject(options.tls !== undefined && e instanceof Error ? new Error(`listen({ tls }): ${e.message}`, { cause: e }) : e);
+    }
     const server = listener.front;
     return new Promise((resolve, reject) => {
       server.once("error", reject);
@@ -106,14 +116,16 @@ export class Listener {
   /** Stops accepting connections; resolves once every connection has closed too. */
   close(): Promise<void> {
     this.closing = true;
-    for (const s of this.sniffing) s.destroy();
+    // Connections still being sniffed finish it: an HTTP/2 one then gets its final GOAWAY from
+    // the server (as one accepted a moment earlier would), an HTTP/1.1 one its answer.
     this.closeIdleHttp1();
     return new Promise((resolve) => this.front.close(() => resolve()));
   }
 
-  /** Destroys every HTTP/1.1 connection now (their calls see the client go). */
-  destroyHttp1(): void {
+  /** Destroys every HTTP/1.1 connection and every one not yet handed to HTTP/2, now (their calls see the client go). */
+  destroyUnserved(): void {
     for (const s of this.http1Sockets.keys()) s.destroy();
+    for (const s of this.sniffing) s.destroy();
   }
 
   private closeIdleHttp1(): void {
@@ -121,7 +133,6 @@ export class Listener {
   }
 
   private sniff(socket: Socket): void {
-    if (this.closing) return void socket.destroy();
     this.sniffing.add(socket);
     let head: Buffer | undefined;
     const timer = setTimeout(() => socket.destroy(), this.options.handshakeTimeoutMs);

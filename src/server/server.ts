@@ -315,7 +315,7 @@ class RillServer implements Server {
     const reason = new RpcError(Code.Unavailable, "the server is shutting down");
     for (const c of [...this.connections.values()]) c.terminate(reason);
     for (const call of [...this.calls]) call.fail(reason);
-    this.listener?.destroyHttp1();
+    this.listener?.destroyUnserved();
   }
 
   /** Closes the listener; resolves once it and every connection are closed. */

@@ -81,8 +81,10 @@ export interface ServerCallStream extends CallStream {
   readonly protocol?: WebProtocol | undefined;
 }
 
-/** The protocols a server call may come on besides gRPC. */
+/** The protocols a call may speak besides gRPC. */
 export type WebProtocol = "grpc-web" | "connect";
+/** The wire protocols of a call: gRPC, gRPC-Web or Connect. */
+export type Protocol = "grpc" | WebProtocol;
 
 /** What the server reads of a connection's socket: the peer's address and, with TLS, its certificate. */
 export interface SocketLike {

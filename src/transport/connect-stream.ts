@@ -1,12 +1,10 @@
 import { Code } from "../protocol/code.js";
-import { connectContentType, detailFromAny, encodeEndStream, EnvelopeFlag, grpcTimeoutForMs, parseConnectTimeout, type ConnectError, type ConnectMetadataJson } from "../protocol/connect.js";
+import { connectContentType, encodeEndStream, EnvelopeFlag, grpcTimeoutForMs, parseConnectTimeout } from "../protocol/connect.js";
 import { RpcError } from "../protocol/errors.js";
 import { encodeFrameHeader } from "../protocol/frame.js";
 import { contentTypeFor } from "../protocol/headers.js";
-import { metadataFromHeaders } from "../protocol/metadata.js";
-import { parseStatus } from "../protocol/status.js";
-import { decodeStatusDetails } from "../protocol/status-details.js";
 import type { IncomingStreamHeaders, ServerCallStream, StreamHeaders } from "./call-stream.js";
+import { connectErrorOf, metadataJsonOf } from "./connect-status.js";
 import { isTransportField, TranslatedStream } from "./translated-stream.js";
 
 /**
@@ -90,26 +88,6 @@ function rename(headers: IncomingStreamHeaders, from: string, to: string): void 
   if (value === undefined) return;
   delete headers[from];
   headers[to] = value;
-}
-
-/** The error a gRPC status record describes (details included), or undefined for OK. */
-export function connectErrorOf(status: StreamHeaders): ConnectError | undefined {
-  const parsed = parseStatus(status);
-  const code = parsed?.code ?? Code.Unknown;
-  if (code === Code.OK) return undefined;
-  const details = status["grpc-status-details-bin"] === undefined ? [] : decodeStatusDetails(metadataFromHeaders({ "grpc-status-details-bin": status["grpc-status-details-bin"] }), code);
-  return { code, message: parsed?.message ?? "the server sent no status", details: details.map((d) => detailFromAny(d.typeUrl, d.value)) };
-}
-
-/** The metadata entries of a header record, as Connect's JSON carries them. */
-export function metadataJsonOf(headers: StreamHeaders): ConnectMetadataJson {
-  const out: ConnectMetadataJson = {};
-  for (const key in headers) {
-    const value = headers[key];
-    if (value === undefined || isTransportField(key)) continue;
-    out[key] = Array.isArray(value) ? value : [String(value)];
-  }
-  return out;
 }
 
 /** The end-of-stream envelope for a gRPC status record (the status and its trailers). */

@@ -4,7 +4,8 @@ import { connectContentType, connectErrorJson, httpStatusForCode } from "../prot
 import type { RpcError } from "../protocol/errors.js";
 import { encodeFrameHeader, FrameDecoder } from "../protocol/frame.js";
 import type { IncomingStreamHeaders, ServerCallStream, StreamHeaders } from "./call-stream.js";
-import { connectCommonHeaders, connectErrorOf } from "./connect-stream.js";
+import { connectCommonHeaders } from "./connect-stream.js";
+import { connectErrorOf } from "./connect-status.js";
 import { isTransportField, TranslatedStream } from "./translated-stream.js";
 
 /** How a unary request's message arrives. */
