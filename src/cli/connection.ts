@@ -17,6 +17,7 @@ import { parseTarget } from "../channel/target.js";
 import { RpcError } from "../protocol/errors.js";
 import { silentLogger } from "../logger.js";
 import { Code } from "../protocol/code.js";
+import type { Protocol } from "../transport/call-stream.js";
 import { CliError } from "./output.js";
 
 /** The TLS-related flags. */
@@ -29,6 +30,7 @@ export interface TlsFlags {
   cert?: string | undefined;
   key?: string | undefined;
   servername?: string | undefined;
+  protocol?: string | undefined;
 }
 
 function readPem(file: string, flag: string): Buffer {
@@ -62,7 +64,14 @@ export function credentialsFor(f: TlsFlags): ChannelCredentials {
 
 /** Opens the channel the flags describe. Quiet: connection trouble is reported by the calls. */
 export function openChannel(address: string, f: TlsFlags, extra: { maxReceiveMessageBytes?: number } = {}): Channel {
-  return createChannel(address, { logger: silentLogger, credentials: credentialsFor(f), ...extra, backoff: { minConnectTimeoutMs: 10_000 } });
+  return createChannel(address, { logger: silentLogger, credentials: credentialsFor(f), protocol: protocolFor(f), ...extra, backoff: { minConnectTimeoutMs: 10_000 } });
+}
+
+/** The wire protocol --protocol names. */
+export function protocolFor(f: TlsFlags): Protocol {
+  const p = f.protocol ?? "grpc";
+  if (p !== "grpc" && p !== "grpc-web" && p !== "connect") throw new CliError(`--protocol takes grpc, grpc-web or connect, not "${p}"`, 2);
+  return p;
 }
 
 type Speaks = "tls" | "plaintext" | "refused" | "unknown";

@@ -16,6 +16,7 @@ export const commonFlags = {
   cert: { type: "string" },
   key: { type: "string" },
   servername: { type: "string" },
+  protocol: { type: "string" },
   header: { type: "string", short: "H", multiple: true },
   "rpc-header": { type: "string", multiple: true },
   "reflect-header": { type: "string", multiple: true },
@@ -40,6 +41,8 @@ export const commonHelp = `Connection:
   --skip-verify            TLS without verifying the server's certificate (any command)
   --servername NAME        name to verify the certificate against (and :authority)
   --connect-timeout DUR    give up connecting after DUR (default 10s)
+  --protocol P             grpc (default), grpc-web or connect: for servers that serve only
+                           gRPC-Web or the Connect protocol (over HTTP/2)
 Calls:
   -H 'key: value'          request metadata for calls and reflection (repeatable; -bin keys take base64)
   --rpc-header 'k: v'      metadata for the call only (grpcurl -rpc-header)

@@ -147,6 +147,19 @@ describe("the rill CLI", () => {
     assert.match(defaults.stderr, /Response trailers received:/);
   });
 
+  test("--protocol grpc-web and connect call the same server in those protocols; another value is a usage error", async () => {
+    for (const protocol of ["grpc-web", "connect"]) {
+      const list = await rill(["call", target, `${video}/ListVideos`, "-d", '{"author":"ada"}', "--protocol", protocol]);
+      assert.equal(list.code, 0, list.stderr);
+      assert.deepEqual(list.stdout.trim().split("\n").map((l) => (JSON.parse(l) as { id: string }).id), ["v1", "v3"]);
+      const services = await rill(["list", target, "--protocol", protocol]);
+      assert.ok(services.stdout.split("\n").includes(video), services.stderr);
+    }
+    const bad = await rill(["call", target, `${video}/ListVideos`, "-d", "{}", "--protocol", "soap"]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--protocol takes grpc, grpc-web or connect/);
+  });
+
   test("call -d @ streams JSON requests from stdin to a client-streaming method", async () => {
     const r = await rill(["call", target, `${video}/GetVideos`, "-d", "@"], '{"id":"v2"}\n{"id":\n"v1"} {"id":"v3"}\n');
     assert.equal(r.code, 0, r.stderr);
