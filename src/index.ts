@@ -7,6 +7,7 @@
 export { createServer } from "./server/server.js";
 export type { Server, ServerOptions, ListenOptions } from "./server/server.js";
 export type { CorsOptions } from "./server/cors.js";
+export type { HttpHandler, HttpRequest, HttpResponse } from "./server/web-protocols.js";
 export type { HandlerContext, Protocol } from "./handler-context.js";
 export type {
   ServiceImpl,

@@ -26,7 +26,7 @@ import { Shutdown } from "./shutdown.js";
 import { ServerBudget, type MemoryBudgetOptions } from "./memory-budget.js";
 import { startTimer } from "../timer.js";
 import { stopClientAfterStatusHeaders } from "./stop-after-status-headers.js";
-import { translateWebRequest, type WebEnvironment } from "./web-protocols.js";
+import { translateWebRequest, type HttpHandler, type WebEnvironment } from "./web-protocols.js";
 
 /**
  * Options of `createServer`. Every field has a documented default. Connection lifetime and
@@ -90,6 +90,11 @@ export interface ServerOptions extends ConnectionOptions, WindowOptions, MemoryB
   http1?: boolean;
   /** CORS for browsers on other origins. Default: none allowed (see `CorsOptions`). */
   cors?: CorsOptions;
+  /**
+   * Answers GET and HEAD requests for paths where no method is served (a page, `/metrics`, a
+   * probe), on HTTP/1.1 and HTTP/2 alike. Default: 404 for them.
+   */
+  http?: HttpHandler;
 }
 
 /** Where to listen. `port: 0` picks a free port; the chosen one is returned by `listen`. */
@@ -227,6 +232,8 @@ class RillServer implements Server {
       methodAt: (path) => router.find(path)?.method,
       hasCodec: (name) => sides.has(name),
       maxReceiveBytes: this.config.maxReceiveMessageBytes,
+      http: options.http,
+      logger: this.config.logger,
     };
   }
 

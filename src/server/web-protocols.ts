@@ -10,6 +10,7 @@ import type { IncomingStreamHeaders, ServerCallStream, StreamHeaders } from "../
 import { ConnectStream } from "../transport/connect-stream.js";
 import { ConnectUnaryStream } from "../transport/connect-unary-stream.js";
 import { GrpcWebStream } from "../transport/grpc-web-stream.js";
+import type { Logger } from "../logger.js";
 import type { Cors } from "./cors.js";
 
 /** What the server knows that deciding on a non-gRPC request needs. */
@@ -21,7 +22,33 @@ export interface WebEnvironment {
   hasCodec(name: string): boolean;
   /** The receive limit: a Connect unary body without a length is buffered up to it, no further. */
   readonly maxReceiveBytes: number;
+  /** Answers GET and HEAD requests for paths that are no method (pages, /metrics), if the server has such a handler. */
+  readonly http: HttpHandler | undefined;
+  readonly logger: Logger;
 }
+
+/** A GET or HEAD request for a path that is no method: a page, `/metrics`, a load balancer's probe. */
+export interface HttpRequest {
+  readonly method: "GET" | "HEAD";
+  /** The path without the query ("/", "/metrics"). */
+  readonly path: string;
+  readonly query: URLSearchParams;
+  readonly headers: IncomingStreamHeaders;
+}
+
+/** The answer to an `HttpRequest`. */
+export interface HttpResponse {
+  /** Default 200. */
+  status?: number;
+  headers?: Record<string, string>;
+  body?: string | Uint8Array;
+}
+
+/**
+ * Serves what is not an RPC on the server's port (`createServer({ http })`): return a response,
+ * or undefined for 404. Runs for GET and HEAD of paths where no method is served.
+ */
+export type HttpHandler = (request: HttpRequest) => HttpResponse | undefined | Promise<HttpResponse | undefined>;
 
 /** A request turned into a gRPC call's stream and headers. */
 export interface TranslatedRequest {
@@ -49,7 +76,16 @@ export function translateWebRequest(raw: ServerCallStream, headers: IncomingStre
     return undefined;
   }
   const cors = env.cors?.responseHeaders(headers);
-  if (method === "GET") return connectGet(raw, headers, env, cors);
+  if (method === "GET" || method === "HEAD") {
+    const full = (headers[":path"] as string | undefined) ?? "";
+    const q = full.indexOf("?");
+    const path = q < 0 ? full : full.slice(0, q);
+    if (env.methodAt(path) === undefined && !(q >= 0 && /(^|&)encoding=/.test(full.slice(q + 1)))) {
+      servePage(raw, { method, path, query: new URLSearchParams(q < 0 ? "" : full.slice(q + 1)), headers }, env, cors);
+      return undefined;
+    }
+    if (method === "GET") return connectGet(raw, headers, env, cors);
+  }
   if (method !== "POST") {
     plainAnswer(raw, { ":status": 405, allow: "POST, GET", ...cors }, `method ${String(method)} is not allowed: RPCs are POST (or GET for Connect's side-effect-free methods)`);
     return undefined;
@@ -103,6 +139,34 @@ function connectGet(raw: ServerCallStream, headers: IncomingStreamHeaders, env: 
   const stream = new ConnectUnaryStream(raw, request.codec, cors, { kind: "get", message: request.message }, request.compression !== undefined, env.maxReceiveBytes, ifNoneMatch);
   const translated = ConnectUnaryStream.requestHeaders({ ...headers, ":path": path, ":method": "POST" }, request.codec, request.compression);
   return translated instanceof RpcError ? answerStatus(stream, translated) : { stream, headers: translated, codec: request.codec };
+}
+
+/** A request for a path that is no method: the server's `http` handler answers it, or 404. */
+function servePage(raw: ServerCallStream, request: HttpRequest, env: WebEnvironment, cors: StreamHeaders | undefined): void {
+  const notFound = () => plainAnswer(raw, { ":status": 404, ...cors }, `no method or page at ${request.path}`);
+  if (env.http === undefined) return notFound();
+  const answer = (r: HttpResponse | undefined): void => {
+    if (r === undefined) return notFound();
+    if (raw.destroyed) return;
+    const body = typeof r.body === "string" ? Buffer.from(r.body) : (r.body ?? new Uint8Array(0));
+    const head: StreamHeaders = { ":status": r.status ?? 200, "content-length": body.byteLength, ...cors };
+    for (const [k, v] of Object.entries(r.headers ?? {})) head[k.toLowerCase()] = v;
+    if (request.method === "HEAD" || body.byteLength === 0) return raw.respond(head, { endStream: true });
+    raw.respond(head);
+    raw.write(body);
+    raw.end();
+  };
+  const failed = (e: unknown): void => {
+    env.logger.error(`http handler failed for ${request.method} ${request.path}`, e);
+    plainAnswer(raw, { ":status": 500, ...cors }, "the page handler failed (details are in the server log)");
+  };
+  try {
+    const r = env.http(request);
+    if (r instanceof Promise) r.then(answer, failed);
+    else answer(r);
+  } catch (e) {
+    failed(e);
+  }
 }
 
 function unsupported(raw: ServerCallStream, contentType: string | undefined, cors: StreamHeaders | undefined): undefined {

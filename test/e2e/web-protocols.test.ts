@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
+import * as http2 from "node:http2";
 import { describe, test } from "node:test";
 import { ConnectError, Code as ConnectCode, createClient as createConnectClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
@@ -250,6 +251,41 @@ describe("Connect and gRPC-Web over plain HTTP: what the specs say a server answ
     assert.equal(call.status, 200);
     assert.equal(call.headers["access-control-allow-origin"], "https://app.example");
     assert.match(call.headers["access-control-expose-headers"] as string, /grpc-status.*x-answer/);
+  });
+
+  test("GET and HEAD of paths that are no method go to the server's http handler (HTTP/1.1 and HTTP/2), else 404", async () => {
+    const none = await start();
+    assert.equal((await http1(none, { method: "GET", path: "/" })).status, 404);
+    const port = await start({
+      http: (req: { path: string; query: URLSearchParams }) => {
+        if (req.path === "/") return { headers: { "content-type": "text/html" }, body: `<h1>hi ${req.query.get("who") ?? ""}</h1>` };
+        if (req.path === "/boom") throw new Error("page bug");
+        return undefined;
+      },
+    });
+    const page = await http1(port, { method: "GET", path: "/?who=you" });
+    assert.equal(page.status, 200);
+    assert.equal(page.headers["content-type"], "text/html");
+    assert.equal(page.body.toString(), "<h1>hi you</h1>");
+    const head = await http1(port, { method: "HEAD", path: "/" });
+    assert.equal(head.status, 200);
+    assert.equal(head.body.byteLength, 0);
+    assert.equal((await http1(port, { method: "GET", path: "/missing" })).status, 404);
+    assert.equal((await http1(port, { method: "GET", path: "/boom" })).status, 500);
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    try {
+      const body = await new Promise<string>((resolve, reject) => {
+        const st = session.request({ ":method": "GET", ":path": "/?who=h2" });
+        let text = "";
+        st.setEncoding("utf8");
+        st.on("data", (c: string) => (text += c));
+        st.on("end", () => resolve(text));
+        st.on("error", reject);
+      });
+      assert.equal(body, "<h1>hi h2</h1>");
+    } finally {
+      session.close();
+    }
   });
 
   test("with http1: false the server speaks HTTP/2 only, and says so to an HTTP/1.1 client", async () => {
