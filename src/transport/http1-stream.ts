@@ -77,6 +77,12 @@ export class Http1Stream extends EventEmitter implements ServerCallStream {
     }
     this.res.writeHead(Number(headers[":status"] ?? 200), fields);
     if (options?.endStream === true) this.res.end();
+    // node holds the head until the first body write; a stream's headers must go soon anyway (a
+    // subscription waits on them to know it is live, and a quiet stream may write nothing for
+    // long). After the current task: an answer written at once leaves in one packet with them.
+    else queueMicrotask(() => {
+      if (!this.res.headersSent && !this.res.destroyed) this.res.flushHeaders();
+    });
   }
 
   write(chunk: Uint8Array, callback?: (error?: Error | null) => void): boolean {
