@@ -11,6 +11,7 @@ import { ResetCode, type IncomingStreamHeaders, type ServerCallStream, type Stre
  */
 export class Http1Stream extends EventEmitter implements ServerCallStream {
   private localClosed = false;
+  private bodyWritten = false;
   private done = false;
 
   constructor(
@@ -80,12 +81,14 @@ export class Http1Stream extends EventEmitter implements ServerCallStream {
     // node holds the head until the first body write; a stream's headers must go soon anyway (a
     // subscription waits on them to know it is live, and a quiet stream may write nothing for
     // long). After the current task: an answer written at once leaves in one packet with them.
+    // (`headersSent` is already true here: node counts the head as sent once it is formatted.)
     else queueMicrotask(() => {
-      if (!this.res.headersSent && !this.res.destroyed) this.res.flushHeaders();
+      if (!this.bodyWritten && !this.res.writableEnded && !this.res.destroyed) this.res.flushHeaders();
     });
   }
 
   write(chunk: Uint8Array, callback?: (error?: Error | null) => void): boolean {
+    this.bodyWritten = true;
     if (this.res.writableEnded) {
       if (callback !== undefined) process.nextTick(callback);
       return true;
