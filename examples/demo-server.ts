@@ -3,6 +3,7 @@
  * Set PORT or HOST to move it.
  */
 import { createServer } from "../src/index.js";
+import { DemoStats, demoPages } from "./web/pages.js";
 import { Echo } from "../gen/echo/echo_pb.js";
 import { RouteGuide } from "../gen/routeguide/route_guide_pb.js";
 import { echoService } from "./echo/server.js";
@@ -19,7 +20,10 @@ import { serveReflection } from "../src/services/reflection/index.js";
 const host = process.env.HOST ?? "127.0.0.1";
 const port = Number(process.env.PORT ?? 50051);
 
-const server = createServer();
+// The demo page (examples/web) is served on the same port; its numbers come from this interceptor.
+const stats = new DemoStats();
+const server = createServer({ interceptors: [stats.interceptor], http: (req) => pages(req) });
+const pages = demoPages(server, stats);
 server.add(Echo, echoService());
 server.add(RouteGuide, routeGuideService());
 addVideoService(server);
@@ -29,6 +33,17 @@ const longlived = createLonglived(hub);
 server.add(PubSubService, hub.service);
 server.add(Longlived, longlived.service);
 server.add(Alexandria, alexandriaService());
+// A heartbeat of events for the page's live feed: DEMO_TICK_MS apart (0 turns it off).
+const tickMs = Number(process.env.DEMO_TICK_MS ?? 1000);
+const boot = Math.random().toString(36).slice(2, 8);
+let tick = 0;
+const ticker =
+  tickMs > 0
+    ? setInterval(() => {
+        const at = new Date().toISOString();
+        hub.publish("demo.ticks", new TextEncoder().encode(JSON.stringify({ tick: ++tick, at, server: boot }))).catch(() => {});
+      }, tickMs)
+    : undefined;
 // Reflection and health describe every service on the server, so they come last.
 serveReflection(server);
 serveHealth(server);
@@ -50,6 +65,7 @@ console.log(`Rill demo server listening on ${target}`);
 console.log(`Services:`);
 for (const s of server.services) console.log(`  ${s.typeName}: ${s.methods.map((m) => m.name).join(", ")}`);
 console.log(`
+Open http://${target}/ in a browser: the live feed, the video catalogue and the server's numbers.
 Try it:
   node dist/examples/echo/client.js --target ${target}
   node dist/examples/routeguide/client.js --target ${target}
@@ -63,6 +79,7 @@ const stop = () => {
   // Subscriptions never end by themselves: end them now (UNAVAILABLE) so clients resubscribe
   // elsewhere instead of holding the grace period.
   longlived.stop();
+  if (ticker !== undefined) clearInterval(ticker);
   hub.drain();
   void server.shutdown({ graceMs: 5000 }).then(() => process.exit(0));
 };

@@ -113,6 +113,11 @@ export class Listener {
     });
   }
 
+  /** HTTP/1.1 connections open now. */
+  get http1Connections(): number {
+    return this.http1Sockets.size;
+  }
+
   /** Stops accepting connections; resolves once every connection has closed too. */
   close(): Promise<void> {
     this.closing = true;

@@ -151,6 +151,8 @@ export interface Server {
   readonly services: readonly DescService[];
   /** Calls currently running; for tests and metrics. */
   readonly activeCalls: number;
+  /** Client connections open now: HTTP/2 sessions and HTTP/1.1 connections. */
+  readonly openConnections: number;
 }
 
 const defaults = {
@@ -251,6 +253,10 @@ class RillServer implements Server {
 
   get activeCalls(): number {
     return this.calls.size;
+  }
+
+  get openConnections(): number {
+    return this.connections.size + (this.listener?.http1Connections ?? 0);
   }
 
   add<S extends DescService>(service: S, impl: ServiceImpl<S>): this {
