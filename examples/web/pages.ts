@@ -58,7 +58,7 @@ function packageDir(name: string): string {
 }
 
 /** The import map: each vendored package and its subpath exports, as ES module URLs. */
-function importMap(): string {
+export function importMap(): string {
   const imports: Record<string, string> = {};
   for (const name of vendored) {
     const pkg = JSON.parse(readFileSync(join(packageDir(name), "package.json"), "utf8")) as { exports: Record<string, { import?: string } | string> };
@@ -82,10 +82,28 @@ function jsFile(dir: string, rel: string): HttpResponse | undefined {
   }
 }
 
+/** Serves the ES modules a page of the demo imports: Rill's under /rill/, the packages' under /vendor/. */
+export function moduleFiles(): HttpHandler {
+  const vendorDirs = new Map(vendored.map((name) => [name, packageDir(name)]));
+  return (req) => {
+    if (req.path.startsWith("/rill/")) {
+      const rel = req.path.slice("/rill/".length);
+      // Only what a browser may run: the web entry and generated messages.
+      if (!/^(src\/web|gen)\//.test(rel)) return undefined;
+      return jsFile(distDir, rel);
+    }
+    if (req.path.startsWith("/vendor/")) {
+      const rest = req.path.slice("/vendor/".length);
+      for (const [name, dir] of vendorDirs) if (rest.startsWith(`${name}/dist/esm/`)) return jsFile(join(dir, "dist", "esm"), rest.slice(`${name}/dist/esm/`.length));
+    }
+    return undefined;
+  };
+}
+
 /** The demo server's `http` handler. */
 export function demoPages(server: Server, stats: DemoStats): HttpHandler {
   const map = importMap();
-  const vendorDirs = new Map(vendored.map((name) => [name, packageDir(name)]));
+  const modules = moduleFiles();
   let last = { at: Date.now(), calls: 0, messages: 0 };
   let rates = { callsPerSecond: 0, messagesPerSecond: 0 };
   return (req) => {
@@ -104,16 +122,6 @@ export function demoPages(server: Server, stats: DemoStats): HttpHandler {
       const body = { connections: server.openConnections, activeCalls: server.activeCalls, ...rates, calls: stats.calls, messages: stats.messages, uptimeSeconds: Math.round((now - stats.started) / 1000) };
       return { headers: { "content-type": "application/json", "cache-control": "no-store" }, body: JSON.stringify(body) };
     }
-    if (req.path.startsWith("/rill/")) {
-      const rel = req.path.slice("/rill/".length);
-      // Only what a browser may run: the web entry, generated messages, the page's own modules.
-      if (!/^(src\/web|gen)\//.test(rel)) return undefined;
-      return jsFile(distDir, rel);
-    }
-    if (req.path.startsWith("/vendor/")) {
-      const rest = req.path.slice("/vendor/".length);
-      for (const [name, dir] of vendorDirs) if (rest.startsWith(`${name}/dist/esm/`)) return jsFile(join(dir, "dist", "esm"), rest.slice(`${name}/dist/esm/`.length));
-    }
-    return undefined;
+    return modules(req);
   };
 }
