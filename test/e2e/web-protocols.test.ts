@@ -5,17 +5,19 @@
  * view: fetch and node:http) for what the specs say a server answers.
  */
 import assert from "node:assert/strict";
-import { request as httpRequest } from "node:http";
+import { Agent, request as httpRequest } from "node:http";
+import type { Socket } from "node:net";
 import * as http2 from "node:http2";
-import { describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import { ConnectError, Code as ConnectCode, createClient as createConnectClient, type Transport } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { compressionGzip, createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { Echo } from "../../gen/echo/echo_pb.js";
 import { RouteGuide } from "../../gen/routeguide/route_guide_pb.js";
 import { Code, RpcError, errorDetail, type Interceptor, type Protocol } from "../../src/index.js";
 import { BadRequestSchema } from "../../src/error-details.js";
 import { routeGuideService } from "../../examples/routeguide/server.js";
 import { echoStreams } from "../support/echo.js";
+import { makeTestCerts, type TestCerts } from "../support/certs.js";
 import { collect, from, useHarness } from "../support/harness.js";
 
 type Kind = { name: string; make: (baseUrl: string) => Transport; http: "1.1" | "2"; protocol: Protocol };
@@ -139,6 +141,68 @@ for (const kind of kinds) {
     });
   });
 }
+
+describe("connect-node calls Rill over TLS (ALPN h2 and http/1.1), with compression, and with GET", () => {
+  const h = useHarness({ transport: "http2" });
+  let certs: TestCerts;
+  before(async () => {
+    certs = await makeTestCerts();
+  });
+  after(() => certs.remove());
+
+  for (const http of ["1.1", "2"] as const) {
+    test(`TLS, HTTP/${http}: Connect (gzip both ways) and gRPC-Web`, async () => {
+      let compressed: boolean | undefined;
+      const { port } = await h.server(
+        (s) =>
+          s.add(Echo, {
+            ...echoStreams,
+            unaryEcho(req, ctx) {
+              compressed = ctx.lastRequestCompressed;
+              return { message: req.message };
+            },
+          }),
+        { compression: "gzip" },
+        { tls: { cert: certs.serverCert, key: certs.serverKey } },
+      );
+      const baseUrl = `https://localhost:${port}`;
+      const nodeOptions = { ca: certs.caCert };
+      const big = "compress me ".repeat(2000);
+      const connect = createConnectClient(Echo, createConnectTransport({ baseUrl, httpVersion: http, nodeOptions, sendCompression: compressionGzip, acceptCompression: [compressionGzip], compressMinBytes: 1 }));
+      assert.equal((await connect.unaryEcho({ message: big })).message, big);
+      assert.equal(compressed, true);
+      assert.deepEqual((await collect(connect.serverStreamingEcho({ message: big.slice(0, 100) }))).length, 3);
+      const grpcWeb = createConnectClient(Echo, createGrpcWebTransport({ baseUrl, httpVersion: http, nodeOptions }));
+      assert.equal((await grpcWeb.unaryEcho({ message: "tls" })).message, "tls");
+    });
+  }
+
+  test("useHttpGet: a side-effect-free method is called with GET (binary, base64url in the query), a method with effects still POSTs", async () => {
+    const { port } = await h.server((s) => s.add(Echo, echoImpl).add(RouteGuide, routeGuideService()));
+    // The request lines connect-node writes (its interceptors see every request as a POST).
+    const requestLines: string[] = [];
+    const agent = new Agent({ keepAlive: false });
+    const createConnection = agent.createConnection.bind(agent);
+    agent.createConnection = ((options: object, callback: () => void) => {
+      const socket = createConnection(options as never, callback) as Socket;
+      const write = socket.write.bind(socket) as (chunk: unknown, ...rest: unknown[]) => boolean;
+      socket.write = ((chunk: unknown, ...rest: unknown[]) => {
+        const line = String(chunk).split("\r\n")[0]!;
+        if (/^(GET|POST) /.test(line)) requestLines.push(line.split(" ").slice(0, 2).join(" "));
+        return write(chunk, ...rest);
+      }) as Socket["write"];
+      return socket;
+    }) as Agent["createConnection"];
+    const transport = createConnectTransport({ baseUrl: `http://127.0.0.1:${port}`, httpVersion: "1.1", useHttpGet: true, useBinaryFormat: true, nodeOptions: { agent } });
+    const routes = createConnectClient(RouteGuide, transport);
+    assert.equal((await routes.getFeature({ latitude: 407838351, longitude: -746143763 })).name, "Patriots Path, Mendham, NJ 07945, USA");
+    assert.equal((await createConnectClient(Echo, transport).unaryEcho({ message: "post" })).message, "post");
+    assert.equal(requestLines.length, 2, requestLines.join("\n"));
+    assert.match(requestLines[0]!, /^GET \/routeguide\.RouteGuide\/GetFeature\?.*base64=1/);
+    assert.equal(requestLines[1], "POST /grpc.examples.echo.Echo/UnaryEcho");
+    agent.destroy();
+  });
+});
 
 /** One HTTP/1.1 exchange with node:http (curl's view of the server). */
 function http1(port: number, options: { method?: string; path: string; headers?: Record<string, string>; body?: Uint8Array | string }): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
