@@ -102,8 +102,16 @@ export function moduleFiles(): HttpHandler {
 
 /** The demo server's `http` handler. */
 export function demoPages(server: Server, stats: DemoStats): HttpHandler {
-  const map = importMap();
-  const modules = moduleFiles();
+  let map: string;
+  let modules: HttpHandler;
+  try {
+    map = importMap();
+    modules = moduleFiles();
+  } catch {
+    // An installed package without the page's browser packages (optional peers): say what to add.
+    const missing = `<!doctype html><meta charset="utf-8"><title>Rill demo</title><p>The demo page needs <code>@connectrpc/connect</code> and <code>@connectrpc/connect-web</code>: <code>npm install @connectrpc/connect @connectrpc/connect-web</code>, then restart the server. Every RPC on this port works without them.</p>`;
+    return (req) => (req.path === "/" ? { status: 503, headers: { "content-type": "text/html; charset=utf-8" }, body: missing } : undefined);
+  }
   let last = { at: Date.now(), calls: 0, messages: 0 };
   let rates = { callsPerSecond: 0, messagesPerSecond: 0 };
   return (req) => {

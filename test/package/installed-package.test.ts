@@ -48,6 +48,7 @@ describe("the packed package, installed into a fresh project", () => {
     assert.deepEqual(files.filter((f) => f.includes("dist/src/interop/") || f.includes("grpc/testing") || f.includes("proto/bench") || f.includes("gen/bench")), []);
     assert.ok(files.includes("dist/examples/demo-server.js"));
     assert.ok(files.includes("proto/rill/transfer/v1/transfer.proto"));
+    assert.ok(files.includes("examples/web/index.html") && files.includes("examples/web/app.js") && files.includes("dist/src/web/index.js"));
   });
 
   test("the installed README says the package is ESM and has the grpcurl / ghz table", () => {
@@ -84,6 +85,10 @@ describe("the packed package, installed into a fresh project", () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^grpc\.examples\.echo\.Echo$/m);
     assert.match(r.stdout, /^grpc\.health\.v1\.Health$/m);
+    // The page's browser packages are optional peers, not installed here: the page says what to add.
+    const page = await fetch(`http://${address}/`);
+    assert.equal(page.status, 503);
+    assert.match(await page.text(), /npm install @connectrpc\/connect @connectrpc\/connect-web/);
   });
 
   test("a TypeScript client compiles with strict and exactOptionalPropertyTypes against the installed types, and runs", async () => {
