@@ -82,7 +82,12 @@ export class Listener {
         // node would also turn every HTTP/2 stream into a compatibility request/response pair
         // once a 'request' listener exists (its `setupCompat`); gRPC streams must stay streams.
         for (const f of this.http2.listeners("newListener")) if (f.name === "setupCompat") this.http2.removeListener("newListener", f as never);
-        this.http2.on("request", (req: IncomingMessage, res: ServerResponse) => this.onHttp1Request(req, res));
+        this.http2.on("request", (req: IncomingMessage, res: ServerResponse) => {
+          // Should a node version name that function otherwise, HTTP/2 streams would also arrive
+          // here as compatibility requests: they are served as streams, never twice.
+          if (req.httpVersionMajor === 2) return;
+          this.onHttp1Request(req, res);
+        });
       }
       this.front = this.http2;
     }
