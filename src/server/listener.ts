@@ -10,6 +10,7 @@ import {
 } from "node:http2";
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from "node:net";
 import type { Logger } from "../logger.js";
+import { startTimer, type LongTimer } from "../timer.js";
 
 /** What the listener hands the server: HTTP/2 sessions and streams, and HTTP/1.1 requests. */
 export interface ListenerHandlers {
@@ -55,6 +56,10 @@ export class Listener {
   /** Sockets still being sniffed (plaintext), timed out if silent. */
   private readonly sniffing = new Set<Socket>();
   private closing = false;
+  /** HTTP/1.1 sockets waiting for a request's headers, each with its deadline. */
+  private readonly headerTimers = new Map<Socket, LongTimer>();
+  /** HTTP/1.1 responses not yet finished (told to close the connection when shutdown begins). */
+  private readonly http1Responses = new Set<ServerResponse>();
 
   private constructor(
     private readonly options: ListenerOptions,
@@ -65,12 +70,15 @@ export class Listener {
     if (tls === undefined) {
       this.http2 = createHttp2Server(options.http2);
       if (h1 !== undefined) {
-        // Slow-header clients are node:http's own to time out (headersTimeout); bodies may stream for as long as a call runs.
-        this.http1 = createHttp1Server({ headersTimeout: options.handshakeTimeoutMs, requestTimeout: 0, keepAliveTimeout: 5_000 });
+        // node:http enforces headersTimeout only on a server that listens itself; this one is handed
+        // sockets, so slow headers are timed here (adoptHttp1). Bodies may stream as long as a call runs.
+        this.http1 = createHttp1Server({ headersTimeout: 0, requestTimeout: 0, keepAliveTimeout: 5_000 });
         this.http1.on("request", (req: IncomingMessage, res: ServerResponse) => this.onHttp1Request(req, res));
-        // What node answers by default: a TLS client that reached this plaintext port reads it as "not TLS".
-        this.http1.on("clientError", (_e: Error, socket: Socket) => {
-          if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
+        // What node answers by default (431 for headers past its limit, else 400); a TLS client
+        // that reached this plaintext port reads it as "not TLS".
+        this.http1.on("clientError", (e: Error & { code?: string }, socket: Socket) => {
+          const status = e.code === "HPE_HEADER_OVERFLOW" ? "431 Request Header Fields Too Large" : "400 Bad Request";
+          if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\n\r\n`);
           socket.destroy();
         });
       }
@@ -90,6 +98,12 @@ export class Listener {
         });
       }
       this.front = this.http2;
+      // node's own HTTP/1.1 under TLS times out nothing after the handshake: the same timer as in plaintext.
+      if (h1 !== undefined) {
+        this.http2.on("secureConnection", (s: Socket & { alpnProtocol?: string | false }) => {
+          if (s.alpnProtocol !== "h2") this.adoptHttp1(s);
+        });
+      }
     }
     this.http2.on("session", (session: Http2Session) => handlers.onSession(session));
     this.http2.on("stream", (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => handlers.onStream(stream, headers));
@@ -126,6 +140,8 @@ export class Listener {
   /** Stops accepting connections; resolves once every connection has closed too. */
   close(): Promise<void> {
     this.closing = true;
+    // Answers still to come say `connection: close`: a client told keep-alive would send its next request into a closing socket.
+    for (const res of this.http1Responses) if (!res.headersSent) res.shouldKeepAlive = false;
     // Connections still being sniffed finish it: an HTTP/2 one then gets its final GOAWAY from
     // the server (as one accepted a moment earlier would), an HTTP/1.1 one its answer.
     this.closeIdleHttp1();
@@ -145,9 +161,9 @@ export class Listener {
   private sniff(socket: Socket): void {
     this.sniffing.add(socket);
     let head: Buffer | undefined;
-    const timer = setTimeout(() => socket.destroy(), this.options.handshakeTimeoutMs);
+    const timer = startTimer(this.options.handshakeTimeoutMs, () => socket.destroy());
     const done = (): void => {
-      clearTimeout(timer);
+      timer.cancel();
       this.sniffing.delete(socket);
       socket.off("data", onData);
       socket.off("close", done);
@@ -161,13 +177,14 @@ export class Listener {
       if (head.subarray(0, prefaceStart.byteLength).equals(prefaceStart)) {
         this.http2.emit("connection", socket);
       } else if (this.http1 !== undefined) {
+        this.adoptHttp1(socket);
         this.http1.emit("connection", socket);
         socket.resume();
       } else {
         // Read (and drop) what the client still sends: closing with unread bytes would reset the
         // connection and could destroy this answer before the client reads it.
         socket.resume();
-        socket.setTimeout(this.options.handshakeTimeoutMs, () => socket.destroy());
+        socket.setTimeout(Math.min(this.options.handshakeTimeoutMs, 2 ** 31 - 1), () => socket.destroy());
         socket.end("HTTP/1.1 505 HTTP Version Not Supported\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nThis server speaks gRPC over HTTP/2 only.\n");
       }
     };
@@ -176,15 +193,38 @@ export class Listener {
     socket.on("error", () => socket.destroy());
   }
 
+  /**
+   * An HTTP/1.1 socket handed to node:http: counted (shutdown closes it when idle), and given
+   * `handshakeTimeoutMs` to send each request's headers (a slowloris client is closed).
+   */
+  private adoptHttp1(socket: Socket): void {
+    this.http1Sockets.set(socket, 0);
+    socket.once("close", () => {
+      this.http1Sockets.delete(socket);
+      this.headerTimers.get(socket)?.cancel();
+      this.headerTimers.delete(socket);
+    });
+    this.awaitHeaders(socket);
+  }
+
+  private awaitHeaders(socket: Socket): void {
+    this.headerTimers.get(socket)?.cancel();
+    this.headerTimers.set(socket, startTimer(this.options.handshakeTimeoutMs, () => socket.destroy()));
+  }
+
   private onHttp1Request(req: IncomingMessage, res: ServerResponse): void {
     const socket = req.socket;
-    if (!this.http1Sockets.has(socket)) socket.once("close", () => this.http1Sockets.delete(socket));
-    this.http1Sockets.set(socket, (this.http1Sockets.get(socket) ?? 0) + 1);
+    if (!this.http1Sockets.has(socket)) return void res.destroy();
+    this.headerTimers.get(socket)?.cancel();
+    this.http1Sockets.set(socket, this.http1Sockets.get(socket)! + 1);
+    this.http1Responses.add(res);
     res.once("close", () => {
-      const left = (this.http1Sockets.get(socket) ?? 1) - 1;
+      this.http1Responses.delete(res);
       if (!this.http1Sockets.has(socket)) return;
+      const left = this.http1Sockets.get(socket)! - 1;
       this.http1Sockets.set(socket, left);
       if (left === 0 && this.closing) socket.destroy();
+      else if (left === 0) this.awaitHeaders(socket);
     });
     // During shutdown, answer and close: no next request on this connection.
     if (this.closing) res.shouldKeepAlive = false;

@@ -67,6 +67,9 @@ export class ConnectUnaryStream extends TranslatedStream {
     if (out instanceof Error) return out;
     delete out["content-encoding"];
     delete out["content-length"];
+    // Connect's unary compression is content-encoding's alone: a stray grpc-encoding means nothing here.
+    delete out["grpc-encoding"];
+    delete out["grpc-accept-encoding"];
     if (compression !== undefined) out["grpc-encoding"] = compression;
     const accept = out["accept-encoding"];
     delete out["accept-encoding"];
