@@ -3,6 +3,7 @@
  * Set PORT or HOST to move it.
  */
 import { createServer } from "../src/index.js";
+import { createRpcMetrics } from "../src/metrics/index.js";
 import { DemoStats, demoPages } from "./web/pages.js";
 import { Echo } from "../gen/echo/echo_pb.js";
 import { RouteGuide } from "../gen/routeguide/route_guide_pb.js";
@@ -21,9 +22,12 @@ const host = process.env.HOST ?? "127.0.0.1";
 const port = Number(process.env.PORT ?? 50051);
 
 // The demo page (examples/web) is served on the same port; its numbers come from this interceptor.
+// Prometheus text at GET /metrics on the same port (rill/metrics), for scrapers and `rill top`.
 const stats = new DemoStats();
-const server = createServer({ interceptors: [stats.interceptor], http: (req) => pages(req) });
+const metrics = createRpcMetrics();
+const server = createServer({ interceptors: [metrics.interceptor, stats.interceptor], http: (req) => metrics.httpHandler(req) ?? pages(req) });
 const pages = demoPages(server, stats);
+metrics.observeServer(server);
 server.add(Echo, echoService());
 server.add(RouteGuide, routeGuideService());
 addVideoService(server);
@@ -66,6 +70,7 @@ console.log(`Services:`);
 for (const s of server.services) console.log(`  ${s.typeName}: ${s.methods.map((m) => m.name).join(", ")}`);
 console.log(`
 Open http://${target}/ in a browser: the live feed, the video catalogue and the server's numbers.
+Metrics for Prometheus: http://${target}/metrics (or watch them: rill top ${target}).
 Try it:
   node dist/examples/echo/client.js --target ${target}
   node dist/examples/routeguide/client.js --target ${target}

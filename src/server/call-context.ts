@@ -17,12 +17,17 @@ import type { TlsPeer } from "../transport/tls-peer.js";
  * stream costs 3,022 B of heap against 3,046 B when the call was its own ctx
  * (`npm run bench -- --quick --only raw,rill --scenarios idle-streams`, rill row).
  */
+/** The call a context forwards to: its HandlerContext, and where a refused `trySend` is counted. */
+export interface CallBehind extends HandlerContext {
+  trySendRefused(): void;
+}
+
 export class CallContext implements HandlerContext {
-  readonly #call: HandlerContext;
+  readonly #call: CallBehind;
   /** Where `send`, `trySend` and `writable` go instead of the call (see `pushingTo`). */
   readonly #pushed: Pushable<unknown> | undefined;
 
-  constructor(call: HandlerContext, pushed?: Pushable<unknown>) {
+  constructor(call: CallBehind, pushed?: Pushable<unknown>) {
     this.#call = call;
     this.#pushed = pushed;
   }
@@ -81,7 +86,11 @@ export class CallContext implements HandlerContext {
     return this.#pushed === undefined ? this.#call.send(message) : this.#pushed.push(message);
   }
   trySend(message: unknown): boolean {
-    return this.#pushed === undefined ? this.#call.trySend(message) : this.#pushed.tryPush(message);
+    if (this.#pushed === undefined) return this.#call.trySend(message);
+    // Through interceptors the refusal is the pushable's; the server's stats count it all the same.
+    const taken = this.#pushed.tryPush(message);
+    if (!taken) this.#call.trySendRefused();
+    return taken;
   }
   writable(): Promise<void> {
     return this.#pushed === undefined ? this.#call.writable() : this.#pushed.writable();

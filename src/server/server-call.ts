@@ -46,6 +46,18 @@ export interface ServerCallConfig {
   readonly acceptEncoding: string;
   /** Response compression used when the client accepts it; undefined for identity. */
   readonly defaultCompression: Compression | undefined;
+  /** The server's flow-control counters (`server.stats`), added to by every call. */
+  readonly stats: FlowStats;
+}
+
+/** What producers met of flow control, across a server's calls. */
+export interface FlowStats {
+  /** `ctx.trySend` calls refused because the call's buffer was full. */
+  trySendRefusals: number;
+  /** Times a producer (`ctx.send`, a generator) waited for the client to take what was buffered. */
+  flowControlWaits: number;
+  /** Their total time, in milliseconds. */
+  flowControlWaitMs: number;
 }
 
 /**
@@ -292,11 +304,30 @@ export class ServerCall implements RequestReaderHost, HandlerContext {
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.writer.writable();
+    return this.waitWritable();
+  }
+
+  /** @internal A producer's `trySend` was refused (here, or by an interceptor chain's pushable). */
+  trySendRefused(): void {
+    this.config.stats.trySendRefusals++;
+  }
+
+  /** Waits until the call's buffer has room, counting the wait in the server's stats. */
+  private waitWritable(): Promise<void> {
+    const stats = this.config.stats;
+    stats.flowControlWaits++;
+    const t0 = performance.now();
+    return this.writer.writable().then(() => {
+      stats.flowControlWaitMs += performance.now() - t0;
+    });
   }
 
   trySend(message: unknown): boolean {
-    if (this.done || this.writer.full) return false;
+    if (this.done) return false;
+    if (this.writer.full) {
+      this.trySendRefused();
+      return false;
+    }
     this.writeMessage(message);
     return true;
   }
@@ -464,14 +495,14 @@ export class ServerCall implements RequestReaderHost, HandlerContext {
     try {
       while (!this.done) {
         // A connection far over its memory budget holds even the first response back.
-        if (this.out !== undefined ? this.out.full : this.hooks.budget?.saturated === true) await this.writer.writable();
+        if (this.out !== undefined ? this.out.full : this.hooks.budget?.saturated === true) await this.waitWritable();
         if (this.done) break;
         const r = await it.next();
         if (r.done) {
           finished = true;
           return;
         }
-        if (!this.writeMessage(r.value)) await this.writer.writable();
+        if (!this.writeMessage(r.value)) await this.waitWritable();
       }
     } finally {
       // Runs the generator's `finally` when we stop early (cancel, deadline, send error).

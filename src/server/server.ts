@@ -18,7 +18,7 @@ import { interceptService } from "./intercepted-handler.js";
 import { resolveWindowOptions, windowSettings, type ResolvedWindowOptions } from "../flow-control/window-options.js";
 import { Listener } from "./listener.js";
 import { Router } from "./router.js";
-import { ServerCall, type ServerCallConfig, type ServerCallHooks } from "./server-call.js";
+import { ServerCall, type FlowStats, type ServerCallConfig, type ServerCallHooks } from "./server-call.js";
 import { ServerConnection } from "./server-connection.js";
 import type { ServiceImpl } from "./service-impl.js";
 import { Shutdown } from "./shutdown.js";
@@ -30,6 +30,12 @@ import { translateWebRequest, type WebEnvironment } from "./web-protocols.js";
 
 export type { ListenOptions, ServerOptions, ServerTlsOptions } from "./server-options.js";
 
+
+/** A server's counters, read at once (`server.stats`). */
+export interface ServerStats extends Readonly<FlowStats> {
+  /** Request and response bytes buffered against the memory budgets now. */
+  readonly bufferedBytes: number;
+}
 
 /** A gRPC server on `node:http2`. */
 export interface Server {
@@ -62,6 +68,8 @@ export interface Server {
   readonly activeCalls: number;
   /** Client connections open now: HTTP/2 sessions and HTTP/1.1 connections. */
   readonly openConnections: number;
+  /** What producers met of flow control, and the bytes held against the memory budgets now (for metrics). */
+  readonly stats: ServerStats;
 }
 
 const defaults = {
@@ -120,6 +128,7 @@ class RillServer implements Server {
       receiveHighWaterMark: options.receiveHighWaterMark ?? defaults.receiveHighWaterMark,
       sendHighWaterMark: options.sendHighWaterMark ?? 256 * 1024,
       idleTimeoutMs: options.idleTimeoutMs ?? 0,
+      stats: { trySendRefusals: 0, flowControlWaits: 0, flowControlWaitMs: 0 },
     };
     for (const codec of [protoCodec, jsonCodec, ...(options.codecs ?? [])]) {
       this.sides.set(codec.name, {
@@ -162,6 +171,11 @@ class RillServer implements Server {
 
   get activeCalls(): number {
     return this.calls.size;
+  }
+
+  get stats(): ServerStats {
+    const s = this.config.stats;
+    return { trySendRefusals: s.trySendRefusals, flowControlWaits: s.flowControlWaits, flowControlWaitMs: s.flowControlWaitMs, bufferedBytes: this.budget.used };
   }
 
   get openConnections(): number {

@@ -1,0 +1,119 @@
+/**
+ * RPC metrics as an interceptor and a Prometheus endpoint: the OpenTelemetry RPC semantic
+ * conventions' duration and messages-per-RPC histograms (as Prometheus names them: seconds,
+ * `_total`), and what only a streaming server knows (open calls and connections, bytes held
+ * against the memory budgets, producers that waited on flow control, `trySend` refusals).
+ *
+ *   const metrics = createRpcMetrics();
+ *   const server = createServer({ interceptors: [metrics.interceptor], http: metrics.httpHandler });
+ *   metrics.observeServer(server);            // GET /metrics on the server's own port
+ *
+ * The interceptor works on channels too (`rpc_client_*`). It counts messages, not bytes: an
+ * interceptor sees messages before they are encoded.
+ * @see https://opentelemetry.io/docs/specs/semconv/rpc/rpc-metrics/
+ */
+import { Code, codeName } from "../protocol/code.js";
+import { RpcError } from "../protocol/errors.js";
+import { observeMessages, type Interceptor } from "../interceptor.js";
+import type { Server } from "../server/server.js";
+import type { HttpHandler } from "../server/web-protocols.js";
+import { prometheusContentType, Registry } from "./registry.js";
+
+/** Options of `createRpcMetrics`. */
+export interface RpcMetricsOptions {
+  /** Where the metrics go; a new one by default. Share one to render other metrics beside them. */
+  registry?: Registry;
+  /** Duration buckets in seconds. Default: 0.5 ms to 60 s, about ×2.5 apart (14 buckets). */
+  durationBuckets?: readonly number[];
+  /** Time source in milliseconds. Default `performance.now`. */
+  now?: () => number;
+}
+
+export interface RpcMetrics {
+  readonly registry: Registry;
+  /** Add first to a server's or channel's interceptors, to time the whole call. */
+  readonly interceptor: Interceptor;
+  /** Answers `GET /metrics` with the Prometheus text (give it as `createServer({ http })`). */
+  readonly httpHandler: HttpHandler;
+  /** Reports `server`'s open calls and connections, buffered bytes and flow-control counters. */
+  observeServer(server: Server): void;
+  /** The Prometheus text now. */
+  render(): string;
+}
+
+const defaultDurationBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60];
+const messageBuckets = [1, 2, 5, 10, 100, 1000, 10_000, 100_000];
+const labelNames = ["rpc_system", "rpc_service", "rpc_method", "rpc_grpc_status_code"] as const;
+
+/** The `rpc.system` of each protocol (grpc-web is gRPC's, on the web). */
+const systems = { grpc: "grpc", "grpc-web": "grpc", connect: "connect_rpc" } as const;
+
+export function createRpcMetrics(options: RpcMetricsOptions = {}): RpcMetrics {
+  const registry = options.registry ?? new Registry();
+  const now = options.now ?? (() => performance.now());
+  const buckets = options.durationBuckets ?? defaultDurationBuckets;
+  const sides = {
+    client: sideMetrics(registry, "client", buckets),
+    server: sideMetrics(registry, "server", buckets),
+  };
+  const interceptor: Interceptor = (next) => async (req) => {
+    const m = sides[req.side];
+    const t0 = now();
+    const labels = { rpc_system: systems[req.protocol], rpc_service: req.method.parent.typeName, rpc_method: req.method.name, rpc_grpc_status_code: "" };
+    m.started.add(labels);
+    let requests = 0;
+    let responses = 0;
+    let recorded = false;
+    const record = (error: unknown) => {
+      if (recorded) return;
+      recorded = true;
+      const code = error === undefined ? Code.OK : RpcError.from(error).code;
+      const done = { ...labels, rpc_grpc_status_code: String(code) };
+      m.duration.observe(done, (now() - t0) / 1000);
+      m.requests.observe(done, requests);
+      m.responses.observe(done, responses);
+      if (code !== Code.OK) m.failed.add({ ...done, rpc_grpc_status_code: codeName(code) });
+    };
+    const request = { ...req, messages: observeMessages(req.messages, { onMessage: (msg) => (requests++, msg) }) };
+    let res;
+    try {
+      res = await next(request);
+    } catch (e) {
+      record(e);
+      throw e;
+    }
+    return {
+      ...res,
+      messages: observeMessages(res.messages, {
+        onMessage: (msg) => (responses++, msg),
+        onEnd: (error, { readerLeft }) => record(readerLeft && error === undefined ? new RpcError(Code.Canceled, "the reader left") : error),
+      }),
+    };
+  };
+  const render = () => registry.render();
+  return {
+    registry,
+    interceptor,
+    render,
+    httpHandler: (req) => (req.path === "/metrics" ? { headers: { "content-type": prometheusContentType, "cache-control": "no-store" }, body: render() } : undefined),
+    observeServer(server) {
+      const one = (read: () => number) => () => [[{}, read()]] as Iterable<[Record<string, string>, number]>;
+      registry.gauge("rill_server_active_calls", "Calls running on the server now (open streams).", one(() => server.activeCalls));
+      registry.gauge("rill_server_open_connections", "Client connections open now (HTTP/2 sessions and HTTP/1.1 connections).", one(() => server.openConnections));
+      registry.gauge("rill_server_buffered_bytes", "Request and response bytes held against the memory budgets now.", one(() => server.stats.bufferedBytes));
+      registry.readCounter("rill_server_flow_control_waits_total", "Times a producer waited for a client to take what was buffered.", one(() => server.stats.flowControlWaits));
+      registry.readCounter("rill_server_flow_control_wait_seconds_total", "Total time producers waited on flow control.", one(() => server.stats.flowControlWaitMs / 1000));
+      registry.readCounter("rill_server_try_send_refusals_total", "ctx.trySend calls refused because the call's buffer was full.", one(() => server.stats.trySendRefusals));
+    },
+  };
+}
+
+function sideMetrics(registry: Registry, side: "client" | "server", buckets: readonly number[]) {
+  return {
+    started: registry.counter(`rpc_${side}_started_total`, `RPCs started (${side}).`, labelNames),
+    failed: registry.counter(`rpc_${side}_failed_total`, `RPCs that ended with a status other than OK, by status name (${side}).`, labelNames),
+    duration: registry.histogram(`rpc_${side}_duration_seconds`, `Duration of RPCs until their last message was read (${side}).`, labelNames, buckets),
+    requests: registry.histogram(`rpc_${side}_requests_per_rpc`, `Request messages per RPC (${side}).`, labelNames, messageBuckets),
+    responses: registry.histogram(`rpc_${side}_responses_per_rpc`, `Response messages per RPC (${side}).`, labelNames, messageBuckets),
+  };
+}
