@@ -47,7 +47,7 @@ const valued = new Set([
 /** Short flags that take a value. */
 const valuedShort = new Set(["d", "H", "I", "c", "n", "z", "D", "o", "p"]);
 
-export const commandNames = ["list", "describe", "call", "health", "bench", "serve", "help"] as const;
+export const commandNames = ["list", "describe", "call", "health", "bench", "serve", "top", "help"] as const;
 
 /** Rewrites one flag's spelling; returns it unchanged when it is not a grpcurl spelling. */
 function respell(arg: string): string {

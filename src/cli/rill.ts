@@ -20,8 +20,9 @@ import { normalizeArgs } from "./grpcurl-args.js";
 import { list } from "./list.js";
 import { processIo, reportError, type Io } from "./output.js";
 import { serve } from "./serve.js";
+import { top } from "./top.js";
 
-const commands: Record<string, (argv: string[], io: Io) => Promise<number>> = { list, describe, call, health, bench, serve };
+const commands: Record<string, (argv: string[], io: Io) => Promise<number>> = { list, describe, call, health, bench, serve, top };
 
 const usage = `rill: drive gRPC services from the terminal
 
@@ -32,6 +33,7 @@ usage:
   rill health HOST:PORT [SERVICE] [--watch]   grpc.health.v1 serving status
   rill bench HOST:PORT pkg.Service/Method     load test: -c 50 -n 1000 | -z 10s, --rps, --format json|csv|html
   rill serve [--port N]                       run the demo server (what npm start runs)
+  rill top HOST:PORT                          live calls/s, p50/p99, open streams (from GET /metrics)
 
 grpcurl's way works too: rill -plaintext -d '{...}' HOST:PORT pkg.Service/Method, and
 rill -plaintext HOST:PORT list (single-dash flags, flags first, -max-time, -max-msg-sz, ...).

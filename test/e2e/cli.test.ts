@@ -160,6 +160,18 @@ describe("the rill CLI", () => {
     assert.match(bad.stderr, /--protocol takes grpc, grpc-web or connect/);
   });
 
+  test("top shows the demo server's calls per method from its GET /metrics", async () => {
+    const watching = rill(["top", target, "--interval", "1500ms", "--count", "1"]);
+    for (let i = 0; i < 5; i++) await rill(["call", target, `${video}/ListVideos`, "-d", "{}"]);
+    const r = await watching;
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^rill top .* open streams \d+ +connections \d+/m);
+    assert.match(r.stdout, /video_service\.VideoService\/ListVideos +\d+\.\d/);
+    const none = await rill(["top", "127.0.0.1:1", "--count", "1"]);
+    assert.equal(none.code, 69);
+    assert.match(none.stderr, /cannot read http:\/\/127\.0\.0\.1:1\/metrics/);
+  });
+
   test("call -d @ streams JSON requests from stdin to a client-streaming method", async () => {
     const r = await rill(["call", target, `${video}/GetVideos`, "-d", "@"], '{"id":"v2"}\n{"id":\n"v1"} {"id":"v3"}\n');
     assert.equal(r.code, 0, r.stderr);
