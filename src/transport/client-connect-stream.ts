@@ -85,14 +85,7 @@ export class ClientConnectStream extends ClientTranslatedStream {
       return;
     }
     if (this.hasTrailers) return;
-    let split;
-    try {
-      split = this.splitter.push(chunk);
-    } catch (e) {
-      return this.protocolError((e as Error).message);
-    }
-    for (const d of split.data) this.emit("data", d);
-    const control = split.control;
+    const control = this.passFrames(this.splitter, chunk);
     if (control === undefined) return;
     let payload: Uint8Array | undefined = control.payload;
     if ((control.flags & EnvelopeFlag.Compressed) !== 0) {

@@ -31,13 +31,7 @@ export class ClientGrpcWebStream extends ClientTranslatedStream {
 
   protected onInnerData(chunk: Buffer): void {
     if (this.hasTrailers) return;
-    let split;
-    try {
-      split = this.splitter.push(chunk);
-    } catch (e) {
-      return this.protocolError((e as Error).message);
-    }
-    for (const d of split.data) this.emit("data", d);
-    if (split.control !== undefined) this.emitTrailers(parseTrailersFrame(split.control.payload));
+    const control = this.passFrames(this.splitter, chunk);
+    if (control !== undefined) this.emitTrailers(parseTrailersFrame(control.payload));
   }
 }

@@ -1,4 +1,5 @@
 import { EventEmitter } from "node:events";
+import type { EnvelopeSplitter, SplitChunk } from "../protocol/envelope-splitter.js";
 import { encodeStatusMessage } from "../protocol/status.js";
 import { ResetCode, type ClientCallStream, type IncomingStreamHeaders } from "./call-stream.js";
 
@@ -110,6 +111,22 @@ export abstract class ClientTranslatedStream extends EventEmitter implements Cli
 
   protected get hasTrailers(): boolean {
     return this.trailersSent;
+  }
+
+  /**
+   * Passes the message frames of a body chunk on as `data`, and returns the control envelope
+   * (trailers, end of stream) that ended the body in it, if one did.
+   */
+  protected passFrames(splitter: EnvelopeSplitter, chunk: Buffer): SplitChunk["control"] {
+    let split: SplitChunk;
+    try {
+      split = splitter.push(chunk);
+    } catch (e) {
+      this.protocolError((e as Error).message);
+      return undefined;
+    }
+    for (const d of split.data) this.emit("data", d);
+    return split.control;
   }
 
   /** The stream broke the protocol: the call fails with `message` (INTERNAL) as an HTTP/2 error would fail it. */
