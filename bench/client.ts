@@ -1,12 +1,14 @@
 /**
  * The client child process: `node dist/bench/client.js <impl> <port> <scenario> <config-json>`.
  * Runs one scenario over one connection and reports its metrics to the orchestrator; the
- * memory scenarios wait for the orchestrator's steps between phases.
+ * memory scenarios wait for the orchestrator's steps between phases. The Connect rows
+ * (scenarios.ts `connectJson`) use connect-node's Connect client whatever `<impl>` is: there the
+ * implementation names only the server.
  */
-import { IDLE, UNLIMITED, encodeStreamSpec, payloadOf, sleep, wallNow, type BenchClient, type ImplName } from "./common.js";
+import { IDLE, UNLIMITED, encodeStreamSpec, payloadOf, sleep, wallNow, type BenchClient, type ImplName, type UnaryClient } from "./common.js";
 import { loadImpl } from "./impl/index.js";
 import { send, type Metrics, type Request } from "./ipc.js";
-import type { RunConfig } from "./scenarios.js";
+import { scenarios, type RunConfig } from "./scenarios.js";
 import { Samples } from "./stats.js";
 
 const [, , implName, portArg, scenario, configJson] = process.argv;
@@ -32,12 +34,32 @@ process.on("disconnect", () => process.exit(0));
 
 const data64 = payloadOf(64).data;
 
-async function unary(c: BenchClient, inFlight: number): Promise<Metrics> {
+/** The longest a warm-up by call count (`unary`'s `warmCalls`) may take before measuring anyway. */
+const maxWarmupMs = 20_000;
+
+/**
+ * `inFlight` workers calling in a loop until the end of the measurement, which starts
+ * `config.warmupMs` after the first call. With `warmCalls` (the Connect rows) it starts instead
+ * when a call ends after both that time and `warmCalls` calls (at most `maxWarmupMs` after the
+ * first), tells the orchestrator (event "measuring", so it can read the server's CPU time), and
+ * the result also has this process's CPU time per call (`clientCpuUs`), as a share of the wall
+ * time (`clientBusy`: near 1, the client set the rate), and the warm-up's length (`warmupMs`).
+ */
+async function unary(c: UnaryClient, inFlight: number, warmCalls?: number): Promise<Metrics> {
   const samples = new Samples();
   const start = performance.now();
-  const measureFrom = start + config.warmupMs;
-  const end = measureFrom + config.durationMs;
+  let measureFrom = warmCalls === undefined ? start + config.warmupMs : Number.POSITIVE_INFINITY;
+  let end = measureFrom + config.durationMs;
   let lastDone = measureFrom;
+  let warmed = 0;
+  let cpu0: NodeJS.CpuUsage | undefined;
+  const begin = (t: number): void => {
+    measureFrom = t;
+    end = t + config.durationMs;
+    lastDone = t;
+    cpu0 = process.cpuUsage();
+    send({ type: "event", name: "measuring" });
+  };
   const worker = async (): Promise<void> => {
     for (;;) {
       const t = performance.now();
@@ -47,11 +69,21 @@ async function unary(c: BenchClient, inFlight: number): Promise<Metrics> {
       if (t >= measureFrom) {
         samples.add(t2 - t);
         lastDone = t2;
+      } else if (warmCalls !== undefined && measureFrom === Number.POSITIVE_INFINITY) {
+        if ((++warmed >= warmCalls && t2 - start >= config.warmupMs) || t2 - start >= maxWarmupMs) begin(t2);
       }
     }
   };
   await Promise.all(Array.from({ length: inFlight }, worker));
-  return { rate: (samples.count / (lastDone - measureFrom)) * 1000, p50: samples.quantileUs(0.5), p99: samples.quantileUs(0.99), calls: samples.count };
+  const metrics: Metrics = { rate: (samples.count / (lastDone - measureFrom)) * 1000, p50: samples.quantileUs(0.5), p99: samples.quantileUs(0.99), calls: samples.count };
+  if (cpu0 !== undefined) {
+    const u = process.cpuUsage(cpu0);
+    metrics.clientCpuUs = (u.user + u.system) / samples.count;
+    metrics.clientBusy = (u.user + u.system) / 1000 / (performance.now() - measureFrom);
+    metrics.warmupMs = measureFrom - start;
+    metrics.warmupCalls = warmed;
+  }
+  return metrics;
 }
 
 /** Reads an unlimited server stream of `size`-byte messages; returns messages/s and bytes/s. */
@@ -153,46 +185,49 @@ async function stalledReader(c: BenchClient): Promise<void> {
   send({ type: "event", name: "connected" });
 }
 
-try {
-  const impl = await loadImpl(implName as ImplName);
-  const c = await impl.connectClient(port);
-  let metrics: Metrics | undefined;
+/** Runs `scenario` with the implementation's own client; undefined for the step-driven ones. */
+async function runScenario(c: BenchClient): Promise<Metrics | undefined> {
   switch (scenario) {
     case "unary-100":
-      metrics = await unary(c, 100);
-      break;
+      return unary(c, 100);
     case "unary-1":
-      metrics = await unary(c, 1);
-      break;
+      return unary(c, 1);
     case "server-stream-64":
-      metrics = await serverStream(c, 64);
-      break;
+      return serverStream(c, 64);
     case "client-stream-64":
-      metrics = await clientStream(c);
-      break;
+      return clientStream(c);
     case "bidi-pingpong":
-      metrics = await bidi(c);
-      break;
+      return bidi(c);
     case "server-stream-1mib":
-      metrics = await serverStream(c, 1024 * 1024);
-      break;
+      return serverStream(c, 1024 * 1024);
     case "server-stream-64kib":
-      metrics = await serverStream(c, 64 * 1024);
-      break;
+      return serverStream(c, 64 * 1024);
     case "client-stream-1mib":
-      metrics = await clientStreamBytes(c, 1024 * 1024);
-      break;
+      return clientStreamBytes(c, 1024 * 1024);
     case "client-stream-64kib":
-      metrics = await clientStreamBytes(c, 64 * 1024);
-      break;
+      return clientStreamBytes(c, 64 * 1024);
     case "idle-streams":
       await idleStreams(c);
-      break;
+      return undefined;
     case "stalled-reader":
       await stalledReader(c);
-      break;
+      return undefined;
     default:
       throw new Error(`unknown scenario ${scenario}`);
+  }
+}
+
+try {
+  const connectJson = scenarios.find((s) => s.id === scenario)?.connectJson;
+  let metrics: Metrics | undefined;
+  if (connectJson !== undefined) {
+    // The Connect rows: connect-node's Connect client whichever server (the implementation) it
+    // calls, loaded only here so the other runs' clients import only the library they measure.
+    const { connectJsonClient } = await import("./impl/connect.js");
+    metrics = await unary(await connectJsonClient(port, connectJson.httpVersion), 100, connectJson.warmupCalls);
+  } else {
+    const impl = await loadImpl(implName as ImplName);
+    metrics = await runScenario(await impl.connectClient(port));
   }
   if (metrics !== undefined) send({ type: "result", metrics });
   if (process.send === undefined && metrics !== undefined) process.exit(0); // started by hand

@@ -99,7 +99,17 @@ export interface BenchServer {
   close(): void;
 }
 
-export type StartServer = (hooks: ServerHooks) => Promise<BenchServer>;
+/** How the server process asks for its server. */
+export interface ServerVariant {
+  /**
+   * Serve HTTP/1.1 (the Connect rows over HTTP/1.1). Only connect-node needs a separate server
+   * for it (`http.createServer`); Rill serves HTTP/1.1 and HTTP/2 on one port anyway, and the
+   * others are not run over HTTP/1.1.
+   */
+  http1?: boolean;
+}
+
+export type StartServer = (hooks: ServerHooks, variant?: ServerVariant) => Promise<BenchServer>;
 
 /** A bidi stream driven one message at a time. */
 export interface PingPong {
@@ -143,9 +153,13 @@ export interface Reading {
   readonly done: Promise<void>;
 }
 
-/** What a client implementation offers the client process; one connection per client. */
-export interface BenchClient {
+/** A client that makes unary calls only (the Connect rows' client). */
+export interface UnaryClient {
   unary(data: Uint8Array): Promise<Uint8Array>;
+}
+
+/** What a client implementation offers the client process; one connection per client. */
+export interface BenchClient extends UnaryClient {
   /** Calls ServerStream and hands every response's data to `onMessage` until the call ends or `cancel()`. */
   serverStream(spec: Uint8Array, onMessage: (data: Uint8Array) => void): Reading;
   /** Calls ServerStream, waits for the first response, then never reads again (the call stays open). */

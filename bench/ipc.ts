@@ -8,6 +8,7 @@ export type Request =
   | { id: number; type: "mem"; gc: boolean }
   | { id: number; type: "fanout" }
   | { id: number; type: "step"; step: string }
+  | { id: number; type: "cpu" }
   | { id: number; type: "exit" };
 
 /** What a server child answers to "mem". */
@@ -25,6 +26,14 @@ export interface FanoutReport {
   t0: number;
   writeMs: number;
   sinks: number;
+}
+
+/** What a server child answers to "cpu": its process's CPU time so far and when it read it. */
+export interface CpuReport {
+  /** User + system CPU time, µs (`process.cpuUsage()`). */
+  cpuUs: number;
+  /** `performance.now()` in the server, ms. */
+  at: number;
 }
 
 /** Metrics of one run, by name (rates per second, latencies in µs, sizes in bytes, times in ms). */

@@ -11,30 +11,38 @@ import { median } from "./stats.js";
 /** One run: its metrics, or why it failed. */
 export type RunResult = Metrics | { error: string };
 
-/** One implementation in one scenario: every run, the medians, and the medians ÷ raw's. */
+/** One implementation in one scenario: every run, the medians, the range, and the medians ÷ the baseline's (raw's unless the scenario says). */
 export interface ImplResult {
   runs: RunResult[];
   median: Metrics;
+  /** The smallest and largest value over the successful runs: the spread the median hides. */
+  min: Metrics;
+  max: Metrics;
   ratio: Metrics;
 }
 
 /** By scenario id, then implementation name. */
 export type Results = Record<string, Record<string, ImplResult>>;
 
-/** Medians over the successful runs of each implementation, and ratios to `raw`'s (none without raw). */
-export function summarize(runsOf: Record<string, RunResult[]>): Record<string, ImplResult> {
+/** Medians and ranges over the successful runs of each implementation, and ratios to `baseline`'s (none without it). */
+export function summarize(runsOf: Record<string, RunResult[]>, baseline = "raw"): Record<string, ImplResult> {
   const medians: Record<string, Metrics> = {};
+  const mins: Record<string, Metrics> = {};
+  const maxes: Record<string, Metrics> = {};
   for (const [impl, runs] of Object.entries(runsOf)) {
     const ok = runs.filter((r): r is Metrics => !("error" in r));
-    const keys = new Set(ok.flatMap((r) => Object.keys(r)));
-    medians[impl] = Object.fromEntries([...keys].map((k) => [k, median(ok.map((r) => r[k] ?? NaN))]));
+    const keys = [...new Set(ok.flatMap((r) => Object.keys(r)))];
+    const finite = (k: string): number[] => ok.map((r) => r[k] ?? NaN).filter((x) => Number.isFinite(x));
+    medians[impl] = Object.fromEntries(keys.map((k) => [k, median(ok.map((r) => r[k] ?? NaN))]));
+    mins[impl] = Object.fromEntries(keys.map((k) => [k, finite(k).length === 0 ? NaN : Math.min(...finite(k))]));
+    maxes[impl] = Object.fromEntries(keys.map((k) => [k, finite(k).length === 0 ? NaN : Math.max(...finite(k))]));
   }
   const out: Record<string, ImplResult> = {};
-  const base = medians.raw;
+  const base = medians[baseline];
   for (const [impl, runs] of Object.entries(runsOf)) {
     const ratio: Metrics = {};
     if (base !== undefined) for (const [k, v] of Object.entries(medians[impl]!)) if (base[k] !== undefined && base[k] !== 0) ratio[k] = v / base[k]!;
-    out[impl] = { runs, median: medians[impl]!, ratio };
+    out[impl] = { runs, median: medians[impl]!, min: mins[impl]!, max: maxes[impl]!, ratio };
   }
   return out;
 }
@@ -60,6 +68,8 @@ export function format(value: number, spec: MetricSpec): string {
       return `${value >= 0 ? "+" : ""}${group(value)} MB`;
     case "count":
       return group(value);
+    case "percent":
+      return `${group(value * 100)} %`;
   }
 }
 
@@ -81,10 +91,16 @@ export function implLabel(impl: string): string {
   }
 }
 
-/** The markdown table of `scenarios` (their shown metrics) with a column per implementation. */
+/**
+ * The markdown table of `scenarios` (their shown metrics) with a column per implementation:
+ * "median (ratio×)", the ratio to the scenario's baseline (raw unless it names another; a
+ * scenario with another baseline says so in its row), and for scenarios with `spread` the
+ * range over the rounds in brackets.
+ */
 export function table(results: Results, scenarios: readonly Scenario[], impls: readonly string[]): string {
   const lines = [`| scenario | metric | ${impls.map(implLabel).join(" | ")} |`, `|---|---|${impls.map(() => "---:").join("|")}|`];
   for (const s of scenarios) {
+    const baseline = s.baseline ?? "raw";
     for (const spec of s.metrics.filter((x) => x.shown)) {
       const cells = impls.map((impl) => {
         const r = results[s.id]?.[impl];
@@ -93,9 +109,15 @@ export function table(results: Results, scenarios: readonly Scenario[], impls: r
         const ratio = r.ratio[spec.key];
         const failed = r.runs.filter((x) => "error" in x).length;
         const note = failed > 0 ? ` (${failed} failed)` : "";
-        return impl === "raw" || !spec.ratio || ratio === undefined || !Number.isFinite(ratio) ? `${format(v, spec)}${note}` : `${format(v, spec)} (${ratio.toFixed(2)}×)${note}`;
+        const lo = r.min[spec.key] ?? NaN;
+        const hi = r.max[spec.key] ?? NaN;
+        const spread = s.spread === true && Number.isFinite(lo) && lo !== hi ? ` [${format(lo, spec)}–${format(hi, spec)}]` : "";
+        return impl === baseline || !spec.ratio || ratio === undefined || !Number.isFinite(ratio)
+          ? `${format(v, spec)}${spread}${note}`
+          : `${format(v, spec)}${spread} (${ratio.toFixed(2)}×)${note}`;
       });
-      lines.push(`| ${s.title} | ${spec.label} | ${cells.join(" | ")} |`);
+      const label = baseline !== "raw" && spec.ratio ? `${spec.label} (× ${implLabel(baseline)})` : spec.label;
+      lines.push(`| ${s.title} | ${label} | ${cells.join(" | ")} |`);
     }
   }
   return lines.join("\n");

@@ -5,7 +5,8 @@
  * with `taskset` when it exists), on 127.0.0.1, and kills both by PID at the end. Within a
  * scenario the implementations alternate run by run (raw, rill, grpc-js, connect, raw, …) for
  * several rounds; the report gives each metric's median over the rounds and its ratio to the
- * raw node:http2 baseline of the same run, as a markdown table on stdout and as JSON in
+ * raw node:http2 baseline of the same run (the Connect rows: Rill's server and connect-node's
+ * with one client, ratios to connect-node), as a markdown table on stdout and as JSON in
  * bench/results/latest.json. The process handling is processes.ts, the medians, ratios and
  * table report.ts (shared with transfer.ts).
  *
@@ -18,7 +19,7 @@ import { cpus } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { implNames, optionalImpls, sleep, type ImplName } from "./common.js";
-import type { FanoutReport, MemReport, Metrics } from "./ipc.js";
+import type { CpuReport, FanoutReport, MemReport, Metrics } from "./ipc.js";
 import { hasTaskset, killAll, runPair, type Child, type SpawnOptions } from "./processes.js";
 import { measure, summarize, table, type Results, type RunResult } from "./report.js";
 import { fullConfig, quickConfig, scenarios, type RunConfig, type Scenario } from "./scenarios.js";
@@ -41,8 +42,9 @@ const rounds = Number(option("--rounds") ?? (quick ? 2 : 5));
 /** The memory scenarios are slower and steadier: fewer rounds. */
 const memoryRounds = Math.max(1, quick ? Math.min(rounds, 1) : Math.min(rounds, 3));
 const only = (option("--only")?.split(",") ?? [...implNames]) as ImplName[];
-/** The implementations a scenario runs: optional ones only where the scenario asks for them. */
-const implsOf = (s: Scenario): ImplName[] => impls.filter((i) => !optionalImpls.includes(i) || (s.extraImpls ?? []).includes(i));
+/** The implementations a scenario runs: its own list if it has one, optional ones only where it asks for them. */
+const implsOf = (s: Scenario): ImplName[] =>
+  impls.filter((i) => (s.impls === undefined ? !optionalImpls.includes(i) || (s.extraImpls ?? []).includes(i) : s.impls.includes(i)));
 const impls = implNames.filter((n) => only.includes(n));
 const chosen = option("--scenarios")?.split(",");
 const selected = scenarios.filter((s) => chosen === undefined || chosen.includes(s.id));
@@ -53,15 +55,16 @@ const taskset = !flag("--no-taskset") && hasTaskset();
 const spawnOptions: SpawnOptions = { taskset, cpuProfDir, nodeArgs: ["--expose-gc"] };
 
 // ---- one run
-/** The memory scenarios, driven step by step; the others end with the client's result. */
+/** The memory scenarios, driven step by step, and the CPU-timed Connect rows; the others end with the client's result. */
 const drivers: Record<string, (server: Child, client: Child) => Promise<Metrics>> = { "idle-streams": idleStreams, "stalled-reader": stalledReader };
+for (const s of scenarios) if (s.connectJson !== undefined) drivers[s.id] = serverCpuTimed;
 
 function runOne(impl: ImplName, scenario: Scenario, round: number): Promise<Metrics> {
   return runPair(
     {
       label: impl,
       tag: `${scenario.id}-${impl}-r${round}`,
-      server: { script: "server.js", args: [impl] },
+      server: { script: "server.js", args: scenario.connectJson?.httpVersion === "1.1" ? [impl, "http1"] : [impl] },
       client: (port) => ({ script: "client.js", args: [impl, String(port), scenario.id, JSON.stringify(config)] }),
       resultTimeoutMs: config.warmupMs * 2 + config.durationMs + 30_000,
       drive: drivers[scenario.id],
@@ -99,6 +102,22 @@ async function idleStreams(server: Child, client: Child): Promise<Metrics> {
   };
 }
 
+/**
+ * A load run that also reads the server's CPU time over the measurement: from the client's
+ * "measuring" event (end of warm-up) to its result (the last calls done), per call measured, and
+ * as a share of that wall time ("server busy": near 1, the server set the rate; well below, the
+ * client or the machine did). The IPC round trips add well under a millisecond to seconds.
+ */
+async function serverCpuTimed(server: Child, client: Child): Promise<Metrics> {
+  await client.event((e) => e.type === "event" && e.name === "measuring", config.warmupMs + 30_000);
+  const c0 = await server.request<CpuReport>({ type: "cpu" });
+  const e = await client.event((e) => e.type === "result", config.durationMs + 30_000);
+  const c1 = await server.request<CpuReport>({ type: "cpu" });
+  const m = (e as { metrics: Metrics }).metrics;
+  const cpuUs = c1.cpuUs - c0.cpuUs;
+  return { ...m, serverCpuUs: cpuUs / m.calls!, serverBusy: cpuUs / 1000 / (c1.at - c0.at) };
+}
+
 async function stalledReader(server: Child, client: Child): Promise<Metrics> {
   await client.event((e) => e.type === "event" && e.name === "connected", 30_000);
   const before = await server.request<MemReport>({ type: "mem", gc: true });
@@ -132,13 +151,17 @@ for (const s of selected) {
   for (let round = 1; round <= (single ? memoryRounds : rounds); round++) {
     for (const impl of implsOf(s)) (runsOf[impl] ??= []).push(await measure("bench", s, round, impl, () => runOne(impl, s, round)));
   }
-  results[s.id] = summarize(runsOf);
+  results[s.id] = summarize(runsOf, s.baseline);
 }
 killAll();
 
 const markdown = table(results, selected, impls);
 const seconds = (Date.now() - startedAt.getTime()) / 1000;
-console.log(`\n${markdown}\n\nMedians of ${rounds} rounds (${memoryRounds} for the memory${quick ? " and bulk-bandwidth" : ""} scenarios); (n×) = ratio to raw node:http2 in the same run. ${seconds.toFixed(0)} s.\nCommand: \`${command}\``);
+const otherBaselines = selected.some((s) => s.baseline !== undefined && s.baseline !== "raw");
+console.log(
+  `\n${markdown}\n\nMedians of ${rounds} rounds (${memoryRounds} for the memory${quick ? " and bulk-bandwidth" : ""} scenarios); (n×) = ratio to raw node:http2 in the same run` +
+    `${otherBaselines ? " (to the implementation the metric names where it names one; [a–b] = range over the rounds)" : ""}. ${seconds.toFixed(0)} s.\nCommand: \`${command}\``,
+);
 mkdirSync(dirname(outFile), { recursive: true });
 writeFileSync(
   outFile,

@@ -1,8 +1,9 @@
 import type { ImplName } from "./common.js";
 
 /**
- * The scenarios of issue 5 (and issue 8's large-message rows), their metrics and how each metric is printed. The client side of
- * each lives in client.ts; the two memory scenarios are also driven step by step by run.ts.
+ * The scenarios of issue 5 (and issue 8's large-message rows, and the Connect protocol's unary JSON
+ * rows), their metrics and how each metric is printed. The client side of each lives in client.ts;
+ * the two memory scenarios and the Connect rows (for the server's CPU time) are also driven by run.ts.
  */
 
 /** Durations and sizes of one run, the same for every implementation. */
@@ -21,7 +22,7 @@ export interface RunConfig {
 }
 
 /** How report.ts prints a value; "latency" is µs printed as µs below 1 ms and as ms above. */
-export type Unit = "rate" | "us" | "latency" | "mbps" | "kb" | "ms" | "mb" | "count";
+export type Unit = "rate" | "us" | "latency" | "mbps" | "kb" | "ms" | "mb" | "count" | "percent";
 
 export interface MetricSpec {
   key: string;
@@ -41,6 +42,29 @@ export interface Scenario {
   metrics: MetricSpec[];
   /** Optional implementations (common.ts `optionalImpls`) this scenario also runs. */
   extraImpls?: readonly ImplName[];
+  /** The only implementations this scenario runs (default: all but the optional ones). */
+  impls?: readonly ImplName[];
+  /** The implementation the ratios are to (default "raw"). */
+  baseline?: ImplName;
+  /** Shows each shown metric's range over the rounds next to its median. */
+  spread?: boolean;
+  /**
+   * The client is connect-node's Connect transport with JSON (`createConnectTransport({ httpVersion,
+   * useBinaryFormat: false })`) whichever implementation runs: the implementation names the server
+   * only. "1.1" also tells a server that serves HTTP/1.1 on its own listener (connect-node's
+   * `http.createServer`) to start that one.
+   */
+  connectJson?: {
+    httpVersion: "1.1" | "2";
+    /**
+     * Calls the warm-up makes at least (besides lasting the config's warm-up time): connect-node's
+     * client and both servers need several thousand calls before V8 has optimised their code.
+     * Measured on the shared 2-core machine, CPU per call kept falling for ~7,000 calls (4–5 s:
+     * client 1.1 ms → 0.21 ms, Rill's server 0.5 → 0.1 ms, connect-node's 1.5 → 0.25 ms), so a
+     * warm-up by time alone (0.2 s quick, 1 s full) measured mostly the JIT.
+     */
+    warmupCalls: number;
+  };
 }
 
 /** A metric; shown in the table with its ratio to raw unless told otherwise (no ratio for "mb" growths). */
@@ -78,6 +102,15 @@ export const scenarios: Scenario[] = [
   { id: "server-stream-64kib", title: "server-streaming 64 KiB", metrics: [m("mbps", "MB/s", "mbps", true)], extraImpls: ["raw-tuned"] },
   { id: "client-stream-1mib", title: "client-streaming 1 MiB", metrics: [m("mbps", "MB/s", "mbps", true)], extraImpls: ["raw-tuned"] },
   { id: "client-stream-64kib", title: "client-streaming 64 KiB", metrics: [m("mbps", "MB/s", "mbps", true)], extraImpls: ["raw-tuned"] },
+  // The Connect protocol's unary JSON form (what a browser's fetch or connect-web sends), one
+  // client for both servers: Rill's, which serves Connect beside gRPC on one port, against
+  // connect-node's own. 100 in flight as in unary-100; over HTTP/1.1 node's global agent
+  // (keep-alive, no socket limit) opens one connection per call in flight. Server CPU per call
+  // is the steadier figure on a shared machine; "server busy" and "client busy" (CPU time ÷
+  // wall time over the measurement) say which process set the rate: connect-node's client costs
+  // more per call than either server, so calls/s can be the client's limit, not the server's.
+  connectJsonScenario("connect-unary-json", "Connect unary JSON 64 B, HTTP/2, 100 in flight", "2"),
+  connectJsonScenario("connect-unary-json-h1", "Connect unary JSON 64 B, HTTP/1.1, 100 in flight", "1.1"),
   {
     id: "idle-streams",
     title: "10k idle streams",
@@ -99,6 +132,27 @@ export const scenarios: Scenario[] = [
     ],
   },
 ];
+
+/** A Connect unary JSON scenario: Rill's server against connect-node's, ratios to connect-node. */
+function connectJsonScenario(id: string, title: string, httpVersion: "1.1" | "2"): Scenario {
+  return {
+    id,
+    title,
+    metrics: [
+      m("rate", "calls/s", "rate", true),
+      m("serverCpuUs", "server CPU per call", "us", false),
+      m("serverBusy", "server busy", "percent", false, true, false),
+      m("clientBusy", "client busy", "percent", false, true, false),
+      m("clientCpuUs", "client CPU per call", "us", false, false),
+      m("p50", "p50", "us", false, false),
+      m("p99", "p99", "us", false, false),
+    ],
+    impls: ["rill", "connect"],
+    baseline: "connect",
+    spread: true,
+    connectJson: { httpVersion, warmupCalls: 10_000 },
+  };
+}
 
 export const quickConfig: RunConfig = {
   warmupMs: 200,

@@ -1,16 +1,17 @@
 /**
- * The server child process: `node --expose-gc dist/bench/server.js <impl>`. Starts the
+ * The server child process: `node --expose-gc dist/bench/server.js <impl> [http1]`. Starts the
  * implementation's server on 127.0.0.1 (ephemeral port), reports the port, then answers the
- * orchestrator: memory (after GC), fan-out of one 64 B message to every idle stream, exit.
+ * orchestrator: memory (after GC), CPU time, fan-out of one 64 B message to every idle stream,
+ * exit. `http1`: the implementation's HTTP/1.1 server where that is a separate one (connect-node).
  */
 import { payloadOf, wallNow, type ImplName, type ServerHooks } from "./common.js";
 import { loadImpl } from "./impl/index.js";
-import { send, type FanoutReport, type MemReport, type Request } from "./ipc.js";
+import { send, type CpuReport, type FanoutReport, type MemReport, type Request } from "./ipc.js";
 
 const name = process.argv[2] as ImplName;
 const hooks: ServerHooks = { sinks: new Set(), produced: 0 };
 const impl = await loadImpl(name);
-const server = await impl.startServer(hooks);
+const server = await impl.startServer(hooks, { http1: process.argv[3] === "http1" });
 
 function collect(): void {
   const gc = (globalThis as { gc?: () => void }).gc;
@@ -31,6 +32,12 @@ process.on("message", (m: Request) => {
         produced: hooks.produced,
         sinks: hooks.sinks.size,
       };
+      send({ id: m.id, ...report });
+      return;
+    }
+    case "cpu": {
+      const u = process.cpuUsage();
+      const report: CpuReport = { cpuUs: u.user + u.system, at: performance.now() };
       send({ id: m.id, ...report });
       return;
     }

@@ -1,11 +1,15 @@
 /**
- * connect-es v2: the server is `connectNodeAdapter` on a plain `http2.createServer`, the client
- * is `createGrpcTransport` (the gRPC protocol, HTTP/2) with `createClient`. Handlers are async
- * generators, as the connect docs show; an idle fan-out stream iterates a per-stream queue.
+ * connect-es v2: the server is `connectNodeAdapter` on a plain `http2.createServer` (on
+ * `http.createServer` for the Connect rows over HTTP/1.1: cleartext node:http2 servers speak
+ * HTTP/2 only), the client is `createGrpcTransport` (the gRPC protocol, HTTP/2) with
+ * `createClient`. Handlers are async generators, as the connect docs show; an idle fan-out
+ * stream iterates a per-stream queue. `connectJsonClient` is the Connect rows' client, used
+ * against every server there.
  */
+import * as http from "node:http";
 import * as http2 from "node:http2";
 import { createClient } from "@connectrpc/connect";
-import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
+import { connectNodeAdapter, createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { BenchService } from "../../gen/bench/v1/bench_pb.js";
 import {
   IDLE,
@@ -21,9 +25,10 @@ import {
   type PingPong,
   type Reading,
   type StartServer,
+  type UnaryClient,
 } from "../common.js";
 
-export const startServer: StartServer = async (hooks) => {
+export const startServer: StartServer = async (hooks, variant) => {
   const handler = connectNodeAdapter({
     routes: (router) =>
       router.service(BenchService, {
@@ -57,7 +62,7 @@ export const startServer: StartServer = async (hooks) => {
         },
       }),
   });
-  const server = http2.createServer(handler);
+  const server = variant?.http1 === true ? http.createServer(handler) : http2.createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as { port: number }).port;
   return {
@@ -115,3 +120,22 @@ export const connectClient: ConnectClient = async (port) => {
   };
   return bench;
 };
+
+/**
+ * The Connect rows' client, the same whichever server it calls: connect-node's Connect transport
+ * with JSON (`application/json` unary requests, as a browser sends), over HTTP/2 (one session) or
+ * HTTP/1.1 (node's global agent: keep-alive, no socket limit, so a connection per call in flight).
+ */
+export async function connectJsonClient(port: number, httpVersion: "1.1" | "2"): Promise<UnaryClient> {
+  const transport = createConnectTransport({ baseUrl: `http://127.0.0.1:${port}`, httpVersion, useBinaryFormat: false });
+  const client = createClient(BenchService, transport);
+  // Connects, and checks once that the server echoes over Connect JSON (the loop does not look).
+  const probe = new Uint8Array(64).fill(0x61);
+  const echoed = (await client.unary({ data: probe })).data;
+  if (echoed.byteLength !== probe.byteLength || !echoed.every((b, i) => b === probe[i])) throw new Error("the server did not echo the Connect JSON request");
+  return {
+    async unary(data) {
+      return (await client.unary({ data })).data;
+    },
+  };
+}
