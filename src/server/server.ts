@@ -311,7 +311,6 @@ class RillServer implements Server {
   private onWebRequest(raw: ServerCallStream, rawHeaders: IncomingStreamHeaders, http1Socket?: Socket): void {
     const request = translateWebRequest(raw, rawHeaders, this.web);
     if (request === undefined) return;
-    request.stream.on("error", () => {});
     this.startCall(request.stream, request.headers, this.sides.get(request.codec)!, http1Socket);
   }
 

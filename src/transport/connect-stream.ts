@@ -31,11 +31,7 @@ export class ConnectStream extends TranslatedStream {
    * headers, `grpc-timeout` for `connect-timeout-ms`.
    */
   static requestHeaders(headers: IncomingStreamHeaders, codec: string): IncomingStreamHeaders | RpcError {
-    const out = connectCommonHeaders(headers, codec);
-    if (out instanceof RpcError) return out;
-    rename(out, "connect-content-encoding", "grpc-encoding");
-    rename(out, "connect-accept-encoding", "grpc-accept-encoding");
-    return out;
+    return connectCallHeaders(headers, codec, streamingRenames);
   }
 
   respond(headers: StreamHeaders, options?: { endStream?: boolean; waitForTrailers?: boolean }): void {
@@ -68,13 +64,25 @@ export class ConnectStream extends TranslatedStream {
   }
 }
 
-/** The request headers both Connect forms share: content type, timeout; `connect-protocol-version` dropped. */
-export function connectCommonHeaders(headers: IncomingStreamHeaders, codec: string): IncomingStreamHeaders | RpcError {
-  const out: IncomingStreamHeaders = { ...headers, "content-type": contentTypeFor(codec) };
-  delete out["connect-protocol-version"];
-  const timeout = out["connect-timeout-ms"];
+/** Request fields the call's headers never take from a Connect request (they are translated, or gRPC's alone). */
+const dropped: ReadonlySet<string> = new Set(["content-type", "content-length", "content-encoding", "connect-protocol-version", "grpc-encoding", "grpc-accept-encoding", "grpc-timeout"]);
+
+/**
+ * The call's request headers from a Connect request's, in one pass: the gRPC content type,
+ * `grpc-timeout` for `connect-timeout-ms`, the fields in `renames` under their gRPC names, and
+ * none of `dropped` (a stray `grpc-encoding` means nothing in Connect). One loop, because a
+ * spread of node's header object followed by deletes made it slow: 2 µs of a call's ~60.
+ */
+export function connectCallHeaders(headers: IncomingStreamHeaders, codec: string, renames: Readonly<Record<string, string>>): IncomingStreamHeaders | RpcError {
+  const out: IncomingStreamHeaders = { "content-type": contentTypeFor(codec) };
+  let timeout: string | string[] | undefined;
+  for (const key in headers) {
+    const value = headers[key];
+    if (value === undefined || dropped.has(key)) continue;
+    if (key === "connect-timeout-ms") timeout = value;
+    else out[renames[key] ?? key] = value;
+  }
   if (timeout !== undefined) {
-    delete out["connect-timeout-ms"];
     const parsed = parseConnectTimeout(Array.isArray(timeout) ? (timeout[0] ?? "") : timeout);
     if ("error" in parsed) return new RpcError(Code.InvalidArgument, parsed.error);
     out["grpc-timeout"] = grpcTimeoutForMs(parsed.ms);
@@ -82,13 +90,8 @@ export function connectCommonHeaders(headers: IncomingStreamHeaders, codec: stri
   return out;
 }
 
-function rename(headers: IncomingStreamHeaders, from: string, to: string): void {
-  const value = headers[from];
-  delete headers[to];
-  if (value === undefined) return;
-  delete headers[from];
-  headers[to] = value;
-}
+/** Connect's streaming compression headers under their gRPC names. */
+const streamingRenames = { "connect-content-encoding": "grpc-encoding", "connect-accept-encoding": "grpc-accept-encoding" } as const;
 
 /** The end-of-stream envelope for a gRPC status record (the status and its trailers). */
 function endStreamEnvelope(status: StreamHeaders): Uint8Array {

@@ -4,9 +4,12 @@ import { connectContentType, connectErrorJson, httpStatusForCode } from "../prot
 import type { RpcError } from "../protocol/errors.js";
 import { encodeFrameHeader, FrameDecoder } from "../protocol/frame.js";
 import type { IncomingStreamHeaders, ServerCallStream, StreamHeaders } from "./call-stream.js";
-import { connectCommonHeaders } from "./connect-stream.js";
+import { connectCallHeaders } from "./connect-stream.js";
 import { connectErrorOf } from "./connect-status.js";
 import { isTransportField, TranslatedStream } from "./translated-stream.js";
+
+/** HTTP's accept-encoding is the unary form's `grpc-accept-encoding` (its content-encoding is given apart). */
+const unaryRenames = { "accept-encoding": "grpc-accept-encoding" } as const;
 
 /** How a unary request's message arrives. */
 export type UnaryBody =
@@ -63,17 +66,8 @@ export class ConnectUnaryStream extends TranslatedStream {
    * `content-encoding`/`accept-encoding` become `grpc-encoding`/`grpc-accept-encoding`.
    */
   static requestHeaders(headers: IncomingStreamHeaders, codec: string, compression: string | undefined): IncomingStreamHeaders | RpcError {
-    const out = connectCommonHeaders(headers, codec);
-    if (out instanceof Error) return out;
-    delete out["content-encoding"];
-    delete out["content-length"];
-    // Connect's unary compression is content-encoding's alone: a stray grpc-encoding means nothing here.
-    delete out["grpc-encoding"];
-    delete out["grpc-accept-encoding"];
-    if (compression !== undefined) out["grpc-encoding"] = compression;
-    const accept = out["accept-encoding"];
-    delete out["accept-encoding"];
-    if (accept !== undefined) out["grpc-accept-encoding"] = accept;
+    const out = connectCallHeaders(headers, codec, unaryRenames);
+    if (compression !== undefined && !(out instanceof Error)) out["grpc-encoding"] = compression;
     return out;
   }
 
@@ -174,6 +168,12 @@ export class ConnectUnaryStream extends TranslatedStream {
 
 /** The single message in a unary response's frames, or undefined when there is not exactly one. */
 function onlyMessage(chunks: Uint8Array[]): { data: Uint8Array; compressed: boolean } | undefined {
+  // The usual case: the call wrote its one message as one frame.
+  const only = chunks.length === 1 ? chunks[0]! : undefined;
+  if (only !== undefined && only.byteLength >= 5 && only[0]! <= 1) {
+    const length = ((only[1]! << 24) | (only[2]! << 16) | (only[3]! << 8) | only[4]!) >>> 0;
+    if (length + 5 === only.byteLength) return { data: only.subarray(5), compressed: only[0] === 1 };
+  }
   const decoder = new FrameDecoder(Number.MAX_SAFE_INTEGER);
   const frames = chunks.flatMap((c) => decoder.push(c));
   if (frames.length !== 1 || decoder.partial) return undefined;

@@ -26,11 +26,31 @@ export abstract class TranslatedStream extends EventEmitter implements ServerCal
     protected readonly extraHeaders: StreamHeaders | undefined,
   ) {
     super();
-    inner.on("data", (chunk: Buffer) => this.requestData(chunk));
-    inner.on("end", () => this.requestEnd());
-    inner.on("aborted", () => this.emit("aborted"));
-    inner.on("close", () => this.emit("close"));
-    inner.on("error", (e: Error) => this.emit("error", e));
+    // Shared listener functions that find this object on the inner stream: no closures per call.
+    (inner as Inner)[kOuter] = this;
+    inner.on("data", TranslatedStream.onInnerData);
+    inner.on("end", TranslatedStream.onInnerEnd);
+    inner.on("aborted", TranslatedStream.onInnerAborted);
+    inner.on("close", TranslatedStream.onInnerClose);
+    inner.on("error", TranslatedStream.onInnerError);
+  }
+
+  private static onInnerData(this: Inner, chunk: Buffer): void {
+    this[kOuter]!.requestData(chunk);
+  }
+  private static onInnerEnd(this: Inner): void {
+    this[kOuter]!.requestEnd();
+  }
+  private static onInnerAborted(this: Inner): void {
+    this[kOuter]!.emit("aborted");
+  }
+  private static onInnerClose(this: Inner): void {
+    this[kOuter]!.emit("close");
+  }
+  private static onInnerError(this: Inner, e: Error): void {
+    const outer = this[kOuter]!;
+    // Heard by the call once there is one; before (a request answered without a call) there is no one to tell.
+    if (outer.listenerCount("error") > 0) outer.emit("error", e);
   }
 
   get destroyed(): boolean {
@@ -108,6 +128,9 @@ export abstract class TranslatedStream extends EventEmitter implements ServerCal
     this.emit("protocolError", error);
   }
 }
+
+const kOuter = Symbol("rill.translatedStream");
+type Inner = ServerCallStream & { [kOuter]?: TranslatedStream };
 
 /** The response header fields that describe the HTTP response itself rather than the call's metadata. */
 export function isTransportField(key: string): boolean {
