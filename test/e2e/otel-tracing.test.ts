@@ -201,6 +201,25 @@ describe("rill/otel tracing, Rill client → Rill server", () => {
     }
   });
 
+  for (const protocol of ["connect", "grpc-web"] as const) {
+    test(`a ${protocol} call: the same trace, rpc.system.name ${protocol === "connect" ? "connectrpc" : "grpc"}, the protocol in rill.rpc.protocol`, async () => {
+      const tracing = createTracingInterceptor({ tracerProvider: recorder.provider, propagator });
+      const { target } = await h.server((s) => s.add(Echo, service), { interceptors: [tracing] });
+      const client = h.client(Echo, target, { interceptors: [tracing], protocol });
+      await assert.rejects(client.unaryEcho({ message: "internal" }), (e: RpcError) => e.code === Code.Internal);
+      const spans = await recorder.finished(3);
+      const c = only(spans, SpanKind.CLIENT);
+      const s = only(spans, SpanKind.SERVER);
+      assert.equal(s.parentSpanContext?.spanId, c.spanContext().spanId);
+      for (const span of [c, s]) {
+        assert.equal(attr(span, "rpc.system.name"), protocol === "connect" ? "connectrpc" : "grpc");
+        assert.equal(attr(span, "rill.rpc.protocol"), protocol);
+        assert.equal(attr(span, "rpc.status_code"), "INTERNAL");
+        assert.equal(span.status.code, SpanStatusCode.ERROR);
+      }
+    });
+  }
+
   test("maxMessageEvents 0 records no events; a sampled-out trace is propagated, not recorded", async () => {
     const { client } = await setup({ maxMessageEvents: 0 });
     await client.unaryEcho({ message: "quiet" });
