@@ -38,6 +38,11 @@ export interface CallRequest {
   /** The wire protocol of the call: on the server the one the client used, on the client the channel's. */
   readonly protocol: Protocol;
   /**
+   * Client only: the channel's `:authority` ("host:port", "localhost" for unix sockets), the
+   * server the call is addressed to, for tracing's `server.address`. Not set on the server.
+   */
+  readonly authority?: string;
+  /**
    * Request metadata. Change it in place; on the client before calling `next` (it is sent when
    * the innermost `next` starts the call), on the server the handler sees the changes.
    */

@@ -65,6 +65,7 @@ function makeRequest(channel: CallChannel, method: DescMethod, path: string, inp
     kind: method.methodKind,
     path,
     protocol: channel.options.protocol,
+    authority: channel.authority,
     metadata,
     deadline,
     signal: options.signal,

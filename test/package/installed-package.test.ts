@@ -63,6 +63,18 @@ describe("the packed package, installed into a fresh project", () => {
     assert.match(r, /npm install ioredis/);
   });
 
+  test("@opentelemetry/api is not installed with it (an optional peer): rill imports without it, rill/otel says to install it, and works once it is", () => {
+    const run = (code: string) => execFileSync(process.execPath, ["--input-type=module", "-e", code], { cwd: project, encoding: "utf8" });
+    assert.throws(() => readFileSync(join(project, "node_modules", "@opentelemetry", "api", "package.json")), /ENOENT/);
+    assert.equal(run('const rill = await import("rill"); console.log(typeof rill.createChannel);').trim(), "function");
+    const missing = run('try { await import("rill/otel"); console.log("loaded"); } catch (e) { console.log(e.message); }');
+    assert.match(missing, /rill\/otel needs the optional peer dependency @opentelemetry\/api.*npm install @opentelemetry\/api/);
+    // From the npm cache the repo's install filled (the version pinned in its devDependencies).
+    const pinned = (JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as { devDependencies: Record<string, string> }).devDependencies["@opentelemetry/api"]!;
+    execFileSync(npm, ["install", "--prefer-offline", "--ignore-scripts", ...quiet, `@opentelemetry/api@${pinned}`], { cwd: project, stdio: ["ignore", "ignore", "pipe"] });
+    assert.equal(run('const { createTracingInterceptor } = await import("rill/otel"); console.log(typeof createTracingInterceptor());').trim(), "function");
+  });
+
   test("npx rill serve runs the demo server and npx rill list lists its services", async () => {
     // Its own process group: npx runs node as a child, and both are stopped together.
     server = spawn("npx", ["--no", "rill", "serve", "--port", "0"], { cwd: project, stdio: ["ignore", "pipe", "pipe"], detached: true });
@@ -92,7 +104,7 @@ describe("the packed package, installed into a fresh project", () => {
   });
 
   test("a TypeScript client compiles with strict and exactOptionalPropertyTypes against the installed types, and runs", async () => {
-    assert.notEqual(address, "", "needs the server of the previous test");
+    assert.notEqual(address, "", "needs the server of an earlier test (and @opentelemetry/api, installed by another)");
     writeFileSync(
       join(project, "tsconfig.json"),
       JSON.stringify({
@@ -117,6 +129,11 @@ import { receiveChunks, memorySink, chunkFromProto, transferStatusToProto, Trans
 import { Health, ServingStatus } from "rill/health";
 // Without ioredis installed, rill/pubsub's declarations must still compile (skipLibCheck is off).
 import type { RedisLogOptions } from "rill/pubsub";
+// rill/otel's declarations, against the @opentelemetry/api an earlier test installed.
+import { createTracingInterceptor, type TracingInterceptorOptions } from "rill/otel";
+
+export const tracingOptions: TracingInterceptorOptions = { maxMessageEvents: 16 };
+export const tracing = createTracingInterceptor(tracingOptions);
 
 export const redisOptions: RedisLogOptions = { url: "redis://127.0.0.1:6379", redis: { connectTimeout: 1000 } };
 

@@ -1,0 +1,7 @@
+/**
+ * `rill/otel`: OpenTelemetry for Rill. Needs `@opentelemetry/api` (an optional peer dependency:
+ * `rill` itself never loads it; importing this entry without it fails with a message saying to
+ * install it).
+ */
+export { createTracingInterceptor, metadataGetter, metadataSetter } from "./tracing.js";
+export type { TracingInterceptorOptions } from "./tracing.js";
