@@ -141,6 +141,22 @@ export class SingleMessage implements AsyncIterable<unknown> {
 }
 
 /**
+ * The one message a side will have, as a promise: a unary or client-streaming call's response
+ * while the interceptors run. Read through the chain unchanged, it is taken as the promise it is
+ * (no iterator, no generator, no queue per call); an interceptor that wraps the messages still
+ * sees an iterable of one.
+ */
+export class PendingMessage implements AsyncIterable<unknown> {
+  constructor(readonly promise: Promise<unknown>) {
+    // Read by whoever takes it; until then its failure is not an unhandled rejection.
+    promise.catch(() => {});
+  }
+  async *[Symbol.asyncIterator](): AsyncGenerator<unknown> {
+    yield await this.promise;
+  }
+}
+
+/**
  * The one request of a unary or server-streaming call once the interceptors are done with it:
  * an interceptor may have replaced the message stream, and it must still hold exactly one.
  */
@@ -155,6 +171,8 @@ export async function exactlyOneRequest(messages: AsyncIterable<unknown>, path: 
  * None or more than one is the interceptors' fault: INTERNAL.
  */
 export async function exactlyOne(messages: AsyncIterable<unknown>, path: string, what: "request" | "response"): Promise<unknown> {
+  if (messages instanceof PendingMessage) return messages.promise;
+  if (messages instanceof SingleMessage) return messages.message;
   const it = messages[Symbol.asyncIterator]();
   const first = await it.next();
   if (first.done) throw new RpcError(Code.Internal, `${path}: the interceptors left no ${what} message (one is required)`);

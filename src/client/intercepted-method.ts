@@ -3,11 +3,11 @@ import type { CallChannel } from "../channel/channel.js";
 import { insecureCallCredentialsMessage, type CallCredentials } from "../channel/credentials.js";
 import type { Codec } from "../codec/codec.js";
 import { RpcError } from "../protocol/errors.js";
-import { chainInterceptors, exactlyOneRequest, SingleMessage, type CallRequest, type CallResponse, type Interceptor } from "../interceptor.js";
+import { chainInterceptors, exactlyOneRequest, PendingMessage, SingleMessage, type CallRequest, type CallResponse, type Interceptor } from "../interceptor.js";
 import { Code } from "../protocol/code.js";
 import { Metadata } from "../protocol/metadata.js";
 import type { CallOptions } from "./call-options.js";
-import { startCall, type Requests } from "./call.js";
+import { startCall, startSingleResponseCall, type Requests } from "./call.js";
 
 /**
  * A client method that runs its calls through `interceptors` (first = outermost) and then
@@ -119,7 +119,8 @@ async function startIntercepted(
   if (request.deadline !== undefined) callOptions.deadline = request.deadline;
   if (request.signal !== undefined) callOptions.signal = request.signal;
   else delete callOptions.signal;
-  const messages = startCall(channel, method, codec, requests, callOptions);
+  // One response: the call's promise as it is (PendingMessage), with no response queue per call.
+  const messages = singleResponse(method) ? new PendingMessage(startSingleResponseCall(channel, method, codec, requests, callOptions)) : startCall(channel, method, codec, requests, callOptions);
   return { header, trailer, messages };
 }
 
@@ -153,8 +154,13 @@ async function applyCallCredentials(
 }
 
 
+function singleResponse(method: DescMethod): boolean {
+  return method.methodKind === "unary" || method.methodKind === "client_streaming";
+}
+
 /** The single response of a unary or client-streaming call; zero or two are protocol violations. */
 async function one(response: CallResponse, path: string): Promise<unknown> {
+  if (response.messages instanceof PendingMessage) return response.messages.promise.catch((e: unknown) => Promise.reject(asRpcError(e)));
   const it = response.messages[Symbol.asyncIterator]();
   try {
     const first = await it.next();

@@ -1,6 +1,6 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { RpcError } from "../protocol/errors.js";
-import { chainInterceptors, exactlyOne, exactlyOneRequest, SingleMessage, type CallRequest, type CallResponse, type Interceptor, type Peer } from "../interceptor.js";
+import { chainInterceptors, exactlyOne, exactlyOneRequest, PendingMessage, SingleMessage, type CallRequest, type CallResponse, type Interceptor, type Peer } from "../interceptor.js";
 import { Code } from "../protocol/code.js";
 import { createPushable } from "../stream/pushable.js";
 import type { CallContext } from "./call-context.js";
@@ -43,7 +43,10 @@ function interceptHandler(method: DescMethod, handler: AnyHandler, interceptors:
     protocol: ctx.protocol,
     metadata: ctx.requestMetadata,
     deadline: ctx.deadline,
-    signal: ctx.signal,
+    // Made on first use: most interceptors never look at it, and it costs an AbortController.
+    get signal() {
+      return ctx.signal;
+    },
     peer: peerOf(ctx),
     context: ctx as HandlerContext,
     messages: singleRequest ? new SingleMessage(input) : (input as AsyncIterable<unknown>),
@@ -76,16 +79,19 @@ function terminal(handler: AnyHandler, request: CallRequest, singleRequest: bool
     for (const key of [...ctx.requestMetadata.keys()]) ctx.requestMetadata.delete(key);
     ctx.requestMetadata.merge(request.metadata);
   }
+  if (request.kind === "unary" || request.kind === "client_streaming") {
+    // One response: a promise, not a generator (see PendingMessage); it fails with the call's end
+    // reason when the call ends first (deadline, cancel), so interceptors see how it ended.
+    const input = singleRequest ? exactlyOneRequest(request.messages, path) : Promise.resolve(request.messages);
+    const answer = input.then((i) => handler(i, ctx as HandlerContext<never>));
+    return { header: ctx.responseHeader, trailer: ctx.responseTrailer, messages: new PendingMessage(untilEnded(answer, ctx)) };
+  }
   const signal = ctx.signal;
   async function* responses(): AsyncGenerator<unknown> {
     let input: unknown = request.messages;
     if (singleRequest) {
       const m = request.messages;
       input = await exactlyOneRequest(m, path);
-    }
-    if (request.kind === "unary" || request.kind === "client_streaming") {
-      yield await untilAborted(Promise.resolve(handler(input, ctx as HandlerContext<never>)), signal);
-      return;
     }
     // Streaming handlers may yield or push (ctx.send/trySend). Pushed messages go through a
     // per-call pushable into this iterable, so interceptors see and may rewrite them too. (Every
@@ -133,6 +139,30 @@ async function* abortable(source: AsyncIterable<unknown>, signal: AbortSignal): 
       else await closing;
     }
   }
+}
+
+/**
+ * `promise`, or a rejection with the call's end reason once the call ends without it. Waits on
+ * `ctx.closed` (one promise), not on the signal: an AbortController and its listener per call
+ * were a fifth of a unary call's cost through interceptors. The reason is read only when needed.
+ */
+function untilEnded<T>(promise: Promise<T>, ctx: HandlerContext): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let settled = false;
+    promise.then(
+      (v) => {
+        settled = true;
+        resolve(v);
+      },
+      (e: unknown) => {
+        settled = true;
+        reject(e);
+      },
+    );
+    void ctx.closed.then(() => {
+      if (!settled) reject(abortError(ctx.signal));
+    });
+  });
 }
 
 /** `promise`, or a rejection with the signal's reason as soon as it aborts. */
