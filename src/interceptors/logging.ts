@@ -22,6 +22,8 @@ export interface CallLogEntry {
   readonly responseMessages: number;
   /** The caller's address, on the server. */
   readonly peer: string | undefined;
+  /** The trace the call belongs to, when `traceId` is given (e.g. rill/otel's `activeTraceId`). */
+  readonly traceId?: string | undefined;
 }
 
 /** Options of `createLoggingInterceptor`. */
@@ -32,6 +34,11 @@ export interface LoggingInterceptorOptions {
   onCall?: (entry: CallLogEntry) => void;
   /** Time source in milliseconds. Default `performance.now`. */
   now?: () => number;
+  /**
+   * The current trace id, read when a call starts, so log lines and traces can be joined:
+   * `activeTraceId` from rill/otel, with the tracing interceptor placed before this one.
+   */
+  traceId?: () => string | undefined;
 }
 
 const stderrLogger: Logger = {
@@ -44,7 +51,8 @@ const stderrLogger: Logger = {
 export function formatCallLogEntry(e: CallLogEntry): string {
   const status = e.code === Code.OK ? "OK" : `${codeName(e.code)}${e.message === "" ? "" : `: ${e.message}`}`;
   const peer = e.peer === undefined ? "" : ` peer=${e.peer}`;
-  return `${e.side} ${e.path} ${status} ${e.durationMs.toFixed(1)} ms (${e.requestMessages} → ${e.responseMessages} msgs)${peer}`;
+  const trace = e.traceId === undefined ? "" : ` trace=${e.traceId}`;
+  return `${e.side} ${e.path} ${status} ${e.durationMs.toFixed(1)} ms (${e.requestMessages} → ${e.responseMessages} msgs)${peer}${trace}`;
 }
 
 /**
@@ -63,6 +71,7 @@ export function createLoggingInterceptor(options: LoggingInterceptorOptions = {}
     });
   return (next) => async (request) => {
     const start = now();
+    const traceId = options.traceId?.();
     let requests = 0;
     let responses = 0;
     let reported = false;
@@ -80,6 +89,7 @@ export function createLoggingInterceptor(options: LoggingInterceptorOptions = {}
         requestMessages: requests,
         responseMessages: responses,
         peer: request.peer?.address,
+        ...(traceId === undefined ? {} : { traceId }),
       });
     };
     const counted = observeMessages(request.messages, {

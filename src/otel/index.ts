@@ -3,5 +3,5 @@
  * `rill` itself never loads it; importing this entry without it fails with a message saying to
  * install it).
  */
-export { createTracingInterceptor, metadataGetter, metadataSetter } from "./tracing.js";
+export { activeTraceId, createTracingInterceptor, metadataGetter, metadataSetter } from "./tracing.js";
 export type { TracingInterceptorOptions } from "./tracing.js";

@@ -312,3 +312,12 @@ function traced(
     },
   };
 }
+
+/**
+ * The trace id of the active span, or undefined outside one: for log lines that a trace can be
+ * found from (`createLoggingInterceptor({ traceId: activeTraceId })`, after the tracing interceptor).
+ */
+export function activeTraceId(): string | undefined {
+  const ctx = api.trace.getSpan(api.context.active())?.spanContext();
+  return ctx !== undefined && api.trace.isSpanContextValid(ctx) ? ctx.traceId : undefined;
+}

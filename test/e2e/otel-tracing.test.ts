@@ -11,8 +11,8 @@ import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Echo, EchoRequestSchema, EchoResponseSchema } from "../../gen/echo/echo_pb.js";
-import { Code, RpcError, type Interceptor, type ServiceImpl } from "../../src/index.js";
-import { createTracingInterceptor, type TracingInterceptorOptions } from "../../src/otel/index.js";
+import { Code, RpcError, createLoggingInterceptor, formatCallLogEntry, type CallLogEntry, type Interceptor, type ServiceImpl } from "../../src/index.js";
+import { activeTraceId, createTracingInterceptor, type TracingInterceptorOptions } from "../../src/otel/index.js";
 import { collect, from, useHarness } from "../support/harness.js";
 import { only, traceRecorder } from "../support/otel.js";
 
@@ -64,6 +64,20 @@ describe("rill/otel tracing, Rill client → Rill server", () => {
     const client = h.client(Echo, target, { interceptors: [tracing] });
     return { client, port };
   }
+
+  test("log lines carry the trace id (activeTraceId), on both sides, the same as the spans'", async () => {
+    const tracing: Interceptor = createTracingInterceptor({ tracerProvider: recorder.provider, propagator });
+    const lines: CallLogEntry[] = [];
+    const logging = createLoggingInterceptor({ traceId: activeTraceId, onCall: (e) => lines.push(e) });
+    const { target } = await h.server((s) => s.add(Echo, service), { interceptors: [tracing, logging] });
+    const client = h.client(Echo, target, { interceptors: [tracing, logging] });
+    await client.unaryEcho({ message: "logged" });
+    const spans = await recorder.finished(3);
+    const traceId = only(spans, SpanKind.CLIENT).spanContext().traceId;
+    assert.deepEqual(lines.map((l) => [l.side, l.traceId]).sort(), [["client", traceId], ["server", traceId]]);
+    assert.match(formatCallLogEntry(lines[0]!), new RegExp(` trace=${traceId}$`));
+    assert.equal(activeTraceId(), undefined, "no span outside a call");
+  });
 
   test("a unary call: one trace, the client span the parent of the server span, the handler's span under it, attributes and events", async () => {
     const { client, port } = await setup();
