@@ -2,8 +2,8 @@
  * A ready-made interceptor that logs one line per call: side, method, status code, duration,
  * message counts (and the peer on the server). Works on clients and servers alike.
  */
-import { RpcError } from "../protocol/errors.js";
-import { observeMessages, type Interceptor } from "../interceptor.js";
+import type { Interceptor } from "../interceptor.js";
+import { observeCall } from "./observe-call.js";
 import type { Logger } from "../logger.js";
 import { Code, codeName } from "../protocol/code.js";
 
@@ -69,55 +69,21 @@ export function createLoggingInterceptor(options: LoggingInterceptorOptions = {}
       if (entry.code === Code.OK) logger.info(formatCallLogEntry(entry));
       else logger.warn(formatCallLogEntry(entry));
     });
-  return (next) => async (request) => {
-    const start = now();
+  return (next) => (request) => {
     const traceId = options.traceId?.();
-    let requests = 0;
-    let responses = 0;
-    let reported = false;
-    const done = (error: unknown) => {
-      if (reported) return;
-      reported = true;
-      const err = error === undefined ? undefined : RpcError.from(error, Code.Unknown);
+    return observeCall(request, next, now, (o) =>
       report({
         side: request.side,
         path: request.path,
         kind: request.kind,
-        code: err?.code ?? Code.OK,
-        message: err?.rawMessage ?? "",
-        durationMs: now() - start,
-        requestMessages: requests,
-        responseMessages: responses,
+        code: o.code,
+        message: o.error?.rawMessage ?? "",
+        durationMs: o.durationMs,
+        requestMessages: o.requests,
+        responseMessages: o.responses,
         peer: request.peer?.address,
         ...(traceId === undefined ? {} : { traceId }),
-      });
-    };
-    const counted = observeMessages(request.messages, {
-      onMessage: (m) => {
-        requests++;
-        return m;
-      },
-    });
-    let response;
-    try {
-      response = await next({ ...request, messages: counted });
-    } catch (e) {
-      done(e);
-      throw e;
-    }
-    return {
-      ...response,
-      messages: observeMessages(response.messages, {
-        onMessage: (m) => {
-          responses++;
-          return m;
-        },
-        onEnd: (error, { readerLeft }) => {
-          if (!readerLeft) return done(error);
-          const reason: unknown = request.signal?.aborted ? request.signal.reason : undefined;
-          done(reason ?? new RpcError(Code.Canceled, "the reader stopped before the end of the stream"));
-        },
       }),
-    };
+    );
   };
 }

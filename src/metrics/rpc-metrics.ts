@@ -13,8 +13,8 @@
  * @see https://opentelemetry.io/docs/specs/semconv/rpc/rpc-metrics/
  */
 import { Code, codeName } from "../protocol/code.js";
-import { RpcError } from "../protocol/errors.js";
-import { observeMessages, type Interceptor } from "../interceptor.js";
+import type { Interceptor } from "../interceptor.js";
+import { observeCall } from "../interceptors/observe-call.js";
 import type { Server } from "../server/server.js";
 import type { HttpHandler } from "../server/web-protocols.js";
 import { prometheusContentType, Registry } from "./registry.js";
@@ -56,39 +56,17 @@ export function createRpcMetrics(options: RpcMetricsOptions = {}): RpcMetrics {
     client: sideMetrics(registry, "client", buckets),
     server: sideMetrics(registry, "server", buckets),
   };
-  const interceptor: Interceptor = (next) => async (req) => {
+  const interceptor: Interceptor = (next) => (req) => {
     const m = sides[req.side];
-    const t0 = now();
     const labels = { rpc_system: systems[req.protocol], rpc_service: req.method.parent.typeName, rpc_method: req.method.name, rpc_grpc_status_code: "" };
     m.started.add(labels);
-    let requests = 0;
-    let responses = 0;
-    let recorded = false;
-    const record = (error: unknown) => {
-      if (recorded) return;
-      recorded = true;
-      const code = error === undefined ? Code.OK : RpcError.from(error).code;
-      const done = { ...labels, rpc_grpc_status_code: String(code) };
-      m.duration.observe(done, (now() - t0) / 1000);
-      m.requests.observe(done, requests);
-      m.responses.observe(done, responses);
-      if (code !== Code.OK) m.failed.add({ ...done, rpc_grpc_status_code: codeName(code) });
-    };
-    const request = { ...req, messages: observeMessages(req.messages, { onMessage: (msg) => (requests++, msg) }) };
-    let res;
-    try {
-      res = await next(request);
-    } catch (e) {
-      record(e);
-      throw e;
-    }
-    return {
-      ...res,
-      messages: observeMessages(res.messages, {
-        onMessage: (msg) => (responses++, msg),
-        onEnd: (error, { readerLeft }) => record(readerLeft && error === undefined ? new RpcError(Code.Canceled, "the reader left") : error),
-      }),
-    };
+    return observeCall(req, next, now, (o) => {
+      const done = { ...labels, rpc_grpc_status_code: String(o.code) };
+      m.duration.observe(done, o.durationMs / 1000);
+      m.requests.observe(done, o.requests);
+      m.responses.observe(done, o.responses);
+      if (o.code !== Code.OK) m.failed.add({ ...done, rpc_grpc_status_code: codeName(o.code) });
+    });
   };
   const render = () => registry.render();
   return {

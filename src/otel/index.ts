@@ -5,3 +5,5 @@
  */
 export { activeTraceId, createTracingInterceptor, metadataGetter, metadataSetter } from "./tracing.js";
 export type { TracingInterceptorOptions } from "./tracing.js";
+export { createOtelMetrics } from "./metrics.js";
+export type { OtelMetrics, OtelMetricsOptions } from "./metrics.js";

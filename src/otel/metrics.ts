@@ -1,0 +1,89 @@
+/**
+ * OpenTelemetry metrics for Rill calls, through `@opentelemetry/api`'s meter (any SDK and
+ * exporter): the RPC semantic conventions' call duration, and what only a streaming server
+ * knows, under `rill.` names.
+ *
+ * | instrument | kind | unit |
+ * |---|---|---|
+ * | `rpc.server.call.duration`, `rpc.client.call.duration` | histogram | s |
+ * | `rill.rpc.server.messages_received`, `…_sent` (and `client`) per RPC | histogram | {message} |
+ * | `rill.server.active_calls`, `rill.server.connections` | gauge (observed) | {call}, {connection} |
+ * | `rill.server.buffered_bytes` | gauge (observed) | By |
+ * | `rill.server.flow_control.waits`, `rill.server.flow_control.wait_time` | counter (observed) | {wait}, s |
+ * | `rill.server.try_send.refusals` | counter (observed) | {message} |
+ *
+ * Attributes follow the spans' (semconv 1.45): `rpc.system.name` (`grpc`, `connectrpc`),
+ * `rpc.method` (`package.Service/Method`), `rpc.status_code` (the code's name), `error.type` on
+ * failures, and `rill.rpc.protocol`. Messages per RPC left the conventions without a
+ * replacement; a streaming framework needs them, so they are kept under Rill's own names.
+ * @see https://opentelemetry.io/docs/specs/semconv/rpc/rpc-metrics/
+ */
+import type { Attributes, MeterProvider } from "@opentelemetry/api";
+import type { Interceptor } from "../interceptor.js";
+import { observeCall } from "../interceptors/observe-call.js";
+import { Code, codeName } from "../protocol/code.js";
+import type { Server } from "../server/server.js";
+import { api } from "./api.js";
+
+/** Options of `createOtelMetrics`. */
+export interface OtelMetricsOptions {
+  /** Default: the global meter provider (what the SDK registered). */
+  meterProvider?: MeterProvider;
+}
+
+export interface OtelMetrics {
+  /** Add to a server's or channel's interceptors (first, to time the whole call). */
+  readonly interceptor: Interceptor;
+  /** Observes `server`'s open calls and connections, buffered bytes and flow-control counters. */
+  observeServer(server: Server): void;
+}
+
+/** Duration buckets in seconds (semconv's advice for call duration). */
+const durationBoundaries = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
+const messageBoundaries = [1, 2, 5, 10, 100, 1000, 10_000, 100_000];
+
+export function createOtelMetrics(options: OtelMetricsOptions = {}): OtelMetrics {
+  const meter = (options.meterProvider ?? api.metrics.getMeterProvider()).getMeter("rill");
+  const side = (s: "client" | "server") => ({
+    duration: meter.createHistogram(`rpc.${s}.call.duration`, {
+      unit: "s",
+      description: `Duration of ${s === "server" ? "incoming" : "outgoing"} RPCs, until the last response message was read.`,
+      advice: { explicitBucketBoundaries: durationBoundaries },
+    }),
+    received: meter.createHistogram(`rill.rpc.${s}.messages_received`, { unit: "{message}", description: "Messages received per RPC.", advice: { explicitBucketBoundaries: messageBoundaries } }),
+    sent: meter.createHistogram(`rill.rpc.${s}.messages_sent`, { unit: "{message}", description: "Messages sent per RPC.", advice: { explicitBucketBoundaries: messageBoundaries } }),
+  });
+  const sides = { client: side("client"), server: side("server") };
+  const interceptor: Interceptor = (next) => (req) => {
+    const m = sides[req.side];
+    return observeCall(req, next, () => performance.now(), (o) => {
+      const attributes: Attributes = {
+        "rpc.system.name": req.protocol === "connect" ? "connectrpc" : "grpc",
+        "rpc.method": req.path.slice(1),
+        "rpc.status_code": codeName(o.code),
+        "rill.rpc.protocol": req.protocol,
+      };
+      if (o.code !== Code.OK) attributes["error.type"] = codeName(o.code);
+      m.duration.record(o.durationMs / 1000, attributes);
+      // A client sends its requests and receives responses; a server the other way round.
+      const [sent, received] = req.side === "client" ? [o.requests, o.responses] : [o.responses, o.requests];
+      m.sent.record(sent, attributes);
+      m.received.record(received, attributes);
+    });
+  };
+  return {
+    interceptor,
+    observeServer(server) {
+      const gauge = (name: string, unit: string, description: string, read: () => number) =>
+        meter.createObservableGauge(name, { unit, description }).addCallback((r) => r.observe(read()));
+      const counter = (name: string, unit: string, description: string, read: () => number) =>
+        meter.createObservableCounter(name, { unit, description }).addCallback((r) => r.observe(read()));
+      gauge("rill.server.active_calls", "{call}", "Calls running on the server now (open streams).", () => server.activeCalls);
+      gauge("rill.server.connections", "{connection}", "Client connections open now (HTTP/2 sessions and HTTP/1.1 connections).", () => server.openConnections);
+      gauge("rill.server.buffered_bytes", "By", "Request and response bytes held against the memory budgets now.", () => server.stats.bufferedBytes);
+      counter("rill.server.flow_control.waits", "{wait}", "Times a producer waited for a client to take what was buffered.", () => server.stats.flowControlWaits);
+      counter("rill.server.flow_control.wait_time", "s", "Total time producers waited on flow control.", () => server.stats.flowControlWaitMs / 1000);
+      counter("rill.server.try_send.refusals", "{message}", "ctx.trySend calls refused because the call's buffer was full.", () => server.stats.trySendRefusals);
+    },
+  };
+}
