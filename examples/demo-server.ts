@@ -33,6 +33,7 @@ server.add(RouteGuide, routeGuideService());
 addVideoService(server);
 // Pub/sub hub and the long-lived demo on it: Redis Streams when REDIS_URL is set, else in memory.
 const hub = createHub();
+metrics.observeHub(hub);
 const longlived = createLonglived(hub);
 server.add(PubSubService, hub.service);
 server.add(Longlived, longlived.service);

@@ -29,6 +29,14 @@ export interface RpcMetricsOptions {
   now?: () => number;
 }
 
+/** What `observeHub` reads (a hub's `stats`). */
+export interface SubscriberStats {
+  readonly subscribers: number;
+  readonly queuedEvents: number;
+  readonly maxQueuedEvents: number;
+  readonly cutSubscribers: number;
+}
+
 export interface RpcMetrics {
   readonly registry: Registry;
   /** Add first to a server's or channel's interceptors, to time the whole call. */
@@ -37,6 +45,8 @@ export interface RpcMetrics {
   readonly httpHandler: HttpHandler;
   /** Reports `server`'s open calls and connections, buffered bytes and flow-control counters. */
   observeServer(server: Server): void;
+  /** Reports a pub/sub hub's subscribers, their lag and those cut for it (`rill/pubsub`'s `createHub`). */
+  observeHub(hub: { readonly stats: SubscriberStats }): void;
   /** The Prometheus text now. */
   render(): string;
 }
@@ -82,6 +92,13 @@ export function createRpcMetrics(options: RpcMetricsOptions = {}): RpcMetrics {
       registry.readCounter("rill_server_flow_control_waits_total", "Times a producer waited for a client to take what was buffered.", one(() => server.stats.flowControlWaits));
       registry.readCounter("rill_server_flow_control_wait_seconds_total", "Total time producers waited on flow control.", one(() => server.stats.flowControlWaitMs / 1000));
       registry.readCounter("rill_server_try_send_refusals_total", "ctx.trySend calls refused because the call's buffer was full.", one(() => server.stats.trySendRefusals));
+    },
+    observeHub(hub) {
+      const one = (read: () => number) => () => [[{}, read()]] as Iterable<[Record<string, string>, number]>;
+      registry.gauge("rill_pubsub_subscribers", "Open subscriptions on this hub.", one(() => hub.stats.subscribers));
+      registry.gauge("rill_pubsub_queued_events", "Events queued for subscribers whose streams have not taken them yet (their lag, together).", one(() => hub.stats.queuedEvents));
+      registry.gauge("rill_pubsub_max_queued_events", "The most events any one subscriber has queued (the worst lag).", one(() => hub.stats.maxQueuedEvents));
+      registry.readCounter("rill_pubsub_cut_subscribers_total", "Subscribers ended for falling behind (RESOURCE_EXHAUSTED, resumable).", one(() => hub.stats.cutSubscribers));
     },
   };
 }

@@ -11,6 +11,7 @@
  * | `rill.server.buffered_bytes` | gauge (observed) | By |
  * | `rill.server.flow_control.waits`, `rill.server.flow_control.wait_time` | counter (observed) | {wait}, s |
  * | `rill.server.try_send.refusals` | counter (observed) | {message} |
+ * | `rill.pubsub.subscribers`, `…queued_events`, `…max_queued_events`, `…cut_subscribers` | gauges, counter (observed) | — |
  *
  * Attributes follow the spans' (semconv 1.45): `rpc.system.name` (`grpc`, `connectrpc`),
  * `rpc.method` (`package.Service/Method`), `rpc.status_code` (the code's name), `error.type` on
@@ -22,6 +23,7 @@ import type { Attributes, MeterProvider } from "@opentelemetry/api";
 import type { Interceptor } from "../interceptor.js";
 import { observeCall } from "../interceptors/observe-call.js";
 import { Code, codeName } from "../protocol/code.js";
+import type { SubscriberStats } from "../metrics/rpc-metrics.js";
 import type { Server } from "../server/server.js";
 import { api } from "./api.js";
 
@@ -36,6 +38,8 @@ export interface OtelMetrics {
   readonly interceptor: Interceptor;
   /** Observes `server`'s open calls and connections, buffered bytes and flow-control counters. */
   observeServer(server: Server): void;
+  /** Observes a pub/sub hub's subscribers, their lag and those cut for it. */
+  observeHub(hub: { readonly stats: SubscriberStats }): void;
 }
 
 /** Duration buckets in seconds (semconv's advice for call duration). */
@@ -84,6 +88,12 @@ export function createOtelMetrics(options: OtelMetricsOptions = {}): OtelMetrics
       counter("rill.server.flow_control.waits", "{wait}", "Times a producer waited for a client to take what was buffered.", () => server.stats.flowControlWaits);
       counter("rill.server.flow_control.wait_time", "s", "Total time producers waited on flow control.", () => server.stats.flowControlWaitMs / 1000);
       counter("rill.server.try_send.refusals", "{message}", "ctx.trySend calls refused because the call's buffer was full.", () => server.stats.trySendRefusals);
+    },
+    observeHub(hub) {
+      meter.createObservableGauge("rill.pubsub.subscribers", { unit: "{subscription}", description: "Open subscriptions on this hub." }).addCallback((r) => r.observe(hub.stats.subscribers));
+      meter.createObservableGauge("rill.pubsub.queued_events", { unit: "{event}", description: "Events queued for subscribers, all together (their lag)." }).addCallback((r) => r.observe(hub.stats.queuedEvents));
+      meter.createObservableGauge("rill.pubsub.max_queued_events", { unit: "{event}", description: "The most events any one subscriber has queued." }).addCallback((r) => r.observe(hub.stats.maxQueuedEvents));
+      meter.createObservableCounter("rill.pubsub.cut_subscribers", { unit: "{subscription}", description: "Subscribers ended for falling behind." }).addCallback((r) => r.observe(hub.stats.cutSubscribers));
     },
   };
 }

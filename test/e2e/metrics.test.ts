@@ -9,6 +9,7 @@ import { describe, test } from "node:test";
 import { Echo } from "../../gen/echo/echo_pb.js";
 import { Code, RpcError } from "../../src/index.js";
 import { createRpcMetrics } from "../../src/metrics/index.js";
+import { createHub, PubSubService } from "../../src/services/pubsub/index.js";
 import { echoStreams } from "../support/echo.js";
 import { collect, eventually, useHarness } from "../support/harness.js";
 import { statusOf } from "../support/assertions.js";
@@ -94,6 +95,27 @@ describe("rill/metrics", () => {
     const client = parse(clientText);
     assert.equal(sample(clientText, "rpc_client_duration_seconds_count", { rpc_method: "UnaryEcho", rpc_grpc_status_code: "0" }), "5");
     assert.equal(family(client, "rpc_client_started_total").metrics.reduce((n, m) => n + Number(m.value), 0), 7);
+  });
+
+  test("a hub's subscribers, their lag and the one cut for falling behind", async () => {
+    const metrics = createRpcMetrics();
+    const hub = createHub({ maxQueuedEvents: 4 });
+    metrics.observeHub(hub);
+    const { target } = await h.server((s) => s.add(PubSubService, hub.service), { sendHighWaterMark: 16 * 1024 });
+    const pubsub = h.client(PubSubService, target);
+    const stream = pubsub.subscribe({ topic: "t" })[Symbol.asyncIterator]();
+    const first = stream.next();
+    await eventually(() => hub.stats.subscribers === 1, 2000, "the subscription");
+    assert.equal(sample(metrics.render(), "rill_pubsub_subscribers", {}), "1");
+    await hub.publish("t", new Uint8Array(8));
+    await first;
+    // Read no further: the stream's windows and buffers fill, then the hub's queue, then it is cut.
+    for (let i = 0; i < 200 && hub.stats.cutSubscribers === 0; i++) await hub.publish("t", new Uint8Array(64 * 1024));
+    await eventually(() => hub.stats.cutSubscribers === 1, 5000, "the slow subscriber to be cut");
+    const text = metrics.render();
+    assert.equal(sample(text, "rill_pubsub_cut_subscribers_total", {}), "1");
+    assert.equal(family(parse(text), "rill_pubsub_cut_subscribers_total").type, "COUNTER");
+    await stream.return?.();
   });
 
   test("a caller that stops reading a stream is counted CANCELLED on the client", async () => {

@@ -76,6 +76,18 @@ export interface StreamOptions<M> {
 /** The shortest bookmark interval served: a client asking for less gets this. */
 export const minBookmarkIntervalMs = 100;
 
+/** A hub's subscribers at a glance. */
+export interface HubStats {
+  /** Open subscriptions on this instance. */
+  readonly subscribers: number;
+  /** Events queued for subscribers whose streams have not taken them yet, all together. */
+  readonly queuedEvents: number;
+  /** The most any one subscriber has queued: the worst lag. */
+  readonly maxQueuedEvents: number;
+  /** Subscribers ended (RESOURCE_EXHAUSTED, resumable) for falling behind, since the hub started. */
+  readonly cutSubscribers: number;
+}
+
 /** The hub. */
 export interface Hub {
   /** The event log it serves. */
@@ -99,6 +111,8 @@ export interface Hub {
   unsubscribeTopic(topic: string): Promise<number>;
   /** Open subscriptions registered in the fan-out (of `topic`, or all). */
   subscriberCount(topic?: string): number;
+  /** How far behind subscribers are and how many were cut for it, read at once (for metrics). */
+  readonly stats: HubStats;
   /**
    * Ends every subscription with UNAVAILABLE (clients resubscribe, elsewhere if they can)
    * and refuses new ones. Call before `server.shutdown()`: streams that never end would
@@ -146,6 +160,7 @@ export function createHub(options: HubOptions = {}): Hub {
   }
   const topics = new Map<string, TopicState>();
   const subscriptions = new Map<string, AnySubscription>();
+  let cutSubscribers = 0;
   const bookmarks = new Bookmarks();
   const mapped = new Map<EventMapper<unknown>, WeakMap<StoredEvent, unknown>>();
   let draining = false;
@@ -224,6 +239,7 @@ export function createHub(options: HubOptions = {}): Hub {
     }
     const id = randomBytes(9).toString("base64url");
     const sub = new Subscription<M>(id, o.topic, start, ctx, log, memo(o.map), maxQueued, (s) => {
+      if (s.cutForLag) cutSubscribers++;
       t.subs.delete(s as unknown as AnySubscription);
       bookmarks.delete(s as unknown as AnySubscription);
       subscriptions.delete(s.id);
@@ -287,6 +303,15 @@ export function createHub(options: HubOptions = {}): Hub {
     },
     unsubscribeTopic(topic) {
       return control.end({ topic });
+    },
+    get stats() {
+      let queuedEvents = 0;
+      let maxQueuedEvents = 0;
+      for (const sub of subscriptions.values()) {
+        queuedEvents += sub.queued;
+        if (sub.queued > maxQueuedEvents) maxQueuedEvents = sub.queued;
+      }
+      return { subscribers: subscriptions.size, queuedEvents, maxQueuedEvents, cutSubscribers };
     },
     subscriberCount(topic) {
       if (topic !== undefined) return topics.get(topic)?.subs.size ?? 0;

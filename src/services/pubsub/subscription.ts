@@ -44,6 +44,8 @@ export class Subscription<M = unknown> {
   readonly done: Promise<void>;
   /** The id of the last event handed to the stream (or the start position). */
   cursor: string;
+  /** It was ended for falling behind (counted in the hub's stats). */
+  cutForLag = false;
 
   constructor(
     readonly id: string,
@@ -66,7 +68,8 @@ export class Subscription<M = unknown> {
     return this.state === "ended";
   }
 
-  private get queued(): number {
+  /** Events waiting for this subscriber's stream to take them: how far behind it is. */
+  get queued(): number {
     return this.queue.length - this.queueStart;
   }
 
@@ -146,6 +149,7 @@ export class Subscription<M = unknown> {
       const md = new Metadata();
       md.set(resumeAfterKey, this.cursor);
       const behind = this.queued >= this.maxQueued ? `${this.maxQueued} events` : `${this.maxQueuedBytes} bytes of events (maxQueuedBytes)`;
+      this.cutForLag = true;
       this.fail(
         new RpcError(
           Code.ResourceExhausted,
