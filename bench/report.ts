@@ -86,6 +86,8 @@ export function implLabel(impl: string): string {
       return "connect-node";
     case "raw-tuned":
       return "raw, 4/16 MiB windows";
+    case "rill-observed":
+      return "Rill + metrics + tracing";
     default:
       return impl;
   }

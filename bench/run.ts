@@ -43,8 +43,11 @@ const rounds = Number(option("--rounds") ?? (quick ? 2 : 5));
 const memoryRounds = Math.max(1, quick ? Math.min(rounds, 1) : Math.min(rounds, 3));
 const only = (option("--only")?.split(",") ?? [...implNames]) as ImplName[];
 /** The implementations a scenario runs: its own list if it has one, optional ones only where it asks for them. */
+const observed = flag("--observed");
 const implsOf = (s: Scenario): ImplName[] =>
-  impls.filter((i) => (s.impls === undefined ? !optionalImpls.includes(i) || (s.extraImpls ?? []).includes(i) : s.impls.includes(i)));
+  impls.filter((i) =>
+    observed && i === "rill-observed" ? s.impls === undefined || s.impls.includes("rill") : s.impls === undefined ? !optionalImpls.includes(i) || (s.extraImpls ?? []).includes(i) : s.impls.includes(i),
+  );
 const impls = implNames.filter((n) => only.includes(n));
 const chosen = option("--scenarios")?.split(",");
 const selected = scenarios.filter((s) => chosen === undefined || chosen.includes(s.id));

@@ -21,5 +21,7 @@ export async function loadImpl(name: ImplName): Promise<Impl> {
       return import("./connect.js");
     case "raw-tuned":
       return import("./raw-tuned.js");
+    case "rill-observed":
+      return import("./rill-observed.js");
   }
 }

@@ -56,10 +56,13 @@ function idleStream(ctx: HandlerContext<PayloadInit>, hooks: ServerHooks): Async
   return out;
 }
 
-export const startServer: StartServer = async (hooks) => {
+export const startServer: StartServer = (hooks) => startRillServer(hooks, {});
+
+/** The bench server, with `extra` options (rill-observed's interceptors). */
+export async function startRillServer(hooks: Parameters<StartServer>[0], extra: ServerOptions): ReturnType<StartServer> {
   // The idle-streams scenario opens 10,000 streams on one connection: a server meant for that
   // raises maxConcurrentStreams (default 100 since the hardening; the others are unlimited).
-  const server = createServer({ maxConcurrentStreams: 100_000, ...envOptions<ServerOptions>("BENCH_RILL_SERVER") });
+  const server = createServer({ maxConcurrentStreams: 100_000, ...extra, ...envOptions<ServerOptions>("BENCH_RILL_SERVER") });
   server.add(BenchService, {
     unary: (req) => ({ data: req.data }),
     serverStream(req, ctx) {
@@ -83,10 +86,13 @@ export const startServer: StartServer = async (hooks) => {
   });
   const { port } = await server.listen({ host: "127.0.0.1", port: 0 });
   return { port, close: () => server.forceShutdown() };
-};
+}
 
-export const connectClient: ConnectClient = async (port) => {
-  const channel = createChannel(`127.0.0.1:${port}`, envOptions<ChannelOptions>("BENCH_RILL_CHANNEL"));
+export const connectClient: ConnectClient = (port) => connectRill(port, {});
+
+/** The bench client, with `extra` channel options. */
+export async function connectRill(port: number, extra: ChannelOptions): ReturnType<ConnectClient> {
+  const channel = createChannel(`127.0.0.1:${port}`, { ...extra, ...envOptions<ChannelOptions>("BENCH_RILL_CHANNEL") });
   await channel.waitForReady({ timeoutMs: 5000 });
   const client = createClient(BenchService, channel);
   const stalled: unknown[] = [];
@@ -129,4 +135,4 @@ export const connectClient: ConnectClient = async (port) => {
     close: () => channel.close(),
   };
   return bench;
-};
+}

@@ -25,5 +25,7 @@ export function transferImpl(name: ImplName): TransferImpl {
       return grpcJs;
     case "connect":
       return connect;
+    case "rill-observed":
+      throw new Error("the transfer benchmark has no rill-observed implementation (its overhead rows are the main suite's, with --observed)");
   }
 }
