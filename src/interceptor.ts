@@ -111,23 +111,42 @@ export interface MessageObserver {
  * return) closes `messages` too, so a cancellation still reaches the call.
  */
 export function observeMessages(messages: AsyncIterable<unknown>, observer: MessageObserver): AsyncIterable<unknown> {
+  // A hand-written iterator, not an async generator: one `then` per message instead of a
+  // generator's hops, which every message of a stream paid once per observing interceptor.
   return {
-    async *[Symbol.asyncIterator]() {
+    [Symbol.asyncIterator](): AsyncIterator<unknown> {
+      const it = messages[Symbol.asyncIterator]();
       let ended = false;
       const end = (error: unknown, readerLeft: boolean) => {
         if (ended) return;
         ended = true;
         observer.onEnd?.(error, { readerLeft });
       };
-      try {
-        for await (const m of messages) yield observer.onMessage === undefined ? m : observer.onMessage(m);
-        end(undefined, false);
-      } catch (e) {
-        end(e, false);
-        throw e;
-      } finally {
-        end(undefined, true);
-      }
+      const onMessage = observer.onMessage;
+      return {
+        next(): Promise<IteratorResult<unknown>> {
+          if (ended) return Promise.resolve({ done: true, value: undefined });
+          return it.next().then(
+            (r) => {
+              if (r.done === true) {
+                end(undefined, false);
+                return r;
+              }
+              return onMessage === undefined ? r : { done: false, value: onMessage(r.value) };
+            },
+            (e: unknown) => {
+              end(e, false);
+              throw e;
+            },
+          );
+        },
+        // The reader left early (break, return): the source is closed too, so a cancellation reaches the call.
+        return(value?: unknown): Promise<IteratorResult<unknown>> {
+          const closing = it.return?.(value);
+          end(undefined, true);
+          return closing === undefined ? Promise.resolve({ done: true, value }) : closing.then(() => ({ done: true, value }));
+        },
+      };
     },
   };
 }

@@ -182,18 +182,18 @@ async function one(response: CallResponse, path: string): Promise<unknown> {
  */
 function deferredMessages(response: Promise<CallResponse>): AsyncIterableIterator<unknown> {
   // Nobody may ever iterate: a failed start must not become an unhandled rejection.
-  const iterator = response.then((r) => r.messages[Symbol.asyncIterator]());
+  const iterator = response.then((r) => (started = r.messages[Symbol.asyncIterator]()));
   iterator.catch(() => {});
+  // Once the chain has started, each next() goes straight to its iterator (no async frame per message).
+  let started: AsyncIterator<unknown> | undefined;
+  const mapped = (e: unknown) => Promise.reject(asRpcError(e));
   return {
     [Symbol.asyncIterator]() {
       return this;
     },
-    async next() {
-      try {
-        return await (await iterator).next();
-      } catch (e) {
-        throw asRpcError(e);
-      }
+    next() {
+      if (started !== undefined) return started.next().catch(mapped);
+      return iterator.then((it) => it.next()).catch(mapped);
     },
     async return(value?: unknown) {
       const it = await iterator.catch(() => undefined);

@@ -86,30 +86,50 @@ function terminal(handler: AnyHandler, request: CallRequest, singleRequest: bool
     const answer = input.then((i) => handler(i, ctx as HandlerContext<never>));
     return { header: ctx.responseHeader, trailer: ctx.responseTrailer, messages: new PendingMessage(untilEnded(answer, ctx)) };
   }
-  const signal = ctx.signal;
-  async function* responses(): AsyncGenerator<unknown> {
-    let input: unknown = request.messages;
-    if (singleRequest) {
-      const m = request.messages;
-      input = await exactlyOneRequest(m, path);
-    }
-    // Streaming handlers may yield or push (ctx.send/trySend). Pushed messages go through a
-    // per-call pushable into this iterable, so interceptors see and may rewrite them too. (Every
-    // server call's ctx is a CallContext: it is made in ServerCall.start.)
+  // Streaming handlers may yield or push (ctx.send/trySend). Pushed messages go through a
+  // per-call pushable into the response iterable, so interceptors see and may rewrite them too.
+  // (Every server call's ctx is a CallContext: it is made in ServerCall.start.) The handler
+  // starts when the chain first reads a response.
+  const start = async (): Promise<AsyncIterator<unknown>> => {
+    const input: unknown = singleRequest ? await exactlyOneRequest(request.messages, path) : request.messages;
     const pushed = createPushable<unknown>({ highWaterMark: pushedHighWaterMark });
     const output = handler(input, (ctx as unknown as CallContext).pushingTo(pushed) as HandlerContext<never>);
     if (output !== null && typeof output === "object" && Symbol.asyncIterator in output) {
       pushed.end();
-      yield* abortable(output as AsyncIterable<unknown>, signal);
-      return;
+      return abortable(output as AsyncIterable<unknown>, ctx)[Symbol.asyncIterator]();
     }
     Promise.resolve(output).then(
       () => pushed.end(),
       (e: unknown) => pushed.fail(e),
     );
-    yield* abortable(pushed, signal);
-  }
-  return { header: ctx.responseHeader, trailer: ctx.responseTrailer, messages: { [Symbol.asyncIterator]: responses } };
+    return abortable(pushed, ctx)[Symbol.asyncIterator]();
+  };
+  return { header: ctx.responseHeader, trailer: ctx.responseTrailer, messages: startedOnRead(start) };
+}
+
+/** An iterable whose iterator comes from `start`, called on the first `next()` (no generator in between). */
+function startedOnRead(start: () => Promise<AsyncIterator<unknown>>): AsyncIterable<unknown> {
+  return {
+    [Symbol.asyncIterator](): AsyncIterator<unknown> {
+      let inner: AsyncIterator<unknown> | undefined;
+      let starting: Promise<AsyncIterator<unknown>> | undefined;
+      const done = (value: unknown): IteratorResult<unknown> => ({ done: true, value });
+      return {
+        next() {
+          if (inner !== undefined) return inner.next();
+          return (starting ??= start()).then((i) => (inner = i).next());
+        },
+        return(value?: unknown) {
+          if (inner !== undefined) return inner.return?.(value) ?? Promise.resolve(done(value));
+          if (starting === undefined) return Promise.resolve(done(value));
+          return starting.then(
+            (i) => i.return?.(value) ?? done(value),
+            () => done(value),
+          );
+        },
+      };
+    },
+  };
 }
 
 /**
@@ -119,26 +139,63 @@ function terminal(handler: AnyHandler, request: CallRequest, singleRequest: bool
  */
 const pushedHighWaterMark = 16;
 
-async function* abortable(source: AsyncIterable<unknown>, signal: AbortSignal): AsyncGenerator<unknown> {
-  const it = source[Symbol.asyncIterator]();
-  let finished = false;
-  try {
-    for (;;) {
-      const r = await untilAborted(it.next(), signal);
-      if (r.done) {
-        finished = true;
-        return;
-      }
-      yield r.value;
-    }
-  } finally {
-    if (!finished) {
-      // A handler stuck in an await would hold return() back: wait for it only on a live call.
-      const closing = it.return?.();
-      if (signal.aborted) void closing?.catch(() => {});
-      else await closing;
-    }
-  }
+/**
+ * `source`'s messages until the call ends: then a pending `next()` rejects with the end reason,
+ * so interceptors see how the call ended even when the handler is stuck in an await. The end
+ * is watched once per call (`ctx.closed`), and only the `next()` in flight is told: racing every
+ * message against one long-lived promise would pile a reaction per message onto it.
+ */
+function abortable(source: AsyncIterable<unknown>, ctx: HandlerContext): AsyncIterable<unknown> {
+  return {
+    [Symbol.asyncIterator](): AsyncIterator<unknown> {
+      const it = source[Symbol.asyncIterator]();
+      let finished = false;
+      let callEnded = false;
+      let waiting: ((e: unknown) => void) | undefined;
+      let watching = false;
+      const watch = () => {
+        watching = true;
+        void ctx.closed.then(() => {
+          callEnded = true;
+          const fail = waiting;
+          waiting = undefined;
+          fail?.(abortError(ctx.signal));
+        });
+      };
+      return {
+        next(): Promise<IteratorResult<unknown>> {
+          if (finished) return Promise.resolve({ done: true, value: undefined });
+          if (callEnded) return Promise.reject(abortError(ctx.signal));
+          if (!watching) watch();
+          return new Promise((resolve, reject) => {
+            waiting = reject;
+            it.next().then(
+              (r) => {
+                waiting = undefined;
+                if (r.done === true) finished = true;
+                resolve(r);
+              },
+              (e: unknown) => {
+                waiting = undefined;
+                reject(e);
+              },
+            );
+          });
+        },
+        return(value?: unknown): Promise<IteratorResult<unknown>> {
+          if (finished) return Promise.resolve({ done: true, value });
+          finished = true;
+          // A handler stuck in an await would hold return() back: wait for it only on a live call.
+          const closing = it.return?.();
+          if (callEnded || closing === undefined) {
+            void closing?.catch(() => {});
+            return Promise.resolve({ done: true, value });
+          }
+          return closing.then(() => ({ done: true, value }));
+        },
+      };
+    },
+  };
 }
 
 /**
@@ -162,28 +219,6 @@ function untilEnded<T>(promise: Promise<T>, ctx: HandlerContext): Promise<T> {
     void ctx.closed.then(() => {
       if (!settled) reject(abortError(ctx.signal));
     });
-  });
-}
-
-/** `promise`, or a rejection with the signal's reason as soon as it aborts. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) {
-    void promise.catch(() => {});
-    return Promise.reject(abortError(signal));
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(abortError(signal));
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(e);
-      },
-    );
   });
 }
 
