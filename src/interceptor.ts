@@ -111,6 +111,28 @@ export interface MessageObserver {
  * return) closes `messages` too, so a cancellation still reaches the call.
  */
 export function observeMessages(messages: AsyncIterable<unknown>, observer: MessageObserver): AsyncIterable<unknown> {
+  // One message known now, or one to come: observed as it is, so the chain keeps its fast path
+  // (no iteration at all for a unary call's request and response).
+  if (messages instanceof SingleMessage) {
+    const value = observer.onMessage === undefined ? messages.message : observer.onMessage(messages.message);
+    observer.onEnd?.(undefined, { readerLeft: false });
+    return new SingleMessage(value);
+  }
+  if (messages instanceof PendingMessage) {
+    return new PendingMessage(
+      messages.promise.then(
+        (v) => {
+          const value = observer.onMessage === undefined ? v : observer.onMessage(v);
+          observer.onEnd?.(undefined, { readerLeft: false });
+          return value;
+        },
+        (e: unknown) => {
+          observer.onEnd?.(e, { readerLeft: false });
+          throw e;
+        },
+      ),
+    );
+  }
   // A hand-written iterator, not an async generator: one `then` per message instead of a
   // generator's hops, which every message of a stream paid once per observing interceptor.
   return {

@@ -44,7 +44,7 @@ import type {
 import { api } from "./api.js";
 import type { DescMessage } from "@bufbuild/protobuf";
 import { protoCodec } from "../codec/codec.js";
-import { SingleMessage, type CallRequest, type Interceptor } from "../interceptor.js";
+import { PendingMessage, SingleMessage, type CallRequest, type Interceptor } from "../interceptor.js";
 import { Code, codeName } from "../protocol/code.js";
 import { RpcError } from "../protocol/errors.js";
 import type { Metadata } from "../protocol/metadata.js";
@@ -279,36 +279,70 @@ function traced(
   onMessage: ((m: unknown) => void) | undefined,
   request: CallRequest,
 ): AsyncIterable<unknown> {
+  // A unary or client-streaming call's one response, as a promise: it was produced under the
+  // span already (the chain ran in its context), so it is only reported and the span ended.
+  if (messages instanceof PendingMessage) {
+    return new PendingMessage(
+      messages.promise.then(
+        (v) => {
+          onMessage?.(v);
+          call?.end(undefined);
+          return v;
+        },
+        (e: unknown) => {
+          call?.end(e);
+          throw e;
+        },
+      ),
+    );
+  }
+  // A hand-written iterator (no generator hops per message). Only the server's reads run under
+  // the span: they resume the handler, whose spans must nest under it; the client's reads
+  // create no spans, and AsyncLocalStorage's run per message is not free.
+  const server = request.side === "server";
   return {
-    async *[Symbol.asyncIterator]() {
+    [Symbol.asyncIterator](): AsyncIterator<unknown> {
       const it = messages[Symbol.asyncIterator]();
       let finished = false;
-      try {
-        for (;;) {
-          const r = await api.context.with(ctx, () => it.next());
-          if (r.done === true) {
-            finished = true;
-            call?.end(undefined);
-            return;
-          }
-          onMessage?.(r.value);
-          yield r.value;
-        }
-      } catch (e) {
-        finished = true;
-        call?.end(e);
-        throw e;
-      } finally {
-        if (!finished) {
-          // The reader left early: close the call's stream (a cancellation still reaches it), then end the span.
-          try {
-            await it.return?.();
-          } finally {
+      return {
+        next(): Promise<IteratorResult<unknown>> {
+          if (finished) return Promise.resolve({ done: true, value: undefined });
+          const read = server ? api.context.with(ctx, () => it.next()) : it.next();
+          return read.then(
+            (r) => {
+              if (r.done === true) {
+                finished = true;
+                call?.end(undefined);
+              } else onMessage?.(r.value);
+              return r;
+            },
+            (e: unknown) => {
+              finished = true;
+              call?.end(e);
+              throw e;
+            },
+          );
+        },
+        // The reader left early: close the call's stream (a cancellation still reaches it), then end the span.
+        return(value?: unknown): Promise<IteratorResult<unknown>> {
+          if (finished) return Promise.resolve({ done: true, value });
+          finished = true;
+          const endSpan = () => {
             const reason: unknown = request.signal?.aborted ? request.signal.reason : undefined;
             call?.end(reason ?? new RpcError(Code.Canceled, "the reader stopped before the end of the stream"));
-          }
-        }
-      }
+          };
+          return Promise.resolve(it.return?.(value)).then(
+            () => {
+              endSpan();
+              return { done: true, value };
+            },
+            (e: unknown) => {
+              endSpan();
+              throw e;
+            },
+          );
+        },
+      };
     },
   };
 }
