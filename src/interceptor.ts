@@ -97,6 +97,17 @@ export function chainInterceptors(interceptors: readonly Interceptor[], terminal
   return next;
 }
 
+/**
+ * `request` with other messages: a copy like `{ ...request, messages }`, except that properties
+ * made on first use (the server's `signal`, an AbortController) stay lazy instead of being made
+ * by the copy. For interceptors of Rill's own; user code may spread as the docs show.
+ */
+export function withMessages(request: CallRequest, messages: AsyncIterable<unknown>): CallRequest {
+  const copy = Object.defineProperties({}, Object.getOwnPropertyDescriptors(request)) as { messages: AsyncIterable<unknown> };
+  Object.defineProperty(copy, "messages", { value: messages, enumerable: true, writable: true, configurable: true });
+  return copy as unknown as CallRequest;
+}
+
 /** What `observeMessages` reports. */
 export interface MessageObserver {
   /** Each message as it passes; return a replacement to transform it. */

@@ -2,7 +2,7 @@
  * What the interceptors that report on calls (logging, metrics, OpenTelemetry metrics) share:
  * run the call, count its messages both ways, and report once how it ended and how long it took.
  */
-import { observeMessages, type CallHandler, type CallRequest, type CallResponse } from "../interceptor.js";
+import { observeMessages, SingleMessage, withMessages, type CallHandler, type CallRequest, type CallResponse } from "../interceptor.js";
 import { Code } from "../protocol/code.js";
 import { RpcError } from "../protocol/errors.js";
 
@@ -36,15 +36,21 @@ export async function observeCall(request: CallRequest, next: CallHandler, now: 
   };
   let response: CallResponse;
   try {
-    response = await next({
-      ...request,
-      messages: observeMessages(request.messages, {
-        onMessage: (m) => {
-          requests++;
-          return m;
-        },
-      }),
-    });
+    // One request known now (unary, server streaming): counted, and the request passed as it is.
+    if (request.messages instanceof SingleMessage) requests = 1;
+    const counted =
+      request.messages instanceof SingleMessage
+        ? request
+        : withMessages(
+            request,
+            observeMessages(request.messages, {
+              onMessage: (m) => {
+                requests++;
+                return m;
+              },
+            }),
+          );
+    response = await next(counted);
   } catch (e) {
     done(e);
     throw e;

@@ -44,7 +44,7 @@ import type {
 import { api } from "./api.js";
 import type { DescMessage } from "@bufbuild/protobuf";
 import { protoCodec } from "../codec/codec.js";
-import { PendingMessage, SingleMessage, type CallRequest, type Interceptor } from "../interceptor.js";
+import { PendingMessage, SingleMessage, withMessages, type CallRequest, type Interceptor } from "../interceptor.js";
 import { Code, codeName } from "../protocol/code.js";
 import { RpcError } from "../protocol/errors.js";
 import type { Metadata } from "../protocol/metadata.js";
@@ -151,7 +151,7 @@ export function createTracingInterceptor(options: TracingInterceptorOptions = {}
     }
     let response;
     try {
-      response = await api.context.with(spanContext, () => next(messages === request.messages ? request : { ...request, messages }));
+      response = await api.context.with(spanContext, () => next(messages === request.messages ? request : withMessages(request, messages)));
     } catch (e) {
       call?.end(e);
       throw e;
