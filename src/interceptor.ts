@@ -212,8 +212,7 @@ export class PendingMessage implements AsyncIterable<unknown> {
  * The one request of a unary or server-streaming call once the interceptors are done with it:
  * an interceptor may have replaced the message stream, and it must still hold exactly one.
  */
-export async function exactlyOneRequest(messages: AsyncIterable<unknown>, path: string): Promise<unknown> {
-  if (messages instanceof SingleMessage) return messages.message;
+export function exactlyOneRequest(messages: AsyncIterable<unknown>, path: string): Promise<unknown> {
   return exactlyOne(messages, path, "request");
 }
 

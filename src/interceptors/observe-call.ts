@@ -37,19 +37,19 @@ export async function observeCall(request: CallRequest, next: CallHandler, now: 
   let response: CallResponse;
   try {
     // One request known now (unary, server streaming): counted, and the request passed as it is.
+    let counted = request;
     if (request.messages instanceof SingleMessage) requests = 1;
-    const counted =
-      request.messages instanceof SingleMessage
-        ? request
-        : withMessages(
-            request,
-            observeMessages(request.messages, {
-              onMessage: (m) => {
-                requests++;
-                return m;
-              },
-            }),
-          );
+    else {
+      counted = withMessages(
+        request,
+        observeMessages(request.messages, {
+          onMessage: (m) => {
+            requests++;
+            return m;
+          },
+        }),
+      );
+    }
     response = await next(counted);
   } catch (e) {
     done(e);

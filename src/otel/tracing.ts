@@ -44,7 +44,7 @@ import type {
 import { api } from "./api.js";
 import type { DescMessage } from "@bufbuild/protobuf";
 import { protoCodec } from "../codec/codec.js";
-import { PendingMessage, SingleMessage, withMessages, type CallRequest, type Interceptor } from "../interceptor.js";
+import { observeMessages, PendingMessage, SingleMessage, withMessages, type CallRequest, type Interceptor } from "../interceptor.js";
 import { Code, codeName } from "../protocol/code.js";
 import { RpcError } from "../protocol/errors.js";
 import type { Metadata } from "../protocol/metadata.js";
@@ -147,7 +147,14 @@ export function createTracingInterceptor(options: TracingInterceptorOptions = {}
     if (call !== undefined && maxEvents > 0) {
       const direction = client ? "SENT" : "RECEIVED";
       if (messages instanceof SingleMessage) call.message(direction, request.method.input, messages.message);
-      else messages = observed(messages, (m) => call.message(direction, request.method.input, m));
+      else {
+        messages = observeMessages(messages, {
+          onMessage: (m) => {
+            call.message(direction, request.method.input, m);
+            return m;
+          },
+        });
+      }
     }
     let response;
     try {
@@ -258,14 +265,6 @@ function encodedSize(schema: DescMessage, message: unknown): number | undefined 
   }
 }
 
-/** `messages` passed through, each one reported to `onMessage`. */
-async function* observed(messages: AsyncIterable<unknown>, onMessage: (m: unknown) => void): AsyncGenerator<unknown> {
-  for await (const m of messages) {
-    onMessage(m);
-    yield m;
-  }
-}
-
 /**
  * The response stream, with `ctx` active while the inner stream produces each message (on the
  * server that runs the handler, which then sees the span; a generator handler resumes on every
@@ -282,19 +281,13 @@ function traced(
   // A unary or client-streaming call's one response, as a promise: it was produced under the
   // span already (the chain ran in its context), so it is only reported and the span ended.
   if (messages instanceof PendingMessage) {
-    return new PendingMessage(
-      messages.promise.then(
-        (v) => {
-          onMessage?.(v);
-          call?.end(undefined);
-          return v;
-        },
-        (e: unknown) => {
-          call?.end(e);
-          throw e;
-        },
-      ),
-    );
+    return observeMessages(messages, {
+      onMessage: (m) => {
+        onMessage?.(m);
+        return m;
+      },
+      onEnd: (error) => call?.end(error),
+    });
   }
   // A hand-written iterator (no generator hops per message). Only the server's reads run under
   // the span: they resume the handler, whose spans must nest under it; the client's reads

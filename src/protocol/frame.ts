@@ -209,3 +209,19 @@ function allocate(length: number): Uint8Array {
     throw new RpcError(Code.ResourceExhausted, `cannot allocate ${length} bytes for a received message`, { cause });
   }
 }
+
+/**
+ * The one frame in `chunks` (a side that sends exactly one message, written in any pieces), or
+ * undefined when they hold none, several, or a partial one. One chunk holding one whole frame,
+ * the usual case, is sliced rather than decoded.
+ */
+export function onlyFrame(chunks: readonly Uint8Array[]): Frame | undefined {
+  const only = chunks.length === 1 ? chunks[0]! : undefined;
+  if (only !== undefined && only.byteLength >= FRAME_HEADER_LENGTH && only[0]! <= 1) {
+    const length = ((only[1]! << 24) | (only[2]! << 16) | (only[3]! << 8) | only[4]!) >>> 0;
+    if (length + FRAME_HEADER_LENGTH === only.byteLength) return { data: only.subarray(FRAME_HEADER_LENGTH), compressed: only[0] === 1 };
+  }
+  const decoder = new FrameDecoder(Number.MAX_SAFE_INTEGER);
+  const frames = chunks.flatMap((c) => decoder.push(c));
+  return frames.length === 1 && !decoder.partial ? frames[0] : undefined;
+}

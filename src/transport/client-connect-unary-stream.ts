@@ -1,5 +1,5 @@
 import { connectContentType, parseConnectContentType, type ConnectMetadataJson } from "../protocol/connect.js";
-import { encodeFrameHeader, FrameDecoder } from "../protocol/frame.js";
+import { encodeFrameHeader, onlyFrame } from "../protocol/frame.js";
 import { contentTypeFor } from "../protocol/headers.js";
 import type { ClientCallStream, IncomingStreamHeaders, StreamHeaders } from "./call-stream.js";
 import { ClientTranslatedStream } from "./client-translated-stream.js";
@@ -48,13 +48,12 @@ export class ClientConnectUnaryStream extends ClientTranslatedStream {
     const chunks = this.request;
     if (chunks === undefined || this.destroyed) return this;
     this.request = undefined;
-    const decoder = new FrameDecoder(Number.MAX_SAFE_INTEGER);
-    const frames = chunks.flatMap((c) => decoder.push(c));
-    if (frames.length !== 1 || decoder.partial) {
-      this.destroy(new Error(`a unary Connect call sends one message, not ${frames.length}`));
+    const frame = onlyFrame(chunks);
+    if (frame === undefined) {
+      this.destroy(new Error("a unary Connect call sends exactly one request message"));
       return this;
     }
-    const { data, compressed } = frames[0]!;
+    const { data, compressed } = frame;
     const h = connectRequestHeaders(this.headers, connectContentType(this.codec, false));
     const encoding = h["grpc-encoding"];
     delete h["grpc-encoding"];

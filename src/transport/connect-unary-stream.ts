@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { Code } from "../protocol/code.js";
 import { connectContentType, connectErrorJson, httpStatusForCode } from "../protocol/connect.js";
 import type { RpcError } from "../protocol/errors.js";
-import { encodeFrameHeader, FrameDecoder } from "../protocol/frame.js";
+import { encodeFrameHeader, onlyFrame } from "../protocol/frame.js";
 import type { IncomingStreamHeaders, ServerCallStream, StreamHeaders } from "./call-stream.js";
 import { connectCallHeaders } from "./connect-stream.js";
 import { connectErrorOf } from "./connect-status.js";
@@ -128,7 +128,7 @@ export class ConnectUnaryStream extends TranslatedStream {
     let error = connectErrorOf(status);
     let message: { data: Uint8Array; compressed: boolean } | undefined;
     if (error === undefined) {
-      message = onlyMessage(this.response);
+      message = onlyFrame(this.response);
       if (message === undefined) error = { code: Code.Internal, message: "the server's response is not one message", details: [] };
     }
     this.response.length = 0;
@@ -164,19 +164,4 @@ export class ConnectUnaryStream extends TranslatedStream {
     this.inner.write(body);
     this.inner.end();
   }
-}
-
-/** The single message in a unary response's frames, or undefined when there is not exactly one. */
-function onlyMessage(chunks: Uint8Array[]): { data: Uint8Array; compressed: boolean } | undefined {
-  // The usual case: the call wrote its one message as one frame.
-  const only = chunks.length === 1 ? chunks[0]! : undefined;
-  if (only !== undefined && only.byteLength >= 5 && only[0]! <= 1) {
-    const length = ((only[1]! << 24) | (only[2]! << 16) | (only[3]! << 8) | only[4]!) >>> 0;
-    if (length + 5 === only.byteLength) return { data: only.subarray(5), compressed: only[0] === 1 };
-  }
-  const decoder = new FrameDecoder(Number.MAX_SAFE_INTEGER);
-  const frames = chunks.flatMap((c) => decoder.push(c));
-  if (frames.length !== 1 || decoder.partial) return undefined;
-  const f = frames[0]!;
-  return { data: f.data.byteLength === 0 ? new Uint8Array(0) : f.data, compressed: f.compressed };
 }
