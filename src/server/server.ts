@@ -108,6 +108,8 @@ class RillServer implements Server {
   private readonly shutdownState: Shutdown;
   private readonly budget: ServerBudget;
   private listener: Listener | undefined;
+  /** `listen` is binding: a second call must fail as if it were listening already. */
+  private opening = false;
   private readonly web: WebEnvironment;
   private onLastConnectionClosed: (() => void) | undefined;
 
@@ -174,8 +176,7 @@ class RillServer implements Server {
   }
 
   get stats(): ServerStats {
-    const s = this.config.stats;
-    return { trySendRefusals: s.trySendRefusals, flowControlWaits: s.flowControlWaits, flowControlWaitMs: s.flowControlWaitMs, bufferedBytes: this.budget.used };
+    return { ...this.config.stats, bufferedBytes: this.budget.used };
   }
 
   get openConnections(): number {
@@ -231,7 +232,6 @@ class RillServer implements Server {
     );
   }
 
-  private opening = false;
 
   shutdown(options: { graceMs?: number } = {}): Promise<void> {
     const done = this.shutdownState.begin(() => this.closeAll());
