@@ -252,15 +252,3 @@ export function parseConnectGetQuery(query: string): ConnectGetRequest | { error
   const compression = params.get("compression");
   return { codec, message, compression: compression === null || compression === "" || compression === "identity" ? undefined : compression };
 }
-
-/** The query string of a Connect GET for `message` (base64url, as the spec recommends for binary). */
-export function connectGetQuery(codec: string, message: Uint8Array, compression: string | undefined): string {
-  const params = new URLSearchParams({ connect: "v1", encoding: codec });
-  if (codec === "json" && compression === undefined) params.set("message", new TextDecoder().decode(message));
-  else {
-    params.set("base64", "1");
-    params.set("message", Buffer.from(message).toString("base64url"));
-  }
-  if (compression !== undefined) params.set("compression", compression);
-  return params.toString();
-}

@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import type { RpcError } from "../protocol/errors.js";
-import type { IncomingStreamHeaders, ServerCallStream, StreamHeaders, WebProtocol } from "./call-stream.js";
+import type { ServerCallStream, StreamHeaders, WebProtocol } from "./call-stream.js";
 
 /**
  * A gRPC call's stream made of another protocol's request (gRPC-Web, Connect): the server's call
@@ -135,11 +135,4 @@ type Inner = ServerCallStream & { [kOuter]?: TranslatedStream };
 /** The response header fields that describe the HTTP response itself rather than the call's metadata. */
 export function isTransportField(key: string): boolean {
   return key.charCodeAt(0) === 0x3a || key === "content-type" || key.startsWith("grpc-") || key === "content-length";
-}
-
-/** `headers` without the entries named in `drop`. */
-export function without(headers: IncomingStreamHeaders, drop: readonly string[]): IncomingStreamHeaders {
-  const out: IncomingStreamHeaders = {};
-  for (const key in headers) if (!drop.includes(key)) out[key] = headers[key];
-  return out;
 }
