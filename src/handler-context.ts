@@ -1,4 +1,5 @@
 import type { DescMethod } from "@bufbuild/protobuf";
+import type { Code } from "./protocol/code.js";
 import type { Metadata } from "./protocol/metadata.js";
 import type { Protocol } from "./transport/call-stream.js";
 import type { TlsPeer } from "./transport/tls-peer.js";
@@ -66,4 +67,13 @@ export interface HandlerContext<Res = unknown> {
   writable(): Promise<void>;
   /** Response bytes queued but not yet taken by HTTP/2 (within the peer's window). */
   readonly bufferedBytes: number;
+  /**
+   * Ends the call now with RST_STREAM instead of a status: responses still buffered (here, in
+   * flight, and unread in the client's buffers) are dropped, so a client far behind learns it at
+   * once instead of after reading all of them. An RST carries no message or trailers; the client
+   * sees the code it maps to: RESOURCE_EXHAUSTED (sent as ENHANCE_YOUR_CALM) or CANCELLED (sent
+   * as CANCEL), as every gRPC implementation maps them. What the handler returns afterwards is
+   * ignored. For a status with a message, return or throw instead.
+   */
+  resetStream(code: Code.ResourceExhausted | Code.Canceled): void;
 }

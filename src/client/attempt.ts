@@ -18,6 +18,12 @@ export interface AttemptOutcome {
   readonly refused: boolean;
   /** `grpc-retry-pushback-ms`: a delay to use, -1 for "do not retry", undefined when absent. */
   readonly pushbackMs: number | undefined;
+  /**
+   * The server reset the stream with an error code instead of sending a status: the responses
+   * it had sent and we have not handed out are dropped (node drops its own buffer on an RST),
+   * so the reader learns at once, not after reading what a server far ahead had buffered.
+   */
+  readonly reset?: boolean;
 }
 
 /**
@@ -209,6 +215,7 @@ export class Attempt {
     const stream = this.stream!;
     let error: RpcError | undefined;
     let refused = false;
+    let reset = false;
     if (this.httpError !== undefined) {
       error = this.httpError;
     } else if (this.status !== undefined) {
@@ -233,11 +240,12 @@ export class Attempt {
         cause: reason ?? this.streamError,
       });
     } else if (stream.rstCode !== undefined && stream.rstCode !== ResetCode.NoError) {
-      error = new RpcError(rstCodeToCode(stream.rstCode), `the server reset the stream (HTTP/2 error code ${stream.rstCode})`);
+      reset = true;
+      error = new RpcError(rstCodeToCode(stream.rstCode), resetMessage(stream.rstCode));
     } else {
       error = new RpcError(Code.Internal, "the server closed the stream without sending a status");
     }
-    this.call.attemptEnded(this, error, error === undefined ? cleanEnd : { refused, pushbackMs: this.pushback() });
+    this.call.attemptEnded(this, error, error === undefined ? cleanEnd : { refused, pushbackMs: this.pushback(), reset });
   }
 
   /** See AttemptOutcome.pushbackMs. */
@@ -255,6 +263,15 @@ export class Attempt {
 }
 
 const cleanEnd: AttemptOutcome = { refused: false, pushbackMs: undefined };
+
+/** What a server's RST_STREAM without a status tells the caller. */
+function resetMessage(rstCode: number): string {
+  if (rstCode === ResetCode.EnhanceYourCalm) {
+    return "the server reset the stream with ENHANCE_YOUR_CALM (HTTP/2 error code 11): it would not buffer more for this call, typically because the client read its responses too slowly; read faster, or resume from the last response handled";
+  }
+  if (rstCode === ResetCode.Cancel) return "the server cancelled the stream (RST_STREAM CANCEL, HTTP/2 error code 8)";
+  return `the server reset the stream (HTTP/2 error code ${rstCode})`;
+}
 
 /** Where a stream keeps its attempt, for the shared listeners below. */
 const kAttempt = Symbol("rill.attempt");

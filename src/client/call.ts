@@ -398,7 +398,7 @@ class ClientCall implements QueueSource, AttemptHost {
     const decision =
       policy === undefined || this.committed || this.replay === undefined ? undefined : decideRetry(policy, this.attempts, error.code, info.pushbackMs, throttle, Math.random);
     if (decision === undefined || !decision.retry) {
-      this.finish(error);
+      this.finish(error, info.reset === true);
       return;
     }
     const delay = decision.delayMs;

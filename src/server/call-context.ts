@@ -1,4 +1,5 @@
 import type { DescMethod } from "@bufbuild/protobuf";
+import type { Code } from "../protocol/code.js";
 import type { Metadata } from "../protocol/metadata.js";
 import type { Pushable } from "../stream/pushable.js";
 import type { HandlerContext, Protocol } from "../handler-context.js";
@@ -94,5 +95,8 @@ export class CallContext implements HandlerContext {
   }
   writable(): Promise<void> {
     return this.#pushed === undefined ? this.#call.writable() : this.#pushed.writable();
+  }
+  resetStream(code: Code.ResourceExhausted | Code.Canceled): void {
+    this.#call.resetStream(code);
   }
 }

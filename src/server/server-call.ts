@@ -359,13 +359,20 @@ export class ServerCall implements RequestReaderHost, HandlerContext {
   }
 
   /** Ends the call because the client or connection went away: no status can be sent. */
-  cancel(reason: RpcError): void {
+  cancel(reason: RpcError, rstCode: number = ResetCode.Cancel): void {
     if (this.done) return;
     this.done = true;
     this.out?.abort();
     this.cleanup(reason);
     this.reader?.cancel(reason);
-    if (!this.stream.destroyed) this.stream.close(ResetCode.Cancel);
+    if (!this.stream.destroyed) this.stream.close(rstCode);
+  }
+
+  /** HandlerContext.resetStream: the call ends here as `code`, the client learns it from the RST. */
+  resetStream(code: Code.ResourceExhausted | Code.Canceled): void {
+    const exhausted = code === Code.ResourceExhausted;
+    const reason = new RpcError(code, `the handler reset the stream (${exhausted ? "ENHANCE_YOUR_CALM" : "CANCEL"}), dropping the responses not yet sent`);
+    this.cancel(reason, exhausted ? ResetCode.EnhanceYourCalm : ResetCode.Cancel);
   }
 
   /** Ends the call with an error status (deadline, shutdown, protocol error, handler error). */

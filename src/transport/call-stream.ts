@@ -27,6 +27,7 @@ export const ResetCode = {
   InternalError: 2,
   RefusedStream: 7,
   Cancel: 8,
+  EnhanceYourCalm: 11,
 } as const;
 
 /** What both ends of a call do with their stream. */

@@ -41,6 +41,56 @@ test("a subscriber cut off for falling behind resumes from the log and still see
   await hub.close();
 });
 
+test("a reader cut for falling behind learns it at once, not after reading what was buffered for it, and resumes losing nothing", async () => {
+  // Default send and receive buffers (256 KiB each) hold thousands of 64-byte events: a status
+  // queued behind them reached a reader taking 20 ms per event only minutes later, by which time
+  // its position may be trimmed. The cut is a reset that overtakes them.
+  const hub = createHub({ log: createMemoryLog({ maxEvents: 100_000 }), maxQueuedEvents: 64 });
+  const { target } = await h.server((s) => s.add(PubSubService, hub.service));
+  const client = createClient(PubSubService, h.channel(target));
+  const ac = new AbortController();
+  const got: string[] = [];
+  const cuts: RpcError[] = [];
+  let readAtRetry = -1;
+  const total = 20_000;
+  const reader = (async () => {
+    const after = await hub.log.head("firehose");
+    const onRetry = (e: RpcError) => {
+      cuts.push(e);
+      if (readAtRetry < 0) readAtRetry = got.length;
+    };
+    for await (const ev of subscribeTopic(client, "firehose", { after, signal: ac.signal, backoff: { initialMs: 1 }, onRetry })) {
+      got.push(ev.eventId);
+      if (got.length === total) return;
+      if (cuts.length === 0) await sleep(20); // slow until cut, then it keeps up
+    }
+  })();
+  await eventually(() => hub.subscriberCount("firehose") === 1, 2000, "the subscriber");
+  const ids: string[] = [];
+  let readAtCut = -1;
+  const watchCut = setInterval(() => {
+    if (readAtCut < 0 && hub.stats.cutSubscribers > 0) readAtCut = got.length;
+  }, 5);
+  try {
+    for (let i = 0; i < total; i++) {
+      ids.push((await hub.publish("firehose", new Uint8Array(64))).id);
+      if (i % 500 === 0) await sleep(1);
+    }
+    await eventually(() => readAtCut >= 0, 5000, "the slow reader to be cut");
+    await eventually(() => readAtRetry >= 0, 5000, "the cut to reach the reader (it read 1 event per 20 ms)");
+  } finally {
+    clearInterval(watchCut);
+  }
+  // Before the reset, the reader went on reading the ~5,000 events buffered for it first.
+  assert.ok(readAtRetry - readAtCut < 50, `the reader learned of the cut after ${readAtRetry - readAtCut} more events`);
+  assert.equal(cuts[0]!.code, Code.ResourceExhausted);
+  assert.match(cuts[0]!.message, /ENHANCE_YOUR_CALM/);
+  await reader;
+  ac.abort();
+  assert.deepEqual(got, ids, "every event once, in order, across the cut");
+  await hub.close();
+});
+
 test("the generic subscribe() helper drives the Longlived demo: periodic data per client, Unsubscribe ends the iteration", async () => {
   const hub = createHub();
   const longlived = createLonglived(hub, { intervalMs: 20 });
@@ -139,7 +189,8 @@ test("a stalled subscriber of large events is cut at maxQueuedBytes, long before
   await eventually(() => cut !== undefined, 5000, "the client to read why it was cut");
   await reader;
   assert.equal(cut!.code, Code.ResourceExhausted);
-  assert.match(cut!.message, /fell behind by more than 262144 bytes of events \(maxQueuedBytes\)/);
+  assert.match(cut!.message, /ENHANCE_YOUR_CALM/, "cut with a reset (no status can overtake what is buffered)");
+  assert.equal(hub.stats.cutSubscribers, 1);
   await hub.close();
 });
 

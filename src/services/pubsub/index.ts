@@ -7,7 +7,6 @@ export { createRedisLog } from "./redis-log.js";
 export type { RedisLogOptions } from "./redis-log.js";
 export { firstEventIdKey, oldestPositionKey, eventBytes, eventOverheadBytes, retentionDefaults } from "./event-log.js";
 export type { EventLog, StoredEvent, AppendResult, TopicInfo, Follower, FollowListener, RetentionOptions, LogUsage } from "./event-log.js";
-export { resumeAfterKey } from "./subscription.js";
 export type { EventMapper } from "./subscription.js";
 export { subscribeTopic } from "./subscribe-topic.js";
 export type { SubscribeTopicOptions } from "./subscribe-topic.js";

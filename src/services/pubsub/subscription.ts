@@ -11,19 +11,15 @@
  * - Events reach the stream in id order, each once, none skipped: the catch-up reads the log
  *   until it is empty, and only then are queued events (those after the cursor) sent.
  * - Memory per subscriber is bounded: the call's send buffer plus `maxQueued` events and
- *   `maxQueuedBytes` payload bytes, whichever comes first. A
- *   subscriber whose queue would grow past that is ended with RESOURCE_EXHAUSTED, naming the
- *   id to resume after (also in the `rill-resume-after` trailer); others are unaffected and
- *   `offer` never blocks the publisher.
+ *   `maxQueuedBytes` payload bytes, whichever comes first. A subscriber whose queue would grow
+ *   past that is cut: its stream is reset (RST_STREAM ENHANCE_YOUR_CALM, which clients read as
+ *   RESOURCE_EXHAUSTED) at once, so it learns while the position it reached is still retained
+ *   and resumes from it; others are unaffected and `offer` never blocks the publisher.
  */
 import type { HandlerContext } from "../../handler-context.js";
 import { RpcError } from "../../protocol/errors.js";
 import { Code } from "../../protocol/code.js";
-import { Metadata } from "../../protocol/metadata.js";
 import type { EventLog, StoredEvent } from "./event-log.js";
-
-/** Trailer key naming the last event sent before a RESOURCE_EXHAUSTED end. */
-export const resumeAfterKey = "rill-resume-after";
 
 /** How a subscription turns a stored event into the stream's response message. */
 export type EventMapper<M> = (event: StoredEvent) => M;
@@ -146,17 +142,14 @@ export class Subscription<M = unknown> {
       return;
     }
     if (this.full(ev.payload.byteLength)) {
-      const md = new Metadata();
-      md.set(resumeAfterKey, this.cursor);
-      const behind = this.queued >= this.maxQueued ? `${this.maxQueued} events` : `${this.maxQueuedBytes} bytes of events (maxQueuedBytes)`;
       this.cutForLag = true;
-      this.fail(
-        new RpcError(
-          Code.ResourceExhausted,
-          `subscriber to "${this.topic}" fell behind by more than ${behind}; resubscribe after event ${this.cursor} to continue without loss`,
-          { metadata: md },
-        ),
-      );
+      // A status would queue behind everything already buffered for this reader (the send
+      // buffer, the peer's window, the client's own buffers): at its pace that can take hours,
+      // by which time its position may be trimmed. The reset overtakes all of it; the reader
+      // resumes after the last event it handled, still retained now.
+      this.ctx.resetStream(Code.ResourceExhausted);
+      const behind = this.queued >= this.maxQueued ? `${this.maxQueued} events` : `${this.maxQueuedBytes} bytes of events (maxQueuedBytes)`;
+      this.fail(new RpcError(Code.ResourceExhausted, `subscriber to "${this.topic}" fell behind by more than ${behind}; the stream was reset`));
       return;
     }
     this.enqueue(ev);
