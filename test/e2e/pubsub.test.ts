@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, RpcError, createServer, silentLogger, type Channel } from "../../src/index.js";
 import { PubSubService, type Event } from "../../gen/rill/pubsub/v1/pubsub_pb.js";
 import {
@@ -13,6 +15,7 @@ import {
   subscriptionIdKey,
   type EventLog,
   type Hub,
+  type StoredEvent,
 } from "../../src/services/pubsub/index.js";
 import { createClient } from "../../src/client/client.js";
 import { eventually, useHarness, type Harness } from "../support/harness.js";
@@ -178,6 +181,99 @@ function backendSuite(makeLog: (retention?: { maxEvents?: number }) => EventLog)
       })(),
     );
     assert.equal(helperErr.code, Code.OutOfRange);
+  });
+
+  test("from_oldest replays every retained event, then live ones; with trimming it starts at the oldest kept, without OUT_OF_RANGE", async () => {
+    const { hub, client } = await start({ maxEvents: 3 });
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await hub.publish("replay", text(`${i}`))).id);
+    const ac = new AbortController();
+    const it = client.subscribe({ topic: "replay", fromOldest: true }, { signal: ac.signal })[Symbol.asyncIterator]();
+    assert.deepEqual((await take(it, 3)).map((e) => e.eventId), ids.slice(2));
+    ids.push((await hub.publish("replay", text("5"))).id);
+    assert.equal((await take(it, 1))[0]!.eventId, ids[5]);
+    ac.abort();
+  });
+
+  test("since starts with the first event published at or after that time, and is OUT_OF_RANGE once one of those was trimmed", async () => {
+    const { hub, client } = await start({ maxEvents: 3 });
+    const events: StoredEvent[] = [];
+    for (let i = 0; i < 5; i++) {
+      // Distinct publish times (Redis ids carry the millisecond of its clock, the same machine's).
+      while (i > 0 && Date.now() <= events[i - 1]!.publishedAt + 1) await sleep(1);
+      events.push(await hub.publish("since", text(`${i}`)));
+    }
+    const ac = new AbortController();
+    const since = timestampFromMs(events[3]!.publishedAt);
+    const it = client.subscribe({ topic: "since", since }, { signal: ac.signal })[Symbol.asyncIterator]();
+    assert.deepEqual((await take(it, 2)).map((e) => e.eventId), [events[3]!.id, events[4]!.id]);
+    ac.abort();
+    // events[1] was trimmed (3 kept): starting at its time would skip it.
+    const err = await statusOf((async () => { for await (const _ of client.subscribe({ topic: "since", since: timestampFromMs(events[1]!.publishedAt) })); })());
+    assert.equal(err.code, Code.OutOfRange);
+    assert.match(err.message, /events published since then were trimmed/);
+    assert.equal(err.metadata.get(firstEventIdKey), events[2]!.id);
+    assert.equal(err.metadata.get(oldestPositionKey), events[1]!.id);
+    // A time after the newest event (even in the future): from the next event.
+    await eventually(() => hub.subscriberCount("since") === 0, 2000, "the first subscriber to leave");
+    const ac2 = new AbortController();
+    const later = client.subscribe({ topic: "since", since: timestampFromMs(events[4]!.publishedAt + 60_000) }, { signal: ac2.signal })[Symbol.asyncIterator]();
+    const next = later.next();
+    await eventually(() => hub.subscriberCount("since") === 1, 2000, "the subscriber");
+    const e5 = await hub.publish("since", text("5"));
+    assert.equal(((await next).value as Event).eventId, e5.id);
+    ac2.abort();
+  });
+
+  test("mark_history: the retained events come marked, then one history_end bookmark at the dividing position, then live events unmarked", async () => {
+    const { hub, client } = await start();
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await hub.publish("snap", text(`${i}`))).id);
+    const ac = new AbortController();
+    const it = client.subscribe({ topic: "snap", fromOldest: true, markHistory: true }, { signal: ac.signal })[Symbol.asyncIterator]();
+    const history = await take(it, 4);
+    assert.deepEqual(history.slice(0, 3).map((e) => [e.eventId, e.history, e.bookmark]), ids.map((id) => [id, true, false]));
+    assert.deepEqual([history[3]!.eventId, history[3]!.bookmark, history[3]!.historyEnd, history[3]!.payload.length], [ids[2], true, true, 0]);
+    ids.push((await hub.publish("snap", text("3"))).id);
+    const live = (await take(it, 1))[0]!;
+    assert.deepEqual([live.eventId, live.history, live.bookmark], [ids[3], false, false]);
+    ac.abort();
+    // No history (a start at the head): the bookmark comes at once.
+    const ac2 = new AbortController();
+    const empty = client.subscribe({ topic: "snap", markHistory: true }, { signal: ac2.signal })[Symbol.asyncIterator]();
+    const end = (await take(empty, 1))[0]!;
+    assert.deepEqual([end.eventId, end.historyEnd], [ids[3], true]);
+    ac2.abort();
+  });
+
+  test("subscribeTopic from the oldest event with history: marked events, onHistoryEnd once before live ones, no bookmark yielded", async () => {
+    const { hub, client } = await start();
+    for (let i = 0; i < 3; i++) await hub.publish("snap2", text(`${i}`));
+    const ac = new AbortController();
+    const seen: string[] = [];
+    const reader = (async () => {
+      for await (const ev of subscribeTopic(client, "snap2", { from: "oldest", history: true, onHistoryEnd: (p) => seen.push(`end@${p}`), signal: ac.signal })) {
+        seen.push(`${str(ev.payload)}:${ev.history}`);
+        if (seen.length === 5) return;
+      }
+    })();
+    await eventually(() => seen.length === 4, 2000, "the history and its end");
+    const third = (await hub.log.read("snap2", await hub.log.oldest("snap2"), 3))[2]!.id;
+    await hub.publish("snap2", text("3"));
+    await reader;
+    ac.abort();
+    assert.deepEqual(seen, ["0:true", "1:true", "2:true", `end@${third}`, "3:false"]);
+  });
+
+  test("Subscribe with two starts (after_event_id and from_oldest or since) is INVALID_ARGUMENT", async () => {
+    const { hub, client } = await start();
+    const id = (await hub.publish("two", text("x"))).id;
+    for (const req of [{ afterEventId: id, fromOldest: true }, { fromOldest: true, since: timestampFromMs(0) }, { afterEventId: id, since: timestampFromMs(0) }]) {
+      const err = await statusOf((async () => { for await (const _ of client.subscribe({ topic: "two", ...req })); })());
+      assert.equal(err.code, Code.InvalidArgument);
+      assert.match(err.message, /Subscribe takes one start/);
+    }
+    assert.throws(() => subscribeTopic(client, "two", { after: id, from: "oldest" }), /give `after` or `from`, not both/);
   });
 
   test("a malformed event id is INVALID_ARGUMENT and an empty topic is INVALID_ARGUMENT", async () => {

@@ -177,6 +177,17 @@ export interface EventLog {
   append(topic: string, payload: Uint8Array, key?: string): Promise<AppendResult>;
   /** The position just before the topic's next event: its newest id, or its origin when empty. */
   head(topic: string): Promise<string>;
+  /**
+   * The position before the oldest event the topic retains: reading after it gives the topic's
+   * whole retained history (its origin when nothing was ever trimmed).
+   */
+  oldest(topic: string): Promise<string>;
+  /**
+   * The position before the first retained event published at or after `ms` (epoch ms, by the
+   * log's clock), or the head when there is none. OUT_OF_RANGE when retention has already trimmed
+   * an event published at or after `ms`: starting there would skip it.
+   */
+  positionAt(topic: string, ms: number): Promise<string>;
   /** Up to `limit` retained events after `after`, oldest first (see the module invariants). */
   read(topic: string, after: string, limit: number): Promise<StoredEvent[]>;
   /** Tails the topic from `after` (a position from `head`). */
@@ -202,12 +213,21 @@ export const oldestPositionKey = "rill-oldest-position";
  * trimmed id: resuming after it starts with the first retained event (accepting the loss).
  */
 export function trimmedError(topic: string, after: string, firstId: string, lastTrimmed: string): RpcError {
+  return outOfRange(`cannot resume topic "${topic}" after event ${after}: events after it were trimmed from the log`, firstId, lastTrimmed);
+}
+
+/** The error for a start time (`positionAt`) from which events were already trimmed. */
+export function trimmedSinceError(topic: string, ms: number, firstId: string, lastTrimmed: string): RpcError {
+  return outOfRange(`cannot start topic "${topic}" at ${new Date(ms).toISOString()}: events published since then were trimmed from the log`, firstId, lastTrimmed);
+}
+
+function outOfRange(what: string, firstId: string, lastTrimmed: string): RpcError {
   const md = new Metadata();
   md.set(firstEventIdKey, firstId);
   md.set(oldestPositionKey, lastTrimmed);
   return new RpcError(
     Code.OutOfRange,
-    `cannot resume topic "${topic}" after event ${after}: events after it were trimmed from the log; the first available event is ${firstId === "" ? "(none retained)" : firstId} (resume after ${lastTrimmed} to continue from it)`,
+    `${what}; the first available event is ${firstId === "" ? "(none retained)" : firstId} (resume after ${lastTrimmed} to continue from it)`,
     { metadata: md },
   );
 }

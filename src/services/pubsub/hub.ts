@@ -13,7 +13,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { EventSchema, PubSubService, type Event } from "../../../gen/rill/pubsub/v1/pubsub_pb.js";
 import { RpcError } from "../../protocol/errors.js";
 import { Code } from "../../protocol/code.js";
@@ -61,8 +61,19 @@ export interface HubOptions extends RetentionOptions, Pick<MemoryLogOptions, "ma
 /** What `hub.stream` needs to serve one subscription. */
 export interface StreamOptions<M> {
   topic: string;
-  /** Resume after this id; undefined starts with the next event published. */
+  /** Resume after this id; undefined starts where `from` says. */
   after?: string | undefined;
+  /**
+   * Where to start without `after`: `"oldest"`, the oldest retained event (replay all that is
+   * kept), or `{ sinceMs }`, the first event published at or after that time (OUT_OF_RANGE if
+   * retention trimmed one). Default: the next event published.
+   */
+  from?: "oldest" | { readonly sinceMs: number } | undefined;
+  /**
+   * Snapshot, then changes: the events that were in the log when the stream began go out through
+   * `map` (marked as history), then `end(position)`, the position dividing history from live.
+   */
+  history?: { readonly map: EventMapper<M>; readonly end: (position: string) => M } | undefined;
   /** Turns stored events into the stream's messages. Keep one function per message type: results are cached per event. */
   map: EventMapper<M>;
   /**
@@ -231,8 +242,13 @@ export function createHub(options: HubOptions = {}): Hub {
     if (draining) throw new RpcError(Code.Unavailable, "the server is shutting down; subscribe again (on another instance, if there is one)");
     const t = await attach(o.topic);
     let start: string;
+    let historyUntil: string | undefined;
     try {
-      start = o.after ?? (await log.head(o.topic));
+      start =
+        o.after ??
+        (o.from === undefined ? await log.head(o.topic) : o.from === "oldest" ? await log.oldest(o.topic) : await log.positionAt(o.topic, o.from.sinceMs));
+      // Read after the start, so that everything up to it counts as history.
+      if (o.history !== undefined) historyUntil = await log.head(o.topic);
     } catch (e) {
       detach(o.topic, t);
       throw RpcError.from(e, Code.Unavailable);
@@ -246,6 +262,7 @@ export function createHub(options: HubOptions = {}): Hub {
       ctx.signal.removeEventListener("abort", onAbort);
       detach(o.topic, t);
     }, maxQueuedBytes);
+    if (o.history !== undefined) sub.history = { until: historyUntil!, map: memo(o.history.map), end: o.history.end };
     const anySub = sub as unknown as AnySubscription;
     // A client that goes away is forgotten at once, not at the next event.
     const onAbort = () => sub.fail(RpcError.from(ctx.signal.reason, Code.Canceled));
@@ -281,15 +298,19 @@ export function createHub(options: HubOptions = {}): Hub {
   }
 
   const toBookmark = (topic: string) => (position: string) => create(EventSchema, { eventId: position, topic, bookmark: true });
+  const toHistoryEnd = (topic: string) => (position: string) => create(EventSchema, { eventId: position, topic, bookmark: true, historyEnd: true });
 
-  const toEvent: EventMapper<Event> = (ev) =>
+  const eventOf = (ev: StoredEvent, history: boolean): Event =>
     create(EventSchema, {
       eventId: ev.id,
       topic: ev.topic,
       payload: ev.payload,
       publishedAt: timestampFromMs(ev.publishedAt),
       ...(ev.key === undefined ? {} : { key: ev.key }),
+      history,
     });
+  const toEvent: EventMapper<Event> = (ev) => eventOf(ev, false);
+  const toHistoryEvent: EventMapper<Event> = (ev) => eventOf(ev, true);
 
   const hub: Hub = {
     log,
@@ -337,10 +358,14 @@ export function createHub(options: HubOptions = {}): Hub {
         return { eventId: ev.id };
       },
       subscribe(req, ctx) {
+        const starts = [req.afterEventId !== undefined && "after_event_id", req.fromOldest && "from_oldest", req.since !== undefined && "since"].filter((x) => x !== false);
+        if (starts.length > 1) throw new RpcError(Code.InvalidArgument, `Subscribe takes one start, got ${starts.join(" and ")}`);
         return stream(ctx, {
           topic: req.topic,
           after: req.afterEventId,
+          from: req.fromOldest ? "oldest" : req.since !== undefined ? { sinceMs: timestampMs(req.since) } : undefined,
           map: toEvent,
+          ...(req.markHistory ? { history: { map: toHistoryEvent, end: toHistoryEnd(req.topic) } } : {}),
           ...(req.bookmarkIntervalMs > 0 ? { bookmarkIntervalMs: req.bookmarkIntervalMs, bookmark: toBookmark(req.topic) } : {}),
         });
       },

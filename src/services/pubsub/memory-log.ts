@@ -29,6 +29,7 @@ import {
   resolveRetention,
   tooManyTopicsError,
   trimmedError,
+  trimmedSinceError,
   unknownPositionError,
   type AppendResult,
   type EventLog,
@@ -67,6 +68,8 @@ class TopicLog {
   lastSeq: number;
   /** Highest seq removed by retention (or, for a recreated topic, the floor it started after). */
   trimmedThrough: number;
+  /** When the event at `trimmedThrough` was published (-Infinity when none was trimmed). */
+  trimmedAt = Number.NEGATIVE_INFINITY;
   bytes = 0;
   readonly byKey = new Map<string, MemoryEvent>();
   readonly listeners = new Set<FollowListener>();
@@ -93,6 +96,7 @@ class TopicLog {
     this.events[this.start] = undefined as never;
     this.start++;
     this.trimmedThrough = ev.seq;
+    this.trimmedAt = ev.publishedAt;
     this.bytes -= ev.bytes;
     if (ev.key !== undefined && this.byKey.get(ev.key) === ev) this.byKey.delete(ev.key);
     if (this.start > 1024 && this.start * 2 > this.events.length) {
@@ -234,6 +238,25 @@ export function createMemoryLog(options: MemoryLogOptions = {}): EventLog {
 
     async head(topic) {
       return idOf(topics.get(topic)?.lastSeq ?? floor);
+    },
+
+    async oldest(topic) {
+      return idOf(existing(topic)?.trimmedThrough ?? floor);
+    },
+
+    async positionAt(topic, ms) {
+      const t = existing(topic);
+      if (t === undefined) return idOf(floor);
+      if (t.trimmedAt >= ms) throw trimmedSinceError(topic, ms, t.first()?.id ?? "", idOf(t.trimmedThrough));
+      // Publish times follow append order (one clock): the first event at or after `ms`.
+      let lo = t.start;
+      let hi = t.events.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (t.events[mid]!.publishedAt < ms) lo = mid + 1;
+        else hi = mid;
+      }
+      return idOf(lo < t.events.length ? t.events[lo]!.seq - 1 : t.lastSeq);
     },
 
     async read(topic, after, limit) {

@@ -47,6 +47,7 @@ import {
   resolveRetention,
   tooManyTopicsError,
   trimmedError,
+  trimmedSinceError,
   unknownPositionError,
   type EventLog,
   type Follower,
@@ -294,6 +295,30 @@ export function createRedisLog(options: RedisLogOptions = {}): EventLog {
     async head(topic) {
       const r = await readRaw(topic, "0-0", 1);
       return `${r.last}@${r.epoch}`;
+    },
+
+    async oldest(topic) {
+      const r = await readRaw(topic, "0-0", 1);
+      return `${r.trimmed}@${r.epoch}`;
+    },
+
+    async positionAt(topic, ms) {
+      const r = await readRaw(topic, "0-0", 1);
+      if (r.exists === 0) return `${r.last}@${r.epoch}`;
+      if (r.trimmed !== "0-0" && parseOrThrow(r.trimmed).ms >= BigInt(ms)) {
+        throw trimmedSinceError(topic, ms, r.entries[0] === undefined ? "" : `${r.entries[0][0].toString()}@${r.epoch}`, `${r.trimmed}@${r.epoch}`);
+      }
+      // Entry ids are publish times: the newest entry before `ms`, or the watermark when none is
+      // retained. (A read from there checks the epoch and the watermark again.)
+      if (ms <= 0) return `${r.trimmed}@${r.epoch}`;
+      let before: Entry[];
+      try {
+        before = (await redis.callBuffer("XREVRANGE", streamKey(topic), `${ms - 1}-18446744073709551615`, "-", "COUNT", 1)) as Entry[];
+      } catch (e) {
+        throw unavailable(e);
+      }
+      const entry = before[0]?.[0].toString();
+      return `${entry === undefined || compareIds(entry, r.trimmed) < 0 ? r.trimmed : entry}@${r.epoch}`;
     },
 
     async read(topic, after, limit) {

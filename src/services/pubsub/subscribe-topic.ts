@@ -1,4 +1,5 @@
 /** `subscribeTopic`: the resuming client helper (`subscribe`) applied to the hub's Subscribe. */
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { BackoffOptions } from "../../channel/backoff.js";
 import type { Client } from "../../client/client.js";
 import { subscribe, type SubscribeOptions } from "../../client/subscribe.js";
@@ -8,8 +9,21 @@ import { minBookmarkIntervalMs, subscriptionStartKey } from "./hub.js";
 
 /** Options of `subscribeTopic`. */
 export interface SubscribeTopicOptions {
-  /** Start after this event id. Default: with the next event published. */
+  /** Start after this event id. Default: where `from` says. */
   after?: string | undefined;
+  /**
+   * Without `after`: `"oldest"` replays every event the hub retains, a `Date` starts with the
+   * first event published at or after it (OUT_OF_RANGE if retention trimmed one). Default: the
+   * next event published.
+   */
+  from?: "oldest" | Date | undefined;
+  /**
+   * Snapshot, then changes: events that were in the log when the subscription began come with
+   * `history` set, and `onHistoryEnd(position)` is called once they are all out (before any live
+   * event). A resubscribe before that point asks again; after it, never.
+   */
+  history?: boolean | undefined;
+  onHistoryEnd?: ((position: string) => void) | undefined;
   /** Aborting ends the iteration. */
   signal?: AbortSignal | undefined;
   /** Wait between resubscribe attempts (gRPC connection backoff by default). */
@@ -38,10 +52,20 @@ export function subscribeTopic(client: Client<typeof PubSubService>, topic: stri
   const callOptions: CallOptions = {};
   if (options.onHeader !== undefined) callOptions.onHeader = options.onHeader;
   if (interval > 0) callOptions.idleTimeoutMs = 3 * Math.max(minBookmarkIntervalMs, interval);
+  if (options.after !== undefined && options.from !== undefined) throw new TypeError("subscribeTopic: give `after` or `from`, not both");
+  const from = options.from;
+  const start = from === undefined ? {} : from === "oldest" ? { fromOldest: true } : { since: timestampFromMs(from.getTime()) };
+  let historyPending = options.history === true;
   return subscribe(client.subscribe, {
-    makeRequest: (after) => ({ topic, bookmarkIntervalMs: interval, ...(after === undefined ? {} : { afterEventId: after }) }),
+    makeRequest: (after) => ({ topic, bookmarkIntervalMs: interval, markHistory: historyPending, ...(after === undefined ? start : { afterEventId: after }) }),
     idOf: (ev) => ev.eventId,
-    isBookmark: (ev) => ev.bookmark,
+    isBookmark: (ev) => {
+      if (ev.historyEnd && historyPending) {
+        historyPending = false;
+        options.onHistoryEnd?.(ev.eventId);
+      }
+      return ev.bookmark;
+    },
     after: options.after,
     signal: options.signal,
     backoff: options.backoff,

@@ -42,6 +42,11 @@ export class Subscription<M = unknown> {
   cursor: string;
   /** It was ended for falling behind (counted in the hub's stats). */
   cutForLag = false;
+  /**
+   * While set, events up to `until` (the head when the stream began) are history: sent through
+   * `map`, then `end(until)` once the first later event is due or the log has no more.
+   */
+  history: { until: string; map: EventMapper<M>; end: (position: string) => M } | undefined;
 
   constructor(
     readonly id: string,
@@ -94,11 +99,15 @@ export class Subscription<M = unknown> {
           break;
         }
         for (const ev of events) {
-          await this.ctx.send(this.map(ev));
+          const h = this.history;
+          if (h !== undefined && this.log.compare(ev.id, h.until) > 0) await this.endHistory(h);
+          await this.ctx.send(this.history !== undefined ? this.history.map(ev) : this.map(ev));
           if (this.ended) return;
           this.cursor = ev.id;
         }
       }
+      if (this.history !== undefined) await this.endHistory(this.history);
+      if (this.ended) return;
     } catch (e) {
       this.fail(RpcError.from(e, Code.Unavailable));
       return;
@@ -118,6 +127,11 @@ export class Subscription<M = unknown> {
     this.queuedBytes = fresh.reduce((n, ev) => n + ev.payload.byteLength, 0);
     this.newest = fresh.length > 0 ? fresh[fresh.length - 1]!.id : this.cursor;
     if (this.queued > 0) void this.drain();
+  }
+
+  private async endHistory(h: NonNullable<Subscription<M>["history"]>): Promise<void> {
+    this.history = undefined;
+    await this.ctx.send(h.end(h.until));
   }
 
   /** Takes one live event from the fan-out. Never blocks. */

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file rill/pubsub/v1/pubsub.proto.
  */
 export const file_rill_pubsub_v1_pubsub: GenFile = /*@__PURE__*/
-  fileDesc("ChtyaWxsL3B1YnN1Yi92MS9wdWJzdWIucHJvdG8SDnJpbGwucHVic3ViLnYxIkoKDlB1Ymxpc2hSZXF1ZXN0Eg0KBXRvcGljGAEgASgJEg8KB3BheWxvYWQYAiABKAwSEAoDa2V5GAMgASgJSACIAQFCBgoEX2tleSIjCg9QdWJsaXNoUmVzcG9uc2USEAoIZXZlbnRfaWQYASABKAkibwoQU3Vic2NyaWJlUmVxdWVzdBINCgV0b3BpYxgBIAEoCRIbCg5hZnRlcl9ldmVudF9pZBgCIAEoCUgAiAEBEhwKFGJvb2ttYXJrX2ludGVydmFsX21zGAMgASgNQhEKD19hZnRlcl9ldmVudF9pZCKXAQoFRXZlbnQSEAoIZXZlbnRfaWQYASABKAkSDQoFdG9waWMYAiABKAkSDwoHcGF5bG9hZBgDIAEoDBIwCgxwdWJsaXNoZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKA2tleRgFIAEoCUgAiAEBEhAKCGJvb2ttYXJrGAYgASgIQgYKBF9rZXkiLQoSVW5zdWJzY3JpYmVSZXF1ZXN0EhcKD3N1YnNjcmlwdGlvbl9pZBgBIAEoCSIVChNVbnN1YnNjcmliZVJlc3BvbnNlIhMKEUxpc3RUb3BpY3NSZXF1ZXN0IjsKEkxpc3RUb3BpY3NSZXNwb25zZRIlCgZ0b3BpY3MYASADKAsyFS5yaWxsLnB1YnN1Yi52MS5Ub3BpYyJBCgVUb3BpYxIMCgRuYW1lGAEgASgJEhUKDWxhc3RfZXZlbnRfaWQYAiABKAkSEwoLc3Vic2NyaWJlcnMYAyABKA0y2AIKDVB1YlN1YlNlcnZpY2USTAoHUHVibGlzaBIeLnJpbGwucHVic3ViLnYxLlB1Ymxpc2hSZXF1ZXN0Gh8ucmlsbC5wdWJzdWIudjEuUHVibGlzaFJlc3BvbnNlIgASSAoJU3Vic2NyaWJlEiAucmlsbC5wdWJzdWIudjEuU3Vic2NyaWJlUmVxdWVzdBoVLnJpbGwucHVic3ViLnYxLkV2ZW50IgAwARJYCgtVbnN1YnNjcmliZRIiLnJpbGwucHVic3ViLnYxLlVuc3Vic2NyaWJlUmVxdWVzdBojLnJpbGwucHVic3ViLnYxLlVuc3Vic2NyaWJlUmVzcG9uc2UiABJVCgpMaXN0VG9waWNzEiEucmlsbC5wdWJzdWIudjEuTGlzdFRvcGljc1JlcXVlc3QaIi5yaWxsLnB1YnN1Yi52MS5MaXN0VG9waWNzUmVzcG9uc2UiAGIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChtyaWxsL3B1YnN1Yi92MS9wdWJzdWIucHJvdG8SDnJpbGwucHVic3ViLnYxIkoKDlB1Ymxpc2hSZXF1ZXN0Eg0KBXRvcGljGAEgASgJEg8KB3BheWxvYWQYAiABKAwSEAoDa2V5GAMgASgJSACIAQFCBgoEX2tleSIjCg9QdWJsaXNoUmVzcG9uc2USEAoIZXZlbnRfaWQYASABKAkixQEKEFN1YnNjcmliZVJlcXVlc3QSDQoFdG9waWMYASABKAkSGwoOYWZ0ZXJfZXZlbnRfaWQYAiABKAlIAIgBARIcChRib29rbWFya19pbnRlcnZhbF9tcxgDIAEoDRITCgtmcm9tX29sZGVzdBgEIAEoCBIpCgVzaW5jZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMbWFya19oaXN0b3J5GAYgASgIQhEKD19hZnRlcl9ldmVudF9pZCK9AQoFRXZlbnQSEAoIZXZlbnRfaWQYASABKAkSDQoFdG9waWMYAiABKAkSDwoHcGF5bG9hZBgDIAEoDBIwCgxwdWJsaXNoZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKA2tleRgFIAEoCUgAiAEBEhAKCGJvb2ttYXJrGAYgASgIEg8KB2hpc3RvcnkYByABKAgSEwoLaGlzdG9yeV9lbmQYCCABKAhCBgoEX2tleSItChJVbnN1YnNjcmliZVJlcXVlc3QSFwoPc3Vic2NyaXB0aW9uX2lkGAEgASgJIhUKE1Vuc3Vic2NyaWJlUmVzcG9uc2UiEwoRTGlzdFRvcGljc1JlcXVlc3QiOwoSTGlzdFRvcGljc1Jlc3BvbnNlEiUKBnRvcGljcxgBIAMoCzIVLnJpbGwucHVic3ViLnYxLlRvcGljIkEKBVRvcGljEgwKBG5hbWUYASABKAkSFQoNbGFzdF9ldmVudF9pZBgCIAEoCRITCgtzdWJzY3JpYmVycxgDIAEoDTLYAgoNUHViU3ViU2VydmljZRJMCgdQdWJsaXNoEh4ucmlsbC5wdWJzdWIudjEuUHVibGlzaFJlcXVlc3QaHy5yaWxsLnB1YnN1Yi52MS5QdWJsaXNoUmVzcG9uc2UiABJICglTdWJzY3JpYmUSIC5yaWxsLnB1YnN1Yi52MS5TdWJzY3JpYmVSZXF1ZXN0GhUucmlsbC5wdWJzdWIudjEuRXZlbnQiADABElgKC1Vuc3Vic2NyaWJlEiIucmlsbC5wdWJzdWIudjEuVW5zdWJzY3JpYmVSZXF1ZXN0GiMucmlsbC5wdWJzdWIudjEuVW5zdWJzY3JpYmVSZXNwb25zZSIAElUKCkxpc3RUb3BpY3MSIS5yaWxsLnB1YnN1Yi52MS5MaXN0VG9waWNzUmVxdWVzdBoiLnJpbGwucHVic3ViLnYxLkxpc3RUb3BpY3NSZXNwb25zZSIAYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * PublishRequest is one event to append.
@@ -96,6 +96,32 @@ export type SubscribeRequest = Message<"rill.pubsub.v1.SubscribeRequest"> & {
    * @generated from field: uint32 bookmark_interval_ms = 3;
    */
   bookmarkIntervalMs: number;
+
+  /**
+   * Where to start when `after_event_id` is unset (at most one of the two; with neither, from
+   * the next event published). `from_oldest`: the oldest event the log retains (replay
+   * everything kept). `since`: the first event published at or after this time, by the hub's
+   * clock; OUT_OF_RANGE (with the usual trailers) when retention already trimmed an event
+   * published since then.
+   *
+   * @generated from field: bool from_oldest = 4;
+   */
+  fromOldest: boolean;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp since = 5;
+   */
+  since?: Timestamp | undefined;
+
+  /**
+   * Snapshot, then changes (Kubernetes `sendInitialEvents`): events that were in the log when the
+   * stream began come with `history` set, and once the last of them is out the stream sends a
+   * bookmark with `history_end` set (even when there was no history): from there on, events are
+   * live. One consistent position divides the two: the `event_id` of that bookmark.
+   *
+   * @generated from field: bool mark_history = 6;
+   */
+  markHistory: boolean;
 };
 
 /**
@@ -146,6 +172,20 @@ export type Event = Message<"rill.pubsub.v1.Event"> & {
    * @generated from field: bool bookmark = 6;
    */
   bookmark: boolean;
+
+  /**
+   * The event was in the log when the stream began (only with SubscribeRequest.mark_history).
+   *
+   * @generated from field: bool history = 7;
+   */
+  history: boolean;
+
+  /**
+   * A bookmark ending the history (only with SubscribeRequest.mark_history).
+   *
+   * @generated from field: bool history_end = 8;
+   */
+  historyEnd: boolean;
 };
 
 /**
@@ -277,8 +317,9 @@ export const PubSubService: GenService<{
    * still in the log, then live ones, without end. The response headers carry
    * `rill-subscription-id` (for Unsubscribe) and `rill-subscription-start` (the id after which
    * this stream starts; resume from it if no event has arrived yet).
-   * Ends with RESOURCE_EXHAUSTED when the subscriber falls too far behind (resume after the
-   * last event received; trailer `rill-resume-after`), OUT_OF_RANGE when `after_event_id` was
+   * Ends with RESOURCE_EXHAUSTED when the subscriber falls too far behind (an RST_STREAM
+   * ENHANCE_YOUR_CALM, so it overtakes the events buffered for it; resume after the last event
+   * handled), OUT_OF_RANGE when `after_event_id` was
    * trimmed from the log (trailer `rill-first-event-id` names the first event still there,
    * `rill-oldest-position` the id to resume after to get it next), DATA_LOSS when the id
    * belongs to a history the log no longer has (an in-memory log restarted; a Redis stream
