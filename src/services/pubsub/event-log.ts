@@ -14,6 +14,7 @@
 import { RpcError } from "../../protocol/errors.js";
 import { Code } from "../../protocol/code.js";
 import { Metadata } from "../../protocol/metadata.js";
+import type { ConsumerGroups } from "./consumer-groups.js";
 
 /** One event as the log stores it. */
 export interface StoredEvent {
@@ -198,6 +199,8 @@ export interface EventLog {
   topics(): Promise<TopicInfo[]>;
   /** What the log retains, by its own accounting (for limits, tests and metrics). */
   usage?(): Promise<LogUsage>;
+  /** Consumer groups of the log's topics, kept where the log keeps its events. */
+  readonly groups: ConsumerGroups;
   /** Releases connections and timers. */
   close(): Promise<void>;
 }

@@ -14,7 +14,8 @@
 import { randomBytes } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
-import { EventSchema, PubSubService, type Event } from "../../../gen/rill/pubsub/v1/pubsub_pb.js";
+import { ConsumeResponseSchema, EventSchema, PubSubService, type ConsumeRequest, type Event } from "../../../gen/rill/pubsub/v1/pubsub_pb.js";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { RpcError } from "../../protocol/errors.js";
 import { Code } from "../../protocol/code.js";
 import type { HandlerContext } from "../../handler-context.js";
@@ -25,6 +26,9 @@ import { createRedisLog } from "./redis-log.js";
 import { createControl, type EndTarget } from "./hub-control.js";
 import { Subscription, type EventMapper } from "./subscription.js";
 import { Bookmarks } from "./bookmarks.js";
+import { GroupMember, type MemberSettings } from "./group-member.js";
+
+type ConsumeResponseInit = MessageInitShape<typeof ConsumeResponseSchema>;
 
 /** Response header naming a subscription (for Unsubscribe). */
 export const subscriptionIdKey = "rill-subscription-id";
@@ -84,6 +88,13 @@ export interface StreamOptions<M> {
   bookmark?: ((position: string) => M) | undefined;
 }
 
+/** Response header naming a Consume stream's member (its consumer name in the group's state). */
+export const memberIdKey = "rill-member-id";
+/** The shortest ack deadline served: a member asking for less gets this. */
+export const minAckDeadlineMs = 100;
+/** The most deliveries one member may hold unacknowledged. */
+const maxGroupInFlight = 10_000;
+
 /** The shortest bookmark interval served: a client asking for less gets this. */
 export const minBookmarkIntervalMs = 100;
 
@@ -97,6 +108,14 @@ export interface HubStats {
   readonly maxQueuedEvents: number;
   /** Subscribers ended (RESOURCE_EXHAUSTED, resumable) for falling behind, since the hub started. */
   readonly cutSubscribers: number;
+  /** Consumer-group members (Consume streams) open on this instance. */
+  readonly groupMembers: number;
+  /** Events delivered to them and not acknowledged yet. */
+  readonly unacknowledged: number;
+  /** Deliveries of an event a member had already been given (ack deadline passed, member left), since the hub started. */
+  readonly redelivered: number;
+  /** Events sent to a dead-letter topic after `max_deliveries`, since the hub started. */
+  readonly deadLettered: number;
 }
 
 /** The hub. */
@@ -138,6 +157,8 @@ type AnySubscription = Subscription<unknown>;
 
 class TopicState {
   readonly subs = new Set<AnySubscription>();
+  /** Consumer-group members on this topic, woken by each new event. */
+  readonly members = new Set<GroupMember>();
   refs = 0;
   follower: Follower | undefined;
   ready!: Promise<void>;
@@ -171,7 +192,10 @@ export function createHub(options: HubOptions = {}): Hub {
   }
   const topics = new Map<string, TopicState>();
   const subscriptions = new Map<string, AnySubscription>();
+  const members = new Set<GroupMember>();
   let cutSubscribers = 0;
+  let redelivered = 0;
+  let deadLettered = 0;
   const bookmarks = new Bookmarks();
   const mapped = new Map<EventMapper<unknown>, WeakMap<StoredEvent, unknown>>();
   let draining = false;
@@ -210,10 +234,12 @@ export function createHub(options: HubOptions = {}): Hub {
         state.follower = log.follow(topic, head, {
           onEvent: (ev) => {
             for (const s of state.subs) s.offer(ev);
+            for (const m of state.members) m.wake();
           },
           onError: (e) => {
             stopTopic(topic, state);
             for (const s of [...state.subs]) s.fail(e);
+            for (const m of state.members) m.fail(e);
           },
         });
       });
@@ -283,6 +309,71 @@ export function createHub(options: HubOptions = {}): Hub {
     return sub.done;
   };
 
+  /** Serves one Consume stream (see the proto and group-member.ts). */
+  const consume = async (requests: AsyncIterable<ConsumeRequest>, ctx: HandlerContext<ConsumeResponseInit>): Promise<void> => {
+    const it = requests[Symbol.asyncIterator]();
+    const first = await it.next();
+    if (first.done === true || first.value.kind.case !== "join") throw new RpcError(Code.InvalidArgument, "the first ConsumeRequest must be `join`");
+    const join = first.value.kind.value;
+    checkTopic(join.topic);
+    if (join.group === "") throw new RpcError(Code.InvalidArgument, "group is empty");
+    if (join.group.length > maxTopicLength) throw new RpcError(Code.InvalidArgument, `group is longer than ${maxTopicLength} characters`);
+    const deadLetterTopic = join.deadLetterTopic === "" ? `${join.topic}.dead-letter` : join.deadLetterTopic;
+    checkTopic(deadLetterTopic);
+    if (deadLetterTopic === join.topic) throw new RpcError(Code.InvalidArgument, "dead_letter_topic is the topic itself");
+    if (draining) throw new RpcError(Code.Unavailable, "the server is shutting down; join again (on another instance, if there is one)");
+    const settings: MemberSettings = {
+      topic: join.topic,
+      group: join.group,
+      consumer: randomBytes(9).toString("base64url"),
+      maxInFlight: Math.min(join.maxInFlight === 0 ? 64 : join.maxInFlight, maxGroupInFlight),
+      ackDeadlineMs: join.ackDeadlineMs === 0 ? 30_000 : Math.max(minAckDeadlineMs, join.ackDeadlineMs),
+      maxDeliveries: join.maxDeliveries === 0 ? 5 : join.maxDeliveries,
+    };
+    try {
+      await log.groups.join(join.topic, join.group, join.fromOldest ? "oldest" : "next");
+    } catch (e) {
+      throw RpcError.from(e, Code.Unavailable);
+    }
+    const t = await attach(join.topic);
+    const member = new GroupMember(log.groups, settings, {
+      deliver: (d) => ctx.send({ kind: { case: "delivery", value: { event: toEvent(d.event), deliveryCount: d.deliveries } } }),
+      deadLetter: async (d) => {
+        await log.append(deadLetterTopic, d.event.payload, `${join.group}/${d.event.id}`);
+      },
+      now: Date.now,
+    });
+    t.members.add(member);
+    members.add(member);
+    ctx.responseHeader.set(memberIdKey, settings.consumer);
+    ctx.sendHeader();
+    const acks = (async () => {
+      for (;;) {
+        const r = await it.next();
+        if (r.done === true) return;
+        if (r.value.kind.case !== "ack") throw new RpcError(Code.InvalidArgument, "after `join`, a ConsumeRequest must be `ack`");
+        const done = await member.ack(r.value.kind.value.eventIds);
+        if (done.length > 0) await ctx.send({ kind: { case: "acked", value: { eventIds: done } } });
+      }
+    })();
+    const run = member.run();
+    // Whichever loses the race still settles, when the call ends: that is not unhandled.
+    acks.catch(() => {});
+    run.catch(() => {});
+    try {
+      // Closing the request stream leaves the group (OK); the member's run only ends by failing.
+      await Promise.race([acks, run]);
+    } finally {
+      redelivered += member.redelivered;
+      deadLettered += member.deadLettered;
+      t.members.delete(member);
+      members.delete(member);
+      detach(join.topic, t);
+      // Handed back even when the stream broke, so the others need not wait out the deadline.
+      await member.stop().catch(() => {});
+    }
+  };
+
   /** Ends local subscriptions named by `target`; returns how many. */
   function endLocal(target: EndTarget): number {
     if (target.sub !== undefined) {
@@ -332,7 +423,24 @@ export function createHub(options: HubOptions = {}): Hub {
         queuedEvents += sub.queued;
         if (sub.queued > maxQueuedEvents) maxQueuedEvents = sub.queued;
       }
-      return { subscribers: subscriptions.size, queuedEvents, maxQueuedEvents, cutSubscribers };
+      let unacknowledged = 0;
+      let memberRedelivered = redelivered;
+      let memberDeadLettered = deadLettered;
+      for (const m of members) {
+        unacknowledged += m.unacknowledged;
+        memberRedelivered += m.redelivered;
+        memberDeadLettered += m.deadLettered;
+      }
+      return {
+        subscribers: subscriptions.size,
+        queuedEvents,
+        maxQueuedEvents,
+        cutSubscribers,
+        groupMembers: members.size,
+        unacknowledged,
+        redelivered: memberRedelivered,
+        deadLettered: memberDeadLettered,
+      };
     },
     subscriberCount(topic) {
       if (topic !== undefined) return topics.get(topic)?.subs.size ?? 0;
@@ -344,6 +452,7 @@ export function createHub(options: HubOptions = {}): Hub {
       draining = true;
       const e = new RpcError(Code.Unavailable, "the server is shutting down; subscribe again (on another instance, if there is one)");
       for (const s of [...subscriptions.values()]) s.fail(e);
+      for (const m of members) m.fail(e);
     },
     async close() {
       hub.drain();
@@ -375,6 +484,7 @@ export function createHub(options: HubOptions = {}): Hub {
         }
         return {};
       },
+      consume,
       async listTopics() {
         const list = await log.topics();
         return { topics: list.map((t) => ({ name: t.name, lastEventId: t.lastEventId, subscribers: hub.subscriberCount(t.name) })) };

@@ -1,5 +1,5 @@
 /** Pub/sub: the hub service, its event logs, and the client helper for hub topics. */
-export { createHub, minBookmarkIntervalMs, subscriptionIdKey, subscriptionStartKey } from "./hub.js";
+export { createHub, memberIdKey, minAckDeadlineMs, minBookmarkIntervalMs, subscriptionIdKey, subscriptionStartKey } from "./hub.js";
 export type { Hub, HubOptions, HubStats, StreamOptions } from "./hub.js";
 export { createMemoryLog, defaultMaxTotalBytes } from "./memory-log.js";
 export type { MemoryLogOptions } from "./memory-log.js";
@@ -9,6 +9,9 @@ export { firstEventIdKey, oldestPositionKey, eventBytes, eventOverheadBytes, ret
 export type { EventLog, StoredEvent, AppendResult, TopicInfo, Follower, FollowListener, RetentionOptions, LogUsage } from "./event-log.js";
 export type { EventMapper } from "./subscription.js";
 export { subscribeTopic } from "./subscribe-topic.js";
+export { consumeGroup } from "./consume-group.js";
+export type { ConsumeGroupOptions, GroupMessage } from "./consume-group.js";
+export type { ConsumerGroups, GroupDelivery, GroupStart } from "./consumer-groups.js";
 export type { SubscribeTopicOptions } from "./subscribe-topic.js";
 export { PubSubService, EventSchema } from "../../../gen/rill/pubsub/v1/pubsub_pb.js";
 export type { Event } from "../../../gen/rill/pubsub/v1/pubsub_pb.js";

@@ -40,6 +40,7 @@ import {
   type StoredEvent,
   type TopicInfo,
 } from "./event-log.js";
+import { createMemoryGroups } from "./consumer-groups.js";
 
 /** Options of `createMemoryLog`. */
 export interface MemoryLogOptions extends RetentionOptions {
@@ -207,7 +208,7 @@ export function createMemoryLog(options: MemoryLogOptions = {}): EventLog {
     return Number(m[1]);
   };
 
-  return {
+  const log: Omit<EventLog, "groups"> = {
     kind: "memory",
 
     async append(topic, original, rawKey) {
@@ -313,4 +314,5 @@ export function createMemoryLog(options: MemoryLogOptions = {}): EventLog {
       for (const t of topics.values()) t.listeners.clear();
     },
   };
+  return { ...log, groups: createMemoryGroups(log, now) };
 }

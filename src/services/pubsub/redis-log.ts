@@ -57,6 +57,7 @@ import {
   type TopicInfo,
 } from "./event-log.js";
 import { appendScript, readScript } from "./redis-scripts.js";
+import { createRedisGroups } from "./redis-groups.js";
 
 // ioredis is an optional peer dependency: a server without a Redis log never needs it, so a
 // missing package only matters (with a message saying what to install) when a Redis log is made.
@@ -234,8 +235,15 @@ export function createRedisLog(options: RedisLogOptions = {}): EventLog {
   let listener: Redis | undefined;
   const handlers = new Set<(message: string) => void>();
 
+  const groups = createRedisGroups({ redis, streamKey, metaKey, unavailable, toEvent: (topic, e) => {
+      const parsed = parseEntry(e);
+      return toEvent(topic, parsed, parsed.written);
+    },
+  });
+
   return {
     kind: "redis",
+    groups,
 
     control: {
       async publish(message) {

@@ -16,7 +16,197 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file rill/pubsub/v1/pubsub.proto.
  */
 export const file_rill_pubsub_v1_pubsub: GenFile = /*@__PURE__*/
-  fileDesc("ChtyaWxsL3B1YnN1Yi92MS9wdWJzdWIucHJvdG8SDnJpbGwucHVic3ViLnYxIkoKDlB1Ymxpc2hSZXF1ZXN0Eg0KBXRvcGljGAEgASgJEg8KB3BheWxvYWQYAiABKAwSEAoDa2V5GAMgASgJSACIAQFCBgoEX2tleSIjCg9QdWJsaXNoUmVzcG9uc2USEAoIZXZlbnRfaWQYASABKAkixQEKEFN1YnNjcmliZVJlcXVlc3QSDQoFdG9waWMYASABKAkSGwoOYWZ0ZXJfZXZlbnRfaWQYAiABKAlIAIgBARIcChRib29rbWFya19pbnRlcnZhbF9tcxgDIAEoDRITCgtmcm9tX29sZGVzdBgEIAEoCBIpCgVzaW5jZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMbWFya19oaXN0b3J5GAYgASgIQhEKD19hZnRlcl9ldmVudF9pZCK9AQoFRXZlbnQSEAoIZXZlbnRfaWQYASABKAkSDQoFdG9waWMYAiABKAkSDwoHcGF5bG9hZBgDIAEoDBIwCgxwdWJsaXNoZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKA2tleRgFIAEoCUgAiAEBEhAKCGJvb2ttYXJrGAYgASgIEg8KB2hpc3RvcnkYByABKAgSEwoLaGlzdG9yeV9lbmQYCCABKAhCBgoEX2tleSItChJVbnN1YnNjcmliZVJlcXVlc3QSFwoPc3Vic2NyaXB0aW9uX2lkGAEgASgJIhUKE1Vuc3Vic2NyaWJlUmVzcG9uc2UiEwoRTGlzdFRvcGljc1JlcXVlc3QiOwoSTGlzdFRvcGljc1Jlc3BvbnNlEiUKBnRvcGljcxgBIAMoCzIVLnJpbGwucHVic3ViLnYxLlRvcGljIkEKBVRvcGljEgwKBG5hbWUYASABKAkSFQoNbGFzdF9ldmVudF9pZBgCIAEoCRITCgtzdWJzY3JpYmVycxgDIAEoDTLYAgoNUHViU3ViU2VydmljZRJMCgdQdWJsaXNoEh4ucmlsbC5wdWJzdWIudjEuUHVibGlzaFJlcXVlc3QaHy5yaWxsLnB1YnN1Yi52MS5QdWJsaXNoUmVzcG9uc2UiABJICglTdWJzY3JpYmUSIC5yaWxsLnB1YnN1Yi52MS5TdWJzY3JpYmVSZXF1ZXN0GhUucmlsbC5wdWJzdWIudjEuRXZlbnQiADABElgKC1Vuc3Vic2NyaWJlEiIucmlsbC5wdWJzdWIudjEuVW5zdWJzY3JpYmVSZXF1ZXN0GiMucmlsbC5wdWJzdWIudjEuVW5zdWJzY3JpYmVSZXNwb25zZSIAElUKCkxpc3RUb3BpY3MSIS5yaWxsLnB1YnN1Yi52MS5MaXN0VG9waWNzUmVxdWVzdBoiLnJpbGwucHVic3ViLnYxLkxpc3RUb3BpY3NSZXNwb25zZSIAYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChtyaWxsL3B1YnN1Yi92MS9wdWJzdWIucHJvdG8SDnJpbGwucHVic3ViLnYxImcKDkNvbnN1bWVSZXF1ZXN0EikKBGpvaW4YASABKAsyGS5yaWxsLnB1YnN1Yi52MS5Kb2luR3JvdXBIABIiCgNhY2sYAiABKAsyEy5yaWxsLnB1YnN1Yi52MS5BY2tIAEIGCgRraW5kIqEBCglKb2luR3JvdXASDQoFdG9waWMYASABKAkSDQoFZ3JvdXAYAiABKAkSFQoNbWF4X2luX2ZsaWdodBgDIAEoDRIXCg9hY2tfZGVhZGxpbmVfbXMYBCABKA0SFgoObWF4X2RlbGl2ZXJpZXMYBSABKA0SGQoRZGVhZF9sZXR0ZXJfdG9waWMYBiABKAkSEwoLZnJvbV9vbGRlc3QYByABKAgiGAoDQWNrEhEKCWV2ZW50X2lkcxgBIAMoCSJvCg9Db25zdW1lUmVzcG9uc2USLAoIZGVsaXZlcnkYASABKAsyGC5yaWxsLnB1YnN1Yi52MS5EZWxpdmVyeUgAEiYKBWFja2VkGAIgASgLMhUucmlsbC5wdWJzdWIudjEuQWNrZWRIAEIGCgRraW5kIkgKCERlbGl2ZXJ5EiQKBWV2ZW50GAEgASgLMhUucmlsbC5wdWJzdWIudjEuRXZlbnQSFgoOZGVsaXZlcnlfY291bnQYAiABKA0iGgoFQWNrZWQSEQoJZXZlbnRfaWRzGAEgAygJIkoKDlB1Ymxpc2hSZXF1ZXN0Eg0KBXRvcGljGAEgASgJEg8KB3BheWxvYWQYAiABKAwSEAoDa2V5GAMgASgJSACIAQFCBgoEX2tleSIjCg9QdWJsaXNoUmVzcG9uc2USEAoIZXZlbnRfaWQYASABKAkixQEKEFN1YnNjcmliZVJlcXVlc3QSDQoFdG9waWMYASABKAkSGwoOYWZ0ZXJfZXZlbnRfaWQYAiABKAlIAIgBARIcChRib29rbWFya19pbnRlcnZhbF9tcxgDIAEoDRITCgtmcm9tX29sZGVzdBgEIAEoCBIpCgVzaW5jZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMbWFya19oaXN0b3J5GAYgASgIQhEKD19hZnRlcl9ldmVudF9pZCK9AQoFRXZlbnQSEAoIZXZlbnRfaWQYASABKAkSDQoFdG9waWMYAiABKAkSDwoHcGF5bG9hZBgDIAEoDBIwCgxwdWJsaXNoZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKA2tleRgFIAEoCUgAiAEBEhAKCGJvb2ttYXJrGAYgASgIEg8KB2hpc3RvcnkYByABKAgSEwoLaGlzdG9yeV9lbmQYCCABKAhCBgoEX2tleSItChJVbnN1YnNjcmliZVJlcXVlc3QSFwoPc3Vic2NyaXB0aW9uX2lkGAEgASgJIhUKE1Vuc3Vic2NyaWJlUmVzcG9uc2UiEwoRTGlzdFRvcGljc1JlcXVlc3QiOwoSTGlzdFRvcGljc1Jlc3BvbnNlEiUKBnRvcGljcxgBIAMoCzIVLnJpbGwucHVic3ViLnYxLlRvcGljIkEKBVRvcGljEgwKBG5hbWUYASABKAkSFQoNbGFzdF9ldmVudF9pZBgCIAEoCRITCgtzdWJzY3JpYmVycxgDIAEoDTKqAwoNUHViU3ViU2VydmljZRJMCgdQdWJsaXNoEh4ucmlsbC5wdWJzdWIudjEuUHVibGlzaFJlcXVlc3QaHy5yaWxsLnB1YnN1Yi52MS5QdWJsaXNoUmVzcG9uc2UiABJICglTdWJzY3JpYmUSIC5yaWxsLnB1YnN1Yi52MS5TdWJzY3JpYmVSZXF1ZXN0GhUucmlsbC5wdWJzdWIudjEuRXZlbnQiADABElgKC1Vuc3Vic2NyaWJlEiIucmlsbC5wdWJzdWIudjEuVW5zdWJzY3JpYmVSZXF1ZXN0GiMucmlsbC5wdWJzdWIudjEuVW5zdWJzY3JpYmVSZXNwb25zZSIAElUKCkxpc3RUb3BpY3MSIS5yaWxsLnB1YnN1Yi52MS5MaXN0VG9waWNzUmVxdWVzdBoiLnJpbGwucHVic3ViLnYxLkxpc3RUb3BpY3NSZXNwb25zZSIAElAKB0NvbnN1bWUSHi5yaWxsLnB1YnN1Yi52MS5Db25zdW1lUmVxdWVzdBofLnJpbGwucHVic3ViLnYxLkNvbnN1bWVSZXNwb25zZSIAKAEwAWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+
+/**
+ * ConsumeRequest is a member's message on its Consume stream.
+ *
+ * @generated from message rill.pubsub.v1.ConsumeRequest
+ */
+export type ConsumeRequest = Message<"rill.pubsub.v1.ConsumeRequest"> & {
+  /**
+   * @generated from oneof rill.pubsub.v1.ConsumeRequest.kind
+   */
+  kind: {
+    /**
+     * @generated from field: rill.pubsub.v1.JoinGroup join = 1;
+     */
+    value: JoinGroup;
+    case: "join";
+  } | {
+    /**
+     * @generated from field: rill.pubsub.v1.Ack ack = 2;
+     */
+    value: Ack;
+    case: "ack";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message rill.pubsub.v1.ConsumeRequest.
+ * Use `create(ConsumeRequestSchema)` to create a new message.
+ */
+export const ConsumeRequestSchema: GenMessage<ConsumeRequest> = /*@__PURE__*/
+  messageDesc(file_rill_pubsub_v1_pubsub, 0);
+
+/**
+ * JoinGroup is the first message of a Consume stream.
+ *
+ * @generated from message rill.pubsub.v1.JoinGroup
+ */
+export type JoinGroup = Message<"rill.pubsub.v1.JoinGroup"> & {
+  /**
+   * @generated from field: string topic = 1;
+   */
+  topic: string;
+
+  /**
+   * The group's name; a new name creates the group (starting as `from_oldest` says).
+   *
+   * @generated from field: string group = 2;
+   */
+  group: string;
+
+  /**
+   * Deliveries unacknowledged at once on this stream. 0: 64.
+   *
+   * @generated from field: uint32 max_in_flight = 3;
+   */
+  maxInFlight: number;
+
+  /**
+   * How long a delivery waits for its ack before it may go to another member. 0: 30,000 ms;
+   * at least 100 ms.
+   *
+   * @generated from field: uint32 ack_deadline_ms = 4;
+   */
+  ackDeadlineMs: number;
+
+  /**
+   * Deliveries of one event before it goes to the dead-letter topic. 0: 5.
+   *
+   * @generated from field: uint32 max_deliveries = 5;
+   */
+  maxDeliveries: number;
+
+  /**
+   * Where dead events go. Empty: "<topic>.dead-letter".
+   *
+   * @generated from field: string dead_letter_topic = 6;
+   */
+  deadLetterTopic: string;
+
+  /**
+   * A new group starts with the oldest retained event; otherwise with the next one published.
+   * Ignored when the group exists.
+   *
+   * @generated from field: bool from_oldest = 7;
+   */
+  fromOldest: boolean;
+};
+
+/**
+ * Describes the message rill.pubsub.v1.JoinGroup.
+ * Use `create(JoinGroupSchema)` to create a new message.
+ */
+export const JoinGroupSchema: GenMessage<JoinGroup> = /*@__PURE__*/
+  messageDesc(file_rill_pubsub_v1_pubsub, 1);
+
+/**
+ * Ack acknowledges delivered events by id.
+ *
+ * @generated from message rill.pubsub.v1.Ack
+ */
+export type Ack = Message<"rill.pubsub.v1.Ack"> & {
+  /**
+   * @generated from field: repeated string event_ids = 1;
+   */
+  eventIds: string[];
+};
+
+/**
+ * Describes the message rill.pubsub.v1.Ack.
+ * Use `create(AckSchema)` to create a new message.
+ */
+export const AckSchema: GenMessage<Ack> = /*@__PURE__*/
+  messageDesc(file_rill_pubsub_v1_pubsub, 2);
+
+/**
+ * ConsumeResponse is a delivery, or the news that acknowledgements took effect.
+ *
+ * @generated from message rill.pubsub.v1.ConsumeResponse
+ */
+export type ConsumeResponse = Message<"rill.pubsub.v1.ConsumeResponse"> & {
+  /**
+   * @generated from oneof rill.pubsub.v1.ConsumeResponse.kind
+   */
+  kind: {
+    /**
+     * @generated from field: rill.pubsub.v1.Delivery delivery = 1;
+     */
+    value: Delivery;
+    case: "delivery";
+  } | {
+    /**
+     * @generated from field: rill.pubsub.v1.Acked acked = 2;
+     */
+    value: Acked;
+    case: "acked";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message rill.pubsub.v1.ConsumeResponse.
+ * Use `create(ConsumeResponseSchema)` to create a new message.
+ */
+export const ConsumeResponseSchema: GenMessage<ConsumeResponse> = /*@__PURE__*/
+  messageDesc(file_rill_pubsub_v1_pubsub, 3);
+
+/**
+ * Delivery is one event for this member.
+ *
+ * @generated from message rill.pubsub.v1.Delivery
+ */
+export type Delivery = Message<"rill.pubsub.v1.Delivery"> & {
+  /**
+   * @generated from field: rill.pubsub.v1.Event event = 1;
+   */
+  event?: Event | undefined;
+
+  /**
+   * 1 the first time the group hands the event out, then 2, 3...
+   *
+   * @generated from field: uint32 delivery_count = 2;
+   */
+  deliveryCount: number;
+};
+
+/**
+ * Describes the message rill.pubsub.v1.Delivery.
+ * Use `create(DeliverySchema)` to create a new message.
+ */
+export const DeliverySchema: GenMessage<Delivery> = /*@__PURE__*/
+  messageDesc(file_rill_pubsub_v1_pubsub, 4);
+
+/**
+ * Acked names events whose acknowledgement completed them. An ack missing here was late: the
+ * event had already been acknowledged (by this member or another).
+ *
+ * @generated from message rill.pubsub.v1.Acked
+ */
+export type Acked = Message<"rill.pubsub.v1.Acked"> & {
+  /**
+   * @generated from field: repeated string event_ids = 1;
+   */
+  eventIds: string[];
+};
+
+/**
+ * Describes the message rill.pubsub.v1.Acked.
+ * Use `create(AckedSchema)` to create a new message.
+ */
+export const AckedSchema: GenMessage<Acked> = /*@__PURE__*/
+  messageDesc(file_rill_pubsub_v1_pubsub, 5);
 
 /**
  * PublishRequest is one event to append.
@@ -48,7 +238,7 @@ export type PublishRequest = Message<"rill.pubsub.v1.PublishRequest"> & {
  * Use `create(PublishRequestSchema)` to create a new message.
  */
 export const PublishRequestSchema: GenMessage<PublishRequest> = /*@__PURE__*/
-  messageDesc(file_rill_pubsub_v1_pubsub, 0);
+  messageDesc(file_rill_pubsub_v1_pubsub, 6);
 
 /**
  * PublishResponse names the appended event.
@@ -67,7 +257,7 @@ export type PublishResponse = Message<"rill.pubsub.v1.PublishResponse"> & {
  * Use `create(PublishResponseSchema)` to create a new message.
  */
 export const PublishResponseSchema: GenMessage<PublishResponse> = /*@__PURE__*/
-  messageDesc(file_rill_pubsub_v1_pubsub, 1);
+  messageDesc(file_rill_pubsub_v1_pubsub, 7);
 
 /**
  * SubscribeRequest opens a subscription.
@@ -129,7 +319,7 @@ export type SubscribeRequest = Message<"rill.pubsub.v1.SubscribeRequest"> & {
  * Use `create(SubscribeRequestSchema)` to create a new message.
  */
 export const SubscribeRequestSchema: GenMessage<SubscribeRequest> = /*@__PURE__*/
-  messageDesc(file_rill_pubsub_v1_pubsub, 2);
+  messageDesc(file_rill_pubsub_v1_pubsub, 8);
 
 /**
  * Event is one published event.
@@ -193,7 +383,7 @@ export type Event = Message<"rill.pubsub.v1.Event"> & {
  * Use `create(EventSchema)` to create a new message.
  */
 export const EventSchema: GenMessage<Event> = /*@__PURE__*/
-  messageDesc(file_rill_pubsub_v1_pubsub, 3);
+  messageDesc(file_rill_pubsub_v1_pubsub, 9);
 
 /**
  * UnsubscribeRequest names a subscription (from the `rill-subscription-id` header).
@@ -212,7 +402,7 @@ export type UnsubscribeRequest = Message<"rill.pubsub.v1.UnsubscribeRequest"> & 
  * Use `create(UnsubscribeRequestSchema)` to create a new message.
  */
 export const UnsubscribeRequestSchema: GenMessage<UnsubscribeRequest> = /*@__PURE__*/
-  messageDesc(file_rill_pubsub_v1_pubsub, 4);
+  messageDesc(file_rill_pubsub_v1_pubsub, 10);
 
 /**
  * UnsubscribeResponse is empty.
@@ -227,7 +417,7 @@ export type UnsubscribeResponse = Message<"rill.pubsub.v1.UnsubscribeResponse"> 
  * Use `create(UnsubscribeResponseSchema)` to create a new message.
  */
 export const UnsubscribeResponseSchema: GenMessage<UnsubscribeResponse> = /*@__PURE__*/
-  messageDesc(file_rill_pubsub_v1_pubsub, 5);
+  messageDesc(file_rill_pubsub_v1_pubsub, 11);
 
 /**
  * ListTopicsRequest is empty.
@@ -242,7 +432,7 @@ export type ListTopicsRequest = Message<"rill.pubsub.v1.ListTopicsRequest"> & {
  * Use `create(ListTopicsRequestSchema)` to create a new message.
  */
 export const ListTopicsRequestSchema: GenMessage<ListTopicsRequest> = /*@__PURE__*/
-  messageDesc(file_rill_pubsub_v1_pubsub, 6);
+  messageDesc(file_rill_pubsub_v1_pubsub, 12);
 
 /**
  * ListTopicsResponse lists topics by name.
@@ -261,7 +451,7 @@ export type ListTopicsResponse = Message<"rill.pubsub.v1.ListTopicsResponse"> & 
  * Use `create(ListTopicsResponseSchema)` to create a new message.
  */
 export const ListTopicsResponseSchema: GenMessage<ListTopicsResponse> = /*@__PURE__*/
-  messageDesc(file_rill_pubsub_v1_pubsub, 7);
+  messageDesc(file_rill_pubsub_v1_pubsub, 13);
 
 /**
  * Topic describes one topic.
@@ -294,7 +484,7 @@ export type Topic = Message<"rill.pubsub.v1.Topic"> & {
  * Use `create(TopicSchema)` to create a new message.
  */
 export const TopicSchema: GenMessage<Topic> = /*@__PURE__*/
-  messageDesc(file_rill_pubsub_v1_pubsub, 8);
+  messageDesc(file_rill_pubsub_v1_pubsub, 14);
 
 /**
  * PubSubService is the hub.
@@ -352,6 +542,24 @@ export const PubSubService: GenService<{
     methodKind: "unary";
     input: typeof ListTopicsRequestSchema;
     output: typeof ListTopicsResponseSchema;
+  },
+  /**
+   * Consume makes the stream a member of a consumer group of a topic: the group's members share
+   * its events (each event goes to one member), and each event must be acknowledged. The first
+   * request is `join`; the others are `ack`. The server sends `delivery` messages (at most
+   * `max_in_flight` unacknowledged at once) and `acked` ones naming the acknowledgements that
+   * completed an event. An event not acknowledged within `ack_deadline_ms`, or held by a member
+   * whose stream ends, is delivered again (to any member); after `max_deliveries` deliveries it
+   * is published to the dead-letter topic instead and counts as handled. At-least-once: a
+   * member may see an event again if its ack was late or lost; the first ack of an event wins.
+   * Closing the request stream leaves the group (status OK).
+   *
+   * @generated from rpc rill.pubsub.v1.PubSubService.Consume
+   */
+  consume: {
+    methodKind: "bidi_streaming";
+    input: typeof ConsumeRequestSchema;
+    output: typeof ConsumeResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_rill_pubsub_v1_pubsub, 0);
