@@ -116,6 +116,8 @@ export interface HubStats {
   readonly redelivered: number;
   /** Events sent to a dead-letter topic after `max_deliveries`, since the hub started. */
   readonly deadLettered: number;
+  /** Acks that completed an event (the first ack of each), since the hub started. */
+  readonly acknowledged: number;
 }
 
 /** The hub. */
@@ -196,6 +198,7 @@ export function createHub(options: HubOptions = {}): Hub {
   let cutSubscribers = 0;
   let redelivered = 0;
   let deadLettered = 0;
+  let acknowledged = 0;
   const bookmarks = new Bookmarks();
   const mapped = new Map<EventMapper<unknown>, WeakMap<StoredEvent, unknown>>();
   let draining = false;
@@ -353,6 +356,7 @@ export function createHub(options: HubOptions = {}): Hub {
         if (r.done === true) return;
         if (r.value.kind.case !== "ack") throw new RpcError(Code.InvalidArgument, "after `join`, a ConsumeRequest must be `ack`");
         const done = await member.ack(r.value.kind.value.eventIds);
+        acknowledged += done.length;
         if (done.length > 0) await ctx.send({ kind: { case: "acked", value: { eventIds: done } } });
       }
     })();
@@ -440,6 +444,7 @@ export function createHub(options: HubOptions = {}): Hub {
         unacknowledged,
         redelivered: memberRedelivered,
         deadLettered: memberDeadLettered,
+        acknowledged,
       };
     },
     subscriberCount(topic) {
