@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { Code, createClient, createPushable } from "../../src/index.js";
+import { Code, RpcError, createClient, createPushable } from "../../src/index.js";
 import { PubSubService, type ConsumeRequest } from "../../gen/rill/pubsub/v1/pubsub_pb.js";
 import { consumeGroup, createHub, createMemoryLog, createRedisLog, memberIdKey, subscribeTopic, type EventLog, type GroupMessage, type Hub } from "../../src/services/pubsub/index.js";
 import { eventually, useHarness } from "../support/harness.js";
@@ -167,6 +167,15 @@ function groupSuite(makeLog: () => EventLog) {
 
 describe("consumer groups on the memory log", () => {
   groupSuite(() => createMemoryLog());
+
+  test("new group names past maxGroups are RESOURCE_EXHAUSTED: joining cannot grow the process without bound", async () => {
+    const log = createMemoryLog({ maxGroups: 2 });
+    await log.groups.join("t", "a", "next");
+    await log.groups.join("t", "b", "next");
+    await log.groups.join("t", "a", "next"); // an existing group is not a new one
+    await assert.rejects(log.groups.join("t", "c", "next"), (e: unknown) => e instanceof RpcError && e.code === Code.ResourceExhausted && /maxGroups \(2\)/.test(e.message));
+    await log.close();
+  });
 });
 
 describe("consumer groups on the Redis log", () => {

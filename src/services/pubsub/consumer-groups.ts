@@ -65,8 +65,12 @@ class MemoryGroup {
   constructor(public cursor: string) {}
 }
 
-/** Consumer groups kept in this process, over any log that one process owns (the memory log). */
-export function createMemoryGroups(log: Pick<EventLog, "head" | "oldest" | "read">, now: () => number = Date.now): ConsumerGroups {
+/**
+ * Consumer groups kept in this process, over any log that one process owns (the memory log).
+ * At most `maxGroups` (default 10,000; 0 = no limit) exist at once, so clients joining ever new
+ * group names cannot grow the process without bound; past it a new group is RESOURCE_EXHAUSTED.
+ */
+export function createMemoryGroups(log: Pick<EventLog, "head" | "oldest" | "read">, now: () => number = Date.now, maxGroups = 10_000): ConsumerGroups {
   const groups = new Map<string, MemoryGroup>();
   const keyOf = (topic: string, group: string) => `${group}\u0000${topic}`;
   const get = (topic: string, group: string) => {
@@ -84,6 +88,9 @@ export function createMemoryGroups(log: Pick<EventLog, "head" | "oldest" | "read
     async join(topic, group, start) {
       const key = keyOf(topic, group);
       if (groups.has(key)) return;
+      if (maxGroups > 0 && groups.size >= maxGroups) {
+        throw new RpcError(Code.ResourceExhausted, `cannot create consumer group "${group}" of topic "${topic}": the log already holds maxGroups (${maxGroups}) groups; join an existing group, or raise maxGroups`);
+      }
       const cursor = start === "oldest" ? await log.oldest(topic) : await log.head(topic);
       if (!groups.has(key)) groups.set(key, new MemoryGroup(cursor));
     },

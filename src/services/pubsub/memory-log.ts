@@ -49,6 +49,8 @@ export interface MemoryLogOptions extends RetentionOptions {
    * are trimmed, whichever topic holds them. Default 64 MiB; 0 = no limit.
    */
   maxTotalBytes?: number;
+  /** Consumer groups kept at once (see `createMemoryGroups`). Default 10,000; 0 = no limit. */
+  maxGroups?: number;
   /** Clock in epoch ms, for tests of age retention. Default Date.now. */
   now?: () => number;
 }
@@ -314,5 +316,5 @@ export function createMemoryLog(options: MemoryLogOptions = {}): EventLog {
       for (const t of topics.values()) t.listeners.clear();
     },
   };
-  return { ...log, groups: createMemoryGroups(log, now) };
+  return { ...log, groups: createMemoryGroups(log, now, options.maxGroups ?? 10_000) };
 }
