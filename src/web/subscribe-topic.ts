@@ -18,6 +18,7 @@
  * - A stream the hub ends cleanly (Unsubscribe) ends the iteration.
  */
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { PubSubService, type Event } from "../../gen/rill/pubsub/v1/pubsub_pb.js";
 
 /** What the subscription is doing, for a page that shows it. */
@@ -25,8 +26,16 @@ export type SubscriptionState = "connecting" | "live" | "reconnecting" | "ended"
 
 /** Options of the browser `subscribeTopic`. */
 export interface WebSubscribeOptions {
-  /** Start after this event id. Default: with the next event published. */
+  /** Start after this event id. Default: where `from` says. */
   after?: string | undefined;
+  /** Without `after`: `"oldest"` replays what the hub retains, a `Date` starts at the first event published since. Default: the next event. */
+  from?: "oldest" | Date | undefined;
+  /**
+   * Snapshot, then changes: events already in the log come with `history` set, then
+   * `onHistoryEnd(position)` is called once, before any live event (a page shows "loaded").
+   */
+  history?: boolean | undefined;
+  onHistoryEnd?: ((position: string) => void) | undefined;
   /** Aborting ends the iteration (its pending `next()` rejects with the signal's reason). */
   signal?: AbortSignal | undefined;
   /** Heartbeat: a bookmark after this long without an event (at least 100 ms); see the module comment. Default none. */
@@ -58,6 +67,9 @@ export function subscribeTopic(transport: Transport, topic: string, options: Web
   return {
     async *[Symbol.asyncIterator]() {
       let after = options.after;
+      const from = options.from;
+      const start = from === undefined ? {} : from === "oldest" ? { fromOldest: true } : { since: timestampFromMs(from.getTime()) };
+      let historyPending = options.history === true;
       let wait = b.initialMs;
       let state = "connecting" as SubscriptionState;
       const report = (next: SubscriptionState, detail: { error?: ConnectError; delayMs?: number } = {}) => {
@@ -78,7 +90,7 @@ export function subscribeTopic(transport: Transport, topic: string, options: Web
         };
         touch();
         try {
-          const request = { topic, bookmarkIntervalMs: interval, ...(after === undefined ? {} : { afterEventId: after }) };
+          const request = { topic, bookmarkIntervalMs: interval, markHistory: historyPending, ...(after === undefined ? start : { afterEventId: after }) };
           const stream = client.subscribe(request, {
             signal: attempt.signal,
             headers: options.headers,
@@ -92,6 +104,10 @@ export function subscribeTopic(transport: Transport, topic: string, options: Web
             touch();
             after = ev.eventId;
             if (state !== "live") report("live");
+            if (ev.historyEnd && historyPending) {
+              historyPending = false;
+              options.onHistoryEnd?.(ev.eventId);
+            }
             if (!ev.bookmark) yield ev;
           }
           report("ended");

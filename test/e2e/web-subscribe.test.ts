@@ -83,6 +83,28 @@ for (const [name, make] of [
       assert.ok(states.includes("reconnecting"), `states: ${states.join(" → ")}`);
       assert.equal(states.at(-1), "live");
     });
+
+    test("snapshot then changes: the retained events marked as history, onHistoryEnd once, then live events", async () => {
+      const hub = createHub();
+      const { server, port } = await serve(hub);
+      for (let i = 0; i < 3; i++) await hub.publish("snap", text.encode(`h${i}`));
+      const abort = new AbortController();
+      const seen: string[] = [];
+      const reading = (async () => {
+        const opts = { signal: abort.signal, backoff, from: "oldest" as const, history: true, onHistoryEnd: () => seen.push("end") };
+        for await (const ev of subscribeTopic(make(`http://127.0.0.1:${port}`), "snap", opts)) {
+          seen.push(`${new TextDecoder().decode(ev.payload)}:${ev.history}`);
+          if (seen.length === 5) return;
+        }
+      })();
+      await eventually(() => seen.length === 4, 5000, "the history and its end");
+      await hub.publish("snap", text.encode("live"));
+      await reading;
+      abort.abort();
+      await server.shutdown({ graceMs: 100 });
+      await hub.close();
+      assert.deepEqual(seen, ["h0:true", "h1:true", "h2:true", "end", "live:false"]);
+    });
   });
 }
 
