@@ -162,6 +162,13 @@ function groupSuite(makeLog: () => EventLog) {
     const bad = createPushable<ConsumeRequest>();
     void bad.push({ kind: { case: "join", value: { topic: "hdr", group: "" } } } as unknown as ConsumeRequest);
     assert.equal((await statusOf((async () => { for await (const _ of client.consume(bad)); })())).code, Code.InvalidArgument);
+    // An ack cannot name more events than the member may hold: no amplification into the log.
+    const flood = createPushable<ConsumeRequest>();
+    void flood.push({ kind: { case: "join", value: { topic: "hdr", group: "g", maxInFlight: 2 } } } as unknown as ConsumeRequest);
+    void flood.push({ kind: { case: "ack", value: { eventIds: ["1-1", "1-2", "1-3"] } } } as unknown as ConsumeRequest);
+    const floodErr = await statusOf((async () => { for await (const _ of client.consume(flood)); })());
+    assert.equal(floodErr.code, Code.InvalidArgument);
+    assert.match(floodErr.message, /at most max_in_flight \(2\)/);
   });
 }
 

@@ -33,10 +33,11 @@ export interface ConsumerGroups {
   /**
    * Up to `count` events for `consumer`: pending ones idle for at least `idleMs` (claimed for it
    * now; its own only after twice that, so that another member gets them first), then ones no
-   * member has had. FAILED_PRECONDITION for a group never joined; OUT_OF_RANGE
-   * once when retention trimmed events the group had not handed out (it continues after them).
+   * member has had (unless `readNew` is false). FAILED_PRECONDITION for a group never joined;
+   * OUT_OF_RANGE once when retention trimmed events the group had not handed out (it continues
+   * after them).
    */
-  claim(topic: string, group: string, consumer: string, count: number, idleMs: number): Promise<GroupDelivery[]>;
+  claim(topic: string, group: string, consumer: string, count: number, idleMs: number, readNew?: boolean): Promise<GroupDelivery[]>;
   /** Acknowledges events; resolves with those the ack completed (an event already acknowledged is not among them). */
   ack(topic: string, group: string, ids: readonly string[]): Promise<string[]>;
   /** `consumer` left: its unacknowledged `ids` may be claimed by the other members at once. */
@@ -95,7 +96,7 @@ export function createMemoryGroups(log: Pick<EventLog, "head" | "oldest" | "read
       if (!groups.has(key)) groups.set(key, new MemoryGroup(cursor));
     },
 
-    claim(topic, group, consumer, count, idleMs) {
+    claim(topic, group, consumer, count, idleMs, readNew = true) {
       const g = get(topic, group);
       return serially(g, async () => {
         const out: GroupDelivery[] = [];
@@ -108,7 +109,7 @@ export function createMemoryGroups(log: Pick<EventLog, "head" | "oldest" | "read
           p.at = t;
           out.push({ event: p.event, deliveries: p.deliveries });
         }
-        if (out.length >= count) return out;
+        if (out.length >= count || !readNew) return out;
         let events: StoredEvent[];
         try {
           events = await log.read(topic, g.cursor, count - out.length);

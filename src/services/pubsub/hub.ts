@@ -355,7 +355,9 @@ export function createHub(options: HubOptions = {}): Hub {
         const r = await it.next();
         if (r.done === true) return;
         if (r.value.kind.case !== "ack") throw new RpcError(Code.InvalidArgument, "after `join`, a ConsumeRequest must be `ack`");
-        const done = await member.ack(r.value.kind.value.eventIds);
+        const ids = r.value.kind.value.eventIds;
+        if (ids.length > settings.maxInFlight) throw new RpcError(Code.InvalidArgument, `an ack names ${ids.length} events; at most max_in_flight (${settings.maxInFlight}) can be unacknowledged`);
+        const done = await member.ack(ids);
         acknowledged += done.length;
         if (done.length > 0) await ctx.send({ kind: { case: "acked", value: { eventIds: done } } });
       }

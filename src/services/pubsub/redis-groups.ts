@@ -77,7 +77,7 @@ export function createRedisGroups(host: RedisGroupsHost): ConsumerGroups {
       });
     },
 
-    claim(topic, group, consumer, count, idleMs) {
+    claim(topic, group, consumer, count, idleMs, readNew = true) {
       const key = host.streamKey(topic);
       return call(topic, group, async () => {
         const out: GroupDelivery[] = [];
@@ -103,7 +103,7 @@ export function createRedisGroups(host: RedisGroupsHost): ConsumerGroups {
             await redis.call("XACK", key, group, id);
           }
         }
-        if (out.length < count) {
+        if (out.length < count && readNew) {
           // XREADGROUP skips what retention trimmed before the group read it: find that out first.
           const trimmed = (await redis.call("HGET", host.metaKey(topic), "trimmed")) as string | null;
           if (trimmed !== null) {
