@@ -384,6 +384,46 @@ describe("pub/sub hub on the Redis log", () => {
     }
   });
 
+  test("200 followed topics share 4 tail connections, a topic followed while the read is blocked gets its events at once, and the connections close with the last tail", async () => {
+    const url = redis.get().url;
+    const log = createRedisLog({ url, prefix: "tails:" });
+    const check = new Redis(url);
+    const clients = async () => ((await check.call("CLIENT", "LIST")) as string).trim().split("\n").length;
+    try {
+      const before = await clients();
+      const got = new Map<string, string[]>();
+      const followers = [];
+      for (let i = 0; i < 200; i++) {
+        const topic = `t${i}`;
+        got.set(topic, []);
+        followers.push(log.follow(topic, await log.head(topic), { onEvent: (ev) => got.get(topic)!.push(str(ev.payload)), onError: (e) => assert.fail(e) }));
+      }
+      // Tails join connections whose XREAD may already block: every publish must arrive.
+      for (let i = 0; i < 200; i += 37) await log.append(`t${i}`, text(`e${i}`));
+      await log.append("t199", text("last"));
+      await eventually(() => got.get("t199")!.length === 1 && [0, 37, 74, 111, 148, 185].every((i) => got.get(`t${i}`)!.length === 1), 3000, "events on every tail");
+      const during = await clients();
+      // The log's own connection counts once; tails: ceil(200 / 64) = 4.
+      assert.ok(during - before <= 5, `${during - before} connections for 200 tails`);
+      // One more topic while every connection is blocked in XREAD: CLIENT UNBLOCK lets it join.
+      const late: string[] = [];
+      const f = log.follow("late", await log.head("late"), { onEvent: (ev) => late.push(str(ev.payload)), onError: (e) => assert.fail(e) });
+      await log.append("late", text("now"));
+      await eventually(() => late.length === 1, 2000, "the late tail's event");
+      f.stop();
+      for (const x of followers) x.stop();
+      let after = await clients();
+      for (let i = 0; i < 100 && after > before + 1; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+        after = await clients();
+      }
+      assert.ok(after <= before + 1, `tail connections closed (${after - before} left besides the log's own)`);
+    } finally {
+      check.disconnect();
+      await log.close();
+    }
+  });
+
   test("a hub on one process sees events published through another hub sharing the Redis log", async () => {
     const url = redis.get().url;
     const a = createHub({ log: createRedisLog({ url, prefix: "shared:" }) });

@@ -31,7 +31,7 @@
  * bytes live in Redis, not in this process. Redis holds at most about `maxTopics` ×
  * `maxTopicBytes` of events (plus its own overhead); set Redis `maxmemory` for a hard cap.
  *
- * Live tails use XREAD BLOCK on one extra connection per followed topic; the control channel
+ * Live tails use XREAD BLOCK on extra connections, up to 64 followed topics each (redis-tails.ts); the control channel
  * (`control`) is Redis pub/sub on `<prefix>control`, on one more connection once listened to.
  * Redis errors reach callers as UNAVAILABLE.
  */
@@ -58,6 +58,7 @@ import {
 } from "./event-log.js";
 import { appendScript, readScript } from "./redis-scripts.js";
 import { createRedisGroups } from "./redis-groups.js";
+import { RedisTails } from "./redis-tails.js";
 
 // ioredis is an optional peer dependency: a server without a Redis log never needs it, so a
 // missing package only matters (with a message saying what to install) when a Redis log is made.
@@ -212,7 +213,18 @@ export function createRedisLog(options: RedisLogOptions = {}): EventLog {
       () => {},
     );
   });
-  const followers = new Set<Redis>();
+  // Live tails, up to 64 topics per connection (redis-tails.ts).
+  const tails = new RedisTails({
+    redis,
+    streamKey: (topic) => streamKey(topic),
+    parse: (topic, e) => {
+      const parsed = parseEntry(e);
+      return { entry: parsed.entry, written: parsed.written, event: (epoch) => toEvent(topic, parsed, epoch) };
+    },
+    compare: (a, b) => compareEntries(parseOrThrow(a), parseOrThrow(b)),
+    lostHistory: (topic, position, epoch) => lostHistoryError(topic, position, epoch),
+    unavailable,
+  });
   const streamKey = (topic: string) => `${prefix}t:${topic}`;
   const metaKey = (topic: string) => `${prefix}m:${topic}`;
 
@@ -352,56 +364,7 @@ export function createRedisLog(options: RedisLogOptions = {}): EventLog {
 
     follow(topic, after, listener): Follower {
       const start = parseOrThrow(after);
-      // A tail's connection does not reconnect: a lost connection ends the tail (UNAVAILABLE) and
-      // subscribers resume through read(), which checks the history. (ioredis would otherwise
-      // send the blocked XREAD again after a reconnect, to a Redis that may have restarted, or
-      // with autoResendUnfulfilledCommands off leave its promise pending forever.)
-      const conn = redis.duplicate({ retryStrategy: () => null });
-      conn.on("error", () => {});
-      followers.add(conn);
-      let stopped = false;
-      const stop = () => {
-        if (stopped) return;
-        stopped = true;
-        followers.delete(conn);
-        conn.disconnect();
-      };
-      void (async () => {
-        let last = start.entry;
-        let epoch = start.epoch;
-        try {
-          while (!stopped) {
-            const r = (await conn.callBuffer("XREAD", "COUNT", 1000, "BLOCK", 0, "STREAMS", streamKey(topic), last)) as
-              | [Buffer, Entry[]][]
-              | [Buffer, Entry[]]
-              | null;
-            if (stopped) return;
-            // One stream read: ioredis may hand back the single [key, entries] pair unwrapped.
-            const streams = r === null ? [] : Buffer.isBuffer(r[0]) ? [r as [Buffer, Entry[]]] : (r as [Buffer, Entry[]][]);
-            for (const [, entries] of streams) {
-              for (const e of entries) {
-                const parsed = parseEntry(e);
-                const written = parsed.written ?? epoch;
-                if (epoch === undefined) epoch = written;
-                else if (written !== undefined && written !== epoch) {
-                  stop();
-                  listener.onError(lostHistoryError(topic, `${last}@${epoch}`, written));
-                  return;
-                }
-                const ev = toEvent(topic, parsed, epoch);
-                last = parsed.entry;
-                listener.onEvent(ev);
-                if (stopped) return;
-              }
-            }
-          }
-        } catch (e) {
-          if (stopped) return;
-          stop();
-          listener.onError(unavailable(e));
-        }
-      })();
-      return { stop };
+      return tails.follow(topic, start.entry, start.epoch, listener);
     },
 
     compare: compareIds,
@@ -439,8 +402,7 @@ export function createRedisLog(options: RedisLogOptions = {}): EventLog {
     async close() {
       handlers.clear();
       listener?.disconnect();
-      for (const c of followers) c.disconnect();
-      followers.clear();
+      tails.close();
       redis.disconnect();
     },
   };
