@@ -14,8 +14,7 @@
 import { randomBytes } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
-import { ConsumeResponseSchema, EventSchema, PubSubService, type ConsumeRequest, type Event } from "../../../gen/rill/pubsub/v1/pubsub_pb.js";
-import type { MessageInitShape } from "@bufbuild/protobuf";
+import { EventSchema, PubSubService, type Event } from "../../../gen/rill/pubsub/v1/pubsub_pb.js";
 import { RpcError } from "../../protocol/errors.js";
 import { Code } from "../../protocol/code.js";
 import type { HandlerContext } from "../../handler-context.js";
@@ -26,9 +25,8 @@ import { createRedisLog } from "./redis-log.js";
 import { createControl, type EndTarget } from "./hub-control.js";
 import { Subscription, type EventMapper } from "./subscription.js";
 import { Bookmarks } from "./bookmarks.js";
-import { GroupMember, type MemberSettings } from "./group-member.js";
-
-type ConsumeResponseInit = MessageInitShape<typeof ConsumeResponseSchema>;
+import type { GroupMember } from "./group-member.js";
+import { serveConsume, type ConsumeHost } from "./consume-stream.js";
 
 /** Response header naming a subscription (for Unsubscribe). */
 export const subscriptionIdKey = "rill-subscription-id";
@@ -87,13 +85,6 @@ export interface StreamOptions<M> {
   bookmarkIntervalMs?: number | undefined;
   bookmark?: ((position: string) => M) | undefined;
 }
-
-/** Response header naming a Consume stream's member (its consumer name in the group's state). */
-export const memberIdKey = "rill-member-id";
-/** The shortest ack deadline served: a member asking for less gets this. */
-export const minAckDeadlineMs = 100;
-/** The most deliveries one member may hold unacknowledged. */
-const maxGroupInFlight = 10_000;
 
 /** The shortest bookmark interval served: a client asking for less gets this. */
 export const minBookmarkIntervalMs = 100;
@@ -196,9 +187,8 @@ export function createHub(options: HubOptions = {}): Hub {
   const subscriptions = new Map<string, AnySubscription>();
   const members = new Set<GroupMember>();
   let cutSubscribers = 0;
-  let redelivered = 0;
-  let deadLettered = 0;
-  let acknowledged = 0;
+  /** Of members that have left (those still open add their own in `stats`). */
+  const groupCounters = { acknowledged: 0, redelivered: 0, deadLettered: 0 };
   const bookmarks = new Bookmarks();
   const mapped = new Map<EventMapper<unknown>, WeakMap<StoredEvent, unknown>>();
   let draining = false;
@@ -312,72 +302,26 @@ export function createHub(options: HubOptions = {}): Hub {
     return sub.done;
   };
 
-  /** Serves one Consume stream (see the proto and group-member.ts). */
-  const consume = async (requests: AsyncIterable<ConsumeRequest>, ctx: HandlerContext<ConsumeResponseInit>): Promise<void> => {
-    const it = requests[Symbol.asyncIterator]();
-    const first = await it.next();
-    if (first.done === true || first.value.kind.case !== "join") throw new RpcError(Code.InvalidArgument, "the first ConsumeRequest must be `join`");
-    const join = first.value.kind.value;
-    checkTopic(join.topic);
-    if (join.group === "") throw new RpcError(Code.InvalidArgument, "group is empty");
-    if (join.group.length > maxTopicLength) throw new RpcError(Code.InvalidArgument, `group is longer than ${maxTopicLength} characters`);
-    const deadLetterTopic = join.deadLetterTopic === "" ? `${join.topic}.dead-letter` : join.deadLetterTopic;
-    checkTopic(deadLetterTopic);
-    if (deadLetterTopic === join.topic) throw new RpcError(Code.InvalidArgument, "dead_letter_topic is the topic itself");
-    if (draining) throw new RpcError(Code.Unavailable, "the server is shutting down; join again (on another instance, if there is one)");
-    const settings: MemberSettings = {
-      topic: join.topic,
-      group: join.group,
-      consumer: randomBytes(9).toString("base64url"),
-      maxInFlight: Math.min(join.maxInFlight === 0 ? 64 : join.maxInFlight, maxGroupInFlight),
-      ackDeadlineMs: join.ackDeadlineMs === 0 ? 30_000 : Math.max(minAckDeadlineMs, join.ackDeadlineMs),
-      maxDeliveries: join.maxDeliveries === 0 ? 5 : join.maxDeliveries,
-    };
-    try {
-      await log.groups.join(join.topic, join.group, join.fromOldest ? "oldest" : "next");
-    } catch (e) {
-      throw RpcError.from(e, Code.Unavailable);
-    }
-    const t = await attach(join.topic);
-    const member = new GroupMember(log.groups, settings, {
-      deliver: (d) => ctx.send({ kind: { case: "delivery", value: { event: toEvent(d.event), deliveryCount: d.deliveries } } }),
-      deadLetter: async (d) => {
-        await log.append(deadLetterTopic, d.event.payload, `${join.group}/${d.event.id}`);
-      },
-      now: Date.now,
-    });
-    t.members.add(member);
-    members.add(member);
-    ctx.responseHeader.set(memberIdKey, settings.consumer);
-    ctx.sendHeader();
-    const acks = (async () => {
-      for (;;) {
-        const r = await it.next();
-        if (r.done === true) return;
-        if (r.value.kind.case !== "ack") throw new RpcError(Code.InvalidArgument, "after `join`, a ConsumeRequest must be `ack`");
-        const ids = r.value.kind.value.eventIds;
-        if (ids.length > settings.maxInFlight) throw new RpcError(Code.InvalidArgument, `an ack names ${ids.length} events; at most max_in_flight (${settings.maxInFlight}) can be unacknowledged`);
-        const done = await member.ack(ids);
-        acknowledged += done.length;
-        if (done.length > 0) await ctx.send({ kind: { case: "acked", value: { eventIds: done } } });
-      }
-    })();
-    const run = member.run();
-    // Whichever loses the race still settles, when the call ends: that is not unhandled.
-    acks.catch(() => {});
-    run.catch(() => {});
-    try {
-      // Closing the request stream leaves the group (OK); the member's run only ends by failing.
-      await Promise.race([acks, run]);
-    } finally {
-      redelivered += member.redelivered;
-      deadLettered += member.deadLettered;
-      t.members.delete(member);
-      members.delete(member);
-      detach(join.topic, t);
-      // Handed back even when the stream broke, so the others need not wait out the deadline.
-      await member.stop().catch(() => {});
-    }
+  /** What a Consume stream needs of the hub (see consume-stream.ts). */
+  const consumeHost: ConsumeHost = {
+    log,
+    maxTopicLength,
+    checkTopic,
+    get draining() {
+      return draining;
+    },
+    async watch(topic, member) {
+      const t = await attach(topic);
+      t.members.add(member);
+      members.add(member);
+      return () => {
+        t.members.delete(member);
+        members.delete(member);
+        detach(topic, t);
+      };
+    },
+    toEvent: (ev) => toEvent(ev),
+    counters: groupCounters,
   };
 
   /** Ends local subscriptions named by `target`; returns how many. */
@@ -430,8 +374,8 @@ export function createHub(options: HubOptions = {}): Hub {
         if (sub.queued > maxQueuedEvents) maxQueuedEvents = sub.queued;
       }
       let unacknowledged = 0;
-      let memberRedelivered = redelivered;
-      let memberDeadLettered = deadLettered;
+      let memberRedelivered = groupCounters.redelivered;
+      let memberDeadLettered = groupCounters.deadLettered;
       for (const m of members) {
         unacknowledged += m.unacknowledged;
         memberRedelivered += m.redelivered;
@@ -446,7 +390,7 @@ export function createHub(options: HubOptions = {}): Hub {
         unacknowledged,
         redelivered: memberRedelivered,
         deadLettered: memberDeadLettered,
-        acknowledged,
+        acknowledged: groupCounters.acknowledged,
       };
     },
     subscriberCount(topic) {
@@ -491,7 +435,9 @@ export function createHub(options: HubOptions = {}): Hub {
         }
         return {};
       },
-      consume,
+      consume(requests, ctx) {
+        return serveConsume(requests, ctx, consumeHost);
+      },
       async listTopics() {
         const list = await log.topics();
         return { topics: list.map((t) => ({ name: t.name, lastEventId: t.lastEventId, subscribers: hub.subscriberCount(t.name) })) };
