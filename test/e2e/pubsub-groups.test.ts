@@ -36,14 +36,14 @@ function member(client: ReturnType<typeof createClient<typeof PubSubService>>, t
   return { got, acked, ac, done, payloads: () => got.map((m) => str(m.event.payload)) };
 }
 
-function groupSuite(makeLog: () => EventLog) {
+function groupSuite(makeLog: (retention?: { maxEvents?: number }) => EventLog) {
   const hubs: Hub[] = [];
   test.afterEach(async () => {
     for (const hub of hubs.splice(0)) await hub.close();
   });
   const h = useHarness();
-  async function start() {
-    const hub = createHub({ log: makeLog() });
+  async function start(retention?: { maxEvents?: number }) {
+    const hub = createHub({ log: makeLog(retention) });
     hubs.push(hub);
     const { target } = await h.server((s) => s.add(PubSubService, hub.service));
     return { hub, client: createClient(PubSubService, h.channel(target)) };
@@ -144,6 +144,24 @@ function groupSuite(makeLog: () => EventLog) {
     assert.deepEqual(got, ["0", "1", "2"]);
   });
 
+  test("events trimmed before the group had them: OUT_OF_RANGE to a member, once, naming the loss; the group goes on after them", async () => {
+    const { hub, client } = await start({ maxEvents: 3 });
+    await hub.log.groups.join("lossy", "g", "next");
+    for (let i = 0; i < 10; i++) await hub.publish("lossy", text(`${i}`));
+    const err = await statusOf((async () => { for await (const _ of consumeGroup(client, "lossy", "g", { backoff: { initialMs: 20 } })); })());
+    assert.equal(err.code, Code.OutOfRange);
+    assert.match(err.message, /trimmed/);
+    const m = consumeGroup(client, "lossy", "g", { backoff: { initialMs: 20 } })[Symbol.asyncIterator]();
+    const got: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await m.next();
+      got.push(str(r.value!.event.payload));
+      r.value!.ack();
+    }
+    await m.return?.();
+    assert.deepEqual(got, ["7", "8", "9"], "the retained events, once the loss was said");
+  });
+
   test("a Consume stream must start with join and go on with acks; it says who the member is in a header", async () => {
     const { client } = await start();
     const reqs = createPushable<ConsumeRequest>();
@@ -173,7 +191,7 @@ function groupSuite(makeLog: () => EventLog) {
 }
 
 describe("consumer groups on the memory log", () => {
-  groupSuite(() => createMemoryLog());
+  groupSuite((r) => createMemoryLog({ ...r }));
 
   test("new group names past maxGroups are RESOURCE_EXHAUSTED: joining cannot grow the process without bound", async () => {
     const log = createMemoryLog({ maxGroups: 2 });
@@ -188,5 +206,5 @@ describe("consumer groups on the memory log", () => {
 describe("consumer groups on the Redis log", () => {
   const redis = useRedis();
   let n = 0;
-  groupSuite(() => createRedisLog({ url: redis.get().url, prefix: `groups${++n}:` }));
+  groupSuite((r) => createRedisLog({ url: redis.get().url, prefix: `groups${++n}:`, ...r }));
 });
