@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { Code, RpcError, createClient, createPushable } from "../../src/index.js";
+import { Code, RpcError, createChannel, createClient, createPushable, createServer, silentLogger } from "../../src/index.js";
 import { PubSubService, type ConsumeRequest } from "../../gen/rill/pubsub/v1/pubsub_pb.js";
 import { consumeGroup, createHub, createMemoryLog, createRedisLog, memberIdKey, subscribeTopic, type EventLog, type GroupMessage, type Hub } from "../../src/services/pubsub/index.js";
 import { eventually, useHarness } from "../support/harness.js";
@@ -192,6 +192,37 @@ function groupSuite(makeLog: (retention?: { maxEvents?: number }) => EventLog) {
 
 describe("consumer groups on the memory log", () => {
   groupSuite((r) => createMemoryLog({ ...r }));
+
+  test("a member that rejoins after its hub restarted (memory log: the group's state is gone) gets DATA_LOSS, not a silent new group", async () => {
+    const hub1 = createHub({ log: createMemoryLog() });
+    const s1 = createServer({ logger: silentLogger }).add(PubSubService, hub1.service);
+    const { port } = await s1.listen({ host: "127.0.0.1", port: 0 });
+    const client = createClient(PubSubService, createChannel(`127.0.0.1:${port}`, { logger: silentLogger, backoff: { initialMs: 20, maxMs: 100 } }));
+    const got: string[] = [];
+    const ended = (async () => {
+      for await (const m of consumeGroup(client, "restart", "g", { backoff: { initialMs: 20, maxMs: 100 } })) {
+        got.push(str(m.event.payload));
+        m.ack();
+      }
+    })().then(() => undefined, (e: unknown) => e);
+    await eventually(() => hub1.stats.groupMembers === 1, 3000, "the member");
+    await hub1.publish("restart", text("before"));
+    await eventually(() => got.length === 1, 3000, "the first event");
+    await hub1.close();
+    s1.forceShutdown();
+    const hub2 = createHub({ log: createMemoryLog() });
+    const s2 = createServer({ logger: silentLogger }).add(PubSubService, hub2.service);
+    await s2.listen({ host: "127.0.0.1", port });
+    try {
+      const err = await ended;
+      assert.ok(err instanceof RpcError, `the member's loop ended with ${String(err)}`);
+      assert.equal(err.code, Code.DataLoss);
+      assert.match(err.message, /was gone when this member rejoined/);
+    } finally {
+      await hub2.close();
+      await s2.shutdown({ graceMs: 100 });
+    }
+  });
 
   test("new group names past maxGroups are RESOURCE_EXHAUSTED: joining cannot grow the process without bound", async () => {
     const log = createMemoryLog({ maxGroups: 2 });

@@ -5,13 +5,16 @@
  * ack is sent, the hub hands that event to a member again (at-least-once), so acknowledge only
  * once the event is handled, and make handling idempotent (the event id is a natural key). On
  * UNAVAILABLE and the other transient codes it rejoins with the gRPC connection backoff, as
- * `subscribeTopic` resubscribes; DATA_LOSS and OUT_OF_RANGE (events lost before the group had them)
- * are thrown.
+ * `subscribeTopic` resubscribes; DATA_LOSS (the group's state was lost while it was away) and
+ * OUT_OF_RANGE (events lost before the group had them) are thrown.
  */
 import type { BackoffOptions } from "../../channel/backoff.js";
 import type { Client } from "../../client/client.js";
 import { subscribe, type SubscribeOptions } from "../../client/subscribe.js";
 import { createPushable, type Pushable } from "../../stream/pushable.js";
+import { RpcError } from "../../protocol/errors.js";
+import { Code } from "../../protocol/code.js";
+import { groupCreatedKey } from "./consume-stream.js";
 import type { ConsumeResponse, Event, PubSubService } from "../../../gen/rill/pubsub/v1/pubsub_pb.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ConsumeRequestSchema, JoinGroupSchema } from "../../../gen/rill/pubsub/v1/pubsub_pb.js";
@@ -48,12 +51,41 @@ export function consumeGroup(client: Client<typeof PubSubService>, topic: string
   // Acks never wait for room: at most max_in_flight of them are outstanding.
   const room = (settings.maxInFlight ?? 0) === 0 ? 64 : settings.maxInFlight!;
   let requests: Pushable<MessageInitShape<typeof ConsumeRequestSchema>> | undefined;
+  let joined = false;
   const responses = subscribe<MessageInitShape<typeof JoinGroupSchema>, ConsumeResponse>(
     (j, callOptions) => {
       requests?.end();
       const r = (requests = createPushable({ highWaterMark: room + 1 }));
-      void r.push({ kind: { case: "join", value: j } });
-      return client.consume(r, callOptions);
+      const rejoin = joined;
+      // A group recreated while we were away lost its state. Rejoining from the oldest retained
+      // event, nothing published since is skipped; the join that finds it gone says DATA_LOSS.
+      void r.push({ kind: { case: "join", value: rejoin ? { ...j, fromOldest: true } : j } });
+      const call = new AbortController();
+      const onAbort = () => call.abort(signal?.reason);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      const responses = client.consume(r, {
+        ...callOptions,
+        signal: call.signal,
+        onHeader: (md) => {
+          callOptions?.onHeader?.(md);
+          if (rejoin && md.get(groupCreatedKey) === "1") {
+            call.abort(
+              new RpcError(
+                Code.DataLoss,
+                `consumer group "${group}" of topic "${topic}" was gone when this member rejoined (a restart of the hub's memory log, or of Redis without persistence, or a deleted stream); it was created again from the oldest retained event: events it handed out before may come again, events the log lost are lost`,
+              ),
+            );
+          }
+          joined = true;
+        },
+      });
+      return (async function* () {
+        try {
+          yield* responses;
+        } finally {
+          signal?.removeEventListener("abort", onAbort);
+        }
+      })();
     },
     {
       makeRequest: () => join,

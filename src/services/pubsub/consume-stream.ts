@@ -16,6 +16,12 @@ type ConsumeResponseInit = MessageInitShape<typeof ConsumeResponseSchema>;
 
 /** Response header naming a Consume stream's member (its consumer name in the group's state). */
 export const memberIdKey = "rill-member-id";
+/**
+ * Response header, "1" when this join created the group. A member rejoining a group it was in
+ * learns from it that the group's state was lost (a restart of a memory log, of Redis without
+ * persistence, a deleted stream).
+ */
+export const groupCreatedKey = "rill-group-created";
 /** The shortest ack deadline served: a member asking for less gets this. */
 export const minAckDeadlineMs = 100;
 /** The most deliveries one member may hold unacknowledged. */
@@ -57,8 +63,9 @@ export async function serveConsume(requests: AsyncIterable<ConsumeRequest>, ctx:
     ackDeadlineMs: join.ackDeadlineMs === 0 ? 30_000 : Math.max(minAckDeadlineMs, join.ackDeadlineMs),
     maxDeliveries: join.maxDeliveries === 0 ? 5 : join.maxDeliveries,
   };
+  let created: boolean;
   try {
-    await host.log.groups.join(join.topic, join.group, join.fromOldest ? "oldest" : "next");
+    created = await host.log.groups.join(join.topic, join.group, join.fromOldest ? "oldest" : "next");
   } catch (e) {
     throw RpcError.from(e, Code.Unavailable);
   }
@@ -71,6 +78,7 @@ export async function serveConsume(requests: AsyncIterable<ConsumeRequest>, ctx:
   });
   const unwatch = await host.watch(join.topic, member);
   ctx.responseHeader.set(memberIdKey, settings.consumer);
+  if (created) ctx.responseHeader.set(groupCreatedKey, "1");
   ctx.sendHeader();
   const acks = (async () => {
     for (;;) {

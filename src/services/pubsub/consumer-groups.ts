@@ -28,8 +28,8 @@ export type GroupStart = "next" | "oldest";
 
 /** The consumer-group state of a log (see the module comment). */
 export interface ConsumerGroups {
-  /** Creates the group when missing, starting at `start`; an existing group is left as it is. */
-  join(topic: string, group: string, start: GroupStart): Promise<void>;
+  /** Creates the group when missing, starting at `start`; an existing group is left as it is. Resolves true when it created it. */
+  join(topic: string, group: string, start: GroupStart): Promise<boolean>;
   /**
    * Up to `count` events for `consumer`: pending ones idle for at least `idleMs` (claimed for it
    * now; its own only after twice that, so that another member gets them first), then ones no
@@ -88,12 +88,14 @@ export function createMemoryGroups(log: Pick<EventLog, "head" | "oldest" | "read
   return {
     async join(topic, group, start) {
       const key = keyOf(topic, group);
-      if (groups.has(key)) return;
+      if (groups.has(key)) return false;
       if (maxGroups > 0 && groups.size >= maxGroups) {
         throw new RpcError(Code.ResourceExhausted, `cannot create consumer group "${group}" of topic "${topic}": the log already holds maxGroups (${maxGroups}) groups; join an existing group, or raise maxGroups`);
       }
       const cursor = start === "oldest" ? await log.oldest(topic) : await log.head(topic);
-      if (!groups.has(key)) groups.set(key, new MemoryGroup(cursor));
+      if (groups.has(key)) return false;
+      groups.set(key, new MemoryGroup(cursor));
+      return true;
     },
 
     claim(topic, group, consumer, count, idleMs, readNew = true) {

@@ -1,6 +1,6 @@
 /** Pub/sub: the hub service, its event logs, and the client helper for hub topics. */
 export { createHub, minBookmarkIntervalMs, subscriptionIdKey, subscriptionStartKey } from "./hub.js";
-export { memberIdKey, minAckDeadlineMs } from "./consume-stream.js";
+export { groupCreatedKey, memberIdKey, minAckDeadlineMs } from "./consume-stream.js";
 export type { Hub, HubOptions, HubStats, StreamOptions } from "./hub.js";
 export { createMemoryLog, defaultMaxTotalBytes } from "./memory-log.js";
 export type { MemoryLogOptions } from "./memory-log.js";

@@ -71,8 +71,10 @@ export function createRedisGroups(host: RedisGroupsHost): ConsumerGroups {
       return call(topic, group, async () => {
         try {
           await redis.call("XGROUP", "CREATE", host.streamKey(topic), group, start === "oldest" ? "0" : "$", "MKSTREAM");
+          return true;
         } catch (e) {
           if (!String((e as Error).message).startsWith("BUSYGROUP")) throw e;
+          return false;
         }
       });
     },
