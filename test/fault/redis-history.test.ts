@@ -190,6 +190,37 @@ describe("the Redis log across Redis restarts", () => {
     assert.deepEqual((await log.read("t", ids[4]!, 100)).map((e) => e.id), [...ids.slice(5), fresh]);
   });
 
+  test("an append in flight when Redis restarts, sent again by ioredis to the new Redis, is an event of the new history, not of one ended by the next append", async () => {
+    const first = await start();
+    // A fixed reconnect delay longer than the restart takes: ioredis reconnects once, to the new
+    // Redis, and sends the unanswered command again there (autoResendUnfulfilledCommands).
+    const log = createRedisLog({ url: first.url, prefix: "resent:", redis: { retryStrategy: () => 300 } });
+    logs.push(log);
+    await publishAll(log, "t", old);
+    const admin = new Redis(first.url);
+    let inFlight: Promise<string>;
+    try {
+      // Redis takes the append and holds it (writes paused) until it is killed.
+      await admin.call("CLIENT", "PAUSE", "10000", "WRITE");
+      inFlight = log.append("t", text("new0")).then((r) => r.event.id);
+      const held = async () => ((await admin.call("CLIENT", "LIST")) as string).split("\n").some((l) => / cmd=evalsha /.test(l) && / flags=\S*b/.test(l));
+      for (let i = 0; i < 400 && !(await held()); i++) await new Promise((r) => setTimeout(r, 5));
+      assert.ok(await held(), "the append is held by Redis");
+    } finally {
+      admin.disconnect();
+    }
+    await first.stop();
+    await start({ port: first.port });
+    const resent = await inFlight; // answered by the new Redis
+    const next = await appendWhenBack(log, "t", "new1");
+    // Before: the resent append carried the old Redis's run_id and started an epoch that the next
+    // append (with the new run_id) took for one from before a restart, and replaced: `resent`,
+    // acknowledged and in the stream, was DATA_LOSS to resume after.
+    assert.equal(next.split("@")[1], resent.split("@")[1], "one history after the restart");
+    assert.deepEqual((await log.read("t", resent, 100)).map((e) => e.id), [next]);
+    assert.deepEqual((await log.read("t", "0-0", 100)).map((e) => e.id), [resent, next]);
+  });
+
   test("a subscriber of subscribeTopic gets DATA_LOSS naming its position after Redis restarts empty under the hub", async () => {
     const first = await start();
     const hub = createHub({ log: createRedisLog({ url: first.url, prefix: "restart-hub:" }) });
