@@ -119,6 +119,46 @@ describe("the Redis log and a stream deleted under it", () => {
       await assert.rejects(it.next(), isDataLoss(/deleted and recreated|lost/));
       ac.abort();
     });
+
+    test("a live subscriber behind the tail when the stream is deleted gets DATA_LOSS naming the last event it received, not the tail's", async () => {
+      const hub = createHub({ log: createRedisLog({ url: redis.get().url, prefix: "behind-deleted:" }) });
+      hubs.push(hub);
+      const { target } = await h.server((s) => s.add(PubSubService, hub.service));
+      // Small windows: what it does not read backs up into the hub's queue for it.
+      const client = createClient(PubSubService, h.channel(target, { initialStreamWindowBytes: 65_535, bdpProbe: false, receiveHighWaterMark: 16_384 }));
+      const ac = new AbortController();
+      const it = client.subscribe({ topic: "t" }, { signal: ac.signal })[Symbol.asyncIterator]();
+      await eventually(() => hub.subscriberCount("t") === 1, 2000, "the subscriber");
+      await hub.publish("t", text("first"));
+      let last = (await it.next()).value!.eventId;
+      // 600 KB it does not read yet: beyond its window and the hub's send buffer, some wait in its queue.
+      const burst = await Promise.all(Array.from({ length: 600 }, (_, i) => hub.publish("t", text(`old${i}`.padEnd(1000, ".")))));
+      await eventually(() => hub.stats.maxQueuedEvents > 0, 2000, "events queued for the subscriber");
+      const admin = new Redis(redis.get().url);
+      try {
+        await admin.del("behind-deleted:t:t");
+      } finally {
+        admin.disconnect();
+      }
+      await hub.publish("t", text("after"));
+      let received = 1;
+      const failure = await (async () => {
+        try {
+          for (let r = await it.next(); !r.done; r = await it.next()) {
+            last = r.value.eventId;
+            received++;
+          }
+        } catch (e) {
+          return e;
+        }
+        return undefined;
+      })();
+      assert.ok(received < 1 + burst.length, `it was behind the tail (${received} of ${1 + burst.length} received)`);
+      assert.ok(isDataLoss(/lost/)(failure));
+      // Before: the message named the tail's last event (burst's last), beyond what it had received.
+      assert.match((failure as RpcError).message, new RegExp(`after event ${last}:`));
+      ac.abort();
+    });
   });
 });
 
