@@ -7,8 +7,9 @@
 //   `apt-get install redis-server`); when that is impossible it prints what failed and what to
 //   do and throws. It never skips.
 // - It never touches a system redis (the package may start one on 6379): `startRedis()` runs a
-//   private instance on 127.0.0.1, on a port of its own, in a temp dir, without persistence,
-//   and the caller stops it by PID (`stop()`), which also removes the dir.
+//   private instance on 127.0.0.1, on a port of its own, in a temp dir, without persistence
+//   (unless asked for an fsync-always AOF), and the caller stops it by PID (`stop()`), which
+//   also removes the dir.
 //
 // `node scripts/setup-redis.mjs` installs if needed and prints the binary and version;
 // `node scripts/setup-redis.mjs --start [--port N]` also starts an instance and stays in the
@@ -105,8 +106,10 @@ function canConnect(port) {
  * with no automatic persistence (an explicit SAVE still writes dump.rdb there). Resolves once it
  * accepts connections with `{ url, port, pid, dir, stop }`; `stop()` kills that PID (SIGKILL,
  * as a crash) and removes the dir. With `dir`, that dir is used (a dump.rdb in it is loaded, as
- * a restart from a snapshot does) and kept. Rejects loudly if it exits or does not come up
- * within 10 s.
+ * a restart from a snapshot does) and kept. With `appendonly: true`, it keeps an append-only
+ * file fsynced before every reply (`--appendonly yes --appendfsync always`, no RDB snapshots):
+ * restarted in the same dir it loses no acknowledged write. Rejects loudly if it exits or does
+ * not come up within 10 s.
  */
 export async function startRedis(options = {}) {
   const bin = await ensureRedis();
@@ -114,7 +117,11 @@ export async function startRedis(options = {}) {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), "rill-redis-"));
   const child = spawn(
     bin,
-    ["--bind", "127.0.0.1", "--port", String(port), "--dir", dir, "--save", "", "--appendonly", "no", "--protected-mode", "yes", "--daemonize", "no", "--loglevel", "warning"],
+    [
+      "--bind", "127.0.0.1", "--port", String(port), "--dir", dir, "--save", "",
+      ...(options.appendonly === true ? ["--appendonly", "yes", "--appendfsync", "always"] : ["--appendonly", "no"]),
+      "--protected-mode", "yes", "--daemonize", "no", "--loglevel", "warning",
+    ],
     { stdio: ["ignore", "ignore", "pipe"] },
   );
   let stderr = "";

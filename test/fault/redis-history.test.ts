@@ -119,6 +119,46 @@ describe("the Redis log and a stream deleted under it", () => {
       await assert.rejects(it.next(), isDataLoss(/deleted and recreated|lost/));
       ac.abort();
     });
+
+    test("a live subscriber behind the tail when the stream is deleted gets DATA_LOSS naming the last event it received, not the tail's", async () => {
+      const hub = createHub({ log: createRedisLog({ url: redis.get().url, prefix: "behind-deleted:" }) });
+      hubs.push(hub);
+      const { target } = await h.server((s) => s.add(PubSubService, hub.service));
+      // Small windows: what it does not read backs up into the hub's queue for it.
+      const client = createClient(PubSubService, h.channel(target, { initialStreamWindowBytes: 65_535, bdpProbe: false, receiveHighWaterMark: 16_384 }));
+      const ac = new AbortController();
+      const it = client.subscribe({ topic: "t" }, { signal: ac.signal })[Symbol.asyncIterator]();
+      await eventually(() => hub.subscriberCount("t") === 1, 2000, "the subscriber");
+      await hub.publish("t", text("first"));
+      let last = (await it.next()).value!.eventId;
+      // 600 KB it does not read yet: beyond its window and the hub's send buffer, some wait in its queue.
+      const burst = await Promise.all(Array.from({ length: 600 }, (_, i) => hub.publish("t", text(`old${i}`.padEnd(1000, ".")))));
+      await eventually(() => hub.stats.maxQueuedEvents > 0, 2000, "events queued for the subscriber");
+      const admin = new Redis(redis.get().url);
+      try {
+        await admin.del("behind-deleted:t:t");
+      } finally {
+        admin.disconnect();
+      }
+      await hub.publish("t", text("after"));
+      let received = 1;
+      const failure = await (async () => {
+        try {
+          for (let r = await it.next(); !r.done; r = await it.next()) {
+            last = r.value.eventId;
+            received++;
+          }
+        } catch (e) {
+          return e;
+        }
+        return undefined;
+      })();
+      assert.ok(received < 1 + burst.length, `it was behind the tail (${received} of ${1 + burst.length} received)`);
+      assert.ok(isDataLoss(/lost/)(failure));
+      // Before: the message named the tail's last event (burst's last), beyond what it had received.
+      assert.match((failure as RpcError).message, new RegExp(`after event ${last}:`));
+      ac.abort();
+    });
   });
 });
 
@@ -188,6 +228,37 @@ describe("the Redis log across Redis restarts", () => {
     await start({ port: first.port, dir });
     const fresh = await appendWhenBack(log, "t", "new0");
     assert.deepEqual((await log.read("t", ids[4]!, 100)).map((e) => e.id), [...ids.slice(5), fresh]);
+  });
+
+  test("an append in flight when Redis restarts, sent again by ioredis to the new Redis, is an event of the new history, not of one ended by the next append", async () => {
+    const first = await start();
+    // A fixed reconnect delay longer than the restart takes: ioredis reconnects once, to the new
+    // Redis, and sends the unanswered command again there (autoResendUnfulfilledCommands).
+    const log = createRedisLog({ url: first.url, prefix: "resent:", redis: { retryStrategy: () => 300 } });
+    logs.push(log);
+    await publishAll(log, "t", old);
+    const admin = new Redis(first.url);
+    let inFlight: Promise<string>;
+    try {
+      // Redis takes the append and holds it (writes paused) until it is killed.
+      await admin.call("CLIENT", "PAUSE", "10000", "WRITE");
+      inFlight = log.append("t", text("new0")).then((r) => r.event.id);
+      const held = async () => ((await admin.call("CLIENT", "LIST")) as string).split("\n").some((l) => / cmd=evalsha /.test(l) && / flags=\S*b/.test(l));
+      for (let i = 0; i < 400 && !(await held()); i++) await new Promise((r) => setTimeout(r, 5));
+      assert.ok(await held(), "the append is held by Redis");
+    } finally {
+      admin.disconnect();
+    }
+    await first.stop();
+    await start({ port: first.port });
+    const resent = await inFlight; // answered by the new Redis
+    const next = await appendWhenBack(log, "t", "new1");
+    // Before: the resent append carried the old Redis's run_id and started an epoch that the next
+    // append (with the new run_id) took for one from before a restart, and replaced: `resent`,
+    // acknowledged and in the stream, was DATA_LOSS to resume after.
+    assert.equal(next.split("@")[1], resent.split("@")[1], "one history after the restart");
+    assert.deepEqual((await log.read("t", resent, 100)).map((e) => e.id), [next]);
+    assert.deepEqual((await log.read("t", "0-0", 100)).map((e) => e.id), [resent, next]);
   });
 
   test("a subscriber of subscribeTopic gets DATA_LOSS naming its position after Redis restarts empty under the hub", async () => {

@@ -34,11 +34,20 @@ export function useRedis(): { get(): RedisInstance } {
   };
 }
 
+/** Options of `startRedisServer`. */
+export interface RedisServerOptions {
+  port?: number;
+  dir?: string;
+  /** An append-only file fsynced before every reply (`appendfsync always`): a restart loses no acknowledged write. */
+  appendonly?: boolean;
+}
+
 /**
  * Starts a redis-server of the test's own (stopped by the test): on `port` to come back where a
- * crashed one was, and in `dir` to load the dump.rdb a SAVE left there (a restart from a snapshot).
+ * crashed one was, and in `dir` to load the dump.rdb a SAVE left there (a restart from a snapshot)
+ * or, with `appendonly`, the AOF it kept there.
  */
-export async function startRedisServer(options: { port?: number; dir?: string } = {}): Promise<RedisInstance> {
-  const mod = (await import(script)) as { startRedis(o?: { port?: number; dir?: string }): Promise<RedisInstance> };
+export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisInstance> {
+  const mod = (await import(script)) as { startRedis(o?: RedisServerOptions): Promise<RedisInstance> };
   return mod.startRedis(options);
 }

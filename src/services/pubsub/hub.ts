@@ -19,7 +19,7 @@ import { RpcError } from "../../protocol/errors.js";
 import { Code } from "../../protocol/code.js";
 import type { HandlerContext } from "../../handler-context.js";
 import type { ServiceImpl } from "../../server/service-impl.js";
-import type { EventLog, Follower, RetentionOptions, StoredEvent } from "./event-log.js";
+import { unknownPositionError, type EventLog, type Follower, type RetentionOptions, type StoredEvent } from "./event-log.js";
 import { createMemoryLog, type MemoryLogOptions } from "./memory-log.js";
 import { createRedisLog } from "./redis-log.js";
 import { createControl, type EndTarget } from "./hub-control.js";
@@ -85,6 +85,8 @@ export interface StreamOptions<M> {
   bookmarkIntervalMs?: number | undefined;
   bookmark?: ((position: string) => M) | undefined;
 }
+
+const lostUnderTail = "the event log lost or replaced the topic's history while it was followed (a Redis restart or restore, or its stream deleted)";
 
 /** The shortest bookmark interval served: a client asking for less gets this. */
 export const minBookmarkIntervalMs = 100;
@@ -231,7 +233,9 @@ export function createHub(options: HubOptions = {}): Hub {
           },
           onError: (e) => {
             stopTopic(topic, state);
-            for (const s of [...state.subs]) s.fail(e);
+            // A tail's DATA_LOSS names the tail's position; a subscriber catching up or with events
+            // queued has received less, and is told the last event its stream was handed.
+            for (const s of [...state.subs]) s.fail(e.code === Code.DataLoss ? unknownPositionError(topic, s.cursor, lostUnderTail) : e);
             for (const m of state.members) m.fail(e);
           },
         });

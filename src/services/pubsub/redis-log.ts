@@ -196,8 +196,8 @@ export function createRedisLog(options: RedisLogOptions = {}): EventLog {
   });
   // The run_id of the Redis this connection talks to, learnt once per connection ("?" until then:
   // the scripts then read it themselves). A restart is a new connection, so a stale id cannot
-  // outlive it, except in a command written before the restart and sent again after it, which a
-  // later call with the new id corrects.
+  // outlive it, except in a command written before the restart and sent again after it, which
+  // the scripts catch: they ask Redis when an id is not the one the topic last saw.
   let runId = "?";
   let connection = 0;
   redis.on("close", () => {

@@ -13,12 +13,14 @@ import type { Redis } from "ioredis";
 // restarted since the topic was last touched (its run_id changed) unless the log was told Redis
 // keeps every acknowledged write (`durable`): a restart from an RDB snapshot or an everysec AOF
 // may have lost events after positions subscribers hold. `run`: the run_id the caller learnt
-// on connecting, or "?" when it does not know it yet (INFO here costs a third of an append).
-// `writing`: the caller adds to the stream, which adopts an epoch that head() gave out before the
-// stream existed; otherwise such an epoch expires after `pendingTtl` ms.
+// on connecting, or "?" when it does not know it yet. It is taken only when it is the one the
+// topic last saw; otherwise INFO says (it costs a third of an append, so once per topic after a
+// restart): a command that ioredis sends again after reconnecting carries the old Redis's run_id,
+// and taken as it is, it would start a history that the next call ended as one from before the
+// restart. `writing`: the caller adds to the stream, which adopts an epoch that head() gave out
+// before the stream existed; otherwise such an epoch expires after `pendingTtl` ms.
 const epochLua = `
 local function topicEpoch(stream, meta, candidate, durable, run, writing, pendingTtl)
-  if run == '?' then run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') end
   local exists = redis.call('EXISTS', stream) == 1
   local m = redis.call('HMGET', meta, 'epoch', 'stream', 'run')
   local epoch, hadStream, lastRun = m[1], m[2] ~= false, m[3]
@@ -26,6 +28,7 @@ local function topicEpoch(stream, meta, candidate, durable, run, writing, pendin
     redis.call('DEL', meta)
     epoch, hadStream, lastRun = false, false, false
   end
+  if run ~= lastRun then run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') end
   if not epoch or (lastRun ~= run and durable ~= '1') then
     epoch = candidate
     redis.call('HSET', meta, 'epoch', epoch)
