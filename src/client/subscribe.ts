@@ -23,7 +23,8 @@
  * How to use it with your own method: give `makeRequest(after)` (the request that resumes after
  * `after`, or starts fresh when it is undefined) and `idOf(event)`. If your server tells the
  * start position in a response header, give `positionFromHeader` so a subscriber that has not
- * seen an event yet resumes from there instead of "from now".
+ * seen an event yet resumes from there instead of "from now" (the header must name the position
+ * the stream starts after: the one requested, or the head).
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { ConnectionBackoff, type BackoffOptions } from "../channel/backoff.js";
@@ -81,7 +82,10 @@ export function subscribe<Req, Ev>(method: StreamingMethod<Req, Ev>, options: Su
           ...base,
           onHeader: (md) => {
             backoff.reset();
-            if (after === undefined) after = options.positionFromHeader?.(md) ?? after;
+            // The server's name for where this stream starts: the position asked for, or now. Taken
+            // even when we asked for one, since it may say more (a Redis hub names "0-0" with the
+            // history's epoch, so a restart that loses that history is DATA_LOSS, not a new start).
+            after = options.positionFromHeader?.(md) ?? after;
             base.onHeader?.(md);
           },
         };

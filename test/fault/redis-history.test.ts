@@ -291,6 +291,38 @@ describe("the Redis log across Redis restarts", () => {
       await done;
     }
   });
+
+  test("a subscriber that started after \"0-0\" and had received nothing gets DATA_LOSS when Redis restarts empty, not the next history", async () => {
+    const first = await start();
+    const hub = createHub({ log: createRedisLog({ url: first.url, prefix: "restart-zero:" }) });
+    hubs.push(hub);
+    for (const n of old) await hub.publish("z", text(n));
+    const { target } = await h.server((s) => s.add(PubSubService, hub.service));
+    const client = createClient(PubSubService, h.channel(target));
+    // Its stream is open and named its start, but it reads nothing (the window is never opened).
+    const ac = new AbortController();
+    let start0: unknown;
+    const opened = client.subscribe({ topic: "z", afterEventId: "0-0" }, { signal: ac.signal, onHeader: (md) => (start0 = md.get("rill-subscription-start")) })[Symbol.asyncIterator]();
+    const pending = opened.next();
+    await eventually(() => start0 !== undefined, 2000, "the subscription's start");
+    assert.match(String(start0), /^0-0@[0-9a-f]+$/, "\"0-0\" named with the history's epoch");
+    ac.abort();
+    await pending.catch(() => {});
+    await first.stop();
+    await start({ port: first.port });
+    await appendWhenBack(hub.log, "z", "new0");
+    // What subscribeTopic resumes with: the start the hub named.
+    await assert.rejects(hub.log.read("z", String(start0), 100), isDataLoss(/lost|restart/));
+    const err = await (async () => {
+      try {
+        for await (const _ of subscribeTopic(client, "z", { after: String(start0), backoff: { initialMs: 50, maxMs: 200 } }));
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    })();
+    assert.ok(isDataLoss(/lost|restart/)(err), `got ${String(err)}`);
+  });
 });
 
 /** SIGKILL, keeping the dir (its dump.rdb is what the next start loads). */

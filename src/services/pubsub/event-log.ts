@@ -189,6 +189,11 @@ export interface EventLog {
    * an event published at or after `ms`: starting there would skip it.
    */
   positionAt(topic: string, ms: number): Promise<string>;
+  /**
+   * The same position, named so that it holds to this history only (Redis: a bare entry id such
+   * as "0-0" gets the topic's epoch). Absent where every position already does.
+   */
+  anchor?(topic: string, position: string): Promise<string>;
   /** Up to `limit` retained events after `after`, oldest first (see the module invariants). */
   read(topic: string, after: string, limit: number): Promise<StoredEvent[]>;
   /** Tails the topic from `after` (a position from `head`). */

@@ -270,6 +270,9 @@ export function createHub(options: HubOptions = {}): Hub {
       start =
         o.after ??
         (o.from === undefined ? await log.head(o.topic) : o.from === "oldest" ? await log.oldest(o.topic) : await log.positionAt(o.topic, o.from.sinceMs));
+      // "0-0" is "whatever history the topic has": named with that history's epoch, a resume
+      // after its loss is DATA_LOSS instead of a silent start in the next history.
+      if (o.after !== undefined && log.anchor !== undefined) start = await log.anchor(o.topic, start);
       // Read after the start, so that everything up to it counts as history.
       if (o.history !== undefined) historyUntil = await log.head(o.topic);
     } catch (e) {

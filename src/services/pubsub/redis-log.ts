@@ -317,6 +317,13 @@ export function createRedisLog(options: RedisLogOptions = {}): EventLog {
       return `${r.last}@${r.epoch}`;
     },
 
+    async anchor(topic, position) {
+      const p = parseOrThrow(position);
+      if (p.epoch !== undefined) return position;
+      const r = await readRaw(topic, "0-0", 1);
+      return `${p.entry}@${r.epoch}`;
+    },
+
     async oldest(topic) {
       const r = await readRaw(topic, "0-0", 1);
       return `${r.trimmed}@${r.epoch}`;
