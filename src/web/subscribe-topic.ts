@@ -96,7 +96,9 @@ export function subscribeTopic(transport: Transport, topic: string, options: Web
             headers: options.headers,
             onHeader: (h) => {
               wait = b.initialMs;
-              if (after === undefined) after = h.get(startHeader) || undefined;
+              // The hub's name for where this stream starts (a bare "0-0" comes back with its
+              // history's epoch, so losing that history is DATA_LOSS, not a silent new start).
+              after = h.get(startHeader) || after;
               report("live");
             },
           });
