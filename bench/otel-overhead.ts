@@ -17,7 +17,7 @@
  * and server together: steadier than calls/s on a busy machine), medians reported, sequential
  * calls and 32 in flight.
  *
- *   node scripts/prepare.mjs && node dist/bench/otel-overhead.js [--calls 5000] [--rounds 7]
+ *   node scripts/prepare.mjs && node dist/bench/otel-overhead.js [--calls 5000] [--rounds 7] [--modes obs-sdk,both-obs]
  */
 import { parseArgs } from "node:util";
 import { context } from "@opentelemetry/api";
@@ -29,7 +29,7 @@ import { createChannel, createClient, createServer, silentLogger, type CallObser
 import { createRpcMetrics } from "../src/metrics/index.js";
 import { createTracingInterceptor, createTracingObserver } from "../src/otel/index.js";
 
-const { values } = parseArgs({ options: { calls: { type: "string", default: "5000" }, rounds: { type: "string", default: "7" } } });
+const { values } = parseArgs({ options: { calls: { type: "string", default: "5000" }, rounds: { type: "string", default: "7" }, modes: { type: "string" } } });
 const calls = Number(values.calls);
 const rounds = Number(values.rounds);
 
@@ -39,7 +39,8 @@ const sdk = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(dr
 
 type Mode = { interceptors?: Interceptor[]; observers?: CallObserver[] };
 const withSdk = { tracerProvider: sdk, propagator: new W3CTraceContextPropagator() };
-const only = process.argv.includes("--modes") ? process.argv[process.argv.indexOf("--modes") + 1]!.split(",") : undefined;
+/** `--modes a,b`: only these (and plain, the baseline). */
+const only = values.modes?.split(",");
 const allModes: Record<string, () => Mode> = {
   plain: () => ({}),
   identity: () => ({ interceptors: [(next) => next] }),
