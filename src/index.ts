@@ -51,6 +51,7 @@ export { withCompression, gzip, deflate } from "./codec/compression.js";
 export type { Compression } from "./codec/compression.js";
 export { chainInterceptors, observeMessages } from "./interceptor.js";
 export type { Interceptor, CallHandler, CallRequest, CallResponse, Peer, MessageObserver } from "./interceptor.js";
+export type { CallObserver, CallObservation, ObservedCall, ObservedOutcome } from "./observer.js";
 export { createLoggingInterceptor, formatCallLogEntry } from "./interceptors/logging.js";
 export type { CallLogEntry, LoggingInterceptorOptions } from "./interceptors/logging.js";
 export { createBearerClientInterceptor, createBearerServerInterceptor, bearerCallCredentials, principalOf } from "./interceptors/bearer-auth.js";

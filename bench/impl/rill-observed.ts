@@ -1,22 +1,44 @@
 /**
  * Rill as a production service runs it, observed (issue 17's overhead rows): on both sides the
- * Prometheus metrics interceptor and the OpenTelemetry tracing interceptor, with an SDK that
- * records every span (BatchSpanProcessor, W3C propagation, AsyncLocalStorage context) and an
- * exporter that drops them (the cost of exporting is the exporter's, not Rill's).
+ * Prometheus metrics and OpenTelemetry tracing observers, with an SDK that records every span
+ * (BatchSpanProcessor, W3C propagation, AsyncLocalStorage context) and an exporter that drops
+ * them (the cost of exporting is the exporter's, not Rill's).
+ *
+ * RILL_OBSERVED (inherited by the bench's processes) picks another setup to compare with:
+ *   observers (default)   metrics + tracing observers
+ *   metrics               the metrics observer only (issue 17's memory target)
+ *   interceptors          metrics + tracing as interceptors (the setup before observers)
  */
 import { context } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter } from "@opentelemetry/sdk-trace-base";
 import { createRpcMetrics } from "../../src/metrics/index.js";
-import { createTracingInterceptor } from "../../src/otel/index.js";
+import { createTracingInterceptor, createTracingObserver } from "../../src/otel/index.js";
+import type { CallObserver, Interceptor } from "../../src/index.js";
 import type { ConnectClient, StartServer } from "../common.js";
 import { connectRill, startRillServer } from "./rill.js";
 
 context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
 const dropAll: SpanExporter = { export: (_spans, done) => done({ code: 0 }), shutdown: async () => {} };
 const tracerProvider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(dropAll)] });
-const interceptors = () => [createRpcMetrics().interceptor, createTracingInterceptor({ tracerProvider, propagator: new W3CTraceContextPropagator() })];
+const tracing = { tracerProvider, propagator: new W3CTraceContextPropagator() };
+const mode = process.env.RILL_OBSERVED ?? "observers";
 
-export const startServer: StartServer = (hooks) => startRillServer(hooks, { interceptors: interceptors() });
-export const connectClient: ConnectClient = (port) => connectRill(port, { interceptors: interceptors() });
+function options(): { observers?: CallObserver[]; interceptors?: Interceptor[] } {
+  const metrics = createRpcMetrics();
+  switch (mode) {
+    case "observers":
+      // Tracing first: its `run` is the outermost, so everything else of the call sees the span.
+      return { observers: [createTracingObserver(tracing), metrics.observer] };
+    case "metrics":
+      return { observers: [metrics.observer] };
+    case "interceptors":
+      return { interceptors: [metrics.interceptor, createTracingInterceptor(tracing)] };
+    default:
+      throw new Error(`RILL_OBSERVED=${mode}: expected observers, metrics or interceptors`);
+  }
+}
+
+export const startServer: StartServer = (hooks) => startRillServer(hooks, options());
+export const connectClient: ConnectClient = (port) => connectRill(port, options());

@@ -7,6 +7,7 @@ import { builtinCompressions, compressionsByName } from "../codec/compression.js
 import { consoleLogger, type Logger } from "../logger.js";
 import type { ServiceConfigJson } from "./service-config.js";
 import type { Interceptor } from "../interceptor.js";
+import type { CallObserver } from "../observer.js";
 import type { Protocol } from "../transport/call-stream.js";
 import type { BackoffOptions, Clock } from "./backoff.js";
 import { insecure, type ChannelCredentials } from "./credentials.js";
@@ -63,6 +64,14 @@ export interface ChannelOptions extends WindowOptions {
    */
   interceptors?: readonly Interceptor[];
   /**
+   * Observers of every call on this channel (metrics, tracing: `createRpcMetrics().observer`,
+   * `createTracingObserver()`): told when a call starts (they may add request metadata then), of
+   * each message and of its end, by the call itself, without the copies and iterator layers an
+   * interceptor costs. They see the call inside any interceptors, once per call (not per retry
+   * attempt); it ends when the status arrives or the call is cancelled. Default none.
+   */
+  observers?: readonly CallObserver[];
+  /**
    * The protocol calls speak: "grpc" (default), or "grpc-web" / "connect" for servers that serve
    * only those (connect-es, a gRPC-Web proxy). Both run on the channel's HTTP/2 connections with
    * everything else unchanged (retries, deadlines, limits, interceptors); gRPC-Web is its binary
@@ -86,6 +95,7 @@ export interface ResolvedChannelOptions {
   readonly windows: ResolvedWindowOptions;
   readonly credentials: ChannelCredentials;
   readonly interceptors: readonly Interceptor[];
+  readonly observers: readonly CallObserver[];
   readonly protocol: Protocol;
 }
 
@@ -110,6 +120,7 @@ export function resolveChannelOptions(options: ChannelOptions): ResolvedChannelO
     windows: resolveWindowOptions(options),
     credentials: options.credentials ?? insecure(),
     interceptors: options.interceptors ?? [],
+    observers: [...(options.observers ?? [])],
     protocol: checkProtocol(options.protocol ?? "grpc"),
   };
 }

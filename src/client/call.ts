@@ -18,6 +18,9 @@ import { Attempt, type AttemptHost, type AttemptOutcome } from "./attempt.js";
 import type { CallOptions } from "./call-options.js";
 import { callHeaders } from "./call-headers.js";
 import { decideHedge, decideRetry } from "./retry-decision.js";
+import { CallObservations, type ObservedCall } from "../observer.js";
+import { Metadata, type MetadataInit } from "../protocol/metadata.js";
+import type { Protocol } from "../handler-context.js";
 
 /** The request side of a call: exactly one message, or a stream of them. */
 export type Requests = { readonly single: unknown } | { readonly stream: AsyncIterable<unknown> };
@@ -106,6 +109,8 @@ class ClientCall implements QueueSource, AttemptHost {
   /** How this call's messages are encoded and limited: the channel's, or the method's service config where smaller. */
   side: MessageSide;
   private idle: IdleTimer | undefined;
+  /** What the channel's observers keep of this call; undefined without observers. */
+  private observed: CallObservations | undefined;
 
   constructor(
     readonly channel: CallChannel,
@@ -138,6 +143,13 @@ class ClientCall implements QueueSource, AttemptHost {
 
   start(requests: Requests): AsyncIterableIterator<unknown> | undefined {
     const { options, channel } = this;
+    let metadata: MetadataInit | undefined = options.metadata;
+    if (channel.options.observers.length > 0) {
+      // First, so that observers see every call end, even one that fails before it is sent.
+      const view = new ClientObservedCall(this);
+      this.observed = CallObservations.start(channel.options.observers, view, channel.options.logger);
+      if (view.copy !== undefined) metadata = view.copy;
+    }
     if (options.signal?.aborted) {
       this.finish(abortReason(options.signal));
       return this.responses;
@@ -172,7 +184,7 @@ class ClientCall implements QueueSource, AttemptHost {
     const compression = options.compression ?? channel.options.compression;
     const idle = options.idleTimeoutMs !== undefined && options.idleTimeoutMs > 0;
     try {
-      this.baseHeaders = callHeaders(channel, this.method, this.codec, options.metadata, compression, idle ? options.idleTimeoutMs : undefined);
+      this.baseHeaders = callHeaders(channel, this.method, this.codec, metadata, compression, idle ? options.idleTimeoutMs : undefined);
     } catch (e) {
       this.finish(RpcError.from(e, Code.Internal));
       return this.responses;
@@ -365,6 +377,7 @@ class ClientCall implements QueueSource, AttemptHost {
   }
 
   pushResponse(frame: Frame): void {
+    this.observed?.message("received", frame.data.byteLength, frame.compressed);
     this.commit();
     this.idle?.touch();
     if (this.responses !== undefined) this.responses.push(frame);
@@ -435,6 +448,7 @@ class ClientCall implements QueueSource, AttemptHost {
       this.cancel(e as RpcError);
       return undefined;
     }
+    this.observed?.message("sent", bytes.byteLength, false);
     if (!sendsCompressed(this.requestCompression, message)) return encodeFrame(bytes);
     const payload = sendPayload(this.requestCompression, bytes);
     return payload instanceof Promise ? payload.then((p) => encodeFrame(p, true)) : encodeFrame(payload, true);
@@ -567,6 +581,7 @@ class ClientCall implements QueueSource, AttemptHost {
     if (error?.code === Code.DeadlineExceeded && !(error instanceof IdleTimeoutError) && this.idle?.expired(idleSlackMs) === true) {
       error = new IdleTimeoutError(this.idle.ms, { metadata: error.metadata });
     }
+    this.observed?.end(error?.code ?? Code.OK, error);
     this.commit();
     this.timer?.cancel();
     this.retryTimer?.cancel();
@@ -603,6 +618,39 @@ class ClientCall implements QueueSource, AttemptHost {
 
   get isDone(): boolean {
     return this.done;
+  }
+}
+
+/**
+ * A client call as its observers see it when it starts. The metadata is a copy of the caller's,
+ * made only if an observer asks for it; what they add to it is what the call sends.
+ */
+class ClientObservedCall implements ObservedCall {
+  /** The metadata the observers saw (and may have changed), if one asked. */
+  copy: Metadata | undefined;
+  constructor(private readonly call: ClientCall) {}
+  get side(): "client" {
+    return "client";
+  }
+  get method(): DescMethod {
+    return this.call.method;
+  }
+  get path(): string {
+    return `/${this.call.method.parent.typeName}/${this.call.method.name}`;
+  }
+  get protocol(): Protocol {
+    return this.call.channel.options.protocol;
+  }
+  get authority(): string {
+    return this.call.channel.authority;
+  }
+  get peer(): undefined {
+    return undefined;
+  }
+  get metadata(): Metadata {
+    // A caller's metadata that cannot be parsed throws here, to the observer; the call then fails
+    // with it as it would without observers.
+    return (this.copy ??= new Metadata(this.call.options.metadata));
   }
 }
 

@@ -5,16 +5,20 @@
  * against the memory budgets, producers that waited on flow control, `trySend` refusals).
  *
  *   const metrics = createRpcMetrics();
- *   const server = createServer({ interceptors: [metrics.interceptor], http: metrics.httpHandler });
+ *   const server = createServer({ observers: [metrics.observer], http: metrics.httpHandler });
  *   metrics.observeServer(server);            // GET /metrics on the server's own port
  *
- * The interceptor works on channels too (`rpc_client_*`). It counts messages, not bytes: an
- * interceptor sees messages before they are encoded.
+ * `observer` and `interceptor` record the same metrics; the observer costs a call far less (no
+ * copies, no iterator layers, no object of its own per call). Both work on channels too
+ * (`rpc_client_*`). They count messages, not bytes.
  * @see https://opentelemetry.io/docs/specs/semconv/rpc/rpc-metrics/
  */
 import { Code, codeName } from "../protocol/code.js";
+import type { DescMethod } from "@bufbuild/protobuf";
+import type { Protocol } from "../handler-context.js";
 import type { Interceptor } from "../interceptor.js";
 import { observeCall } from "../interceptors/observe-call.js";
+import type { CallObservation, CallObserver, ObservedCall, ObservedOutcome } from "../observer.js";
 import type { Server } from "../server/server.js";
 import type { HttpHandler } from "../server/web-protocols.js";
 import { prometheusContentType, Registry } from "./registry.js";
@@ -39,7 +43,9 @@ export interface SubscriberStats {
 
 export interface RpcMetrics {
   readonly registry: Registry;
-  /** Add first to a server's or channel's interceptors, to time the whole call. */
+  /** Give to a server's or channel's `observers`: the same metrics as `interceptor`, at a fraction of its cost. */
+  readonly observer: CallObserver;
+  /** Add first to a server's or channel's interceptors, to time the whole call (`observer` is cheaper). */
   readonly interceptor: Interceptor;
   /** Answers `GET /metrics` with the Prometheus text (give it as `createServer({ http })`). */
   readonly httpHandler: HttpHandler;
@@ -70,17 +76,29 @@ export function createRpcMetrics(options: RpcMetricsOptions = {}): RpcMetrics {
     const m = sides[req.side];
     const labels = { rpc_system: systems[req.protocol], rpc_service: req.method.parent.typeName, rpc_method: req.method.name, rpc_grpc_status_code: "" };
     m.started.add(labels);
-    return observeCall(req, next, now, (o) => {
-      const done = { ...labels, rpc_grpc_status_code: String(o.code) };
-      m.duration.observe(done, o.durationMs / 1000);
-      m.requests.observe(done, o.requests);
-      m.responses.observe(done, o.responses);
-      if (o.code !== Code.OK) m.failed.add({ ...done, rpc_grpc_status_code: codeName(o.code) });
-    });
+    return observeCall(req, next, now, (o) => record(m, labels, o.code, o.durationMs, o.requests, o.responses));
+  };
+  // One observation per method, side and protocol, shared by its calls: everything a call's end
+  // needs is in its outcome, so a call costs the metrics no object of its own.
+  const series = new WeakMap<DescMethod, MethodSeries[]>();
+  const observer: CallObserver = {
+    start(call: ObservedCall): CallObservation {
+      let byKey = series.get(call.method);
+      if (byKey === undefined) series.set(call.method, (byKey = []));
+      const key = (call.side === "client" ? 0 : 3) + protocolIndex[call.protocol];
+      let s = byKey[key];
+      if (s === undefined) {
+        const labels = { rpc_system: systems[call.protocol], rpc_service: call.method.parent.typeName, rpc_method: call.method.name, rpc_grpc_status_code: "" };
+        byKey[key] = s = new MethodSeries(sides[call.side], labels, call.side === "client");
+      }
+      s.m.started.add(s.labels);
+      return s;
+    },
   };
   const render = () => registry.render();
   return {
     registry,
+    observer,
     interceptor,
     render,
     httpHandler: (req) => (req.path === "/metrics" ? { headers: { "content-type": prometheusContentType, "cache-control": "no-store" }, body: render() } : undefined),
@@ -101,6 +119,35 @@ export function createRpcMetrics(options: RpcMetricsOptions = {}): RpcMetrics {
       registry.readCounter("rill_pubsub_cut_subscribers_total", "Subscribers ended for falling behind (RESOURCE_EXHAUSTED, resumable).", one(() => hub.stats.cutSubscribers));
     },
   };
+}
+
+type SideMetrics = ReturnType<typeof sideMetrics>;
+type Labels = Readonly<Record<(typeof labelNames)[number], string>>;
+
+const protocolIndex: Readonly<Record<Protocol, number>> = { grpc: 0, "grpc-web": 1, connect: 2 };
+
+/** One call's end, from the interceptor or the observer: the same series either way. */
+function record(m: SideMetrics, labels: Labels, code: Code, durationMs: number, requests: number, responses: number): void {
+  const done = { ...labels, rpc_grpc_status_code: String(code) };
+  m.duration.observe(done, durationMs / 1000);
+  m.requests.observe(done, requests);
+  m.responses.observe(done, responses);
+  if (code !== Code.OK) m.failed.add({ ...done, rpc_grpc_status_code: codeName(code) });
+}
+
+/** The observation of every call of one method, side and protocol. */
+class MethodSeries implements CallObservation {
+  constructor(
+    readonly m: SideMetrics,
+    readonly labels: Labels,
+    private readonly client: boolean,
+  ) {}
+
+  onEnd(o: ObservedOutcome): void {
+    // A client sends the requests and receives the responses; a server the other way round.
+    if (this.client) record(this.m, this.labels, o.code, o.durationMs, o.sent, o.received);
+    else record(this.m, this.labels, o.code, o.durationMs, o.received, o.sent);
+  }
 }
 
 function sideMetrics(registry: Registry, side: "client" | "server", buckets: readonly number[]) {

@@ -19,9 +19,12 @@
  * replacement; a streaming framework needs them, so they are kept under Rill's own names.
  * @see https://opentelemetry.io/docs/specs/semconv/rpc/rpc-metrics/
  */
-import type { Attributes, MeterProvider } from "@opentelemetry/api";
+import type { Attributes, Histogram, MeterProvider } from "@opentelemetry/api";
+import type { DescMethod } from "@bufbuild/protobuf";
+import type { Protocol } from "../handler-context.js";
 import type { Interceptor } from "../interceptor.js";
 import { observeCall } from "../interceptors/observe-call.js";
+import type { CallObservation, CallObserver, ObservedCall, ObservedOutcome } from "../observer.js";
 import { Code, codeName } from "../protocol/code.js";
 import type { SubscriberStats } from "../metrics/rpc-metrics.js";
 import type { Server } from "../server/server.js";
@@ -34,12 +37,56 @@ export interface OtelMetricsOptions {
 }
 
 export interface OtelMetrics {
-  /** Add to a server's or channel's interceptors (first, to time the whole call). */
+  /** Give to a server's or channel's `observers`: the same instruments as `interceptor`, at a fraction of its cost. */
+  readonly observer: CallObserver;
+  /** Add to a server's or channel's interceptors (first, to time the whole call; `observer` is cheaper). */
   readonly interceptor: Interceptor;
   /** Observes `server`'s open calls and connections, buffered bytes and flow-control counters. */
   observeServer(server: Server): void;
   /** Observes a pub/sub hub's subscribers, their lag and those cut for it. */
   observeHub(hub: { readonly stats: SubscriberStats }): void;
+}
+
+type SideInstruments = {
+  readonly duration: Histogram;
+  readonly received: Histogram;
+  readonly sent: Histogram;
+};
+
+const protocolIndex: Readonly<Record<Protocol, number>> = { grpc: 0, "grpc-web": 1, connect: 2 };
+
+/** The attributes of a call's end (semconv 1.45 names, as on the spans). */
+function endAttributes(protocol: Protocol, path: string, code: Code): Attributes {
+  const attributes: Attributes = {
+    "rpc.system.name": protocol === "connect" ? "connectrpc" : "grpc",
+    "rpc.method": path.slice(1),
+    "rpc.status_code": codeName(code),
+    "rill.rpc.protocol": protocol,
+  };
+  if (code !== Code.OK) attributes["error.type"] = codeName(code);
+  return attributes;
+}
+
+function recordEnd(m: SideInstruments, attributes: Attributes, durationMs: number, sent: number, received: number): void {
+  m.duration.record(durationMs / 1000, attributes);
+  m.sent.record(sent, attributes);
+  m.received.record(received, attributes);
+}
+
+/** The observation of every call of one method, side and protocol. */
+class MethodInstruments implements CallObservation {
+  private readonly byCode = new Map<Code, Attributes>();
+  constructor(
+    private readonly m: SideInstruments,
+    private readonly protocol: Protocol,
+    private readonly path: string,
+  ) {}
+
+  onEnd(o: ObservedOutcome): void {
+    let attributes = this.byCode.get(o.code);
+    if (attributes === undefined) this.byCode.set(o.code, (attributes = endAttributes(this.protocol, this.path, o.code)));
+    recordEnd(this.m, attributes, o.durationMs, o.sent, o.received);
+  }
 }
 
 /** Duration buckets in seconds (semconv's advice for call duration). */
@@ -61,21 +108,25 @@ export function createOtelMetrics(options: OtelMetricsOptions = {}): OtelMetrics
   const interceptor: Interceptor = (next) => (req) => {
     const m = sides[req.side];
     return observeCall(req, next, () => performance.now(), (o) => {
-      const attributes: Attributes = {
-        "rpc.system.name": req.protocol === "connect" ? "connectrpc" : "grpc",
-        "rpc.method": req.path.slice(1),
-        "rpc.status_code": codeName(o.code),
-        "rill.rpc.protocol": req.protocol,
-      };
-      if (o.code !== Code.OK) attributes["error.type"] = codeName(o.code);
-      m.duration.record(o.durationMs / 1000, attributes);
+      const attributes = endAttributes(req.protocol, req.path, o.code);
       // A client sends its requests and receives responses; a server the other way round.
       const [sent, received] = req.side === "client" ? [o.requests, o.responses] : [o.responses, o.requests];
-      m.sent.record(sent, attributes);
-      m.received.record(received, attributes);
+      recordEnd(m, attributes, o.durationMs, sent, received);
     });
   };
+  // One observation per method, side and protocol, shared by its calls (the outcome has all a
+  // call's end needs), with its attributes made once per status code.
+  const series = new WeakMap<DescMethod, MethodInstruments[]>();
+  const observer: CallObserver = {
+    start(call: ObservedCall): CallObservation {
+      let byKey = series.get(call.method);
+      if (byKey === undefined) series.set(call.method, (byKey = []));
+      const key = (call.side === "client" ? 0 : 3) + protocolIndex[call.protocol];
+      return (byKey[key] ??= new MethodInstruments(sides[call.side], call.protocol, call.path));
+    },
+  };
   return {
+    observer,
     interceptor,
     observeServer(server) {
       const gauge = (name: string, unit: string, description: string, read: () => number) =>

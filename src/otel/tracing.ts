@@ -44,12 +44,14 @@ import type {
 import { api } from "./api.js";
 import type { DescMessage } from "@bufbuild/protobuf";
 import { protoCodec } from "../codec/codec.js";
-import { observeMessages, PendingMessage, SingleMessage, withMessages, type CallRequest, type Interceptor } from "../interceptor.js";
+import { observeMessages, PendingMessage, SingleMessage, withMessages, type CallRequest, type Interceptor, type Peer } from "../interceptor.js";
+import type { Protocol } from "../handler-context.js";
+import type { CallObservation, CallObserver, ObservedCall, ObservedOutcome } from "../observer.js";
 import { Code, codeName } from "../protocol/code.js";
 import { RpcError } from "../protocol/errors.js";
 import type { Metadata } from "../protocol/metadata.js";
 
-/** Options of `createTracingInterceptor`. */
+/** Options of `createTracingObserver` and `createTracingInterceptor`. */
 export interface TracingInterceptorOptions {
   /** Where spans go. Default: the global provider (`trace.getTracerProvider()`), looked up per span. */
   tracerProvider?: TracerProvider;
@@ -172,8 +174,19 @@ export function createTracingInterceptor(options: TracingInterceptorOptions = {}
   };
 }
 
+/** What the start attributes are made from: an interceptor's request or an observer's call. */
+interface StartedCall {
+  readonly side: "client" | "server";
+  readonly method: CallRequest["method"];
+  readonly path: string;
+  readonly protocol: Protocol;
+  readonly authority?: string | undefined;
+  readonly peer: Peer | undefined;
+  readonly metadata: Metadata;
+}
+
 /** The attributes known when the call starts (semconv: those that matter to samplers come first). */
-function startAttributes(request: CallRequest, legacy: boolean): Attributes {
+function startAttributes(request: StartedCall, legacy: boolean): Attributes {
   const system = request.protocol === "connect" ? "connectrpc" : "grpc";
   const attributes: Attributes = {
     "rpc.system.name": system,
@@ -223,6 +236,10 @@ class TracedCall {
     private readonly legacy: boolean,
   ) {}
 
+  private get client(): boolean {
+    return this.request.side === "client";
+  }
+
   message(type: "SENT" | "RECEIVED", schema: DescMessage, message: unknown): void {
     const id = type === "SENT" ? ++this.sent : ++this.received;
     if (this.events >= this.maxEvents || this.ended) return;
@@ -236,23 +253,140 @@ class TracedCall {
   end(error: unknown): void {
     if (this.ended) return;
     this.ended = true;
-    const span = this.span;
     const err = error === undefined ? undefined : RpcError.from(error, Code.Unknown);
-    const code = err?.code ?? Code.OK;
-    span.setAttribute("rpc.status_code", codeName(code));
-    if (this.legacy) span.setAttribute("rpc.grpc.status_code", code);
-    const failed = this.request.side === "client" ? code !== Code.OK : serverErrorCodes.has(code);
-    if (failed) {
-      span.setAttribute("error.type", codeName(code));
-      span.setStatus({ code: api.SpanStatusCode.ERROR, message: err?.rawMessage ?? "" });
-    }
-    const dropped = this.sent + this.received - this.events;
-    if (dropped > 0) {
-      span.setAttribute("rill.rpc.message_events.dropped", dropped);
-      span.setAttribute("rill.rpc.messages_sent", this.sent);
-      span.setAttribute("rill.rpc.messages_received", this.received);
-    }
-    span.end();
+    endSpan(this.span, this.client, this.legacy, err?.code ?? Code.OK, err, this.sent, this.received, this.events);
+  }
+}
+
+/**
+ * Ends a call's span: its status (an error as semconv says for the side), and the message counts
+ * when events were dropped. Shared by the interceptor and the observer.
+ */
+function endSpan(span: Span, client: boolean, legacy: boolean, code: Code, err: RpcError | undefined, sent: number, received: number, events: number): void {
+  span.setAttribute("rpc.status_code", codeName(code));
+  if (legacy) span.setAttribute("rpc.grpc.status_code", code);
+  const failed = client ? code !== Code.OK : serverErrorCodes.has(code);
+  if (failed) {
+    span.setAttribute("error.type", codeName(code));
+    span.setStatus({ code: api.SpanStatusCode.ERROR, message: err?.rawMessage ?? "" });
+  }
+  const dropped = sent + received - events;
+  if (dropped > 0) {
+    span.setAttribute("rill.rpc.message_events.dropped", dropped);
+    span.setAttribute("rill.rpc.messages_sent", sent);
+    span.setAttribute("rill.rpc.messages_received", received);
+  }
+  span.end();
+}
+
+/**
+ * Tracing as an observer (`createServer({ observers })`, `createChannel(target, { observers })`):
+ * the same spans, attributes, events and propagation as `createTracingInterceptor`, told by the
+ * call itself instead of wrapping it, so it adds no copy or iterator layer to a call.
+ *
+ * - Client: the span is a child of the context active when the call is made; its context goes
+ *   out in the request metadata (`traceparent`, `tracestate`). A sampled-out span is only
+ *   propagated (no observation).
+ * - Server: the span is a child of the context the metadata carries; the handler runs with it
+ *   active (the observation's `run`), so spans the handler makes, and client calls it makes,
+ *   nest under it. With several observers, list it first so its `run` is the outermost.
+ * - Message events carry the message's size from the message path: `rpc.message.uncompressed_size`,
+ *   or `rpc.message.compressed_size` for a received message that arrived compressed (its size
+ *   after decompression is not known when it arrives). No message is encoded again for its size.
+ * - The span ends with the call: when the server writes the status, when the client receives it,
+ *   or when the call is cancelled (CANCELLED, also when the caller stops reading a stream).
+ * - Retries and hedges: one client span for the call, as with the interceptor; every attempt
+ *   carries its context, and a retried server span has `rill.rpc.previous_attempts`.
+ */
+export function createTracingObserver(options: TracingInterceptorOptions = {}): CallObserver {
+  const maxEvents = Math.max(0, Math.floor(options.maxMessageEvents ?? defaultMaxMessageEvents));
+  const legacy = options.legacyAttributes === true;
+  const propagator = options.propagator;
+  const provider = options.tracerProvider;
+  let ownTracer: Tracer | undefined;
+  const tracer = (): Tracer =>
+    provider === undefined ? api.trace.getTracer(instrumentationName) : (ownTracer ??= provider.getTracer(instrumentationName));
+  return {
+    start(call: ObservedCall): CallObservation | undefined {
+      const client = call.side === "client";
+      const active = api.context.active();
+      const metadata = call.metadata;
+      const parent = client ? active : propagator === undefined ? api.propagation.extract(active, metadata, metadataGetter) : propagator.extract(active, metadata, metadataGetter);
+      const span = tracer().startSpan(call.path.slice(1), { kind: client ? api.SpanKind.CLIENT : api.SpanKind.SERVER, attributes: startAttributes(call, legacy) }, parent);
+      const spanContext = api.trace.setSpan(parent, span);
+      if (client) {
+        if (propagator === undefined) api.propagation.inject(spanContext, metadata, metadataSetter);
+        else propagator.inject(spanContext, metadata, metadataSetter);
+        // A sampled-out client span needs nothing more than the injected context.
+        return span.isRecording() ? new ClientSpanObservation(span, maxEvents, legacy) : undefined;
+      }
+      // A server span, recording or not: the handler runs in its context (a sampled-out one
+      // still tells nested calls not to sample).
+      return span.isRecording() ? new ServerSpanObservation(span, maxEvents, legacy, spanContext) : new ContextObservation(spanContext);
+    },
+  };
+}
+
+/**
+ * One recording span, told of a call by the call. A class with the counters as fields (no
+ * closures): an open stream keeps it for its whole life.
+ */
+class ClientSpanObservation implements CallObservation {
+  private sent = 0;
+  private received = 0;
+
+  constructor(
+    protected readonly span: Span,
+    private readonly maxEvents: number,
+    private readonly legacy: boolean,
+  ) {}
+
+  protected get client(): boolean {
+    return true;
+  }
+
+  onMessage(direction: "sent" | "received", bytes: number, compressed: boolean): void {
+    const sent = direction === "sent";
+    const id = sent ? ++this.sent : ++this.received;
+    // Every message before the cap was an event (the call reports none after the end).
+    if (this.sent + this.received > this.maxEvents) return;
+    const attributes: Attributes = { "rpc.message.type": sent ? "SENT" : "RECEIVED", "rpc.message.id": id };
+    if (compressed) attributes["rpc.message.compressed_size"] = bytes;
+    else attributes["rpc.message.uncompressed_size"] = bytes;
+    this.span.addEvent("rpc.message", attributes);
+  }
+
+  onEnd(o: ObservedOutcome): void {
+    const events = Math.min(this.sent + this.received, this.maxEvents);
+    endSpan(this.span, this.client, this.legacy, o.code, o.error, this.sent, this.received, events);
+  }
+}
+
+/** A server's recording span: the client's, and the handler run in its context. */
+class ServerSpanObservation extends ClientSpanObservation {
+  constructor(
+    span: Span,
+    maxEvents: number,
+    legacy: boolean,
+    private readonly context: Context,
+  ) {
+    super(span, maxEvents, legacy);
+  }
+
+  protected override get client(): boolean {
+    return false;
+  }
+
+  run<T>(fn: () => T): T {
+    return api.context.with(this.context, fn);
+  }
+}
+
+/** A server span that does not record: only its context, for the handler. */
+class ContextObservation implements CallObservation {
+  constructor(private readonly context: Context) {}
+  run<T>(fn: () => T): T {
+    return api.context.with(this.context, fn);
   }
 }
 

@@ -8,6 +8,7 @@ import { MessageQueue, type QueueSource } from "../stream/message-queue.js";
 import type { IdleTimer } from "../stream/idle-timer.js";
 import type { ServerCallStream } from "../transport/call-stream.js";
 import type { ConnectionBudget } from "./memory-budget.js";
+import type { CallObservations } from "../observer.js";
 
 /** What the reader tells its connection (the part of the call's hooks it uses). */
 export interface ReaderHooks {
@@ -24,6 +25,8 @@ export interface RequestReaderHost {
   readonly idle: IdleTimer | undefined;
   /** Whether the request message read last arrived compressed (its frame's flag was set). */
   lastRequestCompressed: boolean;
+  /** The call's observers, told of each request message as its frame arrives. */
+  readonly observed: CallObservations | undefined;
   /** A request broke the rules (size, framing): the call ends with `error`. */
   fail(error: RpcError): void;
   /**
@@ -110,7 +113,11 @@ export class RequestReader implements QueueSource {
       this.call.fail(err);
       return;
     }
-    if (frames.length > 0) this.call.idle?.touch();
+    if (frames.length > 0) {
+      this.call.idle?.touch();
+      const observed = this.call.observed;
+      if (observed !== undefined) for (const f of frames) observed.message("received", f.data.byteLength, f.compressed);
+    }
     if (requests !== undefined) {
       for (const f of frames) requests.push(f);
     } else {

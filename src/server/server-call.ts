@@ -20,6 +20,8 @@ import type { Route } from "./router.js";
 import { tlsPeerOf, type TlsPeer } from "../transport/tls-peer.js";
 import { startTimer, type LongTimer } from "../timer.js";
 import { stopClientAfterStatusHeaders } from "./stop-after-status-headers.js";
+import { CallObservations, type CallObserver, type ObservedCall } from "../observer.js";
+import type { Peer } from "../interceptor.js";
 
 /** What a server call tells its connection; one object per connection, shared by its calls. */
 export interface ServerCallHooks extends ReaderHooks {
@@ -112,6 +114,8 @@ export class ServerCall implements RequestReaderHost, HandlerContext {
   private out: FrameWriter | undefined;
   /** @internal The call's idle timeout, when it has one (the client's, else the server's). */
   idle: IdleTimer | undefined;
+  /** @internal What the server's observers keep of this call; undefined without observers. */
+  observed: CallObservations | undefined;
 
   constructor(
     private readonly stream: ServerCallStream,
@@ -180,6 +184,17 @@ export class ServerCall implements RequestReaderHost, HandlerContext {
   /** @internal See RequestReaderHost. */
   requestTaken(): void {
     this.reader = undefined;
+  }
+
+  /**
+   * @internal Starts the server's observers on this call and runs it (inside their `run`, so the
+   * handler and every await of its responses see, e.g., the span's context). Never rejects.
+   */
+  observeAndStart(observers: readonly CallObserver[]): Promise<void> {
+    const observed = CallObservations.start(observers, new ServerObservedCall(this, this.route.path), this.config.logger);
+    if (observed === undefined) return this.start();
+    this.observed = observed;
+    return observed.run(() => this.start());
   }
 
   get method(): DescMethod {
@@ -362,6 +377,7 @@ export class ServerCall implements RequestReaderHost, HandlerContext {
   cancel(reason: RpcError, rstCode: number = ResetCode.Cancel): void {
     if (this.done) return;
     this.done = true;
+    this.observed?.end(reason.code, reason);
     this.out?.abort();
     this.cleanup(reason);
     this.reader?.cancel(reason);
@@ -387,6 +403,8 @@ export class ServerCall implements RequestReaderHost, HandlerContext {
   private finish(code: Code, message: string, trailer: Metadata | undefined, reason?: RpcError): void {
     if (this.done) return;
     this.done = true;
+    // The status as sent (`reason` is set below for the reader even on OK).
+    this.observed?.end(code, reason);
     // After a clean finish the reason is only needed if someone can still observe it.
     if (reason !== undefined || this.controller !== undefined || !(this.reader?.drained ?? true)) {
       reason ??= new RpcError(Code.Canceled, "the call finished");
@@ -464,6 +482,7 @@ export class ServerCall implements RequestReaderHost, HandlerContext {
       this.config.logger.error(`${this.route.path}: handler returned a response that cannot be serialized`, e);
       throw new RpcError(Code.Internal, "failed to serialize the response");
     }
+    this.observed?.message("sent", bytes.byteLength, false);
     this.sendHeader();
     this.idle?.touch();
     const compression = sendsCompressed(this.responseCompression, message) ? this.responseCompression : undefined;
@@ -523,6 +542,41 @@ export class ServerCall implements RequestReaderHost, HandlerContext {
     if (this.signal.aborted && reason instanceof RpcError) return reason;
     this.config.logger.error(`${this.route.path}: handler failed`, e);
     return new RpcError(Code.Unknown, "the handler failed with an unexpected error (details are in the server log)");
+  }
+}
+
+/**
+ * A server call as its observers see it when it starts: a view made for `start` and dropped after
+ * (the metadata and peer are read from the call only if an observer asks).
+ */
+class ServerObservedCall implements ObservedCall {
+  constructor(
+    private readonly call: ServerCall,
+    readonly path: string,
+  ) {}
+  get side(): "server" {
+    return "server";
+  }
+  get method(): DescMethod {
+    return this.call.method;
+  }
+  get protocol(): Protocol {
+    return this.call.protocol;
+  }
+  get authority(): undefined {
+    return undefined;
+  }
+  get peer(): Peer {
+    const call = this.call;
+    return {
+      address: call.peer,
+      get tls() {
+        return call.tls;
+      },
+    };
+  }
+  get metadata(): Metadata {
+    return this.call.requestMetadata;
   }
 }
 

@@ -1,6 +1,7 @@
 import type { SecureServerOptions } from "node:http2";
 import type { Codec } from "../codec/codec.js";
 import type { Interceptor } from "../interceptor.js";
+import type { CallObserver } from "../observer.js";
 import type { Logger } from "../logger.js";
 import type { WindowOptions } from "../flow-control/window-options.js";
 import type { ConnectionOptions } from "./connection-policy.js";
@@ -62,6 +63,14 @@ export interface ServerOptions extends ConnectionOptions, WindowOptions, MemoryB
    * Default none (handlers run directly).
    */
   interceptors?: readonly Interceptor[];
+  /**
+   * Observers of every call to this server (metrics, tracing: `createRpcMetrics().observer`,
+   * `createTracingObserver()`): told when a call starts, of each message and of its end, by the
+   * call itself, without the copies and iterator layers an interceptor costs. Known methods only,
+   * like interceptors; they start before the interceptors run and end when the status is written.
+   * Default none (nothing of them runs).
+   */
+  observers?: readonly CallObserver[];
   /**
    * Serve gRPC-Web and the Connect protocol over HTTP/1.1 too (browsers, curl), on the same port:
    * plaintext connections are told apart by their first bytes, TLS ones by ALPN. Over HTTP/2

@@ -15,6 +15,7 @@ import { encodeStatusMessage } from "../protocol/status.js";
 import { resolveConnectionPolicy, type ConnectionPolicy } from "./connection-policy.js";
 import { Cors } from "./cors.js";
 import { interceptService } from "./intercepted-handler.js";
+import type { CallObserver } from "../observer.js";
 import { resolveWindowOptions, windowSettings, type ResolvedWindowOptions } from "../flow-control/window-options.js";
 import { Listener } from "./listener.js";
 import { Router } from "./router.js";
@@ -112,8 +113,11 @@ class RillServer implements Server {
   private opening = false;
   private readonly web: WebEnvironment;
   private onLastConnectionClosed: (() => void) | undefined;
+  /** The observers of every call, copied once; empty: calls start without looking for any. */
+  private readonly observers: readonly CallObserver[];
 
   constructor(private readonly options: ServerOptions) {
+    this.observers = [...(options.observers ?? [])];
     const accepted = options.acceptCompression ?? ["gzip", "deflate"];
     const compressions = compressionsByName(accepted);
     const preferred = options.compression ?? "identity";
@@ -342,7 +346,7 @@ class RillServer implements Server {
     const call = new ServerCall(stream, headers, route, side, this.config, hooks);
     this.calls.add(call);
     connection?.callStarted(call);
-    void call.start();
+    void (this.observers.length === 0 ? call.start() : call.observeAndStart(this.observers));
   }
 
   private readonly hooksByConnection = new WeakMap<ServerConnection, CallHooks>();

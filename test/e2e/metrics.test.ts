@@ -45,7 +45,10 @@ function family(families: Family[], name: string): Family {
 describe("rill/metrics", () => {
   const h = useHarness({ transport: "http2" });
 
-  test("server and client RPC metrics, the server's gauges, and GET /metrics that a Prometheus parser reads", async () => {
+  for (const form of ["interceptor", "observer"] as const)
+  test(`server and client RPC metrics (${form}), the server's gauges, and GET /metrics that a Prometheus parser reads`, async () => {
+    /** Server or channel options that record into `m` the `form` way. */
+    const using = (m: ReturnType<typeof createRpcMetrics>) => (form === "interceptor" ? { interceptors: [m.interceptor] } : { observers: [m.observer] });
     const serverMetrics = createRpcMetrics();
     let refused = 0;
     const { server, port, target } = await h.server(
@@ -62,11 +65,11 @@ describe("rill/metrics", () => {
             await ctx.send({ message: "last" });
           },
         }),
-      { interceptors: [serverMetrics.interceptor], http: serverMetrics.httpHandler, sendHighWaterMark: 16 * 1024 },
+      { ...using(serverMetrics), http: serverMetrics.httpHandler, sendHighWaterMark: 16 * 1024 },
     );
     serverMetrics.observeServer(server);
     const clientMetrics = createRpcMetrics();
-    const echo = h.client(Echo, target, { interceptors: [clientMetrics.interceptor] });
+    const echo = h.client(Echo, target, using(clientMetrics));
     for (let i = 0; i < 5; i++) await echo.unaryEcho({ message: `m${i}` });
     assert.equal((await statusOf(echo.unaryEcho({ message: "fail" }))).code, Code.FailedPrecondition);
     const streamed = await collect(echo.serverStreamingEcho({ message: "s" }));
@@ -118,7 +121,8 @@ describe("rill/metrics", () => {
     await stream.return?.();
   });
 
-  test("a caller that stops reading a stream is counted CANCELLED on the client", async () => {
+  for (const form of ["interceptor", "observer"] as const)
+  test(`a caller that stops reading a stream is counted CANCELLED on the client (${form})`, async () => {
     const metrics = createRpcMetrics();
     const { target } = await h.server((s) =>
       s.add(Echo, {
@@ -129,7 +133,7 @@ describe("rill/metrics", () => {
         },
       }),
     );
-    const echo = h.client(Echo, target, { interceptors: [metrics.interceptor] });
+    const echo = h.client(Echo, target, form === "interceptor" ? { interceptors: [metrics.interceptor] } : { observers: [metrics.observer] });
     for await (const m of echo.serverStreamingEcho({ message: "x" })) if (m.message === "3") break;
     const f = family(parse(metrics.render()), "rpc_client_failed_total");
     assert.equal(f.metrics[0]?.labels?.rpc_grpc_status_code, "CANCELLED");

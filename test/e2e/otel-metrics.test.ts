@@ -35,10 +35,12 @@ function find(metrics: MetricData[], name: string): MetricData {
 describe("rill/otel metrics", () => {
   const h = useHarness({ transport: "http2" });
 
-  test("call durations and messages per RPC with semconv attributes, both sides; the server's gauges and counters", async () => {
+  for (const form of ["interceptor", "observer"] as const)
+  test(`call durations and messages per RPC with semconv attributes, both sides (${form}); the server's gauges and counters`, async () => {
     const reader = new TestReader();
     const provider = new MeterProvider({ readers: [reader] });
     const metrics = createOtelMetrics({ meterProvider: provider });
+    const using = form === "interceptor" ? { interceptors: [metrics.interceptor] } : { observers: [metrics.observer] };
     const { server, target } = await h.server(
       (s) =>
         s.add(Echo, {
@@ -48,10 +50,10 @@ describe("rill/otel metrics", () => {
             return { message: req.message };
           },
         }),
-      { interceptors: [metrics.interceptor] },
+      using,
     );
     metrics.observeServer(server);
-    const echo = h.client(Echo, target, { interceptors: [metrics.interceptor] });
+    const echo = h.client(Echo, target, using);
     for (let i = 0; i < 3; i++) await echo.unaryEcho({ message: "x" });
     assert.equal((await statusOf(echo.unaryEcho({ message: "fail" }))).code, Code.NotFound);
     assert.equal((await collect(echo.serverStreamingEcho({ message: "s" }))).length, 3);

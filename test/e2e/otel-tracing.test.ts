@@ -2,6 +2,8 @@
  * rill/otel tracing, Rill client → Rill server over real sockets: one trace with the client span
  * the parent of the server span, semconv attributes and statuses, message events, the cap on
  * events, a reader that leaves early. The SDK's in-memory exporter checks what was recorded.
+ * Every test runs twice: with the tracing interceptor and with the tracing observer, which must
+ * record the same spans.
  */
 import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, test } from "node:test";
@@ -11,8 +13,8 @@ import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Echo, EchoRequestSchema, EchoResponseSchema } from "../../gen/echo/echo_pb.js";
-import { Code, RpcError, createLoggingInterceptor, formatCallLogEntry, type CallLogEntry, type Interceptor, type ServiceImpl } from "../../src/index.js";
-import { activeTraceId, createTracingInterceptor, type TracingInterceptorOptions } from "../../src/otel/index.js";
+import { Code, RpcError, createClient, createLoggingInterceptor, formatCallLogEntry, type CallLogEntry, type CallObserver, type Interceptor, type ServiceImpl } from "../../src/index.js";
+import { activeTraceId, createTracingInterceptor, createTracingObserver, type TracingInterceptorOptions } from "../../src/otel/index.js";
 import { collect, from, useHarness } from "../support/harness.js";
 import { only, traceRecorder } from "../support/otel.js";
 
@@ -46,7 +48,15 @@ function attr(span: ReadableSpan, key: string): unknown {
   return span.attributes[key];
 }
 
-describe("rill/otel tracing, Rill client → Rill server", () => {
+type Form = "interceptor" | "observer";
+
+/** Server or channel options that trace with `form` (the same options object works for both). */
+function traced(form: Form, options: TracingInterceptorOptions): { interceptors?: Interceptor[]; observers?: CallObserver[] } {
+  return form === "interceptor" ? { interceptors: [createTracingInterceptor(options)] } : { observers: [createTracingObserver(options)] };
+}
+
+for (const form of ["interceptor", "observer"] as const)
+describe(`rill/otel tracing (${form}), Rill client → Rill server`, () => {
   const h = useHarness();
   const propagator = new W3CTraceContextPropagator();
 
@@ -59,12 +69,61 @@ describe("rill/otel tracing, Rill client → Rill server", () => {
   beforeEach(() => recorder.reset());
 
   async function setup(options: TracingInterceptorOptions = {}) {
-    const tracing: Interceptor = createTracingInterceptor({ tracerProvider: recorder.provider, propagator, ...options });
-    const { target, port } = await h.server((s) => s.add(Echo, service), { interceptors: [tracing] });
-    const client = h.client(Echo, target, { interceptors: [tracing] });
+    const tracing = traced(form, { tracerProvider: recorder.provider, propagator, ...options });
+    const { target, port } = await h.server((s) => s.add(Echo, service), tracing);
+    const client = h.client(Echo, target, tracing);
     return { client, port };
   }
 
+  test("a client call made by a handler is a child of the handler's server span", async () => {
+    const tracing = traced(form, { tracerProvider: recorder.provider, propagator });
+    let inner: ReturnType<typeof createClient<typeof Echo>> | undefined;
+    const { target } = await h.server(
+      (s) =>
+        s.add(Echo, {
+          ...service,
+          async unaryEcho(req) {
+            if (req.message === "outer") return { message: (await inner!.unaryEcho({ message: "inner" })).message };
+            return { message: req.message };
+          },
+        }),
+      tracing,
+    );
+    inner = h.client(Echo, target, tracing);
+    const client = h.client(Echo, target, tracing);
+    assert.equal((await client.unaryEcho({ message: "outer" })).message, "inner");
+    const spans = await recorder.finished(4);
+    const clients = spans.filter((s) => s.kind === SpanKind.CLIENT);
+    const servers = spans.filter((s) => s.kind === SpanKind.SERVER);
+    assert.equal(clients.length, 2);
+    assert.equal(servers.length, 2);
+    // The outer client span has no parent; the outer server span is its child, the inner client
+    // span the outer server span's child, and the inner server span the inner client span's.
+    const outerClient = clients.find((s) => s.parentSpanContext === undefined)!;
+    const outerServer = servers.find((s) => s.parentSpanContext?.spanId === outerClient.spanContext().spanId)!;
+    const innerClient = clients.find((s) => s !== outerClient)!;
+    const innerServer = servers.find((s) => s !== outerServer)!;
+    assert.ok(outerServer !== undefined);
+    assert.equal(innerClient.parentSpanContext?.spanId, outerServer.spanContext().spanId);
+    assert.equal(innerServer.parentSpanContext?.spanId, innerClient.spanContext().spanId);
+    for (const s of spans) assert.equal(s.spanContext().traceId, outerClient.spanContext().traceId);
+  });
+
+  if (form === "observer") {
+    test("log lines on the server carry the trace id (activeTraceId): interceptors run inside the observer's span", async () => {
+      const lines: CallLogEntry[] = [];
+      const logging = createLoggingInterceptor({ traceId: activeTraceId, onCall: (e) => lines.push(e) });
+      const tracing = traced(form, { tracerProvider: recorder.provider, propagator });
+      const { target } = await h.server((s) => s.add(Echo, service), { ...tracing, interceptors: [logging] });
+      const client = h.client(Echo, target, tracing);
+      await client.unaryEcho({ message: "logged" });
+      const spans = await recorder.finished(3);
+      const traceId = only(spans, SpanKind.SERVER).spanContext().traceId;
+      assert.deepEqual(lines.map((l) => [l.side, l.traceId]), [["server", traceId]]);
+    });
+  }
+
+  if (form === "interceptor")
   test("log lines carry the trace id (activeTraceId), on both sides, the same as the spans'", async () => {
     const tracing: Interceptor = createTracingInterceptor({ tracerProvider: recorder.provider, propagator });
     const lines: CallLogEntry[] = [];
@@ -217,9 +276,9 @@ describe("rill/otel tracing, Rill client → Rill server", () => {
 
   for (const protocol of ["connect", "grpc-web"] as const) {
     test(`a ${protocol} call: the same trace, rpc.system.name ${protocol === "connect" ? "connectrpc" : "grpc"}, the protocol in rill.rpc.protocol`, async () => {
-      const tracing = createTracingInterceptor({ tracerProvider: recorder.provider, propagator });
-      const { target } = await h.server((s) => s.add(Echo, service), { interceptors: [tracing] });
-      const client = h.client(Echo, target, { interceptors: [tracing], protocol });
+      const tracing = traced(form, { tracerProvider: recorder.provider, propagator });
+      const { target } = await h.server((s) => s.add(Echo, service), tracing);
+      const client = h.client(Echo, target, { ...tracing, protocol });
       await assert.rejects(client.unaryEcho({ message: "internal" }), (e: RpcError) => e.code === Code.Internal);
       const spans = await recorder.finished(3);
       const c = only(spans, SpanKind.CLIENT);

@@ -22,7 +22,7 @@ import { GrpcInstrumentation } from "@opentelemetry/instrumentation-grpc";
 import type * as GrpcJs from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { Echo } from "../../gen/echo/echo_pb.js";
-import { createTracingInterceptor } from "../../src/otel/index.js";
+import { createTracingInterceptor, createTracingObserver } from "../../src/otel/index.js";
 import { collect, useHarness } from "../support/harness.js";
 import { only, traceRecorder } from "../support/otel.js";
 
@@ -80,12 +80,15 @@ describe("trace context between Rill (rill/otel) and grpc-js (@opentelemetry/ins
     assert.equal(typeof (grpc.Server.prototype.register as { __wrapped?: unknown }).__wrapped, "boolean");
   });
 
+  for (const form of ["interceptor", "observer"] as const)
   for (const kind of ["unary", "server streaming"] as const) {
-    test(`Rill client → grpc-js server, ${kind}: one trace, grpc-js' server span is a child of Rill's client span`, async () => {
+    /** Rill's tracing the `form` way, with the global provider and propagator. */
+    const tracing = () => (form === "interceptor" ? { interceptors: [createTracingInterceptor()] } : { observers: [createTracingObserver()] });
+    test(`Rill client (${form}) → grpc-js server, ${kind}: one trace, grpc-js' server span is a child of Rill's client span`, async () => {
       recorder.reset();
       const server = await grpcJsServer();
       try {
-        const client = h.client(Echo, server.target, { interceptors: [createTracingInterceptor()] });
+        const client = h.client(Echo, server.target, tracing());
         if (kind === "unary") assert.equal((await client.unaryEcho({ message: "hi" })).message, "hi");
         else assert.deepEqual((await collect(client.serverStreamingEcho({ message: "hi" }))).map((m) => m.message), ["hi 0", "hi 1", "hi 2"]);
         const method = kind === "unary" ? "UnaryEcho" : "ServerStreamingEcho";
@@ -102,7 +105,7 @@ describe("trace context between Rill (rill/otel) and grpc-js (@opentelemetry/ins
       }
     });
 
-    test(`grpc-js client → Rill server, ${kind}: one trace, Rill's server span is a child of grpc-js' client span`, async () => {
+    test(`grpc-js client → Rill server (${form}), ${kind}: one trace, Rill's server span is a child of grpc-js' client span`, async () => {
       recorder.reset();
       const { target } = await h.server(
         (s) =>
@@ -114,7 +117,7 @@ describe("trace context between Rill (rill/otel) and grpc-js (@opentelemetry/ins
               for (let i = 0; i < 3; i++) yield { message: `${req.message} ${i}` };
             },
           }),
-        { interceptors: [createTracingInterceptor()] },
+        tracing(),
       );
       const client = new GrpcJsEcho(target, grpc.credentials.createInsecure()) as unknown as UntypedClient;
       try {
