@@ -4,33 +4,44 @@
  * to all of them, in one invocation.
  *
  *   npm run bench:pubsub-scale [-- --subs 30000 --topics 1000 --hubs 3 --clients 2
- *                                  --connections 4 --rate 500 --seconds 10 --rounds 2]
+ *                                  --connections 6 --rate 500 --seconds 10 --rounds 3]
  *
- * Processes, all on 127.0.0.1, all stopped by PID at the end (processes.ts):
+ * Processes, all on 127.0.0.1, all stopped by PID at the end (processes.ts), none pinned:
  *  - one private redis-server (scripts/setup-redis.mjs `startRedis()`; no persistence), FLUSHALL
- *    between runs;
+ *    between runs. Each hub holds one XREAD BLOCK connection per followed topic plus two
+ *    (redis-log.ts): H × (T + 2) clients. Redis's default maxclients (10,000) is raised with
+ *    CONFIG SET when that is not enough; its open-file limit must then allow maxclients + 32;
  *  - per run, H fresh hub processes (H = 1, then `--hubs`; the order alternates by round): Rill's
  *    `createHub({ log: createRedisLog({ url }) })` with maxConcurrentStreams raised, as in
  *    bench/pubsub.ts;
- *  - per run, `--clients` fresh subscriber processes: subscription i (of `--subs`) is on topic
- *    i mod T, on hub ⌊i / T⌋ mod H (so every hub follows every topic, with the same number of
- *    subscribers per topic), in client process i mod K, over `--connections` HTTP/2 connections
- *    per hub per client process;
+ *  - per run, `--clients` fresh subscriber processes (two by default: one subscriber process
+ *    takes ~17 % of a core at the default load, so neither is the bottleneck): subscription i (of
+ *    `--subs`) is on topic i mod T, on hub ⌊i / T⌋ mod H (so every hub follows every topic, with
+ *    the same number of subscribers per topic), in subscriber process i mod K. Each subscriber
+ *    process opens `--connections` HTTP/2 connections spread evenly over the hubs (6: 6 to the one
+ *    hub, or 2 to each of 3), so the same clients connect whatever the hub count; `--per-hub`
+ *    opens `--connections` to each hub instead;
  *  - per run, one publisher process: publish k goes to topic k mod T through hub k mod H, at
  *    `--rate` per second (ticks of 10 ms, at most `--max-in-flight` unanswered; a publish due
  *    past that is skipped and counted).
  * Each run: open every subscription (checked in the hubs' stats), publish `--warmup` s
- * unmeasured, then `--seconds` s measured; each payload carries its send time (epoch ms, from
- * `performance.timeOrigin`, comparable across processes) and its phase, so a delivery is
- * measured by the phase it was published in, whenever it arrives. After the measured publishes,
- * the run waits (at most 10 s) until every expected delivery arrived. Then, optionally, the max
- * publish rate: `--max-inflight-publish` (64) publishes in flight for 2 s, round-robin over the
- * hubs, with the same fan-out.
- * Reported per run: fan-out p50/p99 over every measured delivery, deliveries/s and the ratio
- * delivered/expected (expected = accepted publishes × subscribers per topic), CPU per process
- * (`process.cpuUsage()` of each hub and client, Redis's INFO used_cpu_*; busy % of one core over
- * the measured window) and hub CPU per delivery; per configuration the median over rounds with
- * [min–max], and the ratio H hubs / 1 hub of the medians.
+ * unmeasured, wait (at most `--quiet-wait` s) until the machine is below `--quiet-below` % busy
+ * with everything idle, then publish `--seconds` s measured; each payload carries its send time
+ * (epoch ms, from `performance.timeOrigin`, comparable across processes) and its phase, so a
+ * delivery is measured by the phase it was published in, whenever it arrives. After the measured
+ * publishes, the run waits (at most 10 s) until every expected delivery arrived. Then, unless
+ * `--no-max-publish`, the max publish rate: `--max-inflight-publish` (64) publishes in flight for
+ * 2 s, round-robin over the hubs, with the same fan-out.
+ * Reported per run: fan-out p50/p99/p99.9 over every measured delivery (and from the event's
+ * published_at, Redis's XADD time, to arrival), deliveries/s and the ratio delivered/expected
+ * (expected = accepted publishes × subscribers per topic), CPU per process over the measured
+ * window (`process.cpuUsage()` of each hub, subscriber and publisher process, Redis's INFO
+ * used_cpu_*; % of one core) and hub CPU per delivery, and the machine's other load (/proc/stat
+ * busy time not spent by these processes). The machine is shared: a run whose other load passes
+ * `--max-other` % of a core is marked disturbed and run again (at most `--retries` times); the
+ * medians per configuration, with [min–max], and the ratio H hubs / 1 hub use the undisturbed
+ * runs. Every run goes to bench/results/pubsub-scale.json (or `--out`). `--hub-prof DIR` writes
+ * a CPU profile of each hub over the measured window (`node dist/bench/profile-summary.js`).
  * The machine has 2 cores for every process here: this measures what scale-out costs and whether
  * it keeps every delivery, not how far it would go on more cores.
  */
@@ -58,7 +69,8 @@ const { values } = parseArgs({
     topics: { type: "string", default: "1000" },
     hubs: { type: "string", default: "3" },
     clients: { type: "string", default: "2" },
-    connections: { type: "string", default: "4" },
+    connections: { type: "string", default: "6" },
+    "per-hub": { type: "boolean", default: false },
     rate: { type: "string", default: "500" },
     seconds: { type: "string", default: "10" },
     warmup: { type: "string", default: "2" },
@@ -336,6 +348,8 @@ interface RunResult {
   hubs: number;
   round: number;
   subscriptions: number;
+  /** HTTP/2 connections to each hub, from all subscriber processes together. */
+  connectionsPerHub: number;
   openSeconds: number;
   redisClients: number;
   published: number;
@@ -415,7 +429,11 @@ async function runOnce(hubCount: number, round: number, redisUrl: string, admin:
   const subs = int("subs", 1);
   const topics = int("topics", 1);
   const clientCount = int("clients", 1);
-  const connections = int("connections", 1);
+  // Connections per hub per subscriber process: `--connections` spread over the hubs (the same
+  // clients whatever the hub count), or `--connections` to each hub with --per-hub.
+  const total = int("connections", 1);
+  const connections = values["per-hub"] ? total : Math.max(1, Math.round(total / hubCount));
+  if (!values["per-hub"] && total % hubCount !== 0) console.error(`[bench:pubsub-scale] note: ${total} connections per subscriber process do not divide over ${hubCount} hubs: ${connections} each`);
   const rate = int("rate", 1);
   const seconds = int("seconds", 1);
   const warmup = Number(values.warmup);
@@ -501,6 +519,7 @@ async function runOnce(hubCount: number, round: number, redisUrl: string, admin:
       hubs: hubCount,
       round,
       subscriptions: subs,
+      connectionsPerHub: connections * clientCount,
       openSeconds,
       redisClients,
       published: p.published,
@@ -661,13 +680,15 @@ async function orchestrate(): Promise<void> {
     hubs: hubsMax,
     clients: int("clients", 1),
     connections: int("connections", 1),
+    perHub: values["per-hub"],
+    maxOther: Number(values["max-other"]),
     rate: int("rate", 1),
     seconds: int("seconds", 1),
     warmup: Number(values.warmup),
     rounds,
   };
   console.log(
-    `\n${subs} subscriptions over ${topics} topics (${perTopic} per topic) on Redis; publish ${cfg.rate}/s for ${cfg.seconds} s (${cfg.rate * perTopic} deliveries/s expected), round-robin over the hubs; ${cfg.clients} subscriber processes × ${cfg.connections} connections per hub; ${rounds} round(s)\n`,
+    `\n${subs} subscriptions over ${topics} topics (${perTopic} per topic) on Redis; publish ${cfg.rate}/s for ${cfg.seconds} s (${cfg.rate * perTopic} deliveries/s expected), round-robin over the hubs; ${cfg.clients} subscriber processes × ${cfg.connections} connections ${values["per-hub"] ? "to each hub" : "each, spread over the hubs"}; ${rounds} round(s)\n`,
   );
   console.log("| hubs | round | fan-out p50 | fan-out p99 | p99.9 | deliveries/s (of expected) | hub CPU, each (% of a core) | hubs' CPU per delivery | Redis CPU | subscriber processes' CPU | publisher CPU | other load | waited for quiet | max publish rate |");
   console.log("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
