@@ -17,7 +17,8 @@
  *  - per run, `--clients` fresh subscriber processes (two by default: one subscriber process
  *    takes ~17 % of a core at the default load, so neither is the bottleneck): subscription i (of
  *    `--subs`) is on topic i mod T, on hub ⌊i / T⌋ mod H (so every hub follows every topic, with
- *    the same number of subscribers per topic), in subscriber process i mod K. Each subscriber
+ *    the same number of subscribers per topic), in subscriber process ⌊i / T⌋ mod K (so each topic's
+ *    subscribers, on each hub, are spread over the subscriber processes too). Each subscriber
  *    process opens `--connections` HTTP/2 connections spread evenly over the hubs (6: 6 to the one
  *    hub, or 2 to each of 3), so the same clients connect whatever the hub count; `--per-hub`
  *    opens `--connections` to each hub instead;
@@ -161,7 +162,8 @@ function stamp(phase: number): Uint8Array {
 
 /** Where subscription i goes (see the module comment). */
 function placement(i: number, topics: number, hubs: number, clients: number) {
-  return { topic: `t${i % topics}`, hub: Math.floor(i / topics) % hubs, client: i % clients };
+  const round = Math.floor(i / topics);
+  return { topic: `t${i % topics}`, hub: round % hubs, client: round % clients };
 }
 
 /** A subscriber process: its share of the subscriptions, the latency of each measured delivery. */
