@@ -25,9 +25,10 @@ import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { createChannel, createClient, createServer, silentLogger } from "../src/index.js";
+import { createChannel, createClient, silentLogger } from "../src/index.js";
 import { protobufSerializer } from "./common.js";
-import { createHub, createMemoryLog, PubSubService } from "../src/services/pubsub/index.js";
+import { now, percentile, serveRillHub } from "./pubsub-common.js";
+import { createMemoryLog, PubSubService } from "../src/services/pubsub/index.js";
 import {
   EventSchema,
   PublishRequestSchema,
@@ -50,8 +51,6 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "5" },
   },
 });
-
-const now = () => performance.timeOrigin + performance.now();
 
 // ---------- servers (child processes) ----------
 
@@ -82,11 +81,8 @@ const grpcDefinition = {
 } satisfies grpc.ServiceDefinition;
 
 async function serveRill(): Promise<{ port: number; subscribers: () => number }> {
-  const hub = createHub({ log: createMemoryLog({ maxEvents: 1000 }) });
-  // Thousands of subscriptions share a few connections: a server meant for that raises
-  // maxConcurrentStreams (100 by default since the hardening; grpc-js sets no limit).
-  const server = createServer({ logger: silentLogger, maxConcurrentStreams: 100_000 }).add(PubSubService, hub.service);
-  const { port } = await server.listen({ host: "127.0.0.1", port: 0 });
+  // maxConcurrentStreams raised (see serveRillHub): thousands of subscriptions share 8 connections.
+  const { hub, port } = await serveRillHub(createMemoryLog({ maxEvents: 1000 }));
   return { port, subscribers: () => hub.subscriberCount() };
 }
 
@@ -200,10 +196,6 @@ function grpcJsClients(port: number, connections: number): Subscriber {
       for (const c of [...clients, publisher]) c.close();
     },
   };
-}
-
-function percentile(sorted: Float64Array, p: number): number {
-  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 async function run(impl: string) {
