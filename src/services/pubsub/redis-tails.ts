@@ -107,7 +107,10 @@ class TailConnection {
 
   private async loop(): Promise<void> {
     const conn = (this.conn = this.host.redis.duplicate({ retryStrategy: () => null }));
-    conn.on("error", () => {});
+    // Kept to say why the connection closed: ioredis's own error for a command on it is only
+    // "Connection is closed", which hides e.g. "max number of clients reached".
+    let lastError: unknown;
+    conn.on("error", (e: unknown) => (lastError = e));
     try {
       this.clientId = Number(await conn.call("CLIENT", "ID"));
       while (!this.closed && this.tails.size > 0) {
@@ -140,7 +143,7 @@ class TailConnection {
       }
     } catch (e) {
       if (this.closed) return;
-      const error = this.host.unavailable(e);
+      const error = this.host.unavailable(lastError instanceof Error && lastError !== e ? new Error(`${(e as Error).message} (${lastError.message})`) : e);
       const tails = [...this.tails];
       this.tails.clear();
       this.close();
