@@ -8,9 +8,9 @@
  *
  * Processes, all on 127.0.0.1, all stopped by PID at the end (processes.ts), none pinned:
  *  - one private redis-server (scripts/setup-redis.mjs `startRedis()`; no persistence), FLUSHALL
- *    between runs. Each hub holds one XREAD BLOCK connection per followed topic plus two
- *    (redis-log.ts): H × (T + 2) clients. Redis's default maxclients (10,000) is raised with
- *    CONFIG SET when that is not enough; its open-file limit must then allow maxclients + 32;
+ *    between runs. Each hub holds one XREAD BLOCK connection per 16 followed topics plus two
+ *    (redis-tails.ts): H × (⌈T / 16⌉ + 2) clients. Redis's default maxclients (10,000) is raised
+ *    with CONFIG SET if that is not enough; its open-file limit must then allow maxclients + 32;
  *  - per run, H fresh hub processes (H = 1, then `--hubs`; the order alternates by round): Rill's
  *    `createHub({ log: createRedisLog({ url }) })` with maxConcurrentStreams raised, as in
  *    bench/pubsub.ts;
@@ -638,9 +638,9 @@ async function orchestrate(): Promise<void> {
   const results: RunResult[] = [];
   let setup: Record<string, unknown> = {};
   try {
-    // Every hub keeps one XREAD BLOCK connection per followed topic (redis-log.ts), plus its
-    // command connection and its control-channel listener: H × (T + 2) clients, plus ours.
-    const needed = hubsMax * (topics + 2) + 16;
+    // Every hub keeps one XREAD BLOCK connection per 16 followed topics (redis-tails.ts), plus
+    // its command connection and its control-channel listener: H × (⌈T / 16⌉ + 2) clients, plus ours.
+    const needed = hubsMax * (Math.ceil(topics / 16) + 2) + 16;
     const maxclients = Number(((await admin.config("GET", "maxclients")) as string[])[1]);
     if (maxclients < needed) await admin.config("SET", "maxclients", String(needed + 64));
     setup = {

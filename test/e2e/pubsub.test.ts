@@ -386,7 +386,7 @@ describe("pub/sub hub on the Redis log", () => {
 
   test("200 followed topics share 4 tail connections, a topic followed while the read is blocked gets its events at once, and the connections close with the last tail", async () => {
     const url = redis.get().url;
-    const log = createRedisLog({ url, prefix: "tails:" });
+    const log = createRedisLog({ url, prefix: "tails:", tailTopicsPerConnection: 64 });
     const check = new Redis(url);
     const clients = async () => ((await check.call("CLIENT", "LIST")) as string).trim().split("\n").length;
     try {
@@ -403,7 +403,7 @@ describe("pub/sub hub on the Redis log", () => {
       await log.append("t199", text("last"));
       await eventually(() => got.get("t199")!.length === 1 && [0, 37, 74, 111, 148, 185].every((i) => got.get(`t${i}`)!.length === 1), 3000, "events on every tail");
       const during = await clients();
-      // The log's own connection counts once; tails: ceil(200 / 64) = 4.
+      // The log's own connection counts once; tails: ⌈200 / 64⌉ = 4.
       assert.ok(during - before <= 5, `${during - before} connections for 200 tails`);
       // One more topic while every connection is blocked in XREAD: CLIENT UNBLOCK lets it join.
       const late: string[] = [];

@@ -31,7 +31,7 @@
  * bytes live in Redis, not in this process. Redis holds at most about `maxTopics` ×
  * `maxTopicBytes` of events (plus its own overhead); set Redis `maxmemory` for a hard cap.
  *
- * Live tails use XREAD BLOCK on extra connections, up to 64 followed topics each (redis-tails.ts); the control channel
+ * Live tails use XREAD BLOCK on extra connections, up to 16 followed topics each (redis-tails.ts); the control channel
  * (`control`) is Redis pub/sub on `<prefix>control`, on one more connection once listened to.
  * Redis errors reach callers as UNAVAILABLE.
  */
@@ -90,6 +90,13 @@ export interface RedisLogOptions extends RetentionOptions {
    * nothing in Redis tells which. Default false.
    */
   durable?: boolean;
+  /**
+   * Followed topics per XREAD BLOCK connection (redis-tails.ts). More: fewer Redis clients
+   * (10,000 topics at 16 are 625 per process, within Redis's default maxclients of 10,000 for
+   * several processes); fewer: less sent per read (each XREAD names all its streams again).
+   * Default 16.
+   */
+  tailTopicsPerConnection?: number;
 }
 
 const idPattern = /^(\d{1,20})-(\d{1,20})(?:@([0-9a-f]{1,32}))?$/;
@@ -213,7 +220,9 @@ export function createRedisLog(options: RedisLogOptions = {}): EventLog {
       () => {},
     );
   });
-  // Live tails, up to 64 topics per connection (redis-tails.ts).
+  const tailTopics = options.tailTopicsPerConnection ?? 16;
+  if (!(Number.isSafeInteger(tailTopics) && tailTopics >= 1)) throw new Error("createRedisLog: tailTopicsPerConnection must be an integer >= 1");
+  // Live tails, several topics per connection (redis-tails.ts).
   const tails = new RedisTails({
     redis,
     streamKey: (topic) => streamKey(topic),
@@ -224,7 +233,7 @@ export function createRedisLog(options: RedisLogOptions = {}): EventLog {
     compare: (a, b) => compareEntries(parseOrThrow(a), parseOrThrow(b)),
     lostHistory: (topic, position, epoch) => lostHistoryError(topic, position, epoch),
     unavailable,
-  });
+  }, tailTopics);
   const streamKey = (topic: string) => `${prefix}t:${topic}`;
   const metaKey = (topic: string) => `${prefix}m:${topic}`;
 

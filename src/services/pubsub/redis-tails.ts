@@ -1,10 +1,13 @@
 /**
  * Live tails of Redis streams, many per connection: one XREAD BLOCK names up to
- * `topicsPerConnection` streams, so a process following 1,000 topics holds 16 connections instead
- * of 1,000 (with three hub processes on one Redis, 48 instead of 3,000 of its clients).
+ * `topicsPerConnection` (default 16) streams, so a process following 1,000 topics holds 63
+ * connections instead of 1,000, and one following the log's default maxTopics (10,000) 625:
+ * three such hub processes fit Redis's default maxclients (10,000), where one per topic did not.
  *
  * Why not one connection for all: each XREAD sends its whole list of keys and positions again,
- * and a busy process issues one per round trip; 64 keys keep that list near 3 KB.
+ * and a busy process issues one per event it is woken for. `npm run bench:pubsub-scale` (30,000
+ * subscriptions, 1,000 topics, 15,000 deliveries/s) measured hub CPU per delivery about the same
+ * with 1 and 16 topics per connection, and 1.1–1.3× with 64 on three hubs.
  *
  * A new tail must join a read that may already be blocked: the loop re-reads its list before
  * each XREAD, and `kick` interrupts a blocked one with CLIENT UNBLOCK (from the log's main
@@ -184,7 +187,7 @@ export class RedisTails {
 
   constructor(
     private readonly host: TailsHost,
-    private readonly topicsPerConnection = 64,
+    private readonly topicsPerConnection = 16,
   ) {}
 
   /** Tails `topic` after entry `last` of history `epoch` (undefined: a bare position such as "0-0"). */
