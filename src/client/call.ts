@@ -18,9 +18,9 @@ import { Attempt, type AttemptHost, type AttemptOutcome } from "./attempt.js";
 import type { CallOptions } from "./call-options.js";
 import { callHeaders } from "./call-headers.js";
 import { decideHedge, decideRetry } from "./retry-decision.js";
-import { CallObservations, type ObservedCall } from "../observer.js";
-import { Metadata, type MetadataInit } from "../protocol/metadata.js";
-import type { Protocol } from "../handler-context.js";
+import { CallObservations } from "../observer.js";
+import type { MetadataInit } from "../protocol/metadata.js";
+import { ClientObservedCall } from "./observed-call.js";
 
 /** The request side of a call: exactly one message, or a stream of them. */
 export type Requests = { readonly single: unknown } | { readonly stream: AsyncIterable<unknown> };
@@ -618,39 +618,6 @@ class ClientCall implements QueueSource, AttemptHost {
 
   get isDone(): boolean {
     return this.done;
-  }
-}
-
-/**
- * A client call as its observers see it when it starts. The metadata is a copy of the caller's,
- * made only if an observer asks for it; what they add to it is what the call sends.
- */
-class ClientObservedCall implements ObservedCall {
-  /** The metadata the observers saw (and may have changed), if one asked. */
-  copy: Metadata | undefined;
-  constructor(private readonly call: ClientCall) {}
-  get side(): "client" {
-    return "client";
-  }
-  get method(): DescMethod {
-    return this.call.method;
-  }
-  get path(): string {
-    return `/${this.call.method.parent.typeName}/${this.call.method.name}`;
-  }
-  get protocol(): Protocol {
-    return this.call.channel.options.protocol;
-  }
-  get authority(): string {
-    return this.call.channel.authority;
-  }
-  get peer(): undefined {
-    return undefined;
-  }
-  get metadata(): Metadata {
-    // A caller's metadata that cannot be parsed throws here, to the observer; the call then fails
-    // with it as it would without observers.
-    return (this.copy ??= new Metadata(this.call.options.metadata));
   }
 }
 

@@ -20,8 +20,8 @@ import type { Route } from "./router.js";
 import { tlsPeerOf, type TlsPeer } from "../transport/tls-peer.js";
 import { startTimer, type LongTimer } from "../timer.js";
 import { stopClientAfterStatusHeaders } from "./stop-after-status-headers.js";
-import { CallObservations, type CallObserver, type ObservedCall } from "../observer.js";
-import type { Peer } from "../interceptor.js";
+import { CallObservations, type CallObserver } from "../observer.js";
+import { ServerObservedCall } from "./observed-call.js";
 
 /** What a server call tells its connection; one object per connection, shared by its calls. */
 export interface ServerCallHooks extends ReaderHooks {
@@ -542,41 +542,6 @@ export class ServerCall implements RequestReaderHost, HandlerContext {
     if (this.signal.aborted && reason instanceof RpcError) return reason;
     this.config.logger.error(`${this.route.path}: handler failed`, e);
     return new RpcError(Code.Unknown, "the handler failed with an unexpected error (details are in the server log)");
-  }
-}
-
-/**
- * A server call as its observers see it when it starts: a view made for `start` and dropped after
- * (the metadata and peer are read from the call only if an observer asks).
- */
-class ServerObservedCall implements ObservedCall {
-  constructor(
-    private readonly call: ServerCall,
-    readonly path: string,
-  ) {}
-  get side(): "server" {
-    return "server";
-  }
-  get method(): DescMethod {
-    return this.call.method;
-  }
-  get protocol(): Protocol {
-    return this.call.protocol;
-  }
-  get authority(): undefined {
-    return undefined;
-  }
-  get peer(): Peer {
-    const call = this.call;
-    return {
-      address: call.peer,
-      get tls() {
-        return call.tls;
-      },
-    };
-  }
-  get metadata(): Metadata {
-    return this.call.requestMetadata;
   }
 }
 
