@@ -15,36 +15,7 @@
  */
 import { RpcError } from "../../protocol/errors.js";
 import { Code } from "../../protocol/code.js";
-import { oldestPositionKey, type EventLog, type StoredEvent } from "./event-log.js";
-
-/** One event handed to a member, and how many times the group has handed it out (1 the first time). */
-export interface GroupDelivery {
-  readonly event: StoredEvent;
-  readonly deliveries: number;
-}
-
-/** Where a group that does not exist yet starts. */
-export type GroupStart = "next" | "oldest";
-
-/** The consumer-group state of a log (see the module comment). */
-export interface ConsumerGroups {
-  /** Creates the group when missing, starting at `start`; an existing group is left as it is. Resolves true when it created it. */
-  join(topic: string, group: string, start: GroupStart): Promise<boolean>;
-  /**
-   * Up to `count` events for `consumer`: pending ones idle for at least `idleMs` (claimed for it
-   * now; its own only after twice that, so that another member gets them first), then ones no
-   * member has had (unless `readNew` is false). FAILED_PRECONDITION for a group never joined;
-   * OUT_OF_RANGE once when retention trimmed events the group had not handed out (it continues
-   * after them).
-   */
-  claim(topic: string, group: string, consumer: string, count: number, idleMs: number, readNew?: boolean): Promise<GroupDelivery[]>;
-  /** Acknowledges events; resolves with those the ack completed (an event already acknowledged is not among them). */
-  ack(topic: string, group: string, ids: readonly string[]): Promise<string[]>;
-  /** `consumer` left: its unacknowledged `ids` may be claimed by the other members at once. */
-  release(topic: string, group: string, consumer: string, ids: readonly string[]): Promise<void>;
-  /** Events handed out and not acknowledged yet. */
-  pending(topic: string, group: string): Promise<number>;
-}
+import { oldestPositionKey, type ConsumerGroups, type EventLog, type GroupDelivery, type StoredEvent } from "./event-log.js";
 
 /** The error for a claim on a group nobody joined. */
 export function noGroupError(topic: string, group: string): RpcError {

@@ -14,7 +14,6 @@
 import { RpcError } from "../../protocol/errors.js";
 import { Code } from "../../protocol/code.js";
 import { Metadata } from "../../protocol/metadata.js";
-import type { ConsumerGroups } from "./consumer-groups.js";
 
 /** One event as the log stores it. */
 export interface StoredEvent {
@@ -248,4 +247,33 @@ export function unknownPositionError(topic: string, after: string, why: string):
 /** The error for a string that is not an event id of this log. */
 export function malformedIdError(after: string, kind: string): RpcError {
   return new RpcError(Code.InvalidArgument, `"${after}" is not an event id of the ${kind} event log`);
+}
+
+/** One event handed to a member, and how many times the group has handed it out (1 the first time). */
+export interface GroupDelivery {
+  readonly event: StoredEvent;
+  readonly deliveries: number;
+}
+
+/** Where a group that does not exist yet starts. */
+export type GroupStart = "next" | "oldest";
+
+/** The consumer-group state of a log (see consumer-groups.ts for what a group is). */
+export interface ConsumerGroups {
+  /** Creates the group when missing, starting at `start`; an existing group is left as it is. Resolves true when it created it. */
+  join(topic: string, group: string, start: GroupStart): Promise<boolean>;
+  /**
+   * Up to `count` events for `consumer`: pending ones idle for at least `idleMs` (claimed for it
+   * now; its own only after twice that, so that another member gets them first), then ones no
+   * member has had (unless `readNew` is false). FAILED_PRECONDITION for a group never joined;
+   * OUT_OF_RANGE once when retention trimmed events the group had not handed out (it continues
+   * after them).
+   */
+  claim(topic: string, group: string, consumer: string, count: number, idleMs: number, readNew?: boolean): Promise<GroupDelivery[]>;
+  /** Acknowledges events; resolves with those the ack completed (an event already acknowledged is not among them). */
+  ack(topic: string, group: string, ids: readonly string[]): Promise<string[]>;
+  /** `consumer` left: its unacknowledged `ids` may be claimed by the other members at once. */
+  release(topic: string, group: string, consumer: string, ids: readonly string[]): Promise<void>;
+  /** Events handed out and not acknowledged yet. */
+  pending(topic: string, group: string): Promise<number>;
 }

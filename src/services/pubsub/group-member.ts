@@ -13,7 +13,7 @@
  */
 import { RpcError } from "../../protocol/errors.js";
 import { Code } from "../../protocol/code.js";
-import type { ConsumerGroups, GroupDelivery } from "./consumer-groups.js";
+import type { ConsumerGroups, GroupDelivery } from "./event-log.js";
 
 /** A member's settings (JoinGroup, with defaults applied). */
 export interface MemberSettings {

@@ -12,7 +12,7 @@ export type { EventMapper } from "./subscription.js";
 export { subscribeTopic } from "./subscribe-topic.js";
 export { consumeGroup } from "./consume-group.js";
 export type { ConsumeGroupOptions, GroupMessage } from "./consume-group.js";
-export type { ConsumerGroups, GroupDelivery, GroupStart } from "./consumer-groups.js";
+export type { ConsumerGroups, GroupDelivery, GroupStart } from "./event-log.js";
 export type { SubscribeTopicOptions } from "./subscribe-topic.js";
 export { PubSubService, EventSchema } from "../../../gen/rill/pubsub/v1/pubsub_pb.js";
 export type { Event } from "../../../gen/rill/pubsub/v1/pubsub_pb.js";

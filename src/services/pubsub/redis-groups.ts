@@ -17,8 +17,8 @@
 import type { Redis } from "ioredis";
 import { RpcError } from "../../protocol/errors.js";
 import { Code } from "../../protocol/code.js";
-import type { StoredEvent } from "./event-log.js";
-import { noGroupError, type ConsumerGroups, type GroupDelivery } from "./consumer-groups.js";
+import type { ConsumerGroups, GroupDelivery, StoredEvent } from "./event-log.js";
+import { noGroupError } from "./consumer-groups.js";
 
 type Entry = [Buffer, Buffer[]];
 
