@@ -104,6 +104,20 @@ export const metadataGetter: TextMapGetter<Metadata> = {
   },
 };
 
+/** The options both forms share, resolved once. */
+function resolveTracing(options: TracingInterceptorOptions) {
+  const provider = options.tracerProvider;
+  let ownTracer: Tracer | undefined;
+  return {
+    maxEvents: Math.max(0, Math.floor(options.maxMessageEvents ?? defaultMaxMessageEvents)),
+    legacy: options.legacyAttributes === true,
+    propagator: options.propagator,
+    // The global provider is looked up per span (a cheap global read): an interceptor or observer
+    // made before the SDK was registered must still trace once it is.
+    tracer: (): Tracer => (provider === undefined ? api.trace.getTracer(instrumentationName) : (ownTracer ??= provider.getTracer(instrumentationName))),
+  };
+}
+
 /**
  * An interceptor that traces every call, on a client (`createChannel`/`createClient`
  * `interceptors`) or a server (`createServer({ interceptors })`). Put it first so its span covers
@@ -115,15 +129,7 @@ export const metadataGetter: TextMapGetter<Metadata> = {
  * caller stopped reading early.
  */
 export function createTracingInterceptor(options: TracingInterceptorOptions = {}): Interceptor {
-  const maxEvents = Math.max(0, Math.floor(options.maxMessageEvents ?? defaultMaxMessageEvents));
-  const legacy = options.legacyAttributes === true;
-  const propagator = options.propagator;
-  const provider = options.tracerProvider;
-  let ownTracer: Tracer | undefined;
-  // The global provider is looked up per span (a cheap global read): an interceptor made before
-  // the SDK was registered must still trace once it is.
-  const tracer = (): Tracer =>
-    provider === undefined ? api.trace.getTracer(instrumentationName) : (ownTracer ??= provider.getTracer(instrumentationName));
+  const { maxEvents, legacy, propagator, tracer } = resolveTracing(options);
   const inject = (ctx: Context, md: Metadata) =>
     propagator === undefined ? api.propagation.inject(ctx, md, metadataSetter) : propagator.inject(ctx, md, metadataSetter);
   const extract = (ctx: Context, md: Metadata) =>
@@ -299,13 +305,7 @@ function endSpan(span: Span, client: boolean, legacy: boolean, code: Code, err: 
  *   carries its context, and a retried server span has `rill.rpc.previous_attempts`.
  */
 export function createTracingObserver(options: TracingInterceptorOptions = {}): CallObserver {
-  const maxEvents = Math.max(0, Math.floor(options.maxMessageEvents ?? defaultMaxMessageEvents));
-  const legacy = options.legacyAttributes === true;
-  const propagator = options.propagator;
-  const provider = options.tracerProvider;
-  let ownTracer: Tracer | undefined;
-  const tracer = (): Tracer =>
-    provider === undefined ? api.trace.getTracer(instrumentationName) : (ownTracer ??= provider.getTracer(instrumentationName));
+  const { maxEvents, legacy, propagator, tracer } = resolveTracing(options);
   return {
     start(call: ObservedCall): CallObservation | undefined {
       const client = call.side === "client";
