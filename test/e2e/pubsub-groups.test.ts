@@ -224,6 +224,34 @@ describe("consumer groups on the memory log", () => {
     }
   });
 
+  test("acks made in one turn go out as one Ack message", async () => {
+    const hub = createHub({ log: createMemoryLog() });
+    let received = 0;
+    const server = createServer({
+      logger: silentLogger,
+      observers: [{ start: (call) => (call.method.name === "Consume" ? { onMessage: (direction) => void (direction === "received" && received++) } : undefined) }],
+    }).add(PubSubService, hub.service);
+    const { port } = await server.listen({ host: "127.0.0.1", port: 0 });
+    const channel = createChannel(`127.0.0.1:${port}`, { logger: silentLogger });
+    try {
+      const client = createClient(PubSubService, channel);
+      const m = consumeGroup(client, "batch", "g", { maxInFlight: 20 })[Symbol.asyncIterator]();
+      const first = m.next();
+      await eventually(() => hub.stats.groupMembers === 1, 3000, "the member");
+      for (let i = 0; i < 20; i++) await hub.publish("batch", text(`${i}`));
+      const held: GroupMessage[] = [(await first).value!];
+      while (held.length < 20) held.push((await m.next()).value!);
+      for (const g of held) g.ack();
+      await eventually(() => hub.stats.acknowledged === 20, 3000, "the acks");
+      assert.equal(received, 2, "the join and one Ack naming 20 events");
+      await m.return?.();
+    } finally {
+      channel.close();
+      await hub.close();
+      await server.shutdown({ graceMs: 100 });
+    }
+  });
+
   test("new group names past maxGroups are RESOURCE_EXHAUSTED: joining cannot grow the process without bound", async () => {
     const log = createMemoryLog({ maxGroups: 2 });
     await log.groups.join("t", "a", "next");

@@ -99,6 +99,22 @@ export function consumeGroup(client: Client<typeof PubSubService>, topic: string
       onRetry,
     },
   );
+  // Acks made in one turn of the event loop go out as one Ack message (one XACK pipeline on Redis).
+  let batch: { on: Pushable<MessageInitShape<typeof ConsumeRequestSchema>>; ids: string[] } | undefined;
+  const flush = () => {
+    const b = batch;
+    if (b === undefined) return;
+    batch = undefined;
+    if (!b.on.ended) void b.on.push({ kind: { case: "ack", value: { eventIds: b.ids } } }).catch(() => {});
+  };
+  const ack = (on: Pushable<MessageInitShape<typeof ConsumeRequestSchema>>, id: string) => {
+    if (batch !== undefined && batch.on !== on) flush();
+    if (batch === undefined) {
+      batch = { on, ids: [] };
+      queueMicrotask(flush);
+    }
+    batch.ids.push(id);
+  };
   return {
     async *[Symbol.asyncIterator]() {
       try {
@@ -107,11 +123,14 @@ export function consumeGroup(client: Client<typeof PubSubService>, topic: string
           const d = r.kind.value;
           const on = requests!;
           const id = d.event!.eventId;
+          let acked = false;
           yield {
             event: d.event!,
             deliveries: d.deliveryCount,
             ack: () => {
-              if (!on.ended) void on.push({ kind: { case: "ack", value: { eventIds: [id] } } }).catch(() => {});
+              if (acked) return;
+              acked = true;
+              ack(on, id);
             },
           };
         }
