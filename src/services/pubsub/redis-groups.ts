@@ -19,8 +19,7 @@ import { RpcError } from "../../protocol/errors.js";
 import { Code } from "../../protocol/code.js";
 import type { ConsumerGroups, GroupDelivery, StoredEvent } from "./event-log.js";
 import { noGroupError } from "./consumer-groups.js";
-
-type Entry = [Buffer, Buffer[]];
+import { compareIds, parseId, streamsOf, type Entry } from "./redis-stream.js";
 
 /** What the Redis log lends its groups: the connection, its key names, and how an entry becomes an event. */
 export interface RedisGroupsHost {
@@ -33,8 +32,7 @@ export interface RedisGroupsHost {
 
 /** The entry id of an event id (`<ms>-<seq>@<epoch>` → `<ms>-<seq>`); undefined for anything else. */
 function entryOf(id: string): string | undefined {
-  const m = /^(\d{1,20}-\d{1,20})(?:@[0-9a-f]{1,32})?$/.exec(id);
-  return m?.[1];
+  return parseId(id)?.entry;
 }
 
 /** A flat Redis reply of field, value, field, value… as a map. */
@@ -42,13 +40,6 @@ function fields(flat: unknown[]): Map<string, unknown> {
   const m = new Map<string, unknown>();
   for (let i = 0; i + 1 < flat.length; i += 2) m.set(String(flat[i]), flat[i + 1]);
   return m;
-}
-
-/** Orders two entry ids (`<ms>-<seq>`). */
-function compareEntries(a: string, b: string): number {
-  const [am, as] = a.split("-").map(BigInt) as [bigint, bigint];
-  const [bm, bs] = b.split("-").map(BigInt) as [bigint, bigint];
-  return am !== bm ? (am < bm ? -1 : 1) : as === bs ? 0 : as < bs ? -1 : 1;
 }
 
 /** Idle time given to released entries: far past any ack deadline. */
@@ -112,15 +103,13 @@ export function createRedisGroups(host: RedisGroupsHost): ConsumerGroups {
             const groups = (await redis.call("XINFO", "GROUPS", key)) as unknown[][];
             const info = groups.map((g) => fields(g)).find((g) => g.get("name") === group);
             const last = info?.get("last-delivered-id");
-            if (typeof last === "string" && compareEntries(last, trimmed) < 0) {
+            if (typeof last === "string" && compareIds(last, trimmed) < 0) {
               await redis.call("XGROUP", "SETID", key, group, trimmed);
               missed = `events ${last} (exclusive) to ${trimmed}`;
             }
           }
           const r = (await redis.callBuffer("XREADGROUP", "GROUP", group, consumer, "COUNT", count - out.length, "STREAMS", key, ">")) as [Buffer, Entry[]][] | [Buffer, Entry[]] | null;
-          // One stream read: ioredis may hand back the single [key, entries] pair unwrapped.
-          const streams = r === null ? [] : Buffer.isBuffer(r[0]) ? [r as [Buffer, Entry[]]] : (r as [Buffer, Entry[]][]);
-          for (const [, entries] of streams) {
+          for (const [, entries] of streamsOf(r)) {
             for (const e of entries) out.push({ event: host.toEvent(topic, e), deliveries: 1 });
           }
         }

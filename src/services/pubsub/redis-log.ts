@@ -42,7 +42,6 @@ import { Code } from "../../protocol/code.js";
 import {
   checkEventSize,
   eventOverheadBytes,
-  malformedIdError,
   normalizeKey,
   resolveRetention,
   tooManyTopicsError,
@@ -59,6 +58,7 @@ import {
 import { appendScript, readScript } from "./redis-scripts.js";
 import { createRedisGroups } from "./redis-groups.js";
 import { RedisTails } from "./redis-tails.js";
+import { compareEntries, compareIds, parseOrThrow, type Entry } from "./redis-stream.js";
 
 // ioredis is an optional peer dependency: a server without a Redis log never needs it, so a
 // missing package only matters (with a message saying what to install) when a Redis log is made.
@@ -99,38 +99,6 @@ export interface RedisLogOptions extends RetentionOptions {
   tailTopicsPerConnection?: number;
 }
 
-const idPattern = /^(\d{1,20})-(\d{1,20})(?:@([0-9a-f]{1,32}))?$/;
-
-/** A position: the entry id, its parts, and the epoch (undefined for a bare entry id such as "0-0"). */
-interface Position {
-  readonly entry: string;
-  readonly ms: bigint;
-  readonly seq: bigint;
-  readonly epoch: string | undefined;
-}
-
-function parseId(id: string): Position | undefined {
-  const m = idPattern.exec(id);
-  return m === null ? undefined : { entry: `${m[1]}-${m[2]}`, ms: BigInt(m[1]!), seq: BigInt(m[2]!), epoch: m[3] };
-}
-
-function parseOrThrow(id: string): Position {
-  const p = parseId(id);
-  if (p === undefined) throw malformedIdError(id, "redis");
-  return p;
-}
-
-/** Orders entry ids; the epochs are not compared (ids of one follow or one read share one). */
-function compareIds(a: string, b: string): number {
-  const x = parseOrThrow(a);
-  const y = parseOrThrow(b);
-  return compareEntries(x, y);
-}
-
-function compareEntries(x: Position, y: Position): number {
-  return x.ms !== y.ms ? (x.ms < y.ms ? -1 : 1) : x.seq === y.seq ? 0 : x.seq < y.seq ? -1 : 1;
-}
-
 /** A new epoch: 12 hex digits, random (a stream recreated in the same millisecond still differs). */
 function newEpoch(): string {
   return randomBytes(6).toString("hex");
@@ -140,8 +108,6 @@ function unavailable(e: unknown): RpcError {
   if (e instanceof RpcError) return e;
   return new RpcError(Code.Unavailable, `the Redis event log is unavailable: ${(e as Error).message}`, { cause: e });
 }
-
-type Entry = [Buffer, Buffer[]];
 
 /** A stream entry's fields, read once. */
 interface ParsedEntry {
@@ -230,7 +196,6 @@ export function createRedisLog(options: RedisLogOptions = {}): EventLog {
       const parsed = parseEntry(e);
       return { entry: parsed.entry, written: parsed.written, event: (epoch) => toEvent(topic, parsed, epoch) };
     },
-    compare: (a, b) => compareEntries(parseOrThrow(a), parseOrThrow(b)),
     lostHistory: (topic, position, epoch) => lostHistoryError(topic, position, epoch),
     unavailable,
   }, tailTopics);

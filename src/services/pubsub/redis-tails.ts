@@ -23,8 +23,7 @@
 import type { Redis } from "ioredis";
 import type { RpcError } from "../../protocol/errors.js";
 import type { FollowListener, Follower, StoredEvent } from "./event-log.js";
-
-type Entry = [Buffer, Buffer[]];
+import { compareIds, streamsOf, type Entry } from "./redis-stream.js";
 
 /** One entry, read once: its id, its epoch field, and the event it is for a tail of `epoch`. */
 export interface TailEntry {
@@ -38,7 +37,6 @@ export interface TailsHost {
   readonly redis: Redis;
   streamKey(topic: string): string;
   parse(topic: string, e: Entry): TailEntry;
-  compare(a: string, b: string): number;
   lostHistory(topic: string, position: string, epoch: string): RpcError;
   unavailable(e: unknown): RpcError;
 }
@@ -128,16 +126,14 @@ class TailConnection {
         const ids: string[] = [];
         for (const [topic, list] of from) {
           keys.push(this.host.streamKey(topic));
-          ids.push(list.reduce((min, t) => (this.host.compare(t.last, min) < 0 ? t.last : min), list[0]!.last));
+          ids.push(list.reduce((min, t) => (compareIds(t.last, min) < 0 ? t.last : min), list[0]!.last));
         }
         this.readingGeneration = this.generation;
         this.blockedRead = true;
         const r = (await conn.callBuffer("XREAD", "COUNT", 1000, "BLOCK", 0, "STREAMS", ...keys, ...ids)) as [Buffer, Entry[]][] | [Buffer, Entry[]] | null;
         this.blockedRead = false;
         if (this.closed) return;
-        // One stream read: ioredis may hand back the single [key, entries] pair unwrapped.
-        const streams = r === null ? [] : Buffer.isBuffer(r[0]) ? [r as [Buffer, Entry[]]] : (r as [Buffer, Entry[]][]);
-        for (const [rawKey, entries] of streams) {
+        for (const [rawKey, entries] of streamsOf(r)) {
           const topic = [...from.keys()][keys.indexOf(rawKey.toString())];
           const tails = topic === undefined ? undefined : from.get(topic);
           if (tails === undefined) continue;
@@ -160,7 +156,7 @@ class TailConnection {
 
   private deliver(tails: Tail[], e: TailEntry): void {
     for (const t of tails) {
-      if (t.stopped || this.host.compare(e.entry, t.last) <= 0) continue;
+      if (t.stopped || compareIds(e.entry, t.last) <= 0) continue;
       const written = e.written ?? t.epoch;
       if (t.epoch === undefined) t.epoch = written;
       else if (written !== undefined && written !== t.epoch) {
