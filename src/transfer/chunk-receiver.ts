@@ -9,6 +9,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { RpcError } from "../protocol/errors.js";
 import { Code } from "../protocol/code.js";
+import { chunkChecksumError, chunkIntact } from "./chunk-check.js";
 import { ChunkSequence } from "./chunk-sequence.js";
 import type { ChunkSink } from "./chunk-sink.js";
 import { RateMeter } from "./rate-meter.js";
@@ -46,7 +47,9 @@ export interface TransferResult {
  *
  * Resumes where the sink left off: the first chunk must start at `sink.size()` (else
  * FAILED_PRECONDITION naming the offset to resume at). A gap or overlap later in the stream, or a
- * chunk past the last, is INVALID_ARGUMENT. A checksum mismatch discards the sink's bytes and
+ * chunk past the last, is INVALID_ARGUMENT. A chunk whose CRC32C does not match its bytes is
+ * DATA_LOSS with a CHUNK_CHECKSUM_MISMATCH ErrorInfo (see chunk-check.ts); the sink holds every
+ * chunk before it, so a resume sends that chunk again and what follows it. A checksum mismatch discards the sink's bytes and
  * fails with DATA_LOSS. A stream that ends (cleanly) before the final chunk keeps what arrived
  * and resolves with `complete: false`; a stream that fails rejects with its error, keeping what
  * was written too. One transfer at a time per sink object: a second one waits for the first.
@@ -89,6 +92,9 @@ async function receiveInto<M>(
     let sha256: Uint8Array | undefined;
     for (let next = first ?? (await it.next()); !next.done; next = await it.next()) {
       const chunk = options.fromMessage(next.value);
+      // Checked before its place is accepted: a damaged chunk leaves the sink where it was, so
+      // the sender resumes from exactly this chunk.
+      if (!chunkIntact(chunk)) throw chunkChecksumError(chunk);
       sequence.accept(chunk);
       if (chunk.data.byteLength > 0) {
         hash.update(chunk.data);

@@ -29,3 +29,20 @@ export type {
 // The ready-made transfer service of proto/rill/transfer/v1/transfer.proto, for sendChunks/receiveChunks.
 export { TransferService, ChunkSchema, TransferStatusSchema, file_rill_transfer_v1_transfer } from "../../gen/rill/transfer/v1/transfer_pb.js";
 export type { Chunk, TransferStatus } from "../../gen/rill/transfer/v1/transfer_pb.js";
+export { ByteRanges } from "./byte-ranges.js";
+export type { Range } from "./byte-ranges.js";
+export { crc32c } from "./crc32c.js";
+export { CHUNK_CHECKSUM_MISMATCH, isChunkChecksumError } from "./chunk-check.js";
+export { RangeFile } from "./range-file.js";
+export type { RangeFileOptions } from "./range-file.js";
+export { receiveRange } from "./range-receiver.js";
+export type { ReceiveRangeOptions, RangeReceipt } from "./range-receiver.js";
+export { sendRange, rangeSourceSize } from "./range-sender.js";
+export type { RangeSource, SendRangeOptions } from "./range-sender.js";
+export { downloadRanges } from "./range-download.js";
+export type { DownloadRangesOptions, DownloadReport, RangeFetcher } from "./range-download.js";
+export { transferService } from "./transfer-service.js";
+export type { TransferServiceOptions } from "./transfer-service.js";
+export { downloadTransfer, transferFetcher } from "./transfer-client.js";
+export type { DownloadTransferOptions } from "./transfer-client.js";
+export { rangesToProto, rangesFromProto } from "./transfer-proto.js";

@@ -6,6 +6,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { RpcError } from "../protocol/errors.js";
 import { Code } from "../protocol/code.js";
+import { isChunkChecksumError } from "./chunk-check.js";
 
 /** Options of `withResume`. */
 export interface ResumeOptions {
@@ -13,7 +14,8 @@ export interface ResumeOptions {
   attempts?: number;
   /**
    * Whether an error is worth another attempt. Default: an RpcError with UNAVAILABLE (connection
-   * lost), DEADLINE_EXCEEDED (including an idle timeout) or ABORTED.
+   * lost), DEADLINE_EXCEEDED (including an idle timeout) or ABORTED, and a chunk that arrived
+   * damaged (DATA_LOSS with a CHUNK_CHECKSUM_MISMATCH ErrorInfo: resuming sends it again).
    */
   retryable?: (error: unknown) => boolean;
   /** Pause before attempt `n` (2, 3, ...). Default 100 ms doubling up to 2 s. */
@@ -40,7 +42,7 @@ const RETRYABLE = new Set<Code>([Code.Unavailable, Code.DeadlineExceeded, Code.A
  */
 export async function withResume<T>(attempt: (n: number) => Promise<T>, options: ResumeOptions = {}): Promise<T> {
   const attempts = options.attempts ?? 5;
-  const retryable = options.retryable ?? ((e: unknown) => e instanceof RpcError && RETRYABLE.has(e.code));
+  const retryable = options.retryable ?? ((e: unknown) => (e instanceof RpcError && RETRYABLE.has(e.code)) || isChunkChecksumError(e));
   const delayMs = options.delayMs ?? ((n: number) => Math.min(2000, 100 * 2 ** (n - 2)));
   for (let n = 1; ; n++) {
     try {

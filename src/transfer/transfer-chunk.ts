@@ -18,6 +18,8 @@ export interface TransferChunk {
   readonly sha256?: Uint8Array | undefined;
   /** Size of the whole payload, when the sender knows it. */
   readonly totalSize?: number | undefined;
+  /** CRC32C of `data` (unsigned), checked by the receiver when present. */
+  readonly crc32c?: number | undefined;
 }
 
 /** What a sender or receiver reports while a payload moves. */

@@ -4,10 +4,11 @@
  * `receiveChunks({ fromMessage })`.
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { Chunk, ChunkSchema, TransferStatusSchema } from "../../gen/rill/transfer/v1/transfer_pb.js";
+import type { ByteRange, ByteRangeSchema, Chunk, ChunkSchema, TransferStatusSchema } from "../../gen/rill/transfer/v1/transfer_pb.js";
 import { RpcError } from "../protocol/errors.js";
 import { Code } from "../protocol/code.js";
 import type { TransferResult } from "./chunk-receiver.js";
+import type { Range } from "./byte-ranges.js";
 import type { TransferChunk } from "./transfer-chunk.js";
 
 /** The `rill.transfer.v1.Chunk` message for `chunk`. */
@@ -18,6 +19,7 @@ export function chunkToProto(chunk: TransferChunk): MessageInitShape<typeof Chun
     last: chunk.last,
     ...(chunk.sha256 !== undefined ? { sha256: chunk.sha256 } : {}),
     ...(chunk.totalSize !== undefined ? { totalSize: BigInt(chunk.totalSize) } : {}),
+    ...(chunk.crc32c !== undefined ? { crc32c: chunk.crc32c } : {}),
   };
 }
 
@@ -48,7 +50,21 @@ export function chunkFromProto(message: Chunk | undefined): TransferChunk {
     last: message.last,
     sha256: message.last ? message.sha256 : undefined,
     totalSize: message.totalSize === undefined ? undefined : toNumber(message.totalSize, "total_size"),
+    crc32c: message.crc32c,
   };
+}
+
+/** `rill.transfer.v1.ByteRange` messages for `ranges`. */
+export function rangesToProto(ranges: Iterable<Range>): Array<MessageInitShape<typeof ByteRangeSchema>> {
+  return [...ranges].map(([start, end]) => ({ offset: BigInt(start), length: BigInt(end - start) }));
+}
+
+/** The ranges of received `rill.transfer.v1.ByteRange` messages (INVALID_ARGUMENT past 2^53). */
+export function rangesFromProto(ranges: readonly ByteRange[]): Range[] {
+  return ranges.map((r) => {
+    const start = toNumber(r.offset, "range offset");
+    return [start, toNumber(BigInt(start) + r.length, "range end")] as const;
+  });
 }
 
 function toNumber(v: bigint, field: string): number {

@@ -1,10 +1,16 @@
 // Resumable, verified transfer of a payload of any size as a stream of chunks.
 //
-// A payload is cut into chunks (64 KiB by default) that travel in order over one gRPC stream;
-// every chunk names its byte offset, so the receiver can check that nothing is missing or
-// repeated. The last chunk carries the SHA-256 of the whole payload, which the receiver checks
-// against what it wrote (a mismatch fails with DATA_LOSS). After an interruption the sender asks
-// the receiver how many bytes it holds (TransferStatus.offset) and sends only the rest.
+// A payload is cut into chunks (64 KiB by default); every chunk names its byte offset and carries
+// the CRC32C of its bytes, so the receiver checks each one as it arrives and knows exactly which
+// bytes it holds. The chunk that ends the payload carries the SHA-256 of the whole, which the
+// receiver checks once it holds every byte (a mismatch fails with DATA_LOSS).
+//
+// Sequential transfers send the chunks of [offset, end) in order on one stream. Ranged transfers
+// split the payload into parts, each its own stream (on one connection or several, from one
+// server or several holding the same payload); the receiver writes each chunk in place and keeps
+// the set of byte ranges it holds. A chunk that fails its CRC32C is dropped and left out of that
+// set, so only it is sent again. After an interruption the sender asks what the receiver holds
+// (TransferStatus.offset, or TransferStatus.held for ranges) and sends only the rest.
 //
 // Rill's helpers (sendChunks / receiveChunks in src/transfer/, exported as rill/transfer) work with any message
 // shape through mapping functions; these messages are a ready-made one.
@@ -21,7 +27,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file rill/transfer/v1/transfer.proto.
  */
 export const file_rill_transfer_v1_transfer: GenFile = /*@__PURE__*/
-  fileDesc("Ch9yaWxsL3RyYW5zZmVyL3YxL3RyYW5zZmVyLnByb3RvEhByaWxsLnRyYW5zZmVyLnYxImsKBUNodW5rEg4KBm9mZnNldBgBIAEoBBIMCgRkYXRhGAIgASgMEgwKBGxhc3QYAyABKAgSDgoGc2hhMjU2GAQgASgMEhcKCnRvdGFsX3NpemUYBSABKARIAIgBAUINCgtfdG90YWxfc2l6ZSJ/Cg5UcmFuc2ZlclN0YXR1cxITCgt0cmFuc2Zlcl9pZBgBIAEoCRIOCgZvZmZzZXQYAiABKAQSEAoIY29tcGxldGUYAyABKAgSDgoGc2hhMjU2GAQgASgMEhcKCnRvdGFsX3NpemUYBSABKARIAIgBAUINCgtfdG90YWxfc2l6ZSInChBHZXRTdGF0dXNSZXF1ZXN0EhMKC3RyYW5zZmVyX2lkGAEgASgJIkUKEUdldFN0YXR1c1Jlc3BvbnNlEjAKBnN0YXR1cxgBIAEoCzIgLnJpbGwudHJhbnNmZXIudjEuVHJhbnNmZXJTdGF0dXMiTAoNVXBsb2FkUmVxdWVzdBITCgt0cmFuc2Zlcl9pZBgBIAEoCRImCgVjaHVuaxgCIAEoCzIXLnJpbGwudHJhbnNmZXIudjEuQ2h1bmsiQgoOVXBsb2FkUmVzcG9uc2USMAoGc3RhdHVzGAEgASgLMiAucmlsbC50cmFuc2Zlci52MS5UcmFuc2ZlclN0YXR1cyI2Cg9Eb3dubG9hZFJlcXVlc3QSEwoLdHJhbnNmZXJfaWQYASABKAkSDgoGb2Zmc2V0GAIgASgEIjoKEERvd25sb2FkUmVzcG9uc2USJgoFY2h1bmsYASABKAsyFy5yaWxsLnRyYW5zZmVyLnYxLkNodW5rMosCCg9UcmFuc2ZlclNlcnZpY2USVAoJR2V0U3RhdHVzEiIucmlsbC50cmFuc2Zlci52MS5HZXRTdGF0dXNSZXF1ZXN0GiMucmlsbC50cmFuc2Zlci52MS5HZXRTdGF0dXNSZXNwb25zZRJNCgZVcGxvYWQSHy5yaWxsLnRyYW5zZmVyLnYxLlVwbG9hZFJlcXVlc3QaIC5yaWxsLnRyYW5zZmVyLnYxLlVwbG9hZFJlc3BvbnNlKAESUwoIRG93bmxvYWQSIS5yaWxsLnRyYW5zZmVyLnYxLkRvd25sb2FkUmVxdWVzdBoiLnJpbGwudHJhbnNmZXIudjEuRG93bmxvYWRSZXNwb25zZTABYgZwcm90bzM");
+  fileDesc("Ch9yaWxsL3RyYW5zZmVyL3YxL3RyYW5zZmVyLnByb3RvEhByaWxsLnRyYW5zZmVyLnYxIosBCgVDaHVuaxIOCgZvZmZzZXQYASABKAQSDAoEZGF0YRgCIAEoDBIMCgRsYXN0GAMgASgIEg4KBnNoYTI1NhgEIAEoDBIXCgp0b3RhbF9zaXplGAUgASgESACIAQESEwoGY3JjMzJjGAYgASgHSAGIAQFCDQoLX3RvdGFsX3NpemVCCQoHX2NyYzMyYyIrCglCeXRlUmFuZ2USDgoGb2Zmc2V0GAEgASgEEg4KBmxlbmd0aBgCIAEoBCLwAQoOVHJhbnNmZXJTdGF0dXMSEwoLdHJhbnNmZXJfaWQYASABKAkSDgoGb2Zmc2V0GAIgASgEEhAKCGNvbXBsZXRlGAMgASgIEg4KBnNoYTI1NhgEIAEoDBIXCgp0b3RhbF9zaXplGAUgASgESACIAQESKQoEaGVsZBgGIAMoCzIbLnJpbGwudHJhbnNmZXIudjEuQnl0ZVJhbmdlEi0KCHJlamVjdGVkGAcgAygLMhsucmlsbC50cmFuc2Zlci52MS5CeXRlUmFuZ2USFQoNZXhwaXJlc19hdF9tcxgIIAEoBEINCgtfdG90YWxfc2l6ZSInChBHZXRTdGF0dXNSZXF1ZXN0EhMKC3RyYW5zZmVyX2lkGAEgASgJIkUKEUdldFN0YXR1c1Jlc3BvbnNlEjAKBnN0YXR1cxgBIAEoCzIgLnJpbGwudHJhbnNmZXIudjEuVHJhbnNmZXJTdGF0dXMiTAoNVXBsb2FkUmVxdWVzdBITCgt0cmFuc2Zlcl9pZBgBIAEoCRImCgVjaHVuaxgCIAEoCzIXLnJpbGwudHJhbnNmZXIudjEuQ2h1bmsiQgoOVXBsb2FkUmVzcG9uc2USMAoGc3RhdHVzGAEgASgLMiAucmlsbC50cmFuc2Zlci52MS5UcmFuc2ZlclN0YXR1cyJGCg9Eb3dubG9hZFJlcXVlc3QSEwoLdHJhbnNmZXJfaWQYASABKAkSDgoGb2Zmc2V0GAIgASgEEg4KBmxlbmd0aBgDIAEoBCIUChJMaXN0UGFydGlhbFJlcXVlc3QiagoTTGlzdFBhcnRpYWxSZXNwb25zZRIxCgdwYXJ0aWFsGAEgAygLMiAucmlsbC50cmFuc2Zlci52MS5UcmFuc2ZlclN0YXR1cxINCgVieXRlcxgCIAEoBBIRCgltYXhfYnl0ZXMYAyABKAQiIwoMQWJvcnRSZXF1ZXN0EhMKC3RyYW5zZmVyX2lkGAEgASgJIg8KDUFib3J0UmVzcG9uc2UiOgoQRG93bmxvYWRSZXNwb25zZRImCgVjaHVuaxgBIAEoCzIXLnJpbGwudHJhbnNmZXIudjEuQ2h1bmsysQMKD1RyYW5zZmVyU2VydmljZRJUCglHZXRTdGF0dXMSIi5yaWxsLnRyYW5zZmVyLnYxLkdldFN0YXR1c1JlcXVlc3QaIy5yaWxsLnRyYW5zZmVyLnYxLkdldFN0YXR1c1Jlc3BvbnNlEk0KBlVwbG9hZBIfLnJpbGwudHJhbnNmZXIudjEuVXBsb2FkUmVxdWVzdBogLnJpbGwudHJhbnNmZXIudjEuVXBsb2FkUmVzcG9uc2UoARJTCghEb3dubG9hZBIhLnJpbGwudHJhbnNmZXIudjEuRG93bmxvYWRSZXF1ZXN0GiIucmlsbC50cmFuc2Zlci52MS5Eb3dubG9hZFJlc3BvbnNlMAESWgoLTGlzdFBhcnRpYWwSJC5yaWxsLnRyYW5zZmVyLnYxLkxpc3RQYXJ0aWFsUmVxdWVzdBolLnJpbGwudHJhbnNmZXIudjEuTGlzdFBhcnRpYWxSZXNwb25zZRJICgVBYm9ydBIeLnJpbGwudHJhbnNmZXIudjEuQWJvcnRSZXF1ZXN0Gh8ucmlsbC50cmFuc2Zlci52MS5BYm9ydFJlc3BvbnNlYgZwcm90bzM");
 
 /**
  * One piece of a payload.
@@ -65,6 +71,14 @@ export type Chunk = Message<"rill.transfer.v1.Chunk"> & {
    * @generated from field: optional uint64 total_size = 5;
    */
   totalSize?: bigint | undefined;
+
+  /**
+   * CRC32C (Castagnoli, as in iSCSI and S3's ChecksumCRC32C) of `data`. Senders set it on every
+   * chunk; a receiver verifies it when present and drops a chunk that fails, naming its offset.
+   *
+   * @generated from field: optional fixed32 crc32c = 6;
+   */
+  crc32c?: number | undefined;
 };
 
 /**
@@ -73,6 +87,30 @@ export type Chunk = Message<"rill.transfer.v1.Chunk"> & {
  */
 export const ChunkSchema: GenMessage<Chunk> = /*@__PURE__*/
   messageDesc(file_rill_transfer_v1_transfer, 0);
+
+/**
+ * A half-open byte range [offset, offset + length) of a payload.
+ *
+ * @generated from message rill.transfer.v1.ByteRange
+ */
+export type ByteRange = Message<"rill.transfer.v1.ByteRange"> & {
+  /**
+   * @generated from field: uint64 offset = 1;
+   */
+  offset: bigint;
+
+  /**
+   * @generated from field: uint64 length = 2;
+   */
+  length: bigint;
+};
+
+/**
+ * Describes the message rill.transfer.v1.ByteRange.
+ * Use `create(ByteRangeSchema)` to create a new message.
+ */
+export const ByteRangeSchema: GenMessage<ByteRange> = /*@__PURE__*/
+  messageDesc(file_rill_transfer_v1_transfer, 1);
 
 /**
  * What the receiver holds of one payload: where the sender resumes.
@@ -114,6 +152,28 @@ export type TransferStatus = Message<"rill.transfer.v1.TransferStatus"> & {
    * @generated from field: optional uint64 total_size = 5;
    */
   totalSize?: bigint | undefined;
+
+  /**
+   * Every byte range held, in order, when the receiver takes chunks in place (ranged transfers);
+   * `offset` is then the end of the first range when it starts at 0. Empty for a sequential sink.
+   *
+   * @generated from field: repeated rill.transfer.v1.ByteRange held = 6;
+   */
+  held: ByteRange[];
+
+  /**
+   * Chunks dropped because their CRC32C did not match, as ranges to send again.
+   *
+   * @generated from field: repeated rill.transfer.v1.ByteRange rejected = 7;
+   */
+  rejected: ByteRange[];
+
+  /**
+   * When the receiver discards this partial payload if nothing more arrives (unix ms; 0: never).
+   *
+   * @generated from field: uint64 expires_at_ms = 8;
+   */
+  expiresAtMs: bigint;
 };
 
 /**
@@ -121,7 +181,7 @@ export type TransferStatus = Message<"rill.transfer.v1.TransferStatus"> & {
  * Use `create(TransferStatusSchema)` to create a new message.
  */
 export const TransferStatusSchema: GenMessage<TransferStatus> = /*@__PURE__*/
-  messageDesc(file_rill_transfer_v1_transfer, 1);
+  messageDesc(file_rill_transfer_v1_transfer, 2);
 
 /**
  * @generated from message rill.transfer.v1.GetStatusRequest
@@ -138,7 +198,7 @@ export type GetStatusRequest = Message<"rill.transfer.v1.GetStatusRequest"> & {
  * Use `create(GetStatusRequestSchema)` to create a new message.
  */
 export const GetStatusRequestSchema: GenMessage<GetStatusRequest> = /*@__PURE__*/
-  messageDesc(file_rill_transfer_v1_transfer, 2);
+  messageDesc(file_rill_transfer_v1_transfer, 3);
 
 /**
  * @generated from message rill.transfer.v1.GetStatusResponse
@@ -155,7 +215,7 @@ export type GetStatusResponse = Message<"rill.transfer.v1.GetStatusResponse"> & 
  * Use `create(GetStatusResponseSchema)` to create a new message.
  */
 export const GetStatusResponseSchema: GenMessage<GetStatusResponse> = /*@__PURE__*/
-  messageDesc(file_rill_transfer_v1_transfer, 3);
+  messageDesc(file_rill_transfer_v1_transfer, 4);
 
 /**
  * @generated from message rill.transfer.v1.UploadRequest
@@ -179,7 +239,7 @@ export type UploadRequest = Message<"rill.transfer.v1.UploadRequest"> & {
  * Use `create(UploadRequestSchema)` to create a new message.
  */
 export const UploadRequestSchema: GenMessage<UploadRequest> = /*@__PURE__*/
-  messageDesc(file_rill_transfer_v1_transfer, 4);
+  messageDesc(file_rill_transfer_v1_transfer, 5);
 
 /**
  * @generated from message rill.transfer.v1.UploadResponse
@@ -196,7 +256,7 @@ export type UploadResponse = Message<"rill.transfer.v1.UploadResponse"> & {
  * Use `create(UploadResponseSchema)` to create a new message.
  */
 export const UploadResponseSchema: GenMessage<UploadResponse> = /*@__PURE__*/
-  messageDesc(file_rill_transfer_v1_transfer, 5);
+  messageDesc(file_rill_transfer_v1_transfer, 6);
 
 /**
  * @generated from message rill.transfer.v1.DownloadRequest
@@ -213,6 +273,14 @@ export type DownloadRequest = Message<"rill.transfer.v1.DownloadRequest"> & {
    * @generated from field: uint64 offset = 2;
    */
   offset: bigint;
+
+  /**
+   * Bytes to send from `offset`; 0 means to the end of the payload. The chunk that ends the
+   * payload is marked `last` and carries its SHA-256 whatever range asked for it.
+   *
+   * @generated from field: uint64 length = 3;
+   */
+  length: bigint;
 };
 
 /**
@@ -220,7 +288,79 @@ export type DownloadRequest = Message<"rill.transfer.v1.DownloadRequest"> & {
  * Use `create(DownloadRequestSchema)` to create a new message.
  */
 export const DownloadRequestSchema: GenMessage<DownloadRequest> = /*@__PURE__*/
-  messageDesc(file_rill_transfer_v1_transfer, 6);
+  messageDesc(file_rill_transfer_v1_transfer, 7);
+
+/**
+ * @generated from message rill.transfer.v1.ListPartialRequest
+ */
+export type ListPartialRequest = Message<"rill.transfer.v1.ListPartialRequest"> & {
+};
+
+/**
+ * Describes the message rill.transfer.v1.ListPartialRequest.
+ * Use `create(ListPartialRequestSchema)` to create a new message.
+ */
+export const ListPartialRequestSchema: GenMessage<ListPartialRequest> = /*@__PURE__*/
+  messageDesc(file_rill_transfer_v1_transfer, 8);
+
+/**
+ * @generated from message rill.transfer.v1.ListPartialResponse
+ */
+export type ListPartialResponse = Message<"rill.transfer.v1.ListPartialResponse"> & {
+  /**
+   * @generated from field: repeated rill.transfer.v1.TransferStatus partial = 1;
+   */
+  partial: TransferStatus[];
+
+  /**
+   * Disk the partial uploads hold together, and the most they may.
+   *
+   * @generated from field: uint64 bytes = 2;
+   */
+  bytes: bigint;
+
+  /**
+   * @generated from field: uint64 max_bytes = 3;
+   */
+  maxBytes: bigint;
+};
+
+/**
+ * Describes the message rill.transfer.v1.ListPartialResponse.
+ * Use `create(ListPartialResponseSchema)` to create a new message.
+ */
+export const ListPartialResponseSchema: GenMessage<ListPartialResponse> = /*@__PURE__*/
+  messageDesc(file_rill_transfer_v1_transfer, 9);
+
+/**
+ * @generated from message rill.transfer.v1.AbortRequest
+ */
+export type AbortRequest = Message<"rill.transfer.v1.AbortRequest"> & {
+  /**
+   * @generated from field: string transfer_id = 1;
+   */
+  transferId: string;
+};
+
+/**
+ * Describes the message rill.transfer.v1.AbortRequest.
+ * Use `create(AbortRequestSchema)` to create a new message.
+ */
+export const AbortRequestSchema: GenMessage<AbortRequest> = /*@__PURE__*/
+  messageDesc(file_rill_transfer_v1_transfer, 10);
+
+/**
+ * @generated from message rill.transfer.v1.AbortResponse
+ */
+export type AbortResponse = Message<"rill.transfer.v1.AbortResponse"> & {
+};
+
+/**
+ * Describes the message rill.transfer.v1.AbortResponse.
+ * Use `create(AbortResponseSchema)` to create a new message.
+ */
+export const AbortResponseSchema: GenMessage<AbortResponse> = /*@__PURE__*/
+  messageDesc(file_rill_transfer_v1_transfer, 11);
 
 /**
  * @generated from message rill.transfer.v1.DownloadResponse
@@ -237,7 +377,7 @@ export type DownloadResponse = Message<"rill.transfer.v1.DownloadResponse"> & {
  * Use `create(DownloadResponseSchema)` to create a new message.
  */
 export const DownloadResponseSchema: GenMessage<DownloadResponse> = /*@__PURE__*/
-  messageDesc(file_rill_transfer_v1_transfer, 7);
+  messageDesc(file_rill_transfer_v1_transfer, 12);
 
 /**
  * A ready-made service moving payloads both ways: clients upload (client streaming) and
@@ -257,8 +397,10 @@ export const TransferService: GenService<{
     output: typeof GetStatusResponseSchema;
   },
   /**
-   * Sends a payload to the server. The first message names the transfer; every message
-   * carries one chunk. Ending the stream before the final chunk keeps what arrived (resume later).
+   * Sends a payload (or one part of it) to the server. The first message names the transfer;
+   * every message carries one chunk, in increasing offsets. Ending the stream early keeps what
+   * arrived (resume later); several Upload streams of one transfer may run at once, each with
+   * its own ranges.
    *
    * @generated from rpc rill.transfer.v1.TransferService.Upload
    */
@@ -268,7 +410,7 @@ export const TransferService: GenService<{
     output: typeof UploadResponseSchema;
   },
   /**
-   * Fetches a payload from the server starting at `offset` (the bytes the client already holds).
+   * Fetches a payload, or the range [offset, offset + length) of it (length 0: to the end).
    *
    * @generated from rpc rill.transfer.v1.TransferService.Download
    */
@@ -276,6 +418,26 @@ export const TransferService: GenService<{
     methodKind: "server_streaming";
     input: typeof DownloadRequestSchema;
     output: typeof DownloadResponseSchema;
+  },
+  /**
+   * Partial uploads the server holds (expiry: they are discarded after a configured idle age).
+   *
+   * @generated from rpc rill.transfer.v1.TransferService.ListPartial
+   */
+  listPartial: {
+    methodKind: "unary";
+    input: typeof ListPartialRequestSchema;
+    output: typeof ListPartialResponseSchema;
+  },
+  /**
+   * Discards a partial upload and its bytes (tus "termination"); NOT_FOUND when there is none.
+   *
+   * @generated from rpc rill.transfer.v1.TransferService.Abort
+   */
+  abort: {
+    methodKind: "unary";
+    input: typeof AbortRequestSchema;
+    output: typeof AbortResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_rill_transfer_v1_transfer, 0);
