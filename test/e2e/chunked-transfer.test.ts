@@ -9,7 +9,7 @@ import { after, before, describe, test } from "node:test";
 import { Echo } from "../../gen/echo/echo_pb.js";
 import { TransferService } from "../../gen/rill/transfer/v1/transfer_pb.js";
 import { Code, createClient, createPushable, RpcError, type ServiceImpl } from "../../src/index.js";
-import { chunkFromProto, chunkToProto, fileSink, memorySink, receiveChunks, sendChunks, withResume, type ChunkSink, type ChunkSource, type TransferProgress, type TransferResult } from "../../src/transfer/index.js";
+import { chunkFromProto, chunkToProto, fileSink, isChunkChecksumError, memorySink, receiveChunks, sendChunks, withResume, type ChunkSink, type ChunkSource, type TransferChunk, type TransferProgress, type TransferResult } from "../../src/transfer/index.js";
 import { useHarness } from "../support/harness.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";
 
@@ -146,13 +146,34 @@ describe("chunked transfer", () => {
     await assert.rejects(stat(`${dest}.part`), /ENOENT/, "the partial file was renamed into place");
   });
 
-  test("a chunk corrupted in transit fails the upload with DATA_LOSS and discards the partial payload", async () => {
+  test("a chunk damaged in transit fails its CRC32C: DATA_LOSS naming it, the chunks before it kept, and a resume mends it", async () => {
+    const payload = randomBytes(400 * KiB);
+    const sink = memorySink();
+    const { target } = await h.server((s) => s.add(TransferService, transferService({ sink: () => sink })));
+    const transfer = h.client(TransferService, target);
+    const damage = (c: TransferChunk) => ({ ...c, data: c.offset === 128 * KiB ? Uint8Array.from(c.data, (b, i) => (i === 7 ? b ^ 1 : b)) : c.data });
+    const upload = transfer.upload(sendChunks(payload, { toMessage: (c) => ({ transferId: "t", chunk: chunkToProto(damage(c)) }) }));
+    await assert.rejects(upload, (e: unknown) => {
+      assert.ok(e instanceof RpcError);
+      assert.equal(e.code, Code.DataLoss);
+      assert.match(e.rawMessage, /chunk at offset 131072 \(65536 bytes\) arrived damaged/);
+      assert.ok(isChunkChecksumError(e));
+      return true;
+    });
+    assert.equal(await sink.size(), 128 * KiB, "the chunks before the damaged one were kept");
+    const { status } = await transfer.upload(sendChunks(payload, { offset: 128 * KiB, toMessage: (c) => ({ transferId: "t", chunk: chunkToProto(c) }) }));
+    assert.ok(status?.complete);
+    assert.deepEqual(Buffer.from(sink.bytes()), payload);
+  });
+
+  test("without per-chunk checksums a damaged chunk is caught by the SHA-256 at the end, and the partial payload discarded", async () => {
     const payload = randomBytes(400 * KiB);
     const sink = memorySink();
     const { target } = await h.server((s) => s.add(TransferService, transferService({ sink: () => sink })));
     const transfer = h.client(TransferService, target);
     const upload = transfer.upload(
       sendChunks(payload, {
+        chunkChecksum: "none",
         toMessage: (c) => {
           const data = c.offset === 128 * KiB ? Uint8Array.from(c.data, (b, i) => (i === 7 ? b ^ 1 : b)) : c.data;
           return { transferId: "t", chunk: chunkToProto({ ...c, data }) };
