@@ -43,6 +43,6 @@ export { downloadRanges } from "./range-download.js";
 export type { DownloadRangesOptions, DownloadReport, RangeFetcher } from "./range-download.js";
 export { transferService } from "./transfer-service.js";
 export type { TransferServiceOptions } from "./transfer-service.js";
-export { downloadTransfer, transferFetcher } from "./transfer-client.js";
-export type { DownloadTransferOptions } from "./transfer-client.js";
+export { downloadTransfer, transferFetcher, uploadTransfer } from "./transfer-client.js";
+export type { DownloadTransferOptions, UploadTransferOptions, UploadReport } from "./transfer-client.js";
 export { rangesToProto, rangesFromProto } from "./transfer-proto.js";

@@ -9,7 +9,7 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Code } from "../protocol/code.js";
 import { RpcError } from "../protocol/errors.js";
@@ -59,11 +59,9 @@ export class PayloadDir {
     return { path, size: s.size, sha256: await pending };
   }
 
-  /** Moves a verified partial file in as payload `id`, with its hash. */
-  async adopt(id: string, from: string, sha256: Buffer): Promise<void> {
-    const path = join(this.dir, checkTransferId(id));
-    await rename(from, path);
-    const s = await stat(path);
+  /** Records the verified hash of payload `id` (just moved in), so it is never computed again. */
+  async recordHash(id: string, sha256: Buffer): Promise<void> {
+    const s = await stat(join(this.dir, checkTransferId(id)));
     await this.saveHash(id, `${s.size}:${s.mtimeMs}`, sha256);
   }
 

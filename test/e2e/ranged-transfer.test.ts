@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { TransferService } from "../../gen/rill/transfer/v1/transfer_pb.js";
 import { Code, RpcError } from "../../src/index.js";
-import { chunkFromProto, downloadRanges, downloadTransfer, receiveChunks, memorySink, transferFetcher, transferService, type RangeFetcher } from "../../src/transfer/index.js";
+import { chunkFromProto, chunkToProto, downloadRanges, downloadTransfer, memorySink, rangesFromProto, receiveChunks, sendRange, transferFetcher, transferService, uploadTransfer, type RangeFetcher } from "../../src/transfer/index.js";
 import { startCorruptingProxy } from "../support/faults/corrupting-proxy.js";
 import { collect, useHarness } from "../support/harness.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";
@@ -178,5 +178,92 @@ describe("ranged transfer (TransferService)", () => {
     const err = await downloadRanges({ sources: [transferFetcher(client, "movie")], dest, totalSize: payload.byteLength, sha256: Buffer.alloc(32), parts: 2 }).catch((e: unknown) => e);
     assert.ok(err instanceof RpcError && err.code === Code.DataLoss, String(err));
     await assert.rejects(stat(`${dest}.part`), { code: "ENOENT" });
+  });
+});
+
+describe("ranged upload (TransferService)", () => {
+  const h = useHarness();
+  let dir = "";
+  const payload = randomBytes(5 * MiB + 777);
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "rill-ranged-up-"));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function served(name: string, partials?: Parameters<typeof transferService>[0]["partials"]) {
+    const root = join(dir, name);
+    await mkdir(root);
+    const { target, port } = await h.server((s) => s.add(TransferService, transferService({ dir: root, ...(partials ? { partials } : {}) })));
+    return { root, target, port, client: h.client(TransferService, target) };
+  }
+
+  test("a payload uploads in 4 parallel parts, is verified and then served; uploading it again sends nothing", async () => {
+    const { root, client } = await served("four");
+    const report = await uploadTransfer([client], "clip", payload, { parts: 4 });
+    assert.ok(report.status.complete);
+    assert.equal(report.sent, payload.byteLength);
+    assert.equal(report.rounds, 1);
+    assert.deepEqual(await readFile(join(root, "clip")), payload);
+    assert.deepEqual(Buffer.from(report.status.sha256), sha256(payload));
+    const again = await uploadTransfer([client], "clip", payload);
+    assert.equal(again.sent, 0);
+    assert.ok(again.status.complete);
+  });
+
+  test("a chunk damaged on its way to the server is named in the status and only it is sent again", async () => {
+    const { port, root } = await served("damaged");
+    const proxy = await startCorruptingProxy(port, { direction: "toServer" });
+    try {
+      const client = h.client(TransferService, `127.0.0.1:${proxy.port}`);
+      proxy.corruptDataFrames([7]);
+      const report = await uploadTransfer([client], "clip", payload, { parts: 2 });
+      assert.equal(proxy.corrupted, 1);
+      assert.ok(report.status.complete);
+      assert.equal(report.rounds, 2);
+      assert.equal(report.sent, payload.byteLength + CHUNK, "one chunk sent twice");
+      assert.deepEqual(await readFile(join(root, "clip")), payload);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test("an interrupted upload is listed with its ranges, resumes with only the rest, and Abort discards one", async () => {
+    const { client } = await served("resume");
+    // One part of three, then the stream ends: the server keeps it as a partial upload.
+    await client.upload(sendRange(payload, { offset: 0, length: 2 * MiB, sha256: sha256(payload), toMessage: (c) => ({ transferId: "clip", chunk: chunkToProto(c) }) }));
+    const { status } = await client.getStatus({ transferId: "clip" });
+    assert.equal(status?.complete, false);
+    assert.equal(status?.offset, BigInt(2 * MiB));
+    assert.deepEqual(rangesFromProto(status!.held), [[0, 2 * MiB]]);
+    assert.ok(status!.expiresAtMs > BigInt(Date.now()));
+    const listed = await client.listPartial({});
+    assert.deepEqual(listed.partial.map((p) => p.transferId), ["clip"]);
+    const report = await uploadTransfer([client], "clip", payload, { parts: 2 });
+    assert.equal(report.sent, payload.byteLength - 2 * MiB);
+    assert.ok(report.status.complete);
+    assert.deepEqual((await client.listPartial({})).partial, []);
+
+    await client.upload(sendRange(payload, { offset: 0, length: MiB, sha256: sha256(payload), toMessage: (c) => ({ transferId: "other", chunk: chunkToProto(c) }) }));
+    await client.abort({ transferId: "other" });
+    assert.equal((await client.getStatus({ transferId: "other" })).status?.offset, 0n);
+    await assert.rejects(client.abort({ transferId: "other" }), rejectsWith(Code.NotFound));
+  });
+
+  test("an upload larger than the partial store's disk budget is refused before a byte is written", async () => {
+    const { client } = await served("budget", { dir: join(dir, "budget-partials"), maxBytes: 2 * MiB });
+    const err = await uploadTransfer([client], "big", payload, { attempts: 1 }).catch((e: unknown) => e);
+    assert.ok(err instanceof RpcError && err.code === Code.ResourceExhausted, String(err));
+    assert.match(err.message, /maxBytes/);
+  });
+
+  test("a sender whose final chunk states another SHA-256 has its upload discarded with DATA_LOSS", async () => {
+    const { client } = await served("lying");
+    const err = await client
+      .upload(sendRange(payload, { sha256: Buffer.alloc(32, 7), toMessage: (c) => ({ transferId: "clip", chunk: chunkToProto(c) }) }))
+      .catch((e: unknown) => e);
+    assert.ok(err instanceof RpcError && err.code === Code.DataLoss, String(err));
+    assert.equal((await client.getStatus({ transferId: "clip" })).status?.offset, 0n);
   });
 });
