@@ -94,6 +94,7 @@ export class PartialUploads {
       await upload.save();
     } finally {
       await upload.file.close();
+      await upload.partial.release();
     }
   }
 
@@ -139,16 +140,24 @@ export class PartialUploads {
   private async load(id: string, totalSize: number): Promise<PartialUpload> {
     const partial = await this.store.open(id, { totalSize });
     const state = partial.state as UploadState | undefined;
-    if (state === undefined || typeof state !== "object") {
-      // A new upload reserves its whole size at once: one too big for the disk budget is
-      // refused before any byte of it is written.
-      partial.reserve(totalSize);
-    } else if (state.totalSize !== totalSize) {
-      throw new RpcError(Code.FailedPrecondition, `upload ${id} is for a payload of ${state.totalSize} bytes, not ${totalSize}; abort it to start another`);
+    const fresh = state === undefined || typeof state !== "object";
+    try {
+      if (fresh) {
+        // A new upload reserves its whole size at once: one too big for the disk budget is
+        // refused before any byte of it is written.
+        partial.reserve(totalSize);
+      } else if (state.totalSize !== totalSize) {
+        throw new RpcError(Code.FailedPrecondition, `upload ${id} is for a payload of ${state.totalSize} bytes, not ${totalSize}; abort it to start another`);
+      }
+      const file = await RangeFile.open(partial.path, { totalSize, held: fresh ? [] : state.held });
+      const upload = new PartialUpload(partial, file);
+      await upload.save();
+      return upload;
+    } catch (e) {
+      // The store holds a partial for one writer at a time: let go of it (a refused new one
+      // is not kept at all), or every later stream of this id would be ABORTED.
+      await (fresh ? partial.abort() : partial.release());
+      throw e;
     }
-    const file = await RangeFile.open(partial.path, { totalSize, held: state?.held ?? [] });
-    const upload = new PartialUpload(partial, file);
-    await upload.save();
-    return upload;
   }
 }

@@ -1,0 +1,67 @@
+/**
+ * What a partial transfer keeps beside its data file, `<id>.json`: its accounting (bytes
+ * reserved, times) and the owner's opaque state. Written whole to `<id>.json.tmp` and renamed
+ * over the old one, so a crash leaves either the previous sidecar or the new one, never half.
+ *
+ * Ids come from the network: only names of letters, digits, `.`, `_` and `-` (not starting with
+ * a dot, at most 200 characters) are accepted, so no id reaches outside the store's directory.
+ * The suffixes `.part`, `.json` and `.json.tmp` then never collide between two ids' files.
+ */
+import { readFile, rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { Code } from "../protocol/code.js";
+import { RpcError } from "../protocol/errors.js";
+
+const ID = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$/;
+
+/** Throws INVALID_ARGUMENT for an id that is not a plain file name. */
+export function checkPartialId(id: string): string {
+  if (typeof id !== "string" || !ID.test(id)) {
+    throw new RpcError(
+      Code.InvalidArgument,
+      `invalid partial transfer id ${JSON.stringify(String(id).slice(0, 64))}: use 1–200 letters, digits, ".", "_" or "-", not starting with "."`,
+    );
+  }
+  return id;
+}
+
+/** The sidecar's content. `reserved` is what the transfer accounts against the disk budgets. */
+export interface Sidecar {
+  v: 1;
+  id: string;
+  totalSize?: number;
+  reserved: number;
+  createdAt: number;
+  updatedAt: number;
+  state: unknown;
+}
+
+export const partPath = (dir: string, id: string): string => join(dir, `${id}.part`);
+export const sidecarPath = (dir: string, id: string): string => join(dir, `${id}.json`);
+
+/** Reads the sidecar of `id`: undefined when there is none, or when it is not one we wrote (then it is treated as lost). */
+export async function readSidecar(dir: string, id: string): Promise<Sidecar | undefined> {
+  let text: string;
+  try {
+    text = await readFile(sidecarPath(dir, id), "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw e;
+  }
+  try {
+    const s = JSON.parse(text) as Partial<Sidecar>;
+    const num = (n: unknown): n is number => typeof n === "number" && Number.isFinite(n) && n >= 0;
+    if (s.v !== 1 || s.id !== id || !num(s.reserved) || !num(s.createdAt) || !num(s.updatedAt)) return undefined;
+    if (s.totalSize !== undefined && !num(s.totalSize)) return undefined;
+    return s as Sidecar;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes the sidecar of `s.id` atomically (temp file, then rename). */
+export async function writeSidecar(dir: string, s: Sidecar): Promise<void> {
+  const tmp = `${sidecarPath(dir, s.id)}.tmp`;
+  await writeFile(tmp, JSON.stringify(s));
+  await rename(tmp, sidecarPath(dir, s.id));
+}
