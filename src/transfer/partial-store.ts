@@ -394,7 +394,7 @@ class Handle implements PartialTransfer {
     this.store.reserve(this.entry, bytes);
   }
 
-  save(): Promise<void> {
+  async save(): Promise<void> {
     this.check("save");
     return this.store.serial(this.id, async () => {
       this.check("save");
@@ -405,7 +405,7 @@ class Handle implements PartialTransfer {
     });
   }
 
-  complete(to: string): Promise<void> {
+  async complete(to: string): Promise<void> {
     this.check("complete");
     return this.store.serial(this.id, async () => {
       this.check("complete");
