@@ -42,6 +42,8 @@ export type { RangeSource, SendRangeOptions } from "./range-sender.js";
 export { downloadRanges } from "./range-download.js";
 export type { DownloadRangesOptions, DownloadReport, RangeFetcher } from "./range-download.js";
 export { transferService } from "./transfer-service.js";
+export { createPartialStore } from "./partial-store.js";
+export type { PartialStore, PartialStoreOptions, PartialInfo, PartialTransfer } from "./partial-store.js";
 export type { TransferServiceOptions } from "./transfer-service.js";
 export { downloadTransfer, transferFetcher, uploadTransfer } from "./transfer-client.js";
 export type { DownloadTransferOptions, UploadTransferOptions, UploadReport } from "./transfer-client.js";
