@@ -17,6 +17,10 @@ import { Alexandria } from "../gen/alexandria/alexandria_pb.js";
 import { alexandriaService } from "./alexandria/server.js";
 import { serveHealth } from "../src/services/health/index.js";
 import { serveReflection } from "../src/services/reflection/index.js";
+import { blobResourceName, serveByteStream } from "../src/services/bytestream/index.js";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 const host = process.env.HOST ?? "127.0.0.1";
 const port = Number(process.env.PORT ?? 50051);
@@ -49,6 +53,14 @@ const ticker =
         hub.publish("demo.ticks", new TextEncoder().encode(JSON.stringify({ tick: ++tick, at, server: boot }))).catch(() => {});
       }, tickMs)
     : undefined;
+// google.bytestream over a throwaway content-addressed directory (never inside the repository),
+// seeded with two blobs so a remote-cache client or `rill call` can read one at once.
+const casDir = mkdtempSync(join(tmpdir(), "rill-demo-cas-"));
+const bytestream = serveByteStream(server, { dir: casDir });
+const seeded = [
+  await bytestream.blobs.put(new TextEncoder().encode("Hello from Rill's ByteStream demo.\n")),
+  await bytestream.blobs.put(new Uint8Array(1024 * 1024).map((_, i) => (i * 31) & 0xff)),
+];
 // Reflection and health describe every service on the server, so they come last.
 serveReflection(server);
 serveHealth(server);
@@ -78,6 +90,10 @@ Try it:
   npm run demo:clients -- --target ${target}      (10 long-lived subscribers, 2 s apart)
   node dist/examples/alexandria/client.js --target ${target} --agent alice lend FILE bob
   rill list ${target}        (or: node dist/src/cli/rill.js list ${target})
+ByteStream (REAPI remote-cache names) over ${casDir}, seeded with:
+${seeded.map((d) => `  ${blobResourceName(d)}   (${d.size} bytes)`).join("\n")}
+  rill call ${target} google.bytestream.ByteStream/Read -d '{"resource_name":"${blobResourceName(seeded[0]!)}"}'
+  write with uploads/{uuid}/blobs/{sha256}/{size}; QueryWriteStatus resumes an interrupted upload
 Press Ctrl+C to stop.`);
 
 const stop = () => {
@@ -87,7 +103,10 @@ const stop = () => {
   longlived.stop();
   if (ticker !== undefined) clearInterval(ticker);
   hub.drain();
-  void server.shutdown({ graceMs: 5000 }).then(() => process.exit(0));
+  void server.shutdown({ graceMs: 5000 }).then(() => {
+    rmSync(casDir, { recursive: true, force: true });
+    process.exit(0);
+  });
 };
 process.once("SIGINT", stop);
 process.once("SIGTERM", stop);
