@@ -4,7 +4,7 @@
  * across streams and process restarts so a client resumes instead of starting over.
  *
  * Each transfer is a data file `<id>.part`, which the owner reads and writes itself, and a
- * sidecar `<id>.json` (partial-sidecar.ts) holding the bytes it accounts, its times and the
+ * sidecar `<id>.json` (partial-files.ts) holding the bytes it accounts, its times and the
  * owner's opaque `state`. A store is the only writer of its directory: give each server process
  * its own (two stores on one directory would each keep their own accounting).
  *
@@ -26,10 +26,10 @@
  * - Sidecars are written atomically; at startup, a data file without a sidecar (a crash in the
  *   middle of a removal) and unreadable sidecars are removed, with their data.
  */
-import { copyFile, mkdir, open as openFile, readdir, rename, rm, stat } from "node:fs/promises";
+import { copyFile, mkdir, rename, rm } from "node:fs/promises";
 import { Code } from "../protocol/code.js";
 import { RpcError } from "../protocol/errors.js";
-import { checkPartialId, partPath, readSidecar, sidecarPath, writeSidecar, type Sidecar } from "./partial-sidecar.js";
+import { checkPartialId, createEmpty, loadSidecars, partPath, sidecarPath, writeSidecar, type Sidecar } from "./partial-files.js";
 
 const GiB = 1024 ** 3;
 
@@ -112,7 +112,9 @@ interface Entry {
 export async function createPartialStore(options: PartialStoreOptions): Promise<PartialStore> {
   const o = resolveOptions(options);
   await mkdir(o.dir, { recursive: true });
-  const store = new Store(o, await loadEntries(o.dir));
+  const entries = new Map<string, Entry>();
+  for (const [id, sidecar] of await loadSidecars(o.dir)) entries.set(id, { sidecar, holder: undefined });
+  const store = new Store(o, entries);
   await store.sweep();
   store.startTimer();
   return store;
@@ -136,42 +138,6 @@ function resolveOptions(options: PartialStoreOptions): Resolved {
   }
   if (!(o.sweepIntervalMs >= 0) || !Number.isFinite(o.sweepIntervalMs)) throw new RangeError(`PartialStoreOptions.sweepIntervalMs must be 0 or more, got ${o.sweepIntervalMs}`);
   return o;
-}
-
-/** Reads every sidecar of `dir`, removing what a crash left half-done. */
-async function loadEntries(dir: string): Promise<Map<string, Entry>> {
-  const entries = new Map<string, Entry>();
-  const names = await readdir(dir);
-  const parts = new Set<string>();
-  for (const name of names) {
-    if (name.endsWith(".json.tmp")) await rm(`${dir}/${name}`, { force: true });
-    else if (name.endsWith(".part")) parts.add(name.slice(0, -5));
-  }
-  for (const name of names) {
-    if (!name.endsWith(".json")) continue;
-    const id = name.slice(0, -5);
-    let sidecar: Sidecar | undefined;
-    try {
-      sidecar = await readSidecar(dir, checkPartialId(id));
-    } catch {
-      sidecar = undefined;
-    }
-    if (sidecar === undefined) {
-      await rm(`${dir}/${name}`, { force: true });
-      continue;
-    }
-    const size = parts.has(id) ? (await stat(partPath(dir, id))).size : await createEmpty(partPath(dir, id));
-    parts.delete(id);
-    sidecar.reserved = Math.max(sidecar.reserved, size);
-    entries.set(id, { sidecar, holder: undefined });
-  }
-  for (const id of parts) await rm(partPath(dir, id), { force: true });
-  return entries;
-}
-
-async function createEmpty(path: string): Promise<number> {
-  await (await openFile(path, "a")).close();
-  return 0;
 }
 
 class Store implements PartialStore {
