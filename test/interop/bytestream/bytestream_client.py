@@ -59,7 +59,11 @@ def main():
         # A stream cut off by the client after 8 more chunks.
         gate = threading.Event()
         call = stub.Write.future(requests(name, data, MiB, size, True, gate, 8))
-        time.sleep(0.5)
+        # Cut once the server has those 8 chunks (bounded wait), so what it keeps is exact.
+        for _ in range(250):
+            if stub.QueryWriteStatus(pb.QueryWriteStatusRequest(resource_name=name)).committed_size == MiB + 8 * CHUNK:
+                break
+            time.sleep(0.02)
         call.cancel()
         gate.set()
         try:
@@ -69,13 +73,8 @@ def main():
             out["cut"] = "CANCELLED"
         except grpc.RpcError as e:
             out["cut"] = e.code().name
-        committed = 0
-        for _ in range(50):
-            s = stub.QueryWriteStatus(pb.QueryWriteStatusRequest(resource_name=name))
-            committed = s.committed_size
-            if committed >= MiB + 8 * CHUNK:
-                break
-            time.sleep(0.02)
+        s = stub.QueryWriteStatus(pb.QueryWriteStatusRequest(resource_name=name))
+        committed = s.committed_size
         out["after_cut"] = [committed, s.complete]
 
         # Resume from the committed size to the end.
