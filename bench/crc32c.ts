@@ -82,7 +82,8 @@ if (v.nodes !== undefined) {
 
 /** Runs this file with the pinned Node of `major` (scripts/node-versions.mjs) and reads its JSON. */
 function runOn(major: string): RunResult {
-  const bin = execFileSync(process.execPath, [join(root, "scripts", "node-versions.mjs"), major], { encoding: "utf8" }).trim();
+  // Its last line: a first run also prints what npm installed.
+  const bin = execFileSync(process.execPath, [join(root, "scripts", "node-versions.mjs"), major], { encoding: "utf8" }).trim().split("\n").at(-1)!;
   const args = [here, "--json", "--rounds", String(rounds), "--ms", String(ms)];
   if (v.candidates !== undefined) args.push("--candidates", resolve(v.candidates));
   console.error(`[bench:crc32c] Node ${major}: ${bin}`);
