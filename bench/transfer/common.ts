@@ -5,13 +5,15 @@
  *
  * Invariant: every implementation serves `rill.transfer.v1.TransferService/Download` with the
  * same `DownloadResponse { Chunk chunk }` bytes on the wire (offset, 64 KiB of data, total_size,
- * and on the last chunk `last` and the SHA-256), plus `bench.v1.BenchService/Bidi` for the
- * ping-pong, so the numbers differ only by the RPC stack.
+ * the data's CRC32C, and on the last chunk `last` and the SHA-256), and every receiver checks
+ * each chunk's CRC32C and the SHA-256, plus `bench.v1.BenchService/Bidi` for the ping-pong, so
+ * the numbers differ only by the RPC stack.
  */
 import { createHash, randomFillSync, timingSafeEqual, type Hash } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { DownloadResponseSchema, type DownloadRequest, type DownloadResponse } from "../../gen/rill/transfer/v1/transfer_pb.js";
 import type { PingPong } from "../common.js";
+import { crc32c } from "../../src/transfer/crc32c.js";
 
 export const CHUNK = 64 * 1024;
 export const BLOCK = 1024 * 1024;
@@ -33,6 +35,7 @@ export interface PeerChunk {
   last: boolean;
   sha256: Uint8Array | undefined;
   totalSize: number;
+  crc32c: number;
 }
 
 /** The peers' sender: the same 64 KiB chunks, hashed as they go, the digest on the last one. */
@@ -43,7 +46,7 @@ export function* peerChunks(size: number): Generator<PeerChunk> {
     const data = block.subarray(at, at + Math.min(CHUNK, size - offset));
     hash.update(data);
     const last = offset + data.byteLength === size;
-    yield { offset, data, last, sha256: last ? hash.digest() : undefined, totalSize: size };
+    yield { offset, data, last, sha256: last ? hash.digest() : undefined, totalSize: size, crc32c: crc32c(data) };
     offset += data.byteLength;
   }
 }
@@ -51,7 +54,7 @@ export function* peerChunks(size: number): Generator<PeerChunk> {
 /** A peer chunk as the protobuf-es message grpc-js and connect send. */
 export const peerMessage = (c: PeerChunk): DownloadResponse =>
   create(DownloadResponseSchema, {
-    chunk: { offset: BigInt(c.offset), data: c.data, last: c.last, totalSize: BigInt(c.totalSize), ...(c.sha256 !== undefined ? { sha256: c.sha256 } : {}) },
+    chunk: { offset: BigInt(c.offset), data: c.data, last: c.last, totalSize: BigInt(c.totalSize), crc32c: c.crc32c, ...(c.sha256 !== undefined ? { sha256: c.sha256 } : {}) },
   });
 
 /** The peers' receiver: checks order and size, hashes, and compares the digest on the last chunk. */
@@ -61,9 +64,10 @@ export class Verifier {
   complete = false;
   constructor(private readonly size: number) {}
 
-  accept(offset: number, data: Uint8Array, last: boolean, sha256: Uint8Array | undefined): void {
+  accept(offset: number, data: Uint8Array, last: boolean, sha256: Uint8Array | undefined, crc: number | undefined): void {
     if (this.complete) throw new Error("a chunk after the last one");
     if (offset !== this.offset) throw new Error(`chunk at ${offset}, expected ${this.offset}`);
+    if (crc !== crc32c(data)) throw new Error(`CRC32C mismatch in the chunk at ${offset}`);
     this.hash.update(data);
     this.offset += data.byteLength;
     if (!last) return;

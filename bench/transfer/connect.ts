@@ -39,7 +39,7 @@ export async function connect(port: number): Promise<TransferClient> {
       const v = new Verifier(size);
       for await (const m of transfer.download({ transferId: String(size) })) {
         const ch = m.chunk!;
-        v.accept(Number(ch.offset), ch.data, ch.last, ch.last ? ch.sha256 : undefined);
+        v.accept(Number(ch.offset), ch.data, ch.last, ch.last ? ch.sha256 : undefined, ch.crc32c);
       }
       if (!v.complete) throw new Error(`incomplete: ${v.offset} of ${size}`);
     },

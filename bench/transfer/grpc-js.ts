@@ -83,7 +83,7 @@ export async function connect(port: number): Promise<TransferClient> {
         call.on("data", (m: DownloadResponse) => {
           try {
             const ch = m.chunk!;
-            v.accept(Number(ch.offset), ch.data, ch.last, ch.last ? ch.sha256 : undefined);
+            v.accept(Number(ch.offset), ch.data, ch.last, ch.last ? ch.sha256 : undefined, ch.crc32c);
           } catch (e) {
             reject(e);
             call.cancel();

@@ -17,11 +17,11 @@ interface Windows {
 /**
  * The gRPC frame header plus every byte of `DownloadResponse { chunk: Chunk }` before the chunk's
  * data (the data itself is written after it, uncopied), and the tail after the data.
- * Field order matches protobuf-es's output: offset, data, last, sha256, total_size.
+ * Field order matches protobuf-es's output: offset, data, last, sha256, total_size, crc32c.
  */
 function chunkFrame(c: PeerChunk): { head: Buffer; tail: Buffer } {
   const n = c.data.byteLength;
-  const tailLen = (c.last ? 2 + 2 + 32 : 0) + 1 + varintSize(c.totalSize);
+  const tailLen = (c.last ? 2 + 2 + 32 : 0) + 1 + varintSize(c.totalSize) + 5;
   const innerLen = (c.offset > 0 ? 1 + varintSize(c.offset) : 0) + 1 + varintSize(n) + n + tailLen;
   const msgLen = 1 + varintSize(innerLen) + innerLen;
   const head = Buffer.allocUnsafe(5 + msgLen - n - tailLen);
@@ -45,7 +45,9 @@ function chunkFrame(c: PeerChunk): { head: Buffer; tail: Buffer } {
     t += 32;
   }
   tail[t++] = 0x28;
-  writeVarint(tail, t, c.totalSize);
+  t = writeVarint(tail, t, c.totalSize);
+  tail[t++] = 0x35; // field 6, fixed32
+  tail.writeUInt32LE(c.crc32c, t);
   return { head, tail };
 }
 
@@ -59,6 +61,7 @@ function acceptChunk(buf: Buffer, start: number, end: number, v: Verifier): void
   let data: Uint8Array = buf.subarray(0, 0);
   let last = false;
   let sha256: Uint8Array | undefined;
+  let crc: number | undefined;
   while (at.off < end) {
     const tag = readVarint(buf, at);
     if (tag === 0x0a) {
@@ -88,12 +91,16 @@ function acceptChunk(buf: Buffer, start: number, end: number, v: Verifier): void
       case 0x28:
         readVarint(buf, at);
         break;
+      case 0x35:
+        crc = buf.readUInt32LE(at.off);
+        at.off += 4;
+        break;
       default:
         throw new Error(`unexpected tag ${tag} in DownloadResponse`);
     }
     if (at.off > chunkEnd) throw new Error("malformed Chunk");
   }
-  v.accept(offset, data, last, sha256);
+  v.accept(offset, data, last, sha256, crc);
 }
 
 /** DownloadRequest { transfer_id } read by hand: the only field the raw server needs. */

@@ -122,6 +122,11 @@ export class PartialUploads {
     return digest;
   }
 
+  /** Whether streams of upload `id` are running in this process. */
+  busy(id: string): boolean {
+    return this.open.has(id);
+  }
+
   /** The upload `id` if one is open here or kept by the store (without holding it). */
   async peek(id: string): Promise<{ held: Range[]; rejected: Range[]; totalSize: number; expiresAt: number } | undefined> {
     const info = (await this.store.list()).find((p) => p.id === id);

@@ -125,7 +125,10 @@ export function transferService(options: TransferServiceOptions): ServiceImpl<ty
 
     async abort(req) {
       const id = checkTransferId(req.transferId);
-      if (!(await (await partialUploads()).store.abort(id))) throw new RpcError(Code.NotFound, `no partial upload named ${JSON.stringify(id)}`);
+      const all = await partialUploads();
+      // Its streams would go on writing into a file that is gone, and save its state again.
+      if (all.busy(id)) throw new RpcError(Code.FailedPrecondition, `upload ${id} has streams in progress: end them (cancel the calls) before aborting it`);
+      if (!(await all.store.abort(id))) throw new RpcError(Code.NotFound, `no partial upload named ${JSON.stringify(id)}`);
       return {};
     },
   };
