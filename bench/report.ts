@@ -88,6 +88,8 @@ export function implLabel(impl: string): string {
       return "raw, 4/16 MiB windows";
     case "rill-observed":
       return "Rill + metrics + tracing";
+    case "grpcio":
+      return "grpcio (Python, C-core)";
     default:
       return impl;
   }

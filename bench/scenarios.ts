@@ -44,8 +44,8 @@ export interface Scenario {
   extraImpls?: readonly ImplName[];
   /** The only implementations this scenario runs (default: all but the optional ones). */
   impls?: readonly ImplName[];
-  /** The implementation the ratios are to (default "raw"). */
-  baseline?: ImplName;
+  /** The implementation the ratios are to (default "raw"; "grpcio" is large-unary.ts's Python client). */
+  baseline?: ImplName | "grpcio";
   /** Shows each shown metric's range over the rounds next to its median. */
   spread?: boolean;
   /**

@@ -36,7 +36,7 @@ export const protoCodec: Codec = {
   encode: (schema, message) => {
     // A plain init object of a flat message is encoded as it is: create() would only fill defaults.
     const plain = typeof message === "object" && message !== null && (message as { $typeName?: string }).$typeName === undefined;
-    const fast = encodeFlatMessage(schema, (plain ? message : toMessage(schema, message)) as Record<string, unknown>);
+    const fast = encodeFlatMessage(schema, (plain ? message : toMessage(schema, message)) as Record<string, unknown>, true);
     return fast ?? toBinary(schema, toMessage(schema, message));
   },
   decode: (schema, bytes) => fromBinary(schema, bytes),

@@ -19,6 +19,10 @@
  * which then also produces its own error messages.
  */
 import { ScalarType, type DescField, type DescMessage } from "@bufbuild/protobuf";
+import { allocatePayload } from "../protocol/frame.js";
+
+/** Messages from this size on are allocated with room for their frame header (small ones come from node's pool). */
+const HEADER_ROOM_FROM = 64 * 1024;
 
 const enum Kind {
   String,
@@ -38,6 +42,11 @@ const enum Kind {
   Fixed64,
   Sfixed64,
   Message,
+  /**
+   * A field outside the flat shape (a list, map, oneof, well-known type or non-flat message):
+   * only in a partial plan, and only while the value leaves it unset, which writes nothing.
+   */
+  Unset,
 }
 
 interface FieldPlan {
@@ -58,6 +67,8 @@ interface MessagePlan {
   readonly fields: readonly FieldPlan[];
   /** 1 for a message without message fields, else 1 + the largest height among them. */
   readonly height: number;
+  /** Some field, here or in a nested type, is Kind.Unset: encodable only by `encodeFlatMessage(…, true)`. */
+  readonly partial: boolean;
 }
 
 const EXPLICIT = 1;
@@ -78,17 +89,24 @@ const plans = new WeakMap<DescMessage, MessagePlan | null>();
  * of `schema`, or a plain init object for it (no `$typeName`): a field it leaves undefined is
  * written as `create()` would default it, i.e. not at all, so the init object needs no `create()`;
  * the same holds for the init objects of nested messages.
+ *
+ * With `partial`, a message type with fields outside the flat shape is encoded too, as long as
+ * this value leaves every such field unset (undefined, an empty list or map, a oneof without a
+ * case): `SimpleRequest { Payload payload; BoolValue response_compressed; … }` carrying a large
+ * payload, say. A value that sets one is declined. protoCodec uses this; without it, only types
+ * that are flat throughout are encoded (the shape the random tests check exhaustively).
  */
-export function encodeFlatMessage(schema: DescMessage, message: Record<string, unknown>): Uint8Array | undefined {
+export function encodeFlatMessage(schema: DescMessage, message: Record<string, unknown>, partial = false): Uint8Array | undefined {
   const plan = planFor(schema);
-  if (plan === null) return undefined;
+  if (plan === null || (plan.partial && !partial)) return undefined;
   // Pass 1 validates and sizes, recording string and nested message lengths in preorder;
   // pass 2 writes, reading them back in the same order.
   lengths.length = 0;
   const size = sizeMessage(plan, message);
   if (size < 0) return undefined;
-  // allocUnsafe is safe: every byte is written below.
-  const out = Buffer.allocUnsafe(size);
+  // allocUnsafe is safe: every byte is written below. A large message gets room for its frame
+  // header in front, so framing it copies nothing (see allocatePayload).
+  const out = size >= HEADER_ROOM_FROM ? allocatePayload(size) : Buffer.allocUnsafe(size);
   cursor = 0;
   const end = writeMessage(plan, message, out, 0);
   if (end !== size) throw new Error(`flat message encoder wrote ${end} of ${size} bytes`); // a bug, not bad input
@@ -129,6 +147,9 @@ function sizeMessage(plan: MessagePlan, message: Record<string, unknown>): numbe
     if (f.explicit && !Object.prototype.hasOwnProperty.call(message, f.localName)) continue;
     let n: number;
     switch (f.kind) {
+      case Kind.Unset:
+        if (!isUnset(f, v)) return -1;
+        continue;
       case Kind.String:
         if (typeof v !== "string") return -1;
         if (v === "" && !f.explicit) continue;
@@ -305,9 +326,36 @@ function isImplicitZero(f: FieldPlan, v: unknown): boolean {
       return v === 0n;
     case Kind.Message:
       return false;
+    case Kind.Unset:
+      return true;
     default:
       return v === f.zero;
   }
+}
+
+/** Whether a Kind.Unset field's value writes nothing (f.zero says what the field is: see UnsetAs). */
+function isUnset(f: FieldPlan, v: unknown): boolean {
+  switch (f.zero) {
+    case UnsetAs.List:
+      return Array.isArray(v) && v.length === 0;
+    case UnsetAs.Map:
+      if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
+      for (const _ in v) return false;
+      return true;
+    case UnsetAs.Oneof:
+      return typeof v === "object" && v !== null && (v as { case?: unknown }).case === undefined;
+    default:
+      // A message field (undefined was skipped before asking).
+      return false;
+  }
+}
+
+/** For Kind.Unset fields, in `zero`: what an unset value looks like besides undefined. */
+const enum UnsetAs {
+  Message,
+  List,
+  Map,
+  Oneof,
 }
 
 /**
@@ -319,9 +367,12 @@ function compile(schema: DescMessage, open: Set<DescMessage>): MessagePlan | nul
   const fields = [...schema.fields].sort((a, b) => a.number - b.number);
   const plan: FieldPlan[] = [];
   let height = 1;
+  let partial = false;
+  const oneofs = new Set<string>();
   open.add(schema);
   try {
     for (const field of fields) {
+      if (field.presence !== IMPLICIT && field.presence !== EXPLICIT) return null; // proto2 required
       let nested: MessagePlan | undefined;
       if (field.fieldKind === "message") {
         const child = field.message;
@@ -333,17 +384,34 @@ function compile(schema: DescMessage, open: Set<DescMessage>): MessagePlan | nul
         }
         if (childPlan === null) return null;
         nested = childPlan;
+        partial ||= childPlan.partial;
         height = Math.max(height, childPlan.height + 1);
         if (height > MAX_HEIGHT) return null;
       }
-      const p = planField(field, nested);
-      if (p === undefined) return null;
+      let p = planField(field, nested);
+      if (p === undefined) {
+        if (field.fieldKind === "message" && field.delimitedEncoding) return null; // a group
+        p = unsetField(field);
+        if (field.oneof !== undefined) {
+          if (oneofs.has(p.localName)) continue;
+          oneofs.add(p.localName);
+        }
+        partial = true;
+      }
       plan.push(p);
     }
   } finally {
     open.delete(schema);
   }
-  return { typeName: schema.typeName, fields: plan, height };
+  return { typeName: schema.typeName, fields: plan, height, partial };
+}
+
+/** A field outside the flat shape, which a partial plan encodes only while the value leaves it unset. */
+function unsetField(field: DescField): FieldPlan {
+  const oneof = field.oneof;
+  const localName = oneof !== undefined ? oneof.localName : field.localName;
+  const as = oneof !== undefined ? UnsetAs.Oneof : field.fieldKind === "list" ? UnsetAs.List : field.fieldKind === "map" ? UnsetAs.Map : UnsetAs.Message;
+  return { localName, kind: Kind.Unset, tag: new Uint8Array(0), zero: as, explicit: false, message: undefined };
 }
 
 function planField(field: DescField, nested: MessagePlan | undefined): FieldPlan | undefined {

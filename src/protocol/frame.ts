@@ -39,11 +39,35 @@ export function encodeFrameHeader(length: number, compressed: boolean): Uint8Arr
  * `grpc-encoding`. Fails like {@link encodeFrameHeader}.
  */
 export function encodeFrame(data: Uint8Array, compressed = false): Uint8Array {
+  if (withHeaderRoom.has(data)) {
+    // The encoder left room for the header in front of the payload: write it there, copy nothing.
+    const frame = new Uint8Array(data.buffer, data.byteOffset - FRAME_HEADER_LENGTH, FRAME_HEADER_LENGTH + data.byteLength);
+    writeHeader(frame, data.byteLength, compressed);
+    return frame;
+  }
   // allocUnsafe skips zero-filling: every byte is overwritten just below.
   const frame = Buffer.allocUnsafe(FRAME_HEADER_LENGTH + data.byteLength);
   writeHeader(frame, data.byteLength, compressed);
   frame.set(data, FRAME_HEADER_LENGTH);
   return frame;
+}
+
+/**
+ * Payloads allocated by `allocatePayload`: the FRAME_HEADER_LENGTH bytes in front of each are
+ * theirs. A WeakSet, so a payload carries no extra property and is forgotten with it.
+ */
+const withHeaderRoom = new WeakSet<Uint8Array>();
+
+/**
+ * A payload buffer of `length` bytes (not zeroed: the caller writes every byte) with room for
+ * its frame header in front, so `encodeFrame` frames it in place. For large messages: copying a
+ * 100 MiB payload into a new frame buffer cost ~290 ms here, nearly all of it the kernel
+ * faulting in the fresh pages (the copy itself, into memory already touched, takes 6 ms).
+ */
+export function allocatePayload(length: number): Buffer {
+  const payload = Buffer.allocUnsafeSlow(FRAME_HEADER_LENGTH + length).subarray(FRAME_HEADER_LENGTH);
+  withHeaderRoom.add(payload);
+  return payload;
 }
 
 function writeHeader(target: Uint8Array, length: number, compressed: boolean): void {

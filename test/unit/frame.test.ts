@@ -2,6 +2,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Code, encodeFrame, encodeFrameHeader, FRAME_HEADER_LENGTH, FrameDecoder, type Frame } from "../../src/protocol/index.js";
 import { RpcError } from "../../src/protocol/errors.js";
+import { allocatePayload } from "../../src/protocol/frame.js";
 
 const bytes = (...values: number[]) => new Uint8Array(values);
 const text = (s: string) => new TextEncoder().encode(s);
@@ -48,6 +49,26 @@ describe("encodeFrame", () => {
   test("encodes a payload that is a view into a larger buffer", () => {
     const backing = bytes(9, 9, 1, 2, 9);
     assert.deepEqual([...encodeFrame(backing.subarray(2, 4))], [0, 0, 0, 0, 2, 1, 2]);
+  });
+});
+
+describe("allocatePayload", () => {
+  test("leaves room for the header, so encodeFrame frames the payload in place, compressed flag included", () => {
+    const payload = allocatePayload(70_000);
+    for (let i = 0; i < payload.byteLength; i++) payload[i] = i & 0xff;
+    for (const compressed of [false, true]) {
+      const frame = encodeFrame(payload, compressed);
+      assert.equal(frame.buffer, payload.buffer, "no copy");
+      assert.equal(frame.byteOffset + FRAME_HEADER_LENGTH, payload.byteOffset);
+      assert.deepEqual(new FrameDecoder().push(frame), [{ compressed, data: new Uint8Array(payload) }]);
+    }
+    // Any other payload, a view of it included, is copied into a new frame as before.
+    const view = payload.subarray(1);
+    const copied = encodeFrame(view);
+    assert.notEqual(copied.buffer, payload.buffer);
+    const [decoded] = new FrameDecoder().push(copied);
+    assert.deepEqual([decoded?.compressed, new Uint8Array(decoded!.data)], [false, new Uint8Array(view)]);
+    assert.equal(payload[0], 0, "the payload's own bytes are untouched");
   });
 });
 
