@@ -129,6 +129,17 @@ class InProcessStream extends EventEmitter implements ClientCallStream, ServerCa
     super();
   }
 
+  /** Writes go straight into the peer's inbox: nothing waits on our side. */
+  get writableLength(): number {
+    return 0;
+  }
+
+  get readableLength(): number {
+    let n = 0;
+    for (const item of this.inbox) if (item.kind === "data") n += item.chunk.byteLength;
+    return n;
+  }
+
   write(chunk: Uint8Array, callback?: (error?: Error | null) => void): boolean {
     if (this.writableEnded || this.destroyed) {
       callback?.(new Error("write after end"));

@@ -200,11 +200,18 @@ export class Attempt {
   onTrailers(headers: IncomingStreamHeaders): void {
     this.trailerHeaders = headers;
     this.status = parseStatus(headers) ?? { code: Code.Internal, message: "the server's trailers carry no grpc-status" };
-    // Node keeps a stream open until both sides end: close ours now that the server is done.
+    // Node keeps a stream open until both sides end: end ours now that the server is done.
     this.call.stopSending();
     this.writer?.abort();
     const stream = this.stream;
-    if (stream !== undefined && !stream.writableEnded && !stream.destroyed) stream.close(ResetCode.NoError);
+    if (stream === undefined || stream.writableEnded || stream.destroyed) return;
+    if (stream.writableLength === 0) return stream.close(ResetCode.NoError);
+    // Writes are still queued behind flow control (a server that answered a client stream
+    // early): on Node 20, close() of such a stream spins the process at 100% CPU inside
+    // node:http2; destroy() (RST_STREAM NO_ERROR as well) does not. destroy() also drops
+    // responses the reader has not taken yet, so with any left it waits for the readable end.
+    if (stream.readableLength === 0) stream.destroy();
+    else stream.once("end", () => stream.destroy());
   }
 
   /** @internal */

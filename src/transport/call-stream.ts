@@ -55,10 +55,16 @@ export interface CallStream {
   // `any`: node's overloads type each event's listener; ours are checked where they are defined.
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   on(event: string, listener: (...args: any[]) => void): this;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  once(event: string, listener: (...args: any[]) => void): this;
 }
 
 /** The client's side of a call's stream. */
 export interface ClientCallStream extends CallStream {
+  /** Bytes written but still queued on our side (behind the peer's window). */
+  readonly writableLength: number;
+  /** Bytes received but not yet taken by a `data` listener (the stream is paused). */
+  readonly readableLength: number;
   /** The stream id (odd, increasing per connection); undefined until assigned. */
   readonly id?: number | undefined;
 }

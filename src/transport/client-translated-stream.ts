@@ -52,6 +52,12 @@ export abstract class ClientTranslatedStream extends EventEmitter implements Cli
   get rstCode(): number | undefined {
     return this.inner?.rstCode;
   }
+  get writableLength(): number {
+    return this.inner?.writableLength ?? 0;
+  }
+  get readableLength(): number {
+    return this.inner?.readableLength ?? 0;
+  }
 
   write(chunk: Uint8Array, callback?: (error?: Error | null) => void): boolean {
     return this.inner!.write(chunk, callback);
