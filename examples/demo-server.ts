@@ -18,7 +18,8 @@ import { alexandriaService } from "./alexandria/server.js";
 import { serveHealth } from "../src/services/health/index.js";
 import { serveReflection } from "../src/services/reflection/index.js";
 import { blobResourceName, serveByteStream } from "../src/services/bytestream/index.js";
-import { mkdtempSync, rmSync } from "node:fs";
+import { TransferService, transferService } from "../src/transfer/index.js";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -61,6 +62,11 @@ const seeded = [
   await bytestream.blobs.put(new TextEncoder().encode("Hello from Rill's ByteStream demo.\n")),
   await bytestream.blobs.put(new Uint8Array(1024 * 1024).map((_, i) => (i * 31) & 0xff)),
 ];
+// Rill's own TransferService (ranged, parallel, per-chunk CRC32C) over another throwaway
+// directory, seeded with one payload to download.
+const transferDir = mkdtempSync(join(tmpdir(), "rill-demo-transfer-"));
+writeFileSync(join(transferDir, "sample.bin"), new Uint8Array(4 * 1024 * 1024).map((_, i) => (i * 7) & 0xff));
+server.add(TransferService, transferService({ dir: transferDir }));
 // Reflection and health describe every service on the server, so they come last.
 serveReflection(server);
 serveHealth(server);
@@ -94,6 +100,8 @@ ByteStream (REAPI remote-cache names) over ${casDir}, seeded with:
 ${seeded.map((d) => `  ${blobResourceName(d)}   (${d.size} bytes)`).join("\n")}
   rill call ${target} google.bytestream.ByteStream/Read -d '{"resource_name":"${blobResourceName(seeded[0]!)}"}'
   write with uploads/{uuid}/blobs/{sha256}/{size}; QueryWriteStatus resumes an interrupted upload
+TransferService over ${transferDir} (payload "sample.bin", 4 MiB):
+  rill call ${target} rill.transfer.v1.TransferService/GetStatus -d '{"transfer_id":"sample.bin"}'
 Press Ctrl+C to stop.`);
 
 const stop = () => {
@@ -105,6 +113,7 @@ const stop = () => {
   hub.drain();
   void server.shutdown({ graceMs: 5000 }).then(() => {
     rmSync(casDir, { recursive: true, force: true });
+    rmSync(transferDir, { recursive: true, force: true });
     process.exit(0);
   });
 };
