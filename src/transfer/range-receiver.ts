@@ -15,6 +15,9 @@ import type { Range } from "./byte-ranges.js";
 import type { RangeFile } from "./range-file.js";
 import type { TransferChunk } from "./transfer-chunk.js";
 
+/** Chunk writes one stream keeps in flight. */
+const MAX_WRITES = 4;
+
 /** Options of `receiveRange`. */
 export interface ReceiveRangeOptions<M> {
   /** Maps a received message to its chunk. */
@@ -49,38 +52,55 @@ export async function receiveRange<M>(messages: AsyncIterable<M>, file: RangeFil
   let next = from;
   let written = 0;
   let sha256: Uint8Array | undefined;
-  for await (const message of messages) {
-    const chunk = options.fromMessage(message);
-    const end = chunk.offset + chunk.data.byteLength;
-    if (chunk.totalSize !== undefined && chunk.totalSize !== file.totalSize) {
-      throw new RpcError(Code.InvalidArgument, `the chunk at offset ${chunk.offset} names a payload of ${chunk.totalSize} bytes, not ${file.totalSize}`);
-    }
-    if (!Number.isSafeInteger(chunk.offset) || chunk.offset < next || end > to) {
-      throw new RpcError(
-        Code.InvalidArgument,
-        chunk.offset < next
-          ? `the chunk at offset ${chunk.offset} overlaps or precedes the stream's previous chunk (expected offset ${next} or later)`
-          : `the chunk [${chunk.offset}, ${end}) lies outside the requested range [${from}, ${to})`,
-      );
-    }
-    if (chunk.data.byteLength === 0 && !chunk.last) throw new RpcError(Code.InvalidArgument, `empty chunk at offset ${chunk.offset} (only the last chunk may be empty)`);
-    if (chunk.last) {
-      if (end !== file.totalSize) throw new RpcError(Code.InvalidArgument, `the last chunk ends at ${end}, not at the payload's ${file.totalSize} bytes`);
-      if (chunk.sha256?.byteLength !== 32) throw new RpcError(Code.InvalidArgument, `the last chunk must carry a 32-byte SHA-256, got ${chunk.sha256?.byteLength ?? 0} bytes`);
-    }
-    next = end;
-    if (!chunkIntact(chunk)) {
-      rejected.push([chunk.offset, end]);
-      if (rejected.length > maxRejected) {
-        throw new RpcError(Code.DataLoss, `${rejected.length} chunks of this stream arrived damaged (CRC32C mismatch); the path corrupts data`);
+  const writing = new Set<Promise<void>>();
+  try {
+    for await (const message of messages) {
+      const chunk = options.fromMessage(message);
+      const end = chunk.offset + chunk.data.byteLength;
+      if (chunk.totalSize !== undefined && chunk.totalSize !== file.totalSize) {
+        throw new RpcError(Code.InvalidArgument, `the chunk at offset ${chunk.offset} names a payload of ${chunk.totalSize} bytes, not ${file.totalSize}`);
       }
-      options.onChunk?.(chunk, false);
-      continue;
+      if (!Number.isSafeInteger(chunk.offset) || chunk.offset < next || end > to) {
+        throw new RpcError(
+          Code.InvalidArgument,
+          chunk.offset < next
+            ? `the chunk at offset ${chunk.offset} overlaps or precedes the stream's previous chunk (expected offset ${next} or later)`
+            : `the chunk [${chunk.offset}, ${end}) lies outside the requested range [${from}, ${to})`,
+        );
+      }
+      if (chunk.data.byteLength === 0 && !chunk.last) throw new RpcError(Code.InvalidArgument, `empty chunk at offset ${chunk.offset} (only the last chunk may be empty)`);
+      if (chunk.last) {
+        if (end !== file.totalSize) throw new RpcError(Code.InvalidArgument, `the last chunk ends at ${end}, not at the payload's ${file.totalSize} bytes`);
+        if (chunk.sha256?.byteLength !== 32) throw new RpcError(Code.InvalidArgument, `the last chunk must carry a 32-byte SHA-256, got ${chunk.sha256?.byteLength ?? 0} bytes`);
+      }
+      next = end;
+      if (!chunkIntact(chunk)) {
+        rejected.push([chunk.offset, end]);
+        if (rejected.length > maxRejected) {
+          throw new RpcError(Code.DataLoss, `${rejected.length} chunks of this stream arrived damaged (CRC32C mismatch); the path corrupts data`);
+        }
+        options.onChunk?.(chunk, false);
+        continue;
+      }
+      if (chunk.last) sha256 = chunk.sha256;
+      // Up to MAX_WRITES chunks are written at once while the next ones are read: the disk and the
+      // network overlap, and memory stays bounded by the writes in flight.
+      const write = file.write(chunk.offset, chunk.data).then((wrote) => {
+        if (wrote) written += chunk.data.byteLength;
+        options.onChunk?.(chunk, wrote);
+      });
+      writing.add(write);
+      void write.then(
+        () => writing.delete(write),
+        () => {},
+      );
+      if (writing.size >= MAX_WRITES) await Promise.race(writing);
     }
-    if (chunk.last) sha256 = chunk.sha256;
-    const wrote = await file.write(chunk.offset, chunk.data);
-    if (wrote) written += chunk.data.byteLength;
-    options.onChunk?.(chunk, wrote);
+    await Promise.all(writing);
+  } catch (e) {
+    // Writes still in flight finish (or fail) before the caller may close the file.
+    await Promise.allSettled(writing);
+    throw e;
   }
   return { written, rejected, sha256 };
 }

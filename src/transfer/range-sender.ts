@@ -10,6 +10,9 @@ import { RpcError } from "../protocol/errors.js";
 import { crc32c } from "./crc32c.js";
 import { DEFAULT_CHUNK_SIZE, type TransferChunk } from "./transfer-chunk.js";
 
+/** Bytes read from a file at once (four default chunks). */
+const READ_AHEAD = 256 * 1024;
+
 /** A payload that can be read at any offset: a file path, a `Blob` or a `Uint8Array`. */
 export type RangeSource = string | URL | Blob | Uint8Array;
 
@@ -92,16 +95,25 @@ async function openRangeReader(source: RangeSource): Promise<RangeReader> {
   }
   const file = await open(source, "r");
   const size = (await file.stat()).size;
+  // Reads go in blocks of READ_AHEAD, sliced into chunks: one trip to the thread pool per block
+  // instead of per chunk. A stalled reader holds one block.
+  let block = Buffer.alloc(0);
+  let blockStart = 0;
+  const fill = async (offset: number, length: number): Promise<void> => {
+    const want = Math.min(Math.max(length, READ_AHEAD), size - offset);
+    block = Buffer.allocUnsafe(want);
+    blockStart = offset;
+    for (let got = 0; got < want; ) {
+      const { bytesRead } = await file.read(block, got, want - got, offset + got);
+      if (bytesRead === 0) throw new RpcError(Code.FailedPrecondition, `${String(source)} shrank while being sent (expected ${size} bytes)`);
+      got += bytesRead;
+    }
+  };
   return {
     size,
     async read(offset, length) {
-      const buf = Buffer.allocUnsafe(length);
-      for (let got = 0; got < length; ) {
-        const { bytesRead } = await file.read(buf, got, length - got, offset + got);
-        if (bytesRead === 0) throw new RpcError(Code.FailedPrecondition, `${String(source)} shrank while being sent (expected ${size} bytes)`);
-        got += bytesRead;
-      }
-      return buf;
+      if (offset < blockStart || offset + length > blockStart + block.byteLength) await fill(offset, length);
+      return block.subarray(offset - blockStart, offset - blockStart + length);
     },
     close: () => file.close(),
   };
