@@ -90,6 +90,15 @@ if KEYS[3] ~= KEYS[2] then redis.call('RPUSH', KEYS[3], ARGV[1]) end
 return value
 `;
 
+type StreamEntry = [StreamId, string[]];
+/** XREAD's reply for one stream: null (nothing), or [key, entries], nested once more or not by the ioredis version. */
+type XreadReply = [string, StreamEntry[]][] | [string, StreamEntry[]] | null;
+
+function entriesOf(reply: XreadReply): StreamEntry[] {
+  if (reply === null || reply.length === 0) return [];
+  return typeof reply[0] === "string" ? (reply as [string, StreamEntry[]])[1] : (reply as [string, StreamEntry[]][])[0]![1];
+}
+
 /** A stored binding: "<seq>\n<JSON>". */
 function parseStored(value: string): { seq: StreamId; binding: Binding } {
   const nl = value.indexOf("\n");
@@ -163,14 +172,14 @@ export function redisStore(options: RedisStoreOptions): LibraryStore {
             conn.on("error", () => {});
             watchers.add(conn);
           }
-          const read = (await conn.call("XREAD", "COUNT", 1000, "BLOCK", 0, "STREAMS", keys.stream, last)) as [string, [StreamId, string[]][]][] | null;
+          const read = (await conn.call("XREAD", "COUNT", 1000, "BLOCK", 0, "STREAMS", keys.stream, last)) as XreadReply;
           // Read after the entries: a trim that removed entries before the XREAD shows here.
           const trimmed = await redis.get(keys.trimmed);
           if (trimmed !== null && compareIds(trimmed, last) > 0) {
             for (const s of await stored(agent)) if (compareIds(s.seq, last) > 0 && compareIds(s.seq, trimmed) <= 0) batch.push(s.binding);
             last = trimmed;
           }
-          for (const [seq, fields] of read?.[0]?.[1] ?? []) {
+          for (const [seq, fields] of entriesOf(read)) {
             if (compareIds(seq, last) <= 0) continue;
             last = seq;
             const f = new Map<string, string>();
