@@ -20,7 +20,7 @@ import { alexandriaService } from "../../examples/alexandria/server.js";
 import type { LibraryStore } from "../../examples/alexandria/store.js";
 import { Code, RpcError } from "../../src/index.js";
 import { chunkToProto, sendChunks, type TransferProgress } from "../../src/transfer/index.js";
-import { collect, useHarness } from "../support/harness.js";
+import { collect, eventually, from, useHarness } from "../support/harness.js";
 import { freePort } from "../support/ports.js";
 import { startRedisServer, useRedis } from "../support/redis.js";
 import { startChildServer, type ChildServer } from "../fault/fixtures/child-server.js";
@@ -29,11 +29,6 @@ import { alexandriaCases } from "./alexandria-cases.js";
 const MiB = 1024 * 1024;
 const hex = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 const fixture = fileURLToPath(new URL("../fault/fixtures/alexandria-server.js", import.meta.url));
-
-/** Resolves once `check()` holds; fails after `ms`. */
-async function until(check: () => boolean, what: string, ms = 20_000): Promise<void> {
-  for (const end = Date.now() + ms; !check(); await sleep(20)) if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-}
 
 const redis = useRedis();
 let filesRoot = "";
@@ -125,13 +120,13 @@ describe("alexandria's Redis store", () => {
         return alice.lend(file, "bob");
       };
       const made = [await lend(1)];
-      await until(() => watched.length === 1, "the first binding");
+      await eventually(() => watched.length === 1, 20_000, "the first binding");
       await server.stop();
       await sleep(300); // the watcher's connection fails and it starts retrying
       server = await startRedisServer({ port, dir: redisDir, appendonly: true });
       // Made before the watcher is back (it retries at most a second apart), then after.
       made.push(await lend(2), await lend(3));
-      await until(() => watched.length === 3, "the bindings made after the restart");
+      await eventually(() => watched.length === 3, 20_000, "the bindings made after the restart");
       watching.abort();
       await watch;
       assert.deepEqual(watched, made);
@@ -154,8 +149,8 @@ describe("alexandria's Redis store", () => {
         { hash: hex(Buffer.from("one")), path: "one.txt", size: 3 },
         { hash: hex(Buffer.from("two")), path: "music/two.flac", size: 3 },
       ];
-      await alice.report((async function* () { yield* entries; })());
-      const small = join(o.filesDir, "..", `${randomUUID()}.txt`);
+      await alice.report(from(entries));
+      const small = join(filesRoot, `${randomUUID()}.txt`);
       await writeFile(small, "a small file");
       const first = await alice.lend(small, "bob");
 
@@ -191,7 +186,7 @@ describe("alexandria's Redis store", () => {
       const direct = open({ ...o, filesDir: join(filesRoot, randomUUID()) });
       assert.deepEqual(await direct.entries("alice"), [...entries].sort((a, b) => a.path.localeCompare(b.path)));
 
-      const big = join(o.filesDir, "..", `${randomUUID()}.bin`);
+      const big = join(filesRoot, `${randomUUID()}.bin`);
       await writeFile(big, content);
       const progress: TransferProgress[] = [];
       const binding = await alice.lend(big, "bob", { onProgress: (p) => progress.push(p) });
