@@ -137,6 +137,16 @@ describe("alexandria's Redis store", () => {
     }
   });
 
+  test("a watcher whose Redis stays away longer than watchOutageMs fails with UNAVAILABLE", async () => {
+    const server = await startRedisServer();
+    const store = open({ ...ownStore({ watchOutageMs: 300 }), url: server.url });
+    const it = store.watchBindings("bob", new AbortController().signal)[Symbol.asyncIterator]();
+    const first = it.next();
+    await sleep(100); // reading (XREAD BLOCK) by now
+    await server.stop();
+    await assert.rejects(first, (e: unknown) => e instanceof RpcError && e.code === Code.Unavailable);
+  });
+
   test("a server killed (SIGKILL) in the middle of a lend restarts with its entries, bindings and the bytes it held; the lend resumes there", async () => {
     const o = ownStore();
     const args = ["--port", String(await freePort()), "--redis", o.url!, "--prefix", o.prefix!, "--files", o.filesDir];
