@@ -14,7 +14,7 @@ import { createLonglived } from "./longlived/server.js";
 import { Longlived } from "../gen/longlived/longlived_pb.js";
 import { createHub, PubSubService } from "../src/services/pubsub/index.js";
 import { Alexandria } from "../gen/alexandria/alexandria_pb.js";
-import { alexandriaService } from "./alexandria/server.js";
+import { alexandriaService, storeFromEnv } from "./alexandria/server.js";
 import { serveHealth } from "../src/services/health/index.js";
 import { serveReflection } from "../src/services/reflection/index.js";
 import { blobResourceName, serveByteStream } from "../src/services/bytestream/index.js";
@@ -42,7 +42,9 @@ metrics.observeHub(hub);
 const longlived = createLonglived(hub);
 server.add(PubSubService, hub.service);
 server.add(Longlived, longlived.service);
-server.add(Alexandria, alexandriaService());
+// Alexandria's library: on Redis and disk when ALEXANDRIA_REDIS_URL is set, else in memory.
+const library = await storeFromEnv();
+server.add(Alexandria, alexandriaService({ store: library }));
 // A heartbeat of events for the page's live feed: DEMO_TICK_MS apart (0 turns it off).
 const tickMs = Number(process.env.DEMO_TICK_MS ?? 1000);
 const boot = Math.random().toString(36).slice(2, 8);
@@ -111,11 +113,14 @@ const stop = () => {
   longlived.stop();
   if (ticker !== undefined) clearInterval(ticker);
   hub.drain();
-  void server.shutdown({ graceMs: 5000 }).then(() => {
-    rmSync(casDir, { recursive: true, force: true });
-    rmSync(transferDir, { recursive: true, force: true });
-    process.exit(0);
-  });
+  void server
+    .shutdown({ graceMs: 5000 })
+    .then(() => library.close())
+    .then(() => {
+      rmSync(casDir, { recursive: true, force: true });
+      rmSync(transferDir, { recursive: true, force: true });
+      process.exit(0);
+    });
 };
 process.once("SIGINT", stop);
 process.once("SIGTERM", stop);

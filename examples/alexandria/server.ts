@@ -1,8 +1,10 @@
 /**
  * The Alexandria service: the Library's domain methods behind the generated service, with
- * mapping.ts converting at the edge. The store is pluggable (in memory by default).
+ * mapping.ts converting at the edge. The store is pluggable: in memory by default, on Redis (and
+ * disk, for files) when ALEXANDRIA_REDIS_URL is set (see `storeFromEnv`).
  *
  *     node dist/examples/alexandria/server.js        # or `npm start`, which serves every example
+ *     ALEXANDRIA_REDIS_URL=redis://127.0.0.1:6379 ALEXANDRIA_FILES_DIR=./library node dist/examples/alexandria/server.js
  */
 import { pathToFileURL } from "node:url";
 import { Code, createServer, RpcError, type ServiceImpl } from "../../src/index.js";
@@ -17,8 +19,27 @@ export const AGENT_ID_KEY = "agent-id";
 
 /** Options of the Alexandria implementation. */
 export interface AlexandriaOptions {
-  /** Where entries, bindings and files are kept. Default: in memory. */
+  /**
+   * Where entries, bindings and files are kept (the caller closes it). Default: in memory;
+   * `redisStore()` or `await storeFromEnv()` for one that survives restarts.
+   */
   store?: LibraryStore;
+}
+
+/**
+ * The store the environment asks for: `redisStore` when ALEXANDRIA_REDIS_URL is set (files in
+ * ALEXANDRIA_FILES_DIR, default ./alexandria-files; keys under ALEXANDRIA_REDIS_PREFIX), else
+ * `memoryStore()`. The Redis store is imported only then, so ioredis stays optional.
+ */
+export async function storeFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<LibraryStore> {
+  const url = env.ALEXANDRIA_REDIS_URL;
+  if (url === undefined || url === "") return memoryStore();
+  const { redisStore } = await import("./redis-store.js");
+  return redisStore({
+    url,
+    filesDir: env.ALEXANDRIA_FILES_DIR ?? "alexandria-files",
+    ...(env.ALEXANDRIA_REDIS_PREFIX !== undefined ? { prefix: env.ALEXANDRIA_REDIS_PREFIX } : {}),
+  });
 }
 
 /** The Alexandria implementation, ready for `server.add(Alexandria, alexandriaService())`. */
@@ -77,9 +98,11 @@ async function* chunksAfterOffer(it: AsyncIterator<LendFileRequest>): AsyncGener
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   const port = Number(process.env.PORT ?? 50051);
-  const server = createServer().add(Alexandria, alexandriaService());
+  const store = await storeFromEnv();
+  const server = createServer().add(Alexandria, alexandriaService({ store }));
   const addr = await server.listen({ host: "127.0.0.1", port });
-  console.log(`Alexandria listening on ${addr.host}:${addr.port}`);
-  process.once("SIGINT", () => void server.shutdown({ graceMs: 2000 }));
-  process.once("SIGTERM", () => void server.shutdown({ graceMs: 2000 }));
+  console.log(`Alexandria listening on ${addr.host}:${addr.port} (${process.env.ALEXANDRIA_REDIS_URL ? "Redis store" : "in-memory store"})`);
+  const stop = () => void server.shutdown({ graceMs: 2000 }).finally(() => store.close());
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
 }

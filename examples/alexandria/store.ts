@@ -1,7 +1,7 @@
 /**
  * Where the library keeps entries, bindings and lent files. Pluggable: the library talks only to
- * `LibraryStore`; `memoryStore()` is the default (a Redis or disk-backed store would implement the
- * same interface).
+ * `LibraryStore`; `memoryStore()` is the default, `redisStore()` (redis-store.ts) keeps them on
+ * Redis and disk across restarts.
  */
 import { randomUUID } from "node:crypto";
 import { createPushable } from "../../src/index.js";
@@ -24,6 +24,8 @@ export interface LibraryStore {
   fileSink(hash: string): ChunkSink;
   /** A completely received file, or undefined when the library does not hold it whole. */
   file(hash: string): Promise<ChunkSource | undefined>;
+  /** Releases connections; watchers end. The store is not used afterwards. */
+  close(): Promise<void>;
 }
 
 /** A store in memory: nothing survives the process. */
@@ -31,7 +33,7 @@ export function memoryStore(): LibraryStore {
   const libraries = new Map<string, Map<string, LibraryEntry>>();
   const bindings: Binding[] = [];
   const files = new Map<string, MemorySink>();
-  const watchers = new Set<{ agent: string; push: (b: Binding) => void }>();
+  const watchers = new Set<{ agent: string; push: (b: Binding) => void; end: () => void }>();
   const involves = (b: Binding, agent: string) => b.lender === agent || b.borrower === agent;
   return {
     async saveEntry(agent, entry) {
@@ -56,7 +58,7 @@ export function memoryStore(): LibraryStore {
     watchBindings(agent, signal) {
       // Bindings are rare; a generous queue means a watcher never misses one.
       const queue = createPushable<Binding>({ highWaterMark: 1024 });
-      const watcher = { agent, push: (b: Binding) => void queue.tryPush(b) };
+      const watcher = { agent, push: (b: Binding) => void queue.tryPush(b), end: () => stop() };
       watchers.add(watcher);
       const stop = () => {
         watchers.delete(watcher);
@@ -74,6 +76,10 @@ export function memoryStore(): LibraryStore {
     async file(hash) {
       const sink = files.get(hash);
       return sink?.sha256 !== undefined ? sink.bytes() : undefined;
+    },
+    async close() {
+      for (const w of watchers) w.end();
+      watchers.clear();
     },
   };
 }
