@@ -34,6 +34,8 @@ import { Code, RpcError } from "../../src/index.js";
 import { fileSink, type ChunkSink, type ChunkSource } from "../../src/transfer/index.js";
 import type { Binding, LibraryEntry } from "./domain.js";
 import type { LibraryStore } from "./store.js";
+// Stream ids are ordered as the pub/sub log orders them.
+import { compareIds } from "../../src/services/pubsub/redis-stream.js";
 
 // ioredis is an optional peer dependency: only a server configured for Redis needs it.
 const ioredis = await import("ioredis").catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
@@ -59,12 +61,6 @@ export interface RedisStoreOptions {
 
 /** A stream entry id, "<ms>-<seq>". */
 type StreamId = string;
-
-function compareIds(a: StreamId, b: StreamId): number {
-  const [am, as] = a.split("-").map(BigInt) as [bigint, bigint];
-  const [bm, bs] = b.split("-").map(BigInt) as [bigint, bigint];
-  return am !== bm ? (am < bm ? -1 : 1) : as === bs ? 0 : as < bs ? -1 : 1;
-}
 
 function unavailable(e: unknown): RpcError {
   if (e instanceof RpcError) return e;
