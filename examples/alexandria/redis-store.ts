@@ -261,7 +261,10 @@ export function redisStore(options: RedisStoreOptions): LibraryStore {
       closed = true;
       for (const w of watchers) w.disconnect();
       watchers.clear();
-      await redis.quit().catch(() => redis.disconnect());
+      // QUIT only to a Redis that is there: one that is away would leave ioredis retrying (and
+      // its timers running) until QUIT gives up.
+      if (redis.status === "ready") await redis.quit().catch(() => redis.disconnect());
+      else redis.disconnect();
     },
   };
 }

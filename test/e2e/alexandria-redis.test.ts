@@ -145,6 +145,9 @@ describe("alexandria's Redis store", () => {
     await sleep(100); // reading (XREAD BLOCK) by now
     await server.stop();
     await assert.rejects(first, (e: unknown) => e instanceof RpcError && e.code === Code.Unavailable);
+    // Closed here, not only in afterEach: the harness counts timers in its own afterEach, and
+    // a client whose Redis is gone keeps a reconnect timer until it is closed.
+    await store.close();
   });
 
   test("a server killed (SIGKILL) in the middle of a lend restarts with its entries, bindings and the bytes it held; the lend resumes there", async () => {
