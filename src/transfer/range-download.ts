@@ -106,7 +106,7 @@ export async function downloadRanges(options: DownloadRangesOptions): Promise<Do
     options.signal?.addEventListener("abort", stop, { once: true });
     fatal.signal.addEventListener("abort", stop, { once: true });
     try {
-      const receipt = await receiveRange(sources[s]!({ offset: start, length: end - start }, ac.signal), file, {
+      const receipt = await receiveRange(guarded(sources[s]!({ offset: start, length: end - start }, ac.signal), ac.signal), file, {
         fromMessage: (c: TransferChunk) => c,
         range: job.range,
         onChunk: (chunk, written) => {
@@ -165,6 +165,7 @@ export async function downloadRanges(options: DownloadRangesOptions): Promise<Do
       }
     }
     await save();
+    options.signal?.throwIfAborted();
     if (!file.complete) throw new RpcError(Code.Internal, `the download ended with ${totalSize - file.held.bytes} bytes missing`);
     const digest = await file.digest();
     if (!digest.equals(sha256)) {
@@ -184,6 +185,17 @@ export async function downloadRanges(options: DownloadRangesOptions): Promise<Do
     if (!finished) await save().catch(() => {});
     await saving.catch(() => {});
     await file.close();
+  }
+}
+
+/**
+ * The chunks of `chunks` until `signal` aborts: a source may have chunks buffered that it would
+ * still hand out after the abort, and a stopped download must stop writing at once.
+ */
+async function* guarded(chunks: AsyncIterable<TransferChunk>, signal: AbortSignal): AsyncGenerator<TransferChunk> {
+  for await (const chunk of chunks) {
+    signal.throwIfAborted();
+    yield chunk;
   }
 }
 
