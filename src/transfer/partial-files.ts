@@ -15,9 +15,14 @@ import { RpcError } from "../protocol/errors.js";
 
 const ID = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$/;
 
+/** Whether `id` is a plain file name by the rule above (shared with the payload directory's ids). */
+export function isPlainName(id: string): boolean {
+  return typeof id === "string" && ID.test(id);
+}
+
 /** Throws INVALID_ARGUMENT for an id that is not a plain file name. */
 export function checkPartialId(id: string): string {
-  if (typeof id !== "string" || !ID.test(id)) {
+  if (!isPlainName(id)) {
     throw new RpcError(
       Code.InvalidArgument,
       `invalid partial transfer id ${JSON.stringify(String(id).slice(0, 64))}: use 1–200 letters, digits, ".", "_" or "-", not starting with "."`,

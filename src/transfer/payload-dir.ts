@@ -13,12 +13,11 @@ import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Code } from "../protocol/code.js";
 import { RpcError } from "../protocol/errors.js";
-
-const ID = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$/;
+import { isPlainName } from "./partial-files.js";
 
 /** Throws INVALID_ARGUMENT for an id that is not a plain file name. */
 export function checkTransferId(id: string): string {
-  if (!ID.test(id)) {
+  if (!isPlainName(id)) {
     throw new RpcError(Code.InvalidArgument, `invalid transfer id ${JSON.stringify(id.slice(0, 64))}: use 1–200 letters, digits, ".", "_" or "-", not starting with "."`);
   }
   return id;
