@@ -38,28 +38,55 @@ const data64 = payloadOf(64).data;
 const maxWarmupMs = 20_000;
 
 /**
+ * The measured stretch of a load run: tells the orchestrator when it starts ("measuring") and
+ * ends ("measured"), so it can read the server's CPU time over the same stretch, and gives this
+ * process's CPU time over it per operation (`clientCpuUs`, a call or a message), as a share of
+ * the wall time (`clientBusy`: near 1, the client set the rate), and the operations counted
+ * (`ops`, which the orchestrator divides the server's CPU time by).
+ */
+class Measured {
+  private cpu0: NodeJS.CpuUsage | undefined;
+  private t0 = 0;
+
+  get started(): boolean {
+    return this.cpu0 !== undefined;
+  }
+
+  start(): void {
+    this.t0 = performance.now();
+    this.cpu0 = process.cpuUsage();
+    send({ type: "event", name: "measuring" });
+  }
+
+  end(ops: number): Metrics {
+    const u = process.cpuUsage(this.cpu0);
+    send({ type: "event", name: "measured" });
+    const cpuUs = u.user + u.system;
+    return { ops, clientCpuUs: cpuUs / ops, clientBusy: cpuUs / 1000 / (performance.now() - this.t0) };
+  }
+}
+
+/**
  * `inFlight` workers calling in a loop until the end of the measurement, which starts
  * `config.warmupMs` after the first call. With `warmCalls` (the Connect rows) it starts instead
  * when a call ends after both that time and `warmCalls` calls (at most `maxWarmupMs` after the
- * first), tells the orchestrator (event "measuring", so it can read the server's CPU time), and
- * the result also has this process's CPU time per call (`clientCpuUs`), as a share of the wall
- * time (`clientBusy`: near 1, the client set the rate), and the warm-up's length (`warmupMs`).
+ * first), and the result also has the warm-up's length (`warmupMs`, `warmupCalls`).
  */
 async function unary(c: UnaryClient, inFlight: number, warmCalls?: number): Promise<Metrics> {
   const samples = new Samples();
+  const measured = new Measured();
   const start = performance.now();
   let measureFrom = warmCalls === undefined ? start + config.warmupMs : Number.POSITIVE_INFINITY;
   let end = measureFrom + config.durationMs;
   let lastDone = measureFrom;
   let warmed = 0;
-  let cpu0: NodeJS.CpuUsage | undefined;
   const begin = (t: number): void => {
     measureFrom = t;
     end = t + config.durationMs;
     lastDone = t;
-    cpu0 = process.cpuUsage();
-    send({ type: "event", name: "measuring" });
+    measured.start();
   };
+  const startTimer = warmCalls === undefined ? setTimeout(() => measured.start(), config.warmupMs) : undefined;
   const worker = async (): Promise<void> => {
     for (;;) {
       const t = performance.now();
@@ -75,11 +102,16 @@ async function unary(c: UnaryClient, inFlight: number, warmCalls?: number): Prom
     }
   };
   await Promise.all(Array.from({ length: inFlight }, worker));
-  const metrics: Metrics = { rate: (samples.count / (lastDone - measureFrom)) * 1000, p50: samples.quantileUs(0.5), p99: samples.quantileUs(0.99), calls: samples.count };
-  if (cpu0 !== undefined) {
-    const u = process.cpuUsage(cpu0);
-    metrics.clientCpuUs = (u.user + u.system) / samples.count;
-    metrics.clientBusy = (u.user + u.system) / 1000 / (performance.now() - measureFrom);
+  clearTimeout(startTimer);
+  if (!measured.started) measured.start(); // a run too short for its timer still reports
+  const metrics: Metrics = {
+    rate: (samples.count / (lastDone - measureFrom)) * 1000,
+    p50: samples.quantileUs(0.5),
+    p99: samples.quantileUs(0.99),
+    calls: samples.count,
+    ...measured.end(samples.count),
+  };
+  if (warmCalls !== undefined) {
     metrics.warmupMs = measureFrom - start;
     metrics.warmupCalls = warmed;
   }
@@ -91,50 +123,46 @@ async function serverStream(c: BenchClient, size: number): Promise<Metrics> {
   let n = 0;
   const r = c.serverStream(encodeStreamSpec(UNLIMITED, size), () => n++);
   await sleep(config.warmupMs);
+  const measured = new Measured();
+  measured.start();
   const n0 = n;
   const t0 = performance.now();
   await sleep(config.durationMs);
   const n1 = n;
   const t1 = performance.now();
+  const cpu = measured.end(n1 - n0);
   r.cancel();
   await Promise.race([r.done, sleep(2000)]);
   const rate = ((n1 - n0) / (t1 - t0)) * 1000;
-  return { rate, mbps: (rate * size) / 1e6, messages: n1 - n0 };
+  return { rate, mbps: (rate * size) / 1e6, messages: n1 - n0, ...cpu };
 }
 
-async function clientStream(c: BenchClient): Promise<Metrics> {
+/** One client stream of `size`-byte messages; the server's count (× size) ÷ time to its response. */
+async function clientStream(c: BenchClient, size: number): Promise<Metrics> {
+  // Small messages read the clock every 64th message: a clock read per message would be a
+  // measurable part of what is measured.
+  const every = size < 1024 ? 63 : 0;
   const timed = (until: number): (() => boolean) => {
     let i = 0;
     let go = true;
     return () => {
-      if ((++i & 63) === 0) go = performance.now() < until;
+      if ((++i & every) === 0) go = performance.now() < until;
       return go;
     };
   };
-  await c.clientStream(payloadOf(64), timed(performance.now() + config.warmupMs));
-  const t0 = performance.now();
-  const n = await c.clientStream(payloadOf(64), timed(t0 + config.durationMs));
-  const t1 = performance.now();
-  return { rate: (n / (t1 - t0)) * 1000, messages: n };
-}
-
-/** One client stream of `size`-byte messages; the server's count × size ÷ time to its response. */
-async function clientStreamBytes(c: BenchClient, size: number): Promise<Metrics> {
-  const timed = (until: number): (() => boolean) => () => performance.now() < until;
   await c.clientStream(payloadOf(size), timed(performance.now() + config.warmupMs));
+  const measured = new Measured();
+  measured.start();
   const t0 = performance.now();
   const n = await c.clientStream(payloadOf(size), timed(t0 + config.durationMs));
   const t1 = performance.now();
   const rate = (n / (t1 - t0)) * 1000;
-  return { rate, mbps: (rate * size) / 1e6, messages: n };
+  return { rate, mbps: (rate * size) / 1e6, messages: n, ...measured.end(n) };
 }
 
-async function bidi(c: BenchClient): Promise<Metrics> {
+/** Round trips of one 64 B message on one bidi stream, one at a time, while `until()` says go. */
+async function pingPong(c: BenchClient, samples: Samples, measureFrom: number, end: number): Promise<number> {
   const pp = c.bidi();
-  const samples = new Samples();
-  const start = performance.now();
-  const measureFrom = start + config.warmupMs;
-  const end = measureFrom + config.durationMs;
   let lastDone = measureFrom;
   for (;;) {
     const t = performance.now();
@@ -147,7 +175,45 @@ async function bidi(c: BenchClient): Promise<Metrics> {
     }
   }
   await pp.close();
-  return { rate: (samples.count / (lastDone - measureFrom)) * 1000, p50: samples.quantileUs(0.5), p99: samples.quantileUs(0.99) };
+  return lastDone;
+}
+
+async function bidi(c: BenchClient): Promise<Metrics> {
+  const samples = new Samples();
+  const measureFrom = performance.now() + config.warmupMs;
+  const measured = new Measured();
+  const timer = setTimeout(() => measured.start(), config.warmupMs);
+  const lastDone = await pingPong(c, samples, measureFrom, measureFrom + config.durationMs);
+  clearTimeout(timer);
+  if (!measured.started) measured.start();
+  return {
+    rate: (samples.count / (lastDone - measureFrom)) * 1000,
+    p50: samples.quantileUs(0.5),
+    p99: samples.quantileUs(0.99),
+    ...measured.end(samples.count),
+  };
+}
+
+/**
+ * Ping-pong on a connection that also carries bulk data: an unlimited server stream of 64 KiB
+ * messages (a file being lent, as in bench/transfer.ts) and, on the same connection, one 64 B
+ * round trip at a time. What a small call waits behind bulk bytes shows in its p99.
+ */
+async function pingPongBesideBulk(c: BenchClient): Promise<Metrics> {
+  const size = 64 * 1024;
+  let n = 0;
+  const bulk = c.serverStream(encodeStreamSpec(UNLIMITED, size), () => n++);
+  const samples = new Samples();
+  const measureFrom = performance.now() + config.warmupMs;
+  let n0 = 0;
+  const timer = setTimeout(() => (n0 = n), config.warmupMs);
+  const lastDone = await pingPong(c, samples, measureFrom, measureFrom + config.durationMs);
+  clearTimeout(timer);
+  const bulkMessages = n - n0;
+  bulk.cancel();
+  await Promise.race([bulk.done, sleep(2000)]);
+  const seconds = (lastDone - measureFrom) / 1000;
+  return { p50: samples.quantileUs(0.5), p99: samples.quantileUs(0.99), rate: samples.count / seconds, mbps: (bulkMessages * size) / 1e6 / seconds };
 }
 
 /** Warms both ends up (JIT, lazily built state) so the memory baselines include it. */
@@ -195,17 +261,19 @@ async function runScenario(c: BenchClient): Promise<Metrics | undefined> {
     case "server-stream-64":
       return serverStream(c, 64);
     case "client-stream-64":
-      return clientStream(c);
+      return clientStream(c, 64);
     case "bidi-pingpong":
       return bidi(c);
+    case "pingpong-beside-bulk":
+      return pingPongBesideBulk(c);
     case "server-stream-1mib":
       return serverStream(c, 1024 * 1024);
     case "server-stream-64kib":
       return serverStream(c, 64 * 1024);
     case "client-stream-1mib":
-      return clientStreamBytes(c, 1024 * 1024);
+      return clientStream(c, 1024 * 1024);
     case "client-stream-64kib":
-      return clientStreamBytes(c, 64 * 1024);
+      return clientStream(c, 64 * 1024);
     case "idle-streams":
       await idleStreams(c);
       return undefined;

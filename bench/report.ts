@@ -56,6 +56,8 @@ export function format(value: number, spec: MetricSpec): string {
       return value >= 1e6 ? `${group(value / 1e6, 2)} M` : value >= 1e4 ? `${group(value / 1e3, 0)} k` : group(value);
     case "us":
       return `${group(value)} µs`;
+    case "cpu":
+      return `${group(value, value < 10 ? 2 : value < 100 ? 1 : 0)} µs`;
     case "latency":
       return value >= 10_000 ? `${group(value / 1000, 1)} ms` : value >= 1000 ? `${group(value / 1000, 2)} ms` : `${group(value)} µs`;
     case "mbps":

@@ -15,7 +15,7 @@
  * --no-taskset, --out FILE.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
-import { cpus } from "node:os";
+import { cpus, loadavg } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { implNames, optionalImpls, sleep, type ImplName } from "./common.js";
@@ -58,9 +58,13 @@ const taskset = !flag("--no-taskset") && hasTaskset();
 const spawnOptions: SpawnOptions = { taskset, cpuProfDir, nodeArgs: ["--expose-gc"] };
 
 // ---- one run
-/** The memory scenarios, driven step by step, and the CPU-timed Connect rows; the others end with the client's result. */
+/**
+ * The memory scenarios, driven step by step; the ping-pong beside bulk data ends with the
+ * client's result; every other load run is CPU-timed (the server's CPU time over the client's
+ * measured stretch).
+ */
 const drivers: Record<string, (server: Child, client: Child) => Promise<Metrics>> = { "idle-streams": idleStreams, "stalled-reader": stalledReader };
-for (const s of scenarios) if (s.connectJson !== undefined) drivers[s.id] = serverCpuTimed;
+for (const s of scenarios) if (s.cpuPer !== undefined) drivers[s.id] = cpuTimed;
 
 function runOne(impl: ImplName, scenario: Scenario, round: number): Promise<Metrics> {
   return runPair(
@@ -96,8 +100,13 @@ async function idleStreams(server: Child, client: Child): Promise<Metrics> {
   const done = await client.event((e) => e.type === "event" && (e.name === "fanout-done" || e.name === "fanout-timeout"), 65_000);
   const data = (done as { name: string; data: Metrics }).data;
   if ((done as { name: string }).name !== "fanout-done") throw new Error(`fan-out reached ${data.received} of ${n} streams`);
+  // Each stream has now sent a message and stays open: what a live subscription holds once its
+  // write path has been used (the first measurement is streams that never sent anything).
+  await sleep(200);
+  const sent = await server.request<MemReport>({ type: "mem", gc: true });
   return {
     heapPerStream: (after.heapUsed - before.heapUsed) / n,
+    heapPerSentStream: (sent.heapUsed - before.heapUsed) / n,
     rssPerStream: (after.rss - before.rss) / n,
     fanoutMs: data.t1! - fan.t0,
     fanoutWriteMs: fan.writeMs,
@@ -106,19 +115,21 @@ async function idleStreams(server: Child, client: Child): Promise<Metrics> {
 }
 
 /**
- * A load run that also reads the server's CPU time over the measurement: from the client's
- * "measuring" event (end of warm-up) to its result (the last calls done), per call measured, and
- * as a share of that wall time ("server busy": near 1, the server set the rate; well below, the
- * client or the machine did). The IPC round trips add well under a millisecond to seconds.
+ * A load run that also reads the server's CPU time over the client's measured stretch (its
+ * "measuring" and "measured" events), per operation the client counted (`ops`: calls or
+ * messages), and as a share of that wall time ("server busy": near 1, the server set the rate;
+ * well below, the client or the machine did). The IPC round trips add well under a millisecond
+ * to seconds.
  */
-async function serverCpuTimed(server: Child, client: Child): Promise<Metrics> {
+async function cpuTimed(server: Child, client: Child): Promise<Metrics> {
   await client.event((e) => e.type === "event" && e.name === "measuring", config.warmupMs + 30_000);
   const c0 = await server.request<CpuReport>({ type: "cpu" });
-  const e = await client.event((e) => e.type === "result", config.durationMs + 30_000);
+  await client.event((e) => e.type === "event" && e.name === "measured", config.durationMs + 30_000);
   const c1 = await server.request<CpuReport>({ type: "cpu" });
+  const e = await client.event((e) => e.type === "result", 30_000);
   const m = (e as { metrics: Metrics }).metrics;
   const cpuUs = c1.cpuUs - c0.cpuUs;
-  return { ...m, serverCpuUs: cpuUs / m.calls!, serverBusy: cpuUs / 1000 / (c1.at - c0.at) };
+  return { ...m, serverCpuUs: cpuUs / m.ops!, serverBusy: cpuUs / 1000 / (c1.at - c0.at) };
 }
 
 async function stalledReader(server: Child, client: Child): Promise<Metrics> {
@@ -140,6 +151,7 @@ async function stalledReader(server: Child, client: Child): Promise<Metrics> {
 // ---- main
 const command = `npm run bench${argv.length > 0 ? ` -- ${argv.join(" ")}` : ""}`;
 const startedAt = new Date();
+const loadAtStart = loadavg();
 console.error(
   `[bench] ${quick ? "quick" : "full"} run: ${impls.join(", ")}; ${rounds} rounds (${memoryRounds} for memory${quick ? " and bulk" : ""} scenarios), ` +
     `warm-up ${config.warmupMs} ms, measure ${config.durationMs} ms; ${taskset ? "server on core 0, client on core 1 (taskset)" : "no taskset: processes not pinned"}`,
@@ -176,6 +188,8 @@ writeFileSync(
       node: process.version,
       cpu: cpus()[0]?.model,
       cores: cpus().length,
+      // Other work on the machine moves every figure: the README's provenance line quotes these.
+      loadAverage: { start: loadAtStart, end: loadavg() },
       taskset,
       rounds,
       memoryRounds,

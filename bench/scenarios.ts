@@ -22,7 +22,7 @@ export interface RunConfig {
 }
 
 /** How report.ts prints a value; "latency" is µs printed as µs below 1 ms and as ms above. */
-export type Unit = "rate" | "us" | "latency" | "mbps" | "kb" | "ms" | "mb" | "count" | "percent";
+export type Unit = "rate" | "us" | "cpu" | "latency" | "mbps" | "kb" | "ms" | "mb" | "count" | "percent";
 
 export interface MetricSpec {
   key: string;
@@ -48,6 +48,12 @@ export interface Scenario {
   baseline?: ImplName | "grpcio";
   /** Shows each shown metric's range over the rounds next to its median. */
   spread?: boolean;
+  /**
+   * What the run's operations are ("call", "message"): each process's CPU time over the measured
+   * stretch is divided by them (`serverCpuUs`, `clientCpuUs`; run.ts reads the server's). CPU per
+   * operation moves far less than a rate on a shared machine.
+   */
+  cpuPer?: string;
   /**
    * The client is connect-node's Connect transport with JSON (`createConnectTransport({ httpVersion,
    * useBinaryFormat: false })`) whichever implementation runs: the implementation names the server
@@ -78,30 +84,43 @@ export const metric = (key: string, label: string, unit: Unit, higherIsBetter: b
 });
 const m = metric;
 
+/** Each process's CPU time per operation over the measured stretch (run.ts `cpuTimed`). */
+const cpuMetrics = (per: string): MetricSpec[] => [
+  m("serverCpuUs", `server CPU per ${per}`, "cpu", false),
+  m("clientCpuUs", `client CPU per ${per}`, "cpu", false),
+  m("serverBusy", "server busy", "percent", false, false, false),
+  m("clientBusy", "client busy", "percent", false, false, false),
+];
+
+/** A load scenario, CPU-timed per `per`. */
+const load = (id: string, title: string, per: string, metrics: MetricSpec[], more: Partial<Scenario> = {}): Scenario => ({
+  id,
+  title,
+  metrics: [...metrics, ...cpuMetrics(per)],
+  cpuPer: per,
+  ...more,
+});
+
 export const scenarios: Scenario[] = [
-  {
-    id: "unary-100",
-    title: "unary 64 B, 100 in flight",
-    metrics: [m("rate", "calls/s", "rate", true), m("p50", "p50", "us", false), m("p99", "p99", "us", false)],
-  },
-  {
-    id: "unary-1",
-    title: "unary 64 B, 1 in flight",
-    metrics: [m("p50", "p50", "us", false), m("p99", "p99", "us", false), m("rate", "calls/s", "rate", true, false)],
-  },
-  { id: "server-stream-64", title: "server-streaming 64 B", metrics: [m("rate", "msgs/s", "rate", true)] },
-  { id: "client-stream-64", title: "client-streaming 64 B", metrics: [m("rate", "msgs/s", "rate", true)] },
-  {
-    id: "bidi-pingpong",
-    title: "bidi ping-pong, 1 in flight",
-    metrics: [m("rate", "round trips/s", "rate", true), m("p50", "p50", "us", false), m("p99", "p99", "us", false)],
-  },
-  { id: "server-stream-1mib", title: "server-streaming 1 MiB", metrics: [m("mbps", "MB/s", "mbps", true)], extraImpls: ["raw-tuned"] },
+  load("unary-100", "unary 64 B, 100 in flight", "call", [m("rate", "calls/s", "rate", true), m("p50", "p50", "us", false), m("p99", "p99", "us", false)]),
+  load("unary-1", "unary 64 B, 1 in flight", "call", [m("p50", "p50", "us", false), m("p99", "p99", "us", false), m("rate", "calls/s", "rate", true, false)]),
+  load("server-stream-64", "server-streaming 64 B", "message", [m("rate", "msgs/s", "rate", true)]),
+  load("client-stream-64", "client-streaming 64 B", "message", [m("rate", "msgs/s", "rate", true)]),
+  load("bidi-pingpong", "bidi ping-pong, 1 in flight", "round trip", [m("rate", "round trips/s", "rate", true), m("p50", "p50", "us", false), m("p99", "p99", "us", false)]),
   // Issue 8 (windows and BDP): large messages both ways, against raw node:http2 with node's
   // default 64 KiB windows and with 4 MiB stream / 16 MiB connection windows.
-  { id: "server-stream-64kib", title: "server-streaming 64 KiB", metrics: [m("mbps", "MB/s", "mbps", true)], extraImpls: ["raw-tuned"] },
-  { id: "client-stream-1mib", title: "client-streaming 1 MiB", metrics: [m("mbps", "MB/s", "mbps", true)], extraImpls: ["raw-tuned"] },
-  { id: "client-stream-64kib", title: "client-streaming 64 KiB", metrics: [m("mbps", "MB/s", "mbps", true)], extraImpls: ["raw-tuned"] },
+  load("server-stream-1mib", "server-streaming 1 MiB", "MiB message", [m("mbps", "MB/s", "mbps", true)], { extraImpls: ["raw-tuned"] }),
+  load("server-stream-64kib", "server-streaming 64 KiB", "64 KiB message", [m("mbps", "MB/s", "mbps", true)], { extraImpls: ["raw-tuned"] }),
+  load("client-stream-1mib", "client-streaming 1 MiB", "MiB message", [m("mbps", "MB/s", "mbps", true)], { extraImpls: ["raw-tuned"] }),
+  load("client-stream-64kib", "client-streaming 64 KiB", "64 KiB message", [m("mbps", "MB/s", "mbps", true)], { extraImpls: ["raw-tuned"] }),
+  // Issue 19: a small call on a connection that is also lending a file (64 KiB messages as fast
+  // as the reader takes them): how long its round trip waits behind the bulk bytes.
+  {
+    id: "pingpong-beside-bulk",
+    title: "ping-pong beside a 64 KiB-message bulk stream, one connection",
+    metrics: [m("p50", "ping-pong p50", "latency", false), m("p99", "ping-pong p99", "latency", false), m("mbps", "bulk MB/s", "mbps", true), m("rate", "round trips/s", "rate", true, false)],
+    extraImpls: ["raw-tuned"],
+  },
   // The Connect protocol's unary JSON form (what a browser's fetch or connect-web sends), one
   // client for both servers: Rill's, which serves Connect beside gRPC on one port, against
   // connect-node's own. 100 in flight as in unary-100; over HTTP/1.1 node's global agent
@@ -116,6 +135,7 @@ export const scenarios: Scenario[] = [
     title: "10k idle streams",
     metrics: [
       m("heapPerStream", "server heap per stream", "kb", false),
+      m("heapPerSentStream", "server heap per stream that has sent a message", "kb", false),
       m("fanoutMs", "fan-out of 64 B to all", "ms", false),
       m("openMs", "time to open all", "ms", false, false),
       m("rssPerStream", "server RSS per stream", "kb", false, false),
@@ -150,6 +170,7 @@ function connectJsonScenario(id: string, title: string, httpVersion: "1.1" | "2"
     impls: ["rill", "connect"],
     baseline: "connect",
     spread: true,
+    cpuPer: "call",
     connectJson: { httpVersion, warmupCalls: 10_000 },
   };
 }
