@@ -13,6 +13,12 @@
  *   both-int     metrics + tracing (SDK) interceptors: the bench's rill-observed before observers
  *   obs-noop, obs-sdk, obs-sdk-0ev, metrics-obs, both-obs: the same as observers
  *
+ * Before the modes, the **SDK floor**: what the same SDK costs for one call's two spans with no
+ * RPC at all (a client span and a server span with the attributes rill/otel sets at start, W3C
+ * headers injected and extracted, a message event each, both ended): no tracing of a call can
+ * cost less than that, whatever the RPC stack, so it bounds the overhead any implementation can
+ * reach with a recording SDK.
+ *
  * Modes alternate round by round; calls/s per round and the process' CPU time per call (client
  * and server together: steadier than calls/s on a busy machine), medians reported, sequential
  * calls and 32 in flight.
@@ -20,7 +26,7 @@
  *   node scripts/prepare.mjs && node dist/bench/otel-overhead.js [--calls 5000] [--rounds 7] [--modes obs-sdk,both-obs]
  */
 import { parseArgs } from "node:util";
-import { context } from "@opentelemetry/api";
+import { context, SpanKind, trace, type Context } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter } from "@opentelemetry/sdk-trace-base";
@@ -84,6 +90,45 @@ async function run(client: Client, inFlight: number): Promise<{ rate: number; cp
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** CPU µs per "call" of the SDK alone: both sides' spans, propagation and one event each, no RPC. */
+function sdkFloor(n: number): number {
+  const tracer = sdk.getTracer("rill-bench-floor");
+  const propagator = new W3CTraceContextPropagator();
+  const setter = { set: (carrier: Record<string, string>, key: string, value: string) => void (carrier[key] = value) };
+  const getter = { get: (carrier: Record<string, string>, key: string) => carrier[key], keys: (carrier: Record<string, string>) => Object.keys(carrier) };
+  const attributes = (kind: string) => ({
+    "rpc.system.name": "grpc",
+    "rpc.method": "echo.Echo/UnaryEcho",
+    "server.address": "127.0.0.1",
+    "server.port": 50051,
+    "network.peer.address": "127.0.0.1",
+    "rill.side": kind,
+  });
+  const c0 = process.cpuUsage();
+  for (let i = 0; i < n; i++) {
+    const client = tracer.startSpan("echo.Echo/UnaryEcho", { kind: SpanKind.CLIENT, attributes: attributes("client") });
+    const headers: Record<string, string> = {};
+    propagator.inject(trace.setSpan(context.active(), client), headers, setter);
+    const parent: Context = propagator.extract(context.active(), headers, getter);
+    const server = tracer.startSpan("echo.Echo/UnaryEcho", { kind: SpanKind.SERVER, attributes: attributes("server") }, parent);
+    context.with(trace.setSpan(parent, server), () => server.addEvent("message", { "rpc.message.type": "RECEIVED", "rpc.message.id": 1 }));
+    client.addEvent("message", { "rpc.message.type": "SENT", "rpc.message.id": 1 });
+    server.setAttribute("rpc.response.status_code", "OK");
+    server.end();
+    client.setAttribute("rpc.response.status_code", "OK");
+    client.end();
+  }
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / n;
+}
+
+
+{
+  sdkFloor(calls); // warm-up
+  const floors = Array.from({ length: rounds }, () => sdkFloor(calls));
+  console.log(`\nSDK floor (both sides' spans of one call, no RPC): ${median(floors).toFixed(1)} µs CPU per call [${Math.min(...floors).toFixed(1)}–${Math.max(...floors).toFixed(1)}]`);
+}
 
 for (const inFlight of [1, 32]) {
   const results = new Map<string, Array<{ rate: number; cpu: number }>>(setups.map((s) => [s.name, []]));
