@@ -3,12 +3,10 @@
  * It reports its files, lends files to other agents and fetches the files lent to it; both
  * transfers resume after an interruption and are verified by SHA-256.
  */
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { basename, join, relative } from "node:path";
 import { Code, RpcError, type Client } from "../../src/index.js";
-import { chunkFromProto, chunkToProto, fileSink, receiveChunks, sendChunks, withResume, type TransferProgress } from "../../src/transfer/index.js";
+import { chunkFromProto, chunkToProto, fileSink, receiveChunks, sendChunks, sha256File, withResume, type TransferProgress } from "../../src/transfer/index.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Alexandria, LendFileRequestSchema } from "../../gen/alexandria/alexandria_pb.js";
 import type { Binding, EntryAck, LendOffer, LibraryEntry } from "./domain.js";
@@ -25,13 +23,8 @@ export interface TransferOptions {
 
 /** SHA-256 (hex) and size of a file. */
 export async function hashFile(path: string): Promise<{ hash: string; size: number }> {
-  const hash = createHash("sha256");
-  let size = 0;
-  for await (const piece of createReadStream(path)) {
-    hash.update(piece as Buffer);
-    size += (piece as Buffer).byteLength;
-  }
-  return { hash: hash.digest("hex"), size };
+  const { digest, size } = await sha256File(path);
+  return { hash: digest.toString("hex"), size };
 }
 
 /** The files under `dir` as library entries, hashed one at a time as they are pulled. */

@@ -32,6 +32,7 @@ export type { Chunk, TransferStatus } from "../../gen/rill/transfer/v1/transfer_
 export { ByteRanges } from "./byte-ranges.js";
 export type { Range } from "./byte-ranges.js";
 export { crc32c } from "./crc32c.js";
+export { sha256File } from "./file-hash.js";
 export { CHUNK_CHECKSUM_MISMATCH, isChunkChecksumError } from "./chunk-check.js";
 export { RangeFile } from "./range-file.js";
 export type { RangeFileOptions } from "./range-file.js";

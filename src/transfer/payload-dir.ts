@@ -7,12 +7,11 @@
  * starting with a dot, at most 200 characters) are accepted, so no id reaches outside the
  * directory or onto the hash files.
  */
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Code } from "../protocol/code.js";
 import { RpcError } from "../protocol/errors.js";
+import { sha256File } from "./file-hash.js";
 import { isPlainName } from "./partial-files.js";
 
 /** Throws INVALID_ARGUMENT for an id that is not a plain file name. */
@@ -72,9 +71,7 @@ export class PayloadDir {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
     }
-    const h = createHash("sha256");
-    for await (const piece of createReadStream(path, { highWaterMark: 1024 * 1024 })) h.update(piece as Buffer);
-    const digest = h.digest();
+    const { digest } = await sha256File(path);
     await this.saveHash(id, tag, digest);
     return digest;
   }

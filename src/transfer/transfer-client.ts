@@ -9,11 +9,11 @@ import type { TransferService } from "../../gen/rill/transfer/v1/transfer_pb.js"
 import { Code } from "../protocol/code.js";
 import { RpcError } from "../protocol/errors.js";
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ByteRanges, type Range } from "./byte-ranges.js";
 import { downloadRanges, split, type DownloadRangesOptions, type DownloadReport, type RangeFetcher } from "./range-download.js";
 import { rangeSourceSize, sendRange, type RangeSource } from "./range-sender.js";
+import { sha256File } from "./file-hash.js";
 import type { TransferStatus } from "../../gen/rill/transfer/v1/transfer_pb.js";
 import { chunkFromProto, chunkToProto, rangesFromProto } from "./transfer-proto.js";
 
@@ -161,6 +161,5 @@ async function hashSource(source: RangeSource): Promise<Uint8Array> {
     for (let pos = 0; pos < source.size; pos += 1024 * 1024) hash.update(new Uint8Array(await source.slice(pos, pos + 1024 * 1024).arrayBuffer()));
     return hash.digest();
   }
-  for await (const piece of createReadStream(source, { highWaterMark: 1024 * 1024 })) hash.update(piece as Buffer);
-  return hash.digest();
+  return (await sha256File(source)).digest;
 }
