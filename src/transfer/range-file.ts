@@ -85,27 +85,63 @@ export class RangeFile {
    * INVALID_ARGUMENT for a chunk outside the payload.
    */
   async write(offset: number, data: Uint8Array): Promise<boolean> {
-    const end = offset + data.byteLength;
+    return (await this.writeRun(offset, [data]))[0]!;
+  }
+
+  /**
+   * Writes consecutive `pieces` (chunks that follow one another) from `offset`, with one
+   * `writev` per stretch not already held, and resolves with whether each piece was written (a
+   * held piece is skipped). One system call for several chunks: on a small VM an async file
+   * write costs the event loop several futex round trips to the thread pool whatever its size,
+   * so 64 KiB chunks written one by one spent a third of a receiver's time there.
+   */
+  async writeRun(offset: number, pieces: readonly Uint8Array[]): Promise<boolean[]> {
+    let end = offset;
+    for (const p of pieces) end += p.byteLength;
     if (!Number.isSafeInteger(offset) || offset < 0 || end > this.totalSize) {
       throw new RpcError(Code.InvalidArgument, `the chunk [${offset}, ${end}) lies outside the payload's ${this.totalSize} bytes`);
     }
-    if (data.byteLength === 0 || this.held.has(offset, end)) return false;
     if (this.closed) throw new RpcError(Code.Aborted, "the transfer was closed while a chunk was being written");
-    // Hash in order when this chunk continues the hashed prefix (synchronously, so concurrent
-    // writers cannot reorder it); anything else is read back in digest().
-    if (offset === this.hashed) {
-      this.hash.update(data);
-      this.hashed = end;
+    // Decided before the first await, so concurrent writers cannot reorder them: which pieces
+    // are new, and the hash of those that continue the hashed prefix (anything else is read
+    // back in digest()).
+    const wrote = pieces.map(() => false);
+    const stretches: Array<{ at: number; bufs: Uint8Array[]; bytes: number }> = [];
+    let at = offset;
+    let open: (typeof stretches)[number] | undefined;
+    pieces.forEach((p, i) => {
+      const pEnd = at + p.byteLength;
+      if (p.byteLength > 0 && !this.held.has(at, pEnd)) {
+        wrote[i] = true;
+        if (at === this.hashed) {
+          this.hash.update(p);
+          this.hashed = pEnd;
+        }
+        if (open === undefined) stretches.push((open = { at, bufs: [], bytes: 0 }));
+        open.bufs.push(p);
+        open.bytes += p.byteLength;
+      } else {
+        open = undefined;
+      }
+      at = pEnd;
+    });
+    for (const stretch of stretches) {
+      await this.writeAll(stretch.at, stretch.bufs, stretch.bytes);
+      this.held.add(stretch.at, stretch.at + stretch.bytes);
+      if (this.held.count > this.maxRanges) {
+        throw new RpcError(Code.ResourceExhausted, `the transfer is fragmented into more than ${this.maxRanges} ranges; send its parts in order`);
+      }
     }
-    for (let done = 0; done < data.byteLength; ) {
-      const { bytesWritten } = await this.handle.write(data, done, data.byteLength - done, offset + done);
+    return wrote;
+  }
+
+  /** `writev` until every byte of `bufs` is at `position` (a short write continues where it stopped). */
+  private async writeAll(position: number, bufs: Uint8Array[], bytes: number): Promise<void> {
+    for (let done = 0; done < bytes; ) {
+      const { bytesWritten } = await this.handle.writev(bufs, position + done);
       done += bytesWritten;
+      if (done < bytes) bufs = remainder(bufs, bytesWritten);
     }
-    this.held.add(offset, end);
-    if (this.held.count > this.maxRanges) {
-      throw new RpcError(Code.ResourceExhausted, `the transfer is fragmented into more than ${this.maxRanges} ranges; send its parts in order`);
-    }
-    return true;
   }
 
   /**
@@ -132,4 +168,11 @@ export class RangeFile {
     this.closed = true;
     await this.handle.close();
   }
+}
+
+/** What is left of `bufs` after its first `skip` bytes. */
+function remainder(bufs: Uint8Array[], skip: number): Uint8Array[] {
+  let i = 0;
+  while (skip >= bufs[i]!.byteLength) skip -= bufs[i++]!.byteLength;
+  return [bufs[i]!.subarray(skip), ...bufs.slice(i + 1)];
 }

@@ -15,8 +15,15 @@ import type { Range } from "./byte-ranges.js";
 import type { RangeFile } from "./range-file.js";
 import type { TransferChunk } from "./transfer-chunk.js";
 
-/** Chunk writes one stream keeps in flight. */
-const MAX_WRITES = 4;
+/**
+ * Consecutive chunks are written together, up to this many bytes per write (one `writev`), and
+ * one stream keeps at most `MAX_WRITES` such writes in flight: memory per stream stays under
+ * (MAX_WRITES + 1) × RUN_BYTES while the disk and the network overlap. Measured on the 2-core VM
+ * (256 MiB to the page cache): 64 KiB writes, 4 in flight, 2.0 GB/s and 0.8–0.95 of the event
+ * loop; 512 KiB runs of 64 KiB chunks, 2 in flight, 4.7–5.2 GB/s and 0.4–0.6 of it.
+ */
+const RUN_BYTES = 512 * 1024;
+const MAX_WRITES = 2;
 
 /** Options of `receiveRange`. */
 export interface ReceiveRangeOptions<M> {
@@ -53,6 +60,32 @@ export async function receiveRange<M>(messages: AsyncIterable<M>, file: RangeFil
   let written = 0;
   let sha256: Uint8Array | undefined;
   const writing = new Set<Promise<void>>();
+  // The chunks gathered for the next write: consecutive, verified, not yet written.
+  let run: TransferChunk[] = [];
+  let runBytes = 0;
+  let runEnd = -1;
+  const flush = (): void => {
+    if (run.length === 0) return;
+    const chunks = run;
+    run = [];
+    runBytes = 0;
+    const write = file
+      .writeRun(
+        chunks[0]!.offset,
+        chunks.map((c) => c.data),
+      )
+      .then((wrote) => {
+        chunks.forEach((c, i) => {
+          if (wrote[i]) written += c.data.byteLength;
+          options.onChunk?.(c, wrote[i]!);
+        });
+      });
+    writing.add(write);
+    void write.then(
+      () => writing.delete(write),
+      () => {},
+    );
+  };
   try {
     for await (const message of messages) {
       const chunk = options.fromMessage(message);
@@ -83,22 +116,21 @@ export async function receiveRange<M>(messages: AsyncIterable<M>, file: RangeFil
         continue;
       }
       if (chunk.last) sha256 = chunk.sha256;
-      // Up to MAX_WRITES chunks are written at once while the next ones are read: the disk and the
-      // network overlap, and memory stays bounded by the writes in flight.
-      const write = file.write(chunk.offset, chunk.data).then((wrote) => {
-        if (wrote) written += chunk.data.byteLength;
-        options.onChunk?.(chunk, wrote);
-      });
-      writing.add(write);
-      void write.then(
-        () => writing.delete(write),
-        () => {},
-      );
-      if (writing.size >= MAX_WRITES) await Promise.race(writing);
+      // A gap (a damaged chunk dropped, or a sender skipping what the file holds) ends a run.
+      if (chunk.offset !== runEnd || runBytes + chunk.data.byteLength > RUN_BYTES) flush();
+      run.push(chunk);
+      runBytes += chunk.data.byteLength;
+      runEnd = end;
+      if (runBytes >= RUN_BYTES) flush();
+      while (writing.size >= MAX_WRITES) await Promise.race(writing);
     }
+    flush();
     await Promise.all(writing);
   } catch (e) {
-    // Writes still in flight finish (or fail) before the caller may close the file.
+    // The chunks gathered so far were verified: they are written too, so a stream that fails
+    // (a server lost, the user stopping) costs only what it had not delivered. Every write
+    // finishes (or fails) before the caller may close the file.
+    flush();
     await Promise.allSettled(writing);
     throw e;
   }
