@@ -3,7 +3,7 @@ import type { Compression } from "../codec/compression.js";
 import { receiveLimitError, type MessageSide } from "../codec/message-codec.js";
 import { RpcError } from "../protocol/errors.js";
 import { Code } from "../protocol/code.js";
-import { FrameDecoder, type Frame } from "../protocol/frame.js";
+import { FrameDecoder, encodeFrame, type Frame } from "../protocol/frame.js";
 import { parseContentType } from "../protocol/headers.js";
 import { Metadata, metadataFromHeaders } from "../protocol/metadata.js";
 import { httpStatusToCode, parseStatus, rstCodeToCode, type Status } from "../protocol/status.js";
@@ -118,6 +118,12 @@ export class Attempt {
     const s = this.stream;
     if (s !== undefined && !s.destroyed && !s.writableEnded) s.write(frame);
     return true;
+  }
+
+  /** Frames and writes an uncompressed message (`write(encodeFrame(payload))` without the copy). */
+  writeMessage(payload: Uint8Array): boolean {
+    if (this.writer !== undefined) return this.writer.writeMessage(payload);
+    return this.write(encodeFrame(payload));
   }
 
   writable(): Promise<void> {
