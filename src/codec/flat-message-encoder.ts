@@ -101,7 +101,8 @@ export function encodeFlatMessage(schema: DescMessage, message: Record<string, u
   if (plan === null || (plan.partial && !partial)) return undefined;
   // Pass 1 validates and sizes, recording string and nested message lengths in preorder;
   // pass 2 writes, reading them back in the same order.
-  lengths.length = 0;
+  // Only when used: setting an array's length is a runtime call, and most messages push nothing.
+  if (lengths.length !== 0) lengths.length = 0;
   const size = sizeMessage(plan, message);
   if (size < 0) return undefined;
   // allocUnsafe is safe: every byte is written below. A large message gets room for its frame
@@ -238,8 +239,16 @@ function writeMessage(plan: MessagePlan, message: Record<string, unknown>, out: 
     if (f.explicit) {
       if (!Object.prototype.hasOwnProperty.call(message, f.localName)) continue;
     } else if (isImplicitZero(f, v)) continue;
-    out.set(f.tag, pos);
-    pos += f.tag.byteLength;
+    const tag = f.tag;
+    // A one- or two-byte tag (field numbers below 2048) by hand: out.set is a runtime call.
+    if (tag.byteLength === 1) out[pos++] = tag[0]!;
+    else if (tag.byteLength === 2) {
+      out[pos++] = tag[0]!;
+      out[pos++] = tag[1]!;
+    } else {
+      out.set(tag, pos);
+      pos += tag.byteLength;
+    }
     switch (f.kind) {
       case Kind.String: {
         const n = lengths[cursor++]!;
