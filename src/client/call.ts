@@ -3,7 +3,9 @@ import type { CallChannel } from "../channel/channel.js";
 import type { HedgingPolicy, RetryPolicy } from "../channel/service-config.js";
 import type { Codec } from "../codec/codec.js";
 import type { Compression } from "../codec/compression.js";
-import { decodeMessage, sendPayload, sendsCompressed, serializeMessage, type MessageSide } from "../codec/message-codec.js";
+import { decodeMessage, sendPayload, sendsCompressed, serializeMessage, sizeSmallMessage, type MessageSide } from "../codec/message-codec.js";
+import { writeSizedFlatMessage } from "../codec/flat-message-encoder.js";
+import { BATCHED_BELOW } from "../stream/frame-writer.js";
 import { IdleTimeoutError, RpcError } from "../protocol/errors.js";
 import { Code } from "../protocol/code.js";
 import { encodeFrame, type Frame } from "../protocol/frame.js";
@@ -332,6 +334,15 @@ class ClientCall implements QueueSource, AttemptHost {
         // it writes the header in the batch it copies the message into (one copy, not two).
         const direct = this.current;
         if (this.replay === undefined && direct !== undefined && this.requestCompression === undefined) {
+          // A small one is encoded straight into the writer's batch (nothing runs in between).
+          const size = sizeSmallMessage(this.side, this.method.input as DescMessage, r.value, BATCHED_BELOW);
+          if (size >= 0) {
+            const more = direct.writeEncoded(size, writeSizedFlatMessage);
+            this.observed?.message("sent", size, false);
+            this.idle?.touch();
+            if (!more) await direct.writable();
+            continue;
+          }
           const bytes = this.serializeRequest(r.value);
           if (bytes === undefined) return;
           this.idle?.touch();
