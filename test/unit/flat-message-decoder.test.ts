@@ -18,7 +18,8 @@ const field = (name: string, number: number, type: FieldDescriptorProto_Type, ex
 
 /**
  * `Small` (every kind the decoder takes, implicit presence), `Opt` (the same with proto3
- * `optional`), proto2 `Small2` (explicit presence with defaults on a prototype, a closed enum),
+ * `optional`), proto2 `Small2` (explicit presence with defaults on a prototype, a closed enum)
+ * and `Plain2` (the same without the enum),
  * and `Texty` (a string field: not taken).
  */
 function schemas() {
@@ -48,6 +49,7 @@ function schemas() {
         name: "Small2",
         field: [field("data", 1, T.BYTES, { defaultValue: "x" }), field("n", 3, T.INT32, { defaultValue: "7" }), field("shade", 5, T.ENUM, { typeName: ".test.flatdecode2.Shade" })],
       },
+      { name: "Plain2", field: [field("data", 1, T.BYTES, { defaultValue: "x" }), field("n", 3, T.INT32, { defaultValue: "7" })] },
     ],
   });
   const r3 = createFileRegistry(proto3, () => undefined);
@@ -57,6 +59,7 @@ function schemas() {
     opt: r3.getMessage("test.flatdecode.Opt")!,
     texty: r3.getMessage("test.flatdecode.Texty")!,
     small2: r2.getMessage("test.flatdecode2.Small2")!,
+    plain2: r2.getMessage("test.flatdecode2.Plain2")!,
   };
 }
 
@@ -110,13 +113,17 @@ describe("decodeFlatMessage", () => {
   test("equals fromBinary on random messages of every schema, taking the common ones", () => {
     const rand = rng(42);
     let taken = 0;
+    let taken2 = 0;
     for (let i = 0; i < 2000; i++) {
       const init = randomInit(rand);
       for (const schema of [s.small, s.opt]) if (assertSameAsFromBinary(schema, toBinary(schema, create(schema, init as never)))) taken++;
       const init2 = { data: init.data, n: init.n, shade: rand() < 0.5 ? 2 : undefined };
       if (assertSameAsFromBinary(s.small2, toBinary(s.small2, create(s.small2, init2 as never)))) taken++;
+      // proto2 defaults live on a prototype: decoded from create(), not a copy of a plain object.
+      if (assertSameAsFromBinary(s.plain2, toBinary(s.plain2, create(s.plain2, { data: init.data, n: init.n } as never)))) taken2++;
     }
     assert.ok(taken > 1000, `the fast path took only ${taken} of 6000`);
+    assert.ok(taken2 > 1000, `the fast path took only ${taken2} proto2 messages of 2000`);
   });
 
   test("equals fromBinary (or declines) on mutated and truncated encodings", () => {
