@@ -78,4 +78,5 @@ export function summarise(file: string, top = 25): string {
 const args = process.argv.slice(2);
 const topIndex = args.indexOf("--top");
 const top = topIndex >= 0 ? Number(args[topIndex + 1]) : 25;
-for (const f of args.filter((a, i) => !a.startsWith("--") && i !== topIndex + 1 && a.endsWith(".cpuprofile"))) console.log(summarise(f, top));
+// Without --top, topIndex + 1 is 0: the first profile named must not be taken for its value.
+for (const f of args.filter((a, i) => !a.startsWith("--") && (topIndex < 0 || i !== topIndex + 1) && a.endsWith(".cpuprofile"))) console.log(summarise(f, top));

@@ -3,7 +3,7 @@ import type { Compression } from "../codec/compression.js";
 import { receiveLimitError, type MessageSide } from "../codec/message-codec.js";
 import { RpcError } from "../protocol/errors.js";
 import { Code } from "../protocol/code.js";
-import { FrameDecoder, type Frame } from "../protocol/frame.js";
+import { FRAME_HEADER_LENGTH, FrameDecoder, encodeFrame, encodeFrameHeader, type Frame } from "../protocol/frame.js";
 import { parseContentType } from "../protocol/headers.js";
 import { Metadata, metadataFromHeaders } from "../protocol/metadata.js";
 import { httpStatusToCode, parseStatus, rstCodeToCode, type Status } from "../protocol/status.js";
@@ -118,6 +118,21 @@ export class Attempt {
     const s = this.stream;
     if (s !== undefined && !s.destroyed && !s.writableEnded) s.write(frame);
     return true;
+  }
+
+  /** Frames and writes an uncompressed message (`write(encodeFrame(payload))` without the copy). */
+  writeMessage(payload: Uint8Array): boolean {
+    if (this.writer !== undefined) return this.writer.writeMessage(payload);
+    return this.write(encodeFrame(payload));
+  }
+
+  /** Writes an uncompressed message that `encode` writes in place (see FrameWriter.writeEncoded). */
+  writeEncoded(size: number, encode: (out: Buffer, pos: number) => number): boolean {
+    if (this.writer !== undefined) return this.writer.writeEncoded(size, encode);
+    const frame = Buffer.allocUnsafe(FRAME_HEADER_LENGTH + size);
+    frame.set(encodeFrameHeader(size, false), 0);
+    encode(frame, FRAME_HEADER_LENGTH);
+    return this.write(frame);
   }
 
   writable(): Promise<void> {

@@ -3,7 +3,9 @@ import type { CallChannel } from "../channel/channel.js";
 import type { HedgingPolicy, RetryPolicy } from "../channel/service-config.js";
 import type { Codec } from "../codec/codec.js";
 import type { Compression } from "../codec/compression.js";
-import { decodeMessage, sendPayload, sendsCompressed, serializeMessage, type MessageSide } from "../codec/message-codec.js";
+import { decodeMessage, sendPayload, sendsCompressed, serializeMessage, sizeSmallMessage, type MessageSide } from "../codec/message-codec.js";
+import { writeSizedFlatMessage } from "../codec/flat-message-encoder.js";
+import { BATCHED_BELOW } from "../stream/frame-writer.js";
 import { IdleTimeoutError, RpcError } from "../protocol/errors.js";
 import { Code } from "../protocol/code.js";
 import { encodeFrame, type Frame } from "../protocol/frame.js";
@@ -328,6 +330,25 @@ class ClientCall implements QueueSource, AttemptHost {
         const r = await it.next();
         if (this.done || this.requestIterator === undefined) return;
         if (r.done) break;
+        // Once nothing is kept for replay, a plain message goes to the attempt's writer unframed:
+        // it writes the header in the batch it copies the message into (one copy, not two).
+        const direct = this.current;
+        if (this.replay === undefined && direct !== undefined && this.requestCompression === undefined) {
+          // A small one is encoded straight into the writer's batch (nothing runs in between).
+          const size = sizeSmallMessage(this.side, this.method.input as DescMessage, r.value, BATCHED_BELOW);
+          if (size >= 0) {
+            const more = direct.writeEncoded(size, writeSizedFlatMessage);
+            this.observed?.message("sent", size, false);
+            this.idle?.touch();
+            if (!more) await direct.writable();
+            continue;
+          }
+          const bytes = this.serializeRequest(r.value);
+          if (bytes === undefined) return;
+          this.idle?.touch();
+          if (!direct.writeMessage(bytes)) await direct.writable();
+          continue;
+        }
         let frame = this.encodeRequest(r.value);
         if (frame instanceof Promise) frame = await frame;
         if (frame === undefined || this.done) return;
@@ -441,6 +462,15 @@ class ClientCall implements QueueSource, AttemptHost {
 
   /** The frame of one request, or undefined after ending the call with the reason it cannot be sent. */
   private encodeRequest(message: unknown): Uint8Array | Promise<Uint8Array> | undefined {
+    const bytes = this.serializeRequest(message);
+    if (bytes === undefined) return undefined;
+    if (!sendsCompressed(this.requestCompression, message)) return encodeFrame(bytes);
+    const payload = sendPayload(this.requestCompression, bytes);
+    return payload instanceof Promise ? payload.then((p) => encodeFrame(p, true)) : encodeFrame(payload, true);
+  }
+
+  /** The serialized request, or undefined after ending the call with the reason it cannot be sent. */
+  private serializeRequest(message: unknown): Uint8Array | undefined {
     let bytes: Uint8Array;
     try {
       bytes = serializeMessage(this.side, this.method.input as DescMessage, message);
@@ -449,9 +479,7 @@ class ClientCall implements QueueSource, AttemptHost {
       return undefined;
     }
     this.observed?.message("sent", bytes.byteLength, false);
-    if (!sendsCompressed(this.requestCompression, message)) return encodeFrame(bytes);
-    const payload = sendPayload(this.requestCompression, bytes);
-    return payload instanceof Promise ? payload.then((p) => encodeFrame(p, true)) : encodeFrame(payload, true);
+    return bytes;
   }
 
   /** Decodes a response message; a bad one ends the call (it is reported in order, after the messages before it). */

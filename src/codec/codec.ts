@@ -8,6 +8,7 @@ import {
   type MessageInitShape,
   type MessageShape,
 } from "@bufbuild/protobuf";
+import { decodeFlatMessage } from "./flat-message-decoder.js";
 import { encodeFlatMessage } from "./flat-message-encoder.js";
 
 /**
@@ -30,7 +31,10 @@ export function toMessage<D extends DescMessage>(schema: D, value: MessageInitSh
   return typeName === schema.typeName ? (value as MessageShape<D>) : create(schema, value);
 }
 
-/** Binary protobuf, the gRPC default. Flat messages take a faster, exact-size path (same bytes). */
+/**
+ * Binary protobuf, the gRPC default. Flat messages take a faster, exact-size path (same bytes);
+ * the simplest ones (bytes and small numbers) also a faster decoding path (same message).
+ */
 export const protoCodec: Codec = {
   name: "proto",
   encode: (schema, message) => {
@@ -39,7 +43,7 @@ export const protoCodec: Codec = {
     const fast = encodeFlatMessage(schema, (plain ? message : toMessage(schema, message)) as Record<string, unknown>, true);
     return fast ?? toBinary(schema, toMessage(schema, message));
   },
-  decode: (schema, bytes) => fromBinary(schema, bytes),
+  decode: (schema, bytes) => (decodeFlatMessage(schema, bytes) as MessageShape<typeof schema> | undefined) ?? fromBinary(schema, bytes),
 };
 
 const utf8Decoder = new TextDecoder("utf-8", { fatal: true });

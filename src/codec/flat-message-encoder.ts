@@ -97,21 +97,57 @@ const plans = new WeakMap<DescMessage, MessagePlan | null>();
  * that are flat throughout are encoded (the shape the random tests check exhaustively).
  */
 export function encodeFlatMessage(schema: DescMessage, message: Record<string, unknown>, partial = false): Uint8Array | undefined {
-  const plan = planFor(schema);
-  if (plan === null || (plan.partial && !partial)) return undefined;
-  // Pass 1 validates and sizes, recording string and nested message lengths in preorder;
-  // pass 2 writes, reading them back in the same order.
-  lengths.length = 0;
-  const size = sizeMessage(plan, message);
+  const size = sizeFlatMessage(schema, message, partial);
   if (size < 0) return undefined;
   // allocUnsafe is safe: every byte is written below. A large message gets room for its frame
   // header in front, so framing it copies nothing (see allocatePayload).
   const out = size >= HEADER_ROOM_FROM ? allocatePayload(size) : Buffer.allocUnsafe(size);
-  cursor = 0;
-  const end = writeMessage(plan, message, out, 0);
-  if (end !== size) throw new Error(`flat message encoder wrote ${end} of ${size} bytes`); // a bug, not bad input
+  writeSizedFlatMessage(out, 0);
   return out;
 }
+
+/**
+ * Pass 1 of `encodeFlatMessage` alone: the size of `message`'s encoding, or -1 when it declines
+ * (then nothing is pending). Otherwise `writeSizedFlatMessage` writes it, and must be called
+ * before anything else is sized: the two split the encoding so that a caller can write the
+ * message straight into a buffer of its own (a batch of frames), with no buffer of its own.
+ */
+export function sizeFlatMessage(schema: DescMessage, message: Record<string, unknown>, partial = false): number {
+  pending = undefined;
+  const plan = planFor(schema);
+  if (plan === null || (plan.partial && !partial)) return -1;
+  // Pass 1 validates and sizes, recording string and nested message lengths in preorder;
+  // pass 2 writes, reading them back in the same order.
+  // Only when used: setting an array's length is a runtime call, and most messages push nothing.
+  if (lengths.length !== 0) lengths.length = 0;
+  const size = sizeMessage(plan, message);
+  if (size < 0) return -1;
+  pending = message;
+  pendingPlan = plan;
+  pendingSize = size;
+  return size;
+}
+
+/** Writes the message `sizeFlatMessage` sized last into `out` at `pos` (room for its size there); returns the end. */
+export function writeSizedFlatMessage(out: Buffer, pos: number): number {
+  const message = pending;
+  if (message === undefined) throw new Error("writeSizedFlatMessage without a sized message"); // a bug in the caller
+  pending = undefined;
+  cursor = 0;
+  const end = writeMessage(pendingPlan!, message, out, pos);
+  if (end !== pos + pendingSize) throw new Error(`flat message encoder wrote ${end - pos} of ${pendingSize} bytes`); // a bug, not bad input
+  return end;
+}
+
+/** Forgets the message `sizeFlatMessage` sized last, when the caller will not write it. */
+export function dropSizedFlatMessage(): void {
+  pending = undefined;
+}
+
+/** The message sized last and not yet written (see sizeFlatMessage), its plan and size. */
+let pending: Record<string, unknown> | undefined;
+let pendingPlan: MessagePlan | undefined;
+let pendingSize = 0;
 
 /**
  * Scratch space between the two passes (encoding is synchronous and never re-entered): the byte
@@ -238,8 +274,16 @@ function writeMessage(plan: MessagePlan, message: Record<string, unknown>, out: 
     if (f.explicit) {
       if (!Object.prototype.hasOwnProperty.call(message, f.localName)) continue;
     } else if (isImplicitZero(f, v)) continue;
-    out.set(f.tag, pos);
-    pos += f.tag.byteLength;
+    const tag = f.tag;
+    // A one- or two-byte tag (field numbers below 2048) by hand: out.set is a runtime call.
+    if (tag.byteLength === 1) out[pos++] = tag[0]!;
+    else if (tag.byteLength === 2) {
+      out[pos++] = tag[0]!;
+      out[pos++] = tag[1]!;
+    } else {
+      out.set(tag, pos);
+      pos += tag.byteLength;
+    }
     switch (f.kind) {
       case Kind.String: {
         const n = lengths[cursor++]!;

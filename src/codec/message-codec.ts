@@ -2,7 +2,8 @@ import type { DescMessage } from "@bufbuild/protobuf";
 import { RpcError } from "../protocol/errors.js";
 import { Code } from "../protocol/code.js";
 import type { Frame } from "../protocol/frame.js";
-import type { Codec } from "./codec.js";
+import { protoCodec, type Codec } from "./codec.js";
+import { dropSizedFlatMessage, sizeFlatMessage } from "./flat-message-encoder.js";
 import { compressMessage, decompressMessage, isMarkedUncompressed, type Compression } from "./compression.js";
 
 /**
@@ -49,6 +50,24 @@ export function serializeMessage(side: MessageSide, schema: DescMessage, message
     );
   }
   return bytes;
+}
+
+/**
+ * The size of `message` when the proto codec's flat encoder takes it and it is under `below`
+ * bytes (and the send limit): the encoder then holds it for `writeSizedFlatMessage`, which the
+ * caller passes to `FrameWriter.writeEncoded` at once. -1 otherwise: the caller uses
+ * `serializeMessage` (which also produces any error).
+ */
+export function sizeSmallMessage(side: MessageSide, schema: DescMessage, message: unknown, below: number): number {
+  if (side.codec !== protoCodec || typeof message !== "object" || message === null) return -1;
+  // A message of another type is left to protoCodec.encode, which converts it.
+  const typeName = (message as { $typeName?: string }).$typeName;
+  if (typeName !== undefined && typeName !== schema.typeName) return -1;
+  const size = sizeFlatMessage(schema, message as Record<string, unknown>, true);
+  if (size < 0) return -1;
+  if (size < below && size <= side.maxSendBytes) return size;
+  dropSizedFlatMessage();
+  return -1;
 }
 
 /** Whether `message` goes out compressed with the call's `compression` (a message may opt out: `withCompression`). */

@@ -1,7 +1,8 @@
 import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
 import { ResetCode, type IncomingStreamHeaders, type ServerCallStream, type StreamHeaders } from "../transport/call-stream.js";
 import { parseAcceptEncoding, type Compression } from "../codec/compression.js";
-import { sendPayload, sendsCompressed, serializeMessage, type MessageSide } from "../codec/message-codec.js";
+import { sendPayload, sendsCompressed, serializeMessage, sizeSmallMessage, type MessageSide } from "../codec/message-codec.js";
+import { writeSizedFlatMessage } from "../codec/flat-message-encoder.js";
 import { IdleTimeoutError, RpcError } from "../protocol/errors.js";
 import { IdleTimer } from "../stream/idle-timer.js";
 import type { Logger } from "../logger.js";
@@ -12,7 +13,7 @@ import { isReservedHeader, Metadata, metadataFromHeaders, metadataToHeaders } fr
 import { statusHeaders } from "../protocol/status.js";
 import { encodeStatusDetails, statusDetailsKey } from "../protocol/status-details.js";
 import { parseTimeout } from "../protocol/timeout.js";
-import { FrameWriter } from "../stream/frame-writer.js";
+import { BATCHED_BELOW, FrameWriter } from "../stream/frame-writer.js";
 import { CallContext } from "./call-context.js";
 import type { HandlerContext, Protocol } from "../handler-context.js";
 import { RequestReader, type ReaderHooks, type RequestReaderHost } from "./request-reader.js";
@@ -473,6 +474,18 @@ export class ServerCall implements RequestReaderHost, HandlerContext {
    */
   private writeMessage(message: unknown, only = false): boolean {
     if (this.done) return true;
+    // A small message of a stream whose headers are out is encoded straight into the writer's
+    // batch (no buffer of its own). Nothing runs between sizing and encoding it.
+    if (!only && this.headersSent && this.responseCompression === undefined) {
+      const size = sizeSmallMessage(this.side, this.route.method.output as DescMessage, message, BATCHED_BELOW);
+      if (size >= 0) {
+        const more = this.writer.writeEncoded(size, writeSizedFlatMessage);
+        this.observed?.message("sent", size, false);
+        this.idle?.touch();
+        this.hooks.onSend();
+        return more;
+      }
+    }
     let bytes: Uint8Array;
     try {
       bytes = serializeMessage(this.side, this.route.method.output as DescMessage, message);

@@ -26,6 +26,8 @@ export interface FrameSink {
 
 /** Frames smaller than this are coalesced; larger ones are written as they are (no copy). */
 const COALESCE_BELOW = 16 * 1024;
+/** Messages (payload bytes) below this are batched, so worth `writeEncoded`: larger ones are written uncopied anyway. */
+export const BATCHED_BELOW = COALESCE_BELOW - FRAME_HEADER_LENGTH;
 /** A coalesced batch is written out once it reaches this size, even within one event-loop turn. */
 const BATCH_LIMIT = 64 * 1024;
 /** In `flags`: the part is a whole frame (header included), not a payload still to be framed. */
@@ -47,7 +49,11 @@ const SLICE = 64 * 1024;
  * as the batch reaches 64 KiB: a producer that keeps the stream busy gets few DATA frames and
  * syscalls. A batch is built in one buffer with each frame's header written in place, so a small
  * message is copied once; a payload of 16 KiB or more is never copied (its header and it are
- * written together, corked). Order is always preserved.
+ * written together, corked). A small message given as an encoder (`writeEncoded`) is encoded
+ * straight into the batch's buffer, copied never: that buffer starts at 1 KiB and doubles up to
+ * 64 KiB each time it fills (its batch is written then), and is dropped whenever the stream is
+ * idle, so a stream holds at most one partly used buffer beyond the bytes it counts. Order is
+ * always preserved.
  *
  * Pacing: a write that would take the bytes in flight past the high-water mark is handed to the
  * stream in slices as earlier ones are taken, never all at once. node keeps whatever a stream
@@ -147,6 +153,69 @@ export class FrameWriter {
     return this.add(payload, compressed ? 1 : 0, FRAME_HEADER_LENGTH + payload.byteLength);
   }
 
+  /**
+   * Queues an uncompressed message of `size` bytes that `encode(out, pos)` writes at `pos` in
+   * `out` (returning the end): the same as `writeMessage(payload)` for the payload it would write,
+   * but a message batched behind others is encoded straight into the batch's buffer, so small
+   * messages cost no buffer of their own and no copy.
+   */
+  writeEncoded(size: number, encode: (out: Buffer, pos: number) => number): boolean {
+    const frameSize = FRAME_HEADER_LENGTH + size;
+    if (this.closed || this.held !== undefined || !this.coalesce || frameSize >= COALESCE_BELOW || (this.batchBytes === 0 && this.inflight === 0)) {
+      const frame = Buffer.allocUnsafe(frameSize);
+      putHeader(frame, 0, size, false);
+      encode(frame, FRAME_HEADER_LENGTH);
+      return this.write(frame);
+    }
+    if (this.budget !== undefined) {
+      this.counted += frameSize;
+      this.budget.add(frameSize);
+    }
+    let open = this.open;
+    if (open === undefined || open.byteLength - this.openEnd < frameSize) {
+      // Out of room: what is batched goes now, and the next buffer is twice the last (up to a
+      // batch), so a stream that batches a few messages holds a small buffer, not a batch's worth.
+      this.flush();
+      this.openCapacity = Math.min(BATCH_LIMIT, this.openCapacity * 2);
+      open = this.open = Buffer.allocUnsafe(Math.max(frameSize, this.openCapacity));
+      this.openStart = 0;
+      this.openEnd = 0;
+    }
+    putHeader(open, this.openEnd, size, false);
+    this.openEnd = encode(open, this.openEnd + FRAME_HEADER_LENGTH);
+    this.batchBytes += frameSize;
+    if (this.batchBytes >= BATCH_LIMIT) this.flush();
+    else if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(flushLater, this);
+    }
+    return !this.full;
+  }
+
+  /**
+   * The buffer `writeEncoded` encodes batched messages into; [openStart, openEnd) is batched and
+   * not yet a part. Dropped whenever the stream is idle, so an idle stream holds none.
+   */
+  private open: Buffer | undefined;
+  private openStart = 0;
+  private openEnd = 0;
+  private openCapacity = MIN_OPEN / 2;
+
+  /** Makes the messages encoded into the open buffer a part of the batch, so parts queued after them stay after them. */
+  private seal(): void {
+    if (this.openEnd === this.openStart) return;
+    (this.parts ??= []).push(this.open!.subarray(this.openStart, this.openEnd));
+    (this.flags ??= []).push(WHOLE);
+    this.openStart = this.openEnd;
+  }
+
+  private dropOpen(): void {
+    this.open = undefined;
+    this.openStart = 0;
+    this.openEnd = 0;
+    this.openCapacity = MIN_OPEN / 2;
+  }
+
   private hold(part: Uint8Array | HeldPart, flag: number, size: number): boolean {
     if (this.closed || this.closeWhenReleased !== undefined) return true;
     const held = (this.held ??= []);
@@ -195,6 +264,7 @@ export class FrameWriter {
       // Idle stream: nothing to coalesce with, so no reason to wait.
       this.writeOut(flag === WHOLE ? part : frameOf(part, flag));
     } else {
+      this.seal();
       (this.parts ??= []).push(part);
       (this.flags ??= []).push(flag);
       this.batchBytes += size;
@@ -222,6 +292,7 @@ export class FrameWriter {
       return;
     }
     // The header joins the batch; the payload follows it in the same corked write.
+    this.seal();
     (this.parts ??= []).push(EMPTY);
     (this.flags ??= []).push(flag === 1 ? HEADER_OF_COMPRESSED : HEADER_OF_PLAIN);
     (this.headerLengths ??= []).push(part.byteLength);
@@ -237,6 +308,7 @@ export class FrameWriter {
 
   /** Builds the batch into one buffer (or returns its only whole frame) and empties it. */
   private takeBatch(): Uint8Array {
+    this.seal();
     const parts = this.parts!;
     const flags = this.flags!;
     const n = this.batchBytes;
@@ -316,6 +388,7 @@ export class FrameWriter {
     }
     this.flush();
     this.closed = true;
+    this.dropOpen();
     this.release();
     if (this.pacedBytes === 0) then?.();
     else if (then !== undefined) this.onDrained = then;
@@ -344,6 +417,7 @@ export class FrameWriter {
     this.flags = undefined;
     this.headerLengths = undefined;
     this.batchBytes = 0;
+    this.dropOpen();
     this.closed = true;
     if (this.budget !== undefined) this.uncount(this.counted);
     this.release();
@@ -422,6 +496,8 @@ export class FrameWriter {
     if (this.sizesHead === this.sizesTail) {
       this.sizesHead = 0;
       this.sizesTail = 0;
+      // Idle: nothing in flight; with nothing batched either, the open buffer goes (see `open`).
+      if (this.batchBytes === 0 && this.open !== undefined) this.dropOpen();
     } else if (this.sizesHead >= 1024) {
       // A stream that always has a write in flight never empties the queue: move the rest down.
       sizes.copyWithin(0, this.sizesHead, this.sizesTail);
@@ -450,6 +526,8 @@ class HeldPart {
 }
 
 const EMPTY = new Uint8Array(0);
+/** The first open buffer's size (see writeEncoded): small enough to come from node's pool. */
+const MIN_OPEN = 1024;
 /** Flags of header-only parts (their payload is written separately, uncopied). */
 const HEADER_OF_PLAIN = 2;
 const HEADER_OF_COMPRESSED = 3;
