@@ -172,19 +172,24 @@ export class FrameWriter {
       this.budget.add(frameSize);
     }
     let open = this.open;
+    let outOfRoom = false;
     if (open === undefined || open.byteLength - this.openEnd < frameSize) {
-      // Out of room: what is batched goes now, and the next buffer is twice the last (up to a
-      // batch), so a stream that batches a few messages holds a small buffer, not a batch's worth.
-      this.flush();
+      // Out of room: what the old buffer holds joins the batch, which goes out below, and the
+      // next buffer is twice the last (up to a batch), so a stream that batches a few messages
+      // holds a small buffer, not a batch's worth.
+      this.seal();
+      outOfRoom = this.batchBytes > 0;
       this.openCapacity = Math.min(BATCH_LIMIT, this.openCapacity * 2);
       open = this.open = Buffer.allocUnsafe(Math.max(frameSize, this.openCapacity));
       this.openStart = 0;
       this.openEnd = 0;
     }
+    // Encoded before anything is written: a write can call back into code that sizes the next
+    // message (a push-style handler woken by a completed write), and the encoder holds only one.
     putHeader(open, this.openEnd, size, false);
     this.openEnd = encode(open, this.openEnd + FRAME_HEADER_LENGTH);
     this.batchBytes += frameSize;
-    if (this.batchBytes >= BATCH_LIMIT) this.flush();
+    if (outOfRoom || this.batchBytes >= BATCH_LIMIT) this.flush();
     else if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(flushLater, this);
