@@ -12,7 +12,7 @@ import { isReservedHeader, Metadata, metadataFromHeaders, metadataToHeaders } fr
 import { statusHeaders } from "../protocol/status.js";
 import { encodeStatusDetails, statusDetailsKey } from "../protocol/status-details.js";
 import { parseTimeout } from "../protocol/timeout.js";
-import { FrameWriter } from "../stream/frame-writer.js";
+import { FrameWriter, type FrameSink } from "../stream/frame-writer.js";
 import { CallContext } from "./call-context.js";
 import type { HandlerContext, Protocol } from "../handler-context.js";
 import { RequestReader, type ReaderHooks, type RequestReaderHost } from "./request-reader.js";
@@ -339,7 +339,7 @@ export class ServerCall implements RequestReaderHost, HandlerContext {
 
   trySend(message: unknown): boolean {
     if (this.done) return false;
-    if (this.writer.full) {
+    if (this.out !== undefined ? this.out.full : this.hooks.budget?.saturated === true) {
       this.trySendRefused();
       return false;
     }
@@ -360,7 +360,12 @@ export class ServerCall implements RequestReaderHost, HandlerContext {
   }
 
   private get writer(): FrameWriter {
-    return (this.out ??= new FrameWriter(this.stream, this.config.sendHighWaterMark, true, this.hooks.budget));
+    return (this.out ??= new FrameWriter(this.stream, this.config.sendHighWaterMark, true, this.hooks.budget, onWriterIdle));
+  }
+
+  /** @internal The writer holds nothing: an idle stream keeps none (~0.3 KB of 10,000 fan-out streams' each). */
+  writerIdle(): void {
+    this.out = undefined;
   }
 
   /** @internal The HTTP/2 stream closed: nothing the call wrote is buffered for it any more. */
@@ -575,6 +580,10 @@ type CallStream = ServerCallStream & { [kCall]: ServerCall; [kTrailers]?: Stream
 // node asks for the trailers once, after the last DATA frame.
 function onWantTrailers(this: CallStream): void {
   this.sendTrailers(this[kTrailers]!);
+}
+
+function onWriterIdle(stream: FrameSink): void {
+  (stream as CallStream)[kCall].writerIdle();
 }
 
 function onStreamData(this: CallStream, chunk: Buffer): void {
