@@ -158,7 +158,7 @@ export class ServerCall implements RequestReaderHost, HandlerContext {
         );
       }
     }
-    this.acceptHeader = headers["grpc-accept-encoding"];
+    this.acceptHeader = shared(headers["grpc-accept-encoding"]);
     const preferred = config.defaultCompression;
     if (preferred !== undefined && parseAcceptEncoding(this.acceptHeader).includes(preferred.name)) this.responseCompression = preferred;
 
@@ -653,7 +653,22 @@ function customHeaders(headers: IncomingStreamHeaders): IncomingStreamHeaders {
   for (const key in headers) {
     // grpc-* keys other than the three consumed here are left to metadataFromHeaders to judge.
     if (isReservedHeader(key) && (!key.startsWith("grpc-") || consumedHeaders.has(key))) continue;
-    out[key] = headers[key];
+    out[key] = key === "user-agent" ? shared(headers[key]) : headers[key];
   }
   return out;
+}
+
+/**
+ * node makes a new string per stream for every header value; the few that every call of a
+ * client repeats (user-agent, grpc-accept-encoding) and that a call keeps while it is open are
+ * swapped for one copy (~64 B per open call). The last few values seen, so a server with many
+ * kinds of clients keeps at most that many.
+ */
+const recentValues: string[] = [];
+function shared<T extends string | string[] | undefined>(value: T): T {
+  if (typeof value !== "string") return value;
+  for (const v of recentValues) if (v === value) return v as T;
+  if (recentValues.length >= 8) recentValues.shift();
+  recentValues.push(value);
+  return value;
 }
