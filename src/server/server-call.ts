@@ -257,7 +257,9 @@ export class ServerCall implements RequestReaderHost, HandlerContext {
     try {
       const kind = route.method.methodKind;
       if (kind === "server_streaming" || kind === "bidi_streaming") {
-        await this.sendAll(route.handler(kind === "server_streaming" ? await this.reader!.single() : this.reader!.requests!, new CallContext(this)));
+        // Returned, not awaited: this async frame (~0.4 KB with its registers) then ends here
+        // instead of staying alive as long as the stream is open.
+        return this.runStreaming(kind === "server_streaming" ? await this.reader!.single() : this.reader!.requests!);
       } else {
         // Awaited only when there is something to wait for: each await of a plain value is a
         // promise and a trip through the microtask queue per call.
@@ -266,6 +268,33 @@ export class ServerCall implements RequestReaderHost, HandlerContext {
         r = this.sendOne(r);
         if (r !== undefined) await r;
       }
+      this.finish(Code.OK, "", this.trailer);
+    } catch (e) {
+      this.fail(this.toRpcError(e));
+    }
+  }
+
+  /** Runs a streaming handler; like start(), never rejects. */
+  private runStreaming(request: unknown): Promise<void> {
+    let r: unknown;
+    try {
+      r = this.sendAll(this.route.handler(request, new CallContext(this)));
+    } catch (e) {
+      this.fail(this.toRpcError(e));
+      return Promise.resolve();
+    }
+    if (!isThenable(r)) {
+      this.finishOk();
+      return Promise.resolve();
+    }
+    return Promise.resolve(r).then(
+      () => this.finishOk(),
+      (e: unknown) => this.fail(this.toRpcError(e)),
+    );
+  }
+
+  private finishOk(): void {
+    try {
       this.finish(Code.OK, "", this.trailer);
     } catch (e) {
       this.fail(this.toRpcError(e));
