@@ -81,6 +81,12 @@ export class FrameWriter {
     readonly highWaterMark: number,
     private readonly coalesce = true,
     private readonly budget?: WriteBudget,
+    /**
+     * Called (with the stream) when a write completes and the writer holds nothing and is waited
+     * on by nobody, so its owner may drop it: an idle stream then keeps no writer. A shared
+     * function, not a closure per writer.
+     */
+    private readonly onIdle?: (stream: FrameSink) => void,
   ) {}
 
   /** Bytes accepted but not yet taken by the HTTP/2 session. */
@@ -511,6 +517,22 @@ export class FrameWriter {
     }
     if (this.paced !== undefined) this.pace();
     if (this.waiters !== undefined && this.waiters.length > 0 && !this.full) this.release();
+    if (this.onIdle !== undefined && this.idle) this.onIdle(this.stream);
+  }
+
+  /** Nothing in flight, batched, paced, held or counted, nobody waiting, not closed. */
+  private get idle(): boolean {
+    return (
+      this.inflight === 0 &&
+      this.batchBytes === 0 &&
+      !this.scheduled &&
+      this.paced === undefined &&
+      this.held === undefined &&
+      this.waiters === undefined &&
+      !this.budgetWait &&
+      this.counted === 0 &&
+      !this.closed
+    );
   }
 
   private release(): void {
