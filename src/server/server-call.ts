@@ -360,7 +360,7 @@ export class ServerCall implements RequestReaderHost, HandlerContext {
   }
 
   private get writer(): FrameWriter {
-    return (this.out ??= new FrameWriter(this.stream, this.config.sendHighWaterMark, true, this.hooks.budget));
+    return (this.out ??= new FrameWriter(this.stream, this.config.sendHighWaterMark, true, this.hooks.budget, isNodeStream(this.stream)));
   }
 
   /** @internal The HTTP/2 stream closed: nothing the call wrote is buffered for it any more. */
@@ -647,4 +647,13 @@ function customHeaders(headers: IncomingStreamHeaders): IncomingStreamHeaders {
     out[key] = headers[key];
   }
   return out;
+}
+
+/**
+ * Whether `stream` is node's own HTTP/2 stream, which is done with a chunk once it calls the
+ * write's callback (so the writer may reuse large payloads); the in-process and translated
+ * (gRPC-Web, Connect, HTTP/1.1) streams may hand chunks on as they are.
+ */
+function isNodeStream(stream: ServerCallStream): boolean {
+  return stream.constructor.name === "ServerHttp2Stream";
 }
