@@ -1,4 +1,4 @@
-import { FRAME_HEADER_LENGTH, encodeFrameHeader } from "../protocol/frame.js";
+import { FRAME_HEADER_LENGTH, encodeFrameHeader, isRecyclablePayload, recyclePayload } from "../protocol/frame.js";
 
 /**
  * A shared byte budget the writer's buffered bytes count against (a server connection's): while
@@ -61,6 +61,22 @@ const SLICE = 64 * 1024;
  * one piece sat there whole, past node's session limit, refusing every other call on the
  * connection, and a stream the server closed early could never finish writing it.
  */
+/** What a writer's owner may ask of it beyond the basics. */
+export interface FrameWriterOptions {
+  /**
+   * Called (with the stream) when a write completes and the writer holds nothing and is waited
+   * on by nobody, so its owner may drop it: an idle stream then keeps no writer. A shared
+   * function, not a closure per writer.
+   */
+  onIdle?: (stream: FrameSink) => void;
+  /**
+   * Give payloads from `allocatePayload` back for reuse (`recyclePayload`) once the stream
+   * reports their last byte written. Only for a sink that is done with a chunk when it calls
+   * the write's callback (node's Http2Stream), never one that hands chunks on (in-process).
+   */
+  recycle?: boolean;
+}
+
 export class FrameWriter {
   // The batch, allocated on first use: an idle stream (most of 10,000 open streams) has none.
   private parts: Uint8Array[] | undefined;
@@ -81,13 +97,24 @@ export class FrameWriter {
     readonly highWaterMark: number,
     private readonly coalesce = true,
     private readonly budget?: WriteBudget,
-    /**
-     * Called (with the stream) when a write completes and the writer holds nothing and is waited
-     * on by nobody, so its owner may drop it: an idle stream then keeps no writer. A shared
-     * function, not a closure per writer.
-     */
-    private readonly onIdle?: (stream: FrameSink) => void,
-  ) {}
+    options: FrameWriterOptions = {},
+  ) {
+    this.onIdle = options.onIdle;
+    this.recycle = options.recycle === true;
+  }
+
+  /** See FrameWriterOptions.onIdle. */
+  private readonly onIdle: ((stream: FrameSink) => void) | undefined;
+  /** See FrameWriterOptions.recycle. */
+  private readonly recycle: boolean;
+
+  /** Payloads to recycle, marked by writeMessage, until writeOut places them in the write order. */
+  private marked: Set<Uint8Array> | undefined;
+  /** Placed payloads, oldest first, each with the byte count (`completed`) at which its last write is done. */
+  private recycling: Array<{ payload: Uint8Array; end: number }> | undefined;
+  /** Bytes handed to the stream, and bytes whose write callbacks came back, since the start. */
+  private handed = 0;
+  private completed = 0;
 
   /** Bytes accepted but not yet taken by the HTTP/2 session. */
   get buffered(): number {
@@ -155,6 +182,7 @@ export class FrameWriter {
       return this.hold(part, compressed ? 1 : 0, part.size);
     }
     if (payload.byteLength > 0xffff_ffff) encodeFrameHeader(payload.byteLength, compressed);
+    if (this.recycle && isRecyclablePayload(payload)) (this.marked ??= new Set()).add(payload);
     if (this.held !== undefined) return this.hold(payload, compressed ? 1 : 0, FRAME_HEADER_LENGTH + payload.byteLength);
     return this.add(payload, compressed ? 1 : 0, FRAME_HEADER_LENGTH + payload.byteLength);
   }
@@ -418,6 +446,8 @@ export class FrameWriter {
 
   /** Drops everything unsent (the stream is gone) and releases waiters. */
   abort(): void {
+    this.marked = undefined;
+    this.recycling = undefined;
     this.held = undefined;
     this.heldBytes = 0;
     this.closeWhenReleased = undefined;
@@ -443,6 +473,10 @@ export class FrameWriter {
   private writeOut(buf: Uint8Array): void {
     const stream = this.stream;
     if (stream.destroyed || stream.writableEnded) return;
+    if (this.marked?.delete(buf) === true) {
+      // Paced bytes go out before it: its last byte is written after everything handed or paced now.
+      (this.recycling ??= []).push({ payload: buf, end: this.handed + this.pacedBytes + buf.byteLength });
+    }
     if (this.paced !== undefined || (buf.byteLength > SLICE && this.inflight + buf.byteLength > this.highWaterMark)) {
       (this.paced ??= []).push(buf);
       this.pacedBytes += buf.byteLength;
@@ -478,6 +512,7 @@ export class FrameWriter {
     if (stream.destroyed || stream.writableEnded) return;
     const n = buf.byteLength;
     this.inflight += n;
+    this.handed += n;
     // One callback per writer, not a closure per write: a stream calls its write callbacks in the
     // order of the writes, so the sizes in flight form a queue.
     if (this.sizes === undefined) {
@@ -487,7 +522,7 @@ export class FrameWriter {
     } else {
       this.sizes[this.sizesTail++] = n;
     }
-    stream.write(buf, (this.onWritten ??= () => this.written()));
+    stream.write(buf, (this.onWritten ??= (error) => this.written(error)));
   }
 
   /**
@@ -497,12 +532,14 @@ export class FrameWriter {
   private sizes: number[] | undefined;
   private sizesHead = 0;
   private sizesTail = 0;
-  private onWritten: (() => void) | undefined;
+  private onWritten: ((error?: Error | null) => void) | undefined;
 
-  private written(): void {
+  private written(error?: Error | null): void {
     const sizes = this.sizes!;
     const n = sizes[this.sizesHead++]!;
     this.inflight -= n;
+    this.completed += n;
+    if (this.recycling !== undefined) this.recycleWritten(error);
     if (this.budget !== undefined) this.uncount(n);
     if (this.sizesHead === this.sizesTail) {
       this.sizesHead = 0;
@@ -533,6 +570,16 @@ export class FrameWriter {
       this.counted === 0 &&
       !this.closed
     );
+  }
+
+  private recycleWritten(error: Error | null | undefined): void {
+    const recycling = this.recycling!;
+    // A failed write, or a stream torn down, may leave node holding the bytes: reuse nothing.
+    if (error != null || this.stream.destroyed) {
+      this.recycling = undefined;
+      return;
+    }
+    while (recycling.length > 0 && recycling[0]!.end <= this.completed) recyclePayload(recycling.shift()!.payload);
   }
 
   private release(): void {

@@ -19,7 +19,7 @@ function slowStream() {
 test("a writer tells its owner it is idle once every write it was given is taken, and not before", async () => {
   const s = slowStream();
   const idle: FrameSink[] = [];
-  const writer = new FrameWriter(s.stream, 1024, true, undefined, (sink) => idle.push(sink));
+  const writer = new FrameWriter(s.stream, 1024, true, undefined, { onIdle: (sink) => idle.push(sink) });
   writer.writeMessage(new Uint8Array(64));
   // Written while the first is in flight: batched for the next turn.
   writer.writeMessage(new Uint8Array(64));
@@ -37,7 +37,7 @@ test("a writer tells its owner it is idle once every write it was given is taken
 test("a writer with a producer waiting for room is not reported idle until the producer was released", async () => {
   const s = slowStream();
   let idle = 0;
-  const writer = new FrameWriter(s.stream, 100, true, undefined, () => idle++);
+  const writer = new FrameWriter(s.stream, 100, true, undefined, { onIdle: () => idle++ });
   assert.equal(writer.writeMessage(new Uint8Array(200)), false, "full");
   let released = false;
   const waiting = writer.writable().then(() => (released = true));
@@ -51,7 +51,7 @@ test("a writer with a producer waiting for room is not reported idle until the p
 test("a closed writer is never reported idle", async () => {
   const s = slowStream();
   let idle = 0;
-  const writer = new FrameWriter(s.stream, 1024, true, undefined, () => idle++);
+  const writer = new FrameWriter(s.stream, 1024, true, undefined, { onIdle: () => idle++ });
   writer.writeMessage(new Uint8Array(64));
   writer.close();
   s.take();
