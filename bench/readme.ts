@@ -11,8 +11,10 @@
  * targets from targets.ts, judged on the same medians).
  *
  * A figure is quoted only when its rounds agree: a cell whose rounds spread more than
- * ±`steadySpread` around the median shows its range and "unsteady" instead, and a target judged
- * on it says so rather than "met" or "not met". One round has no spread to show and is marked.
+ * ±`steadySpread` around the median (memory growths: ±`steadyMb` MB) shows its range and
+ * "unsteady" instead, and a target judged on it says so rather than "met" or "not met". With
+ * five rounds or more the highest and lowest are left out of the spread, so one round disturbed
+ * by other work does not decide it. One round has no spread to show and is marked.
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -27,6 +29,8 @@ import { targets, type Target } from "./targets.js";
  * rounds; a rate that does not was measured while something else ran.
  */
 export const steadySpread = 0.2;
+/** A memory growth in MB is steady when its rounds agree within ± this many MB. */
+export const steadyMb = 8;
 
 /** What `npm run bench` writes (run.ts), as far as the README needs it. */
 export interface ResultsFile {
@@ -45,26 +49,41 @@ export interface ResultsFile {
 /** One cell's figures: median, its spread (half the range ÷ median), and how many rounds made it. */
 export interface Figure {
   value: number;
+  /** Half the range of the rounds counted (see `figure`) ÷ the median; for MB growths, ÷ `steadyMb`. */
   spread: number;
   rounds: number;
   steady: boolean;
+  /** The range the spread was taken over. */
+  lo: number;
+  hi: number;
 }
 
-export function figure(r: ImplResult | undefined, key: string): Figure | undefined {
+export function figure(r: ImplResult | undefined, key: string, unit?: MetricSpec["unit"]): Figure | undefined {
   if (r === undefined) return undefined;
   if (r.min === undefined || r.max === undefined) throw new Error("the results file has no per-metric ranges (made before they were recorded): run `npm run bench` again");
   const value = r.median[key];
   if (value === undefined || !Number.isFinite(value)) return undefined;
-  const rounds = r.runs.filter((x) => !("error" in x) && Number.isFinite(x[key] ?? NaN)).length;
-  const lo = r.min[key] ?? value;
-  const hi = r.max[key] ?? value;
-  const spread = value === 0 ? (hi === lo ? 0 : Number.POSITIVE_INFINITY) : (hi - lo) / 2 / Math.abs(value);
-  return { value, spread, rounds, steady: rounds >= 2 && spread <= steadySpread };
+  const values = r.runs
+    .filter((x): x is Record<string, number> => !("error" in x))
+    .map((x) => x[key] ?? NaN)
+    .filter((x) => Number.isFinite(x))
+    .sort((a, b) => a - b);
+  const rounds = values.length;
+  // Five rounds or more: the highest and the lowest are left out of the spread (one round
+  // disturbed by other work on the machine would otherwise decide it); fewer: the whole range.
+  const kept = rounds >= 5 ? values.slice(1, -1) : values;
+  const lo = kept[0] ?? value;
+  const hi = kept[kept.length - 1] ?? value;
+  // A growth in MB (memory rows) sits near zero, where a share of the median means nothing: its
+  // spread is judged in MB against `steadyMb`.
+  const spread = unit === "mb" ? (hi - lo) / 2 / steadyMb : value === 0 ? (hi === lo ? 0 : Number.POSITIVE_INFINITY) : (hi - lo) / 2 / Math.abs(value);
+  return { value, spread, rounds, steady: rounds >= 2 && spread <= (unit === "mb" ? 1 : steadySpread), lo, hi };
 }
 
-function quote(f: Figure, spec: MetricSpec, r: ImplResult, key: string): string {
+function quote(f: Figure, spec: MetricSpec): string {
   if (f.rounds < 2) return `${format(f.value, spec)} (1 round)`;
-  if (!f.steady) return `${format(r.min[key]!, spec)}–${format(r.max[key]!, spec)}, unsteady`;
+  if (!f.steady) return `${format(f.lo, spec)}–${format(f.hi, spec)}, unsteady`;
+  if (spec.unit === "mb") return `${format(f.value, spec)} ±${Math.round(f.spread * steadyMb)} MB`;
   return `${format(f.value, spec)} ±${Math.round(f.spread * 100)} %`;
 }
 
@@ -79,12 +98,12 @@ export function resultsTable(file: ResultsFile): string {
     for (const spec of s.metrics.filter((x) => x.shown)) {
       const cells = impls.map((impl) => {
         const r = results[impl];
-        const f = figure(r, spec.key);
+        const f = figure(r, spec.key, spec.unit);
         if (r === undefined || f === undefined) return "—";
         const ratio = r.ratio[spec.key];
-        const base = figure(results[baseline], spec.key);
+        const base = figure(results[baseline], spec.key, spec.unit);
         const showRatio = impl !== baseline && spec.ratio && ratio !== undefined && Number.isFinite(ratio) && f.steady && base?.steady === true;
-        return `${quote(f, spec, r, spec.key)}${showRatio ? ` (${ratio.toFixed(2)}×)` : ""}`;
+        return `${quote(f, spec)}${showRatio ? ` (${ratio.toFixed(2)}×)` : ""}`;
       });
       const label = baseline !== "raw" && spec.ratio ? `${spec.label} (× ${implLabel(baseline)})` : spec.label;
       lines.push(`| ${s.title} | ${label} | ${cells.join(" | ")} |`);
@@ -97,7 +116,7 @@ export function resultsTable(file: ResultsFile): string {
 export function judge(t: Target, results: Results): { value: string; verdict: string } {
   const scenario = scenarios.find((s) => s.id === t.scenario);
   const spec = scenario?.metrics.find((m) => m.key === t.metric);
-  const rill = figure(results[t.scenario]?.rill, t.metric);
+  const rill = figure(results[t.scenario]?.rill, t.metric, spec?.unit);
   if (spec === undefined || rill === undefined) return { value: "—", verdict: "not measured" };
   // Bytes are judged against a limit in bytes: shown exactly, not rounded to tenths of a KB.
   const show = (v: number): string => (spec.unit === "kb" ? `${Math.round(v).toLocaleString("en-US")} B` : format(v, spec));
@@ -106,7 +125,7 @@ export function judge(t: Target, results: Results): { value: string; verdict: st
   let rounds = rill.rounds;
   let steady = rill.steady;
   if (t.against !== undefined) {
-    const base = figure(results[t.scenario]?.[t.against], t.metric);
+    const base = figure(results[t.scenario]?.[t.against], t.metric, spec.unit);
     if (base === undefined) return { value: text, verdict: `not measured (no ${t.against})` };
     value = rill.value / base.value;
     text = `${value.toFixed(2)}× (${show(rill.value)} vs ${show(base.value)})`;
@@ -134,8 +153,8 @@ export function provenance(file: ResultsFile, path: string): string {
   const load = file.loadAverage === undefined ? "" : `; load average ${file.loadAverage.start[0]!.toFixed(1)} at the start, ${file.loadAverage.end[0]!.toFixed(1)} at the end`;
   return (
     `From \`${path}\`: \`${file.command}\`, ${file.startedAt.slice(0, 10)}, Node ${file.node}, ${file.cores} × ${file.cpu ?? "unknown CPU"}${load}; ` +
-    `medians of ${file.rounds} rounds (${file.memoryRounds} for the memory rows), ±spread = half the range of the rounds; ` +
-    `a figure whose rounds spread more than ±${steadySpread * 100} % is shown as its range, "unsteady", and neither quoted as a ratio nor judged.`
+    `medians of ${file.rounds} rounds (${file.memoryRounds} for the memory rows); ±spread = half the range of the rounds, the highest and lowest left out when there are five or more; ` +
+    `a figure whose rounds spread more than ±${steadySpread * 100} % (memory growths: ±${steadyMb} MB) is shown as that range, "unsteady", and neither quoted as a ratio nor judged.`
   );
 }
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { figure, judge, readResults, regenerate, steadySpread, type ResultsFile } from "../../bench/readme.js";
+import { figure, judge, readResults, regenerate, steadyMb, steadySpread, type ResultsFile } from "../../bench/readme.js";
 import type { ImplResult, RunResult } from "../../bench/report.js";
 import { summarize } from "../../bench/report.js";
 import type { Target } from "../../bench/targets.js";
@@ -28,6 +28,16 @@ test("a figure is steady only with two or more rounds within the stated spread o
   assert.equal(figure(r.b, "rate")!.steady, false, `±50 % is beyond ±${steadySpread * 100} %`);
   assert.equal(figure(r.c, "rate")!.steady, false, "one round has no spread to trust");
   assert.equal(figure(r.a, "missing"), undefined);
+});
+
+test("with five rounds or more the highest and lowest are left out of the spread; memory growths are judged in MB", () => {
+  const r = summarize({ a: rounds([100, 101, 102, 103, 300]), b: rounds([0, 0, 1, 2, 40], "rssGrowth") });
+  const a = figure(r.a, "rate")!;
+  assert.equal(a.steady, true, "one disturbed round does not decide the spread");
+  assert.deepEqual([a.lo, a.hi], [101, 103]);
+  const b = figure(r.b, "rssGrowth", "mb")!;
+  assert.equal(b.steady, true, `0–2 MB is within ±${steadyMb} MB though far from its median in share`);
+  assert.equal(figure(summarize({ c: rounds([0, 30, 60], "rssGrowth") }).c, "rssGrowth", "mb")!.steady, false);
 });
 
 test("a target is met or not on the medians' ratio, and not judged when either side's rounds disagree", () => {
