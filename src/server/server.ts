@@ -75,8 +75,8 @@ export interface Server {
 
 const defaults = {
   maxConcurrentStreams: 100,
-  streamResetBurst: 2_000,
-  streamResetRate: 2_000,
+  streamResetBurst: 4_000,
+  streamResetRate: 4_000,
   /**
    * node:http2's per-session memory ceiling, in MB (outgoing frames, header tables, stream
    * bookkeeping; not DATA held by streams). Past it node refuses new streams with

@@ -84,9 +84,11 @@ test("a slow subscriber among fast ones while 100,000 events are published: boun
     console.log(`# heap growth ${heapGrowth.toFixed(1)} MiB, rss growth ${rssGrowth.toFixed(1)} MiB, slow got ${slowReceived}, fast retries ${fast.map((f) => f.retries).join(",")}`);
     // Retention keeps 10,000 events (~18 MiB with their objects); the slow subscriber's queue
     // holds at most 2,048 of those plus its send buffer. Holding its whole backlog would take
-    // over 100 MiB (about 180 MiB measured for 100,000 retained events). Measured here: about
-    // 40 MiB, the same for 30,000, 100,000 and 200,000 events — flat, as a bound must be.
-    assert.ok(heapGrowth < 64, `server heap + buffers grew by ${heapGrowth.toFixed(1)} MiB`);
+    // over 100 MiB (about 180 MiB measured for 100,000 retained events). Measured here, live
+    // (the fixture lets V8's sweeper free dead buffers before reading): 18–20 MiB on Node 20–24,
+    // flat in the number of events, as a bound must be. (Read straight after gc() it had been
+    // 36–86 MiB, most of it buffers already dead, and failed on Node 24.)
+    assert.ok(heapGrowth < 48, `server heap + buffers grew by ${heapGrowth.toFixed(1)} MiB`);
     assert.ok(rssGrowth < 192, `server RSS grew by ${rssGrowth.toFixed(1)} MiB`);
     ac.abort();
     for (;;) {

@@ -1,32 +1,9 @@
 import assert from "node:assert/strict";
-import { Writable } from "node:stream";
 import { test } from "node:test";
 import { setImmediate as tick } from "node:timers/promises";
 import { encodeFrame } from "../../src/protocol/frame.js";
 import { FrameWriter, type WriteBudget } from "../../src/stream/frame-writer.js";
-
-/** A stream that takes writes only when told to (`take()`), like an HTTP/2 stream out of window. */
-function slowStream() {
-  const pending: Array<{ chunk: Buffer; cb: () => void }> = [];
-  const got: Buffer[] = [];
-  const stream = new Writable({
-    highWaterMark: 1 << 30,
-    write(chunk: Buffer, _enc, cb) {
-      pending.push({ chunk, cb });
-    },
-  });
-  return {
-    stream,
-    got,
-    take() {
-      const p = pending.shift();
-      if (p === undefined) return false;
-      got.push(p.chunk);
-      p.cb();
-      return true;
-    },
-  };
-}
+import { slowStream } from "../support/slow-stream.js";
 
 /** A budget that only counts, so the test sees what the writer adds and releases. */
 function countingBudget(): WriteBudget & { used: number } {

@@ -1,20 +1,8 @@
 import assert from "node:assert/strict";
-import { Writable } from "node:stream";
 import { test } from "node:test";
 import { setImmediate as tick } from "node:timers/promises";
 import { FrameWriter, type FrameSink } from "../../src/stream/frame-writer.js";
-
-/** A stream that takes writes only when told to (`take()`), like an HTTP/2 stream out of window. */
-function slowStream() {
-  const pending: Array<() => void> = [];
-  const stream = new Writable({
-    highWaterMark: 1 << 30,
-    write(_chunk: Buffer, _enc, cb) {
-      pending.push(cb);
-    },
-  });
-  return { stream, take: () => pending.shift()?.() };
-}
+import { slowStream } from "../support/slow-stream.js";
 
 test("a writer tells its owner it is idle once every write it was given is taken, and not before", async () => {
   const s = slowStream();

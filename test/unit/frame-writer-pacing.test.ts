@@ -1,39 +1,8 @@
 import assert from "node:assert/strict";
-import { Writable } from "node:stream";
 import { test } from "node:test";
 import { setImmediate as tick } from "node:timers/promises";
 import { FrameWriter } from "../../src/stream/frame-writer.js";
-
-/** A stream that takes writes only when told to (`take()`), like an HTTP/2 stream out of window. */
-function slowStream() {
-  const pending: Array<{ chunk: Buffer; cb: () => void }> = [];
-  const got: Buffer[] = [];
-  let ended = false;
-  const stream = new Writable({
-    highWaterMark: 1 << 30,
-    write(chunk: Buffer, _enc, cb) {
-      pending.push({ chunk, cb });
-    },
-    final(cb) {
-      ended = true;
-      cb();
-    },
-  });
-  return {
-    stream,
-    got,
-    get ended() {
-      return ended;
-    },
-    take() {
-      const p = pending.shift();
-      if (p === undefined) return false;
-      got.push(p.chunk);
-      p.cb();
-      return true;
-    },
-  };
-}
+import { slowStream } from "../support/slow-stream.js";
 
 test("a frame far above the high-water mark reaches the stream in slices, never more than the mark plus one slice at a time, and the stream ends after it", async () => {
   const s = slowStream();

@@ -4,31 +4,9 @@ import { test } from "node:test";
 import { setImmediate as tick } from "node:timers/promises";
 import { allocatePayload, isRecyclablePayload, recyclePayload } from "../../src/protocol/frame.js";
 import { FrameWriter } from "../../src/stream/frame-writer.js";
+import { slowStream, type SlowStream } from "../support/slow-stream.js";
 
-/** A stream that takes writes only when told to (`take()`), copying what it took, like node:http2 out of window. */
-function slowStream() {
-  const pending: Array<{ chunk: Buffer; cb: (e?: Error) => void }> = [];
-  const got: Buffer[] = [];
-  const stream = new Writable({
-    highWaterMark: 1 << 30,
-    write(chunk: Buffer, _enc, cb) {
-      pending.push({ chunk, cb });
-    },
-  });
-  return {
-    stream,
-    got,
-    take(): boolean {
-      const p = pending.shift();
-      if (p === undefined) return false;
-      got.push(Buffer.from(p.chunk));
-      p.cb();
-      return true;
-    },
-  };
-}
-
-async function drain(s: ReturnType<typeof slowStream>): Promise<void> {
+async function drain(s: SlowStream): Promise<void> {
   for (let i = 0; i < 10_000; i++) if (!s.take()) await tick();
 }
 
