@@ -1,20 +1,14 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { create, createFileRegistry, fromBinary, toBinary, type DescMessage } from "@bufbuild/protobuf";
-import { FieldDescriptorProto_Label, FieldDescriptorProto_Type, FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { FieldDescriptorProto_Type, FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { PayloadSchema } from "../../gen/bench/v1/bench_pb.js";
 import { protoCodec } from "../../src/codec/codec.js";
 import { decodeFlatMessage } from "../../src/codec/flat-message-decoder.js";
+import { descriptorField } from "../support/descriptors.js";
 
 const T = FieldDescriptorProto_Type;
-const field = (name: string, number: number, type: FieldDescriptorProto_Type, extra: Record<string, unknown> = {}) => ({
-  name,
-  number,
-  type,
-  label: FieldDescriptorProto_Label.OPTIONAL,
-  jsonName: name,
-  ...extra,
-});
+const field = descriptorField;
 
 /**
  * `Small` (every kind the decoder takes, implicit presence), `Opt` (the same with proto3

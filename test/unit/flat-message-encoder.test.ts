@@ -17,7 +17,6 @@ import * as routeguide from "../../gen/routeguide/route_guide_pb.js";
 import * as video from "../../gen/video/video_pb.js";
 import {
   DoubleValueSchema,
-  FieldDescriptorProto_Label,
   FieldDescriptorProto_Type,
   FileDescriptorProtoSchema,
   FloatValueSchema,
@@ -28,6 +27,7 @@ import {
 import { protoCodec } from "../../src/codec/codec.js";
 import { encodeFlatMessage } from "../../src/codec/flat-message-encoder.js";
 import { FRAME_HEADER_LENGTH, FrameDecoder, encodeFrame } from "../../src/protocol/frame.js";
+import { descriptorField } from "../support/descriptors.js";
 
 const T = FieldDescriptorProto_Type;
 /** Every scalar type, so the runtime-built messages below cover the kinds gen/ lacks (64-bit, sint, fixed, float). */
@@ -43,14 +43,7 @@ const scalarTypes = [
  * (explicit presence with prototype defaults), a recursive `Node`, and a chain of 20 nested types.
  */
 function buildSchemas() {
-  const field = (name: string, number: number, type: FieldDescriptorProto_Type, extra: Record<string, unknown> = {}) => ({
-    name,
-    number,
-    type,
-    label: FieldDescriptorProto_Label.OPTIONAL,
-    jsonName: name,
-    ...extra,
-  });
+  const field = descriptorField;
   const implicit = scalarTypes.map((t, i) => field(`s${i}`, i + 1, t));
   const optional = scalarTypes.map((t, i) => field(`o${i}`, 100 + i, t, { oneofIndex: i, proto3Optional: true }));
   const chain = Array.from({ length: 20 }, (_, i) => ({
