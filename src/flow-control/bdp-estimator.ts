@@ -15,6 +15,19 @@
  * hold the window where it is for the rest of the connection (seen: stuck at 384 KiB). A
  * windowed maximum lets such an outlier age out after `bandwidthWindow` samples.
  *
+ * Beyond `freeWindow` (1 MiB) the window must also be justified by the path, not by a queue
+ * (BBR's insight: bandwidth × the smallest round trip is the pipe; anything past it only waits in
+ * buffers). A receiver that cannot keep up with the sender (a busy event loop, a loopback
+ * connection) sees every sample "fill" the window, however large, because the PING's ack waits
+ * behind the queued DATA: the round trip grows with the window and the bandwidth stays flat. Each
+ * raise then only lengthens the queue, and a small message on the same connection waits behind
+ * it (measured on loopback at ~450 MB/s: ping-pong p99 beside a bulk stream 19–24 ms with 4 MiB
+ * windows, 8–10 ms at 1 MiB). So past `freeWindow` the window grows to at most
+ * `maxRoundTripsInFlight` × bandwidth × the smallest ack round trip seen: a window-limited path
+ * (bandwidth = window ÷ round trip) still doubles while its round trips vary up to 2-fold (and
+ * grows by less when they vary more), and a queue-limited one stops. The smallest round trip is the ack's own (`ackArrived`), not the
+ * sample's, which a caller may stretch (`WindowTuner` samples for at least 5 ms).
+ *
  * Probes start only when a reader takes data, so a reader that stops taking data produces no
  * samples and a stalled reader never grows the window it is not using. The window never shrinks; it is only ever
  * raised, so the receiver's promise to a sender is never taken back (RFC 7540 §6.9.2 allows a
@@ -45,6 +58,10 @@ const firstProbeDelayMs = 100;
 const maxProbeDelayMs = 10_000;
 /** Below this an RTT reads as this (ms): a loopback ack can come back within the clock's resolution. */
 const minRttMs = 0.01;
+/** Windows up to this grow on a full sample alone; past it the path must justify them (see above). */
+const freeWindow = 1024 * 1024;
+/** Past `freeWindow`, a window holds at most this many smallest round trips of data at the best recent bandwidth. */
+const maxRoundTripsInFlight = 4;
 
 /** Options of a `BdpEstimator`. */
 export interface BdpEstimatorOptions {
@@ -69,6 +86,9 @@ export class BdpEstimator {
   private readonly bandwidths: number[] = [];
   private rtt = 0;
   private rttSamples = 0;
+  /** The smallest ack round trip seen (ms): the path's own, without a queue in front of the ack. */
+  private smallestRtt = Number.POSITIVE_INFINITY;
+  private ackedAt: number | undefined;
   private probeDelay = 0;
   private stableSamples = 0;
   private nextProbeAt = Number.NEGATIVE_INFINITY;
@@ -124,17 +144,31 @@ export class BdpEstimator {
   }
 
   /**
-   * The probe's ack arrived. Returns the new window when this sample raised it, else undefined.
+   * The probe's PING ack arrived now, for a caller that ends the sample later (`probeAcked`):
+   * its round trip is the path's, the sample's may be longer. Optional: without it the sample's
+   * round trip is taken as the ack's.
+   */
+  ackArrived(): void {
+    if (this.probing && this.sentAt !== undefined) this.ackedAt ??= this.now();
+  }
+
+  /**
+   * The probe's sample ended (at its ack, or later: see `ackArrived`). Returns the new window
+   * when this sample raised it, else undefined.
    */
   probeAcked(): number | undefined {
     if (!this.probing) return undefined;
     this.probing = false;
     const sentAt = this.sentAt;
+    const ackedAt = this.ackedAt;
     this.sentAt = undefined;
+    this.ackedAt = undefined;
     if (sentAt === undefined) return undefined;
     const now = this.now();
-    const filled = this.sample >= beta * this.current;
+    this.smallestRtt = Math.min(this.smallestRtt, Math.max((ackedAt ?? now) - sentAt, minRttMs));
     const grown = this.update(Math.max(now - sentAt, minRttMs));
+    // A full sample the path does not justify is a queue, not a limit: as stable as an empty one.
+    const filled = this.sample >= beta * this.current && this.current < this.pathLimit();
     // One sample that neither fills nor grows the window may be noise (a busy reader); two in a row mean stable.
     this.stableSamples = grown === undefined && !filled ? this.stableSamples + 1 : 0;
     this.probeDelay = this.stableSamples < 2 ? 0 : Math.min(Math.max(this.probeDelay * 2, firstProbeDelayMs), maxProbeDelayMs);
@@ -153,10 +187,15 @@ export class BdpEstimator {
     this.bandwidths.push(bandwidth);
     if (this.bandwidths.length > bandwidthWindow) this.bandwidths.shift();
     if (!best || this.sample < beta * this.current) return undefined;
-    const next = Math.min(Math.ceil(gamma * this.sample), this.cap);
+    const next = Math.min(Math.ceil(gamma * this.sample), this.cap, this.pathLimit());
     if (next <= this.current) return undefined;
     this.current = next;
     return next;
+  }
+
+  /** The largest window the path justifies now: `freeWindow`, or more for a path that holds more (see the class). */
+  private pathLimit(): number {
+    return Math.max(freeWindow, Math.floor(maxRoundTripsInFlight * this.bandwidth * this.smallestRtt));
   }
 
   /**
@@ -171,6 +210,7 @@ export class BdpEstimator {
   probeFailed(): void {
     this.probing = false;
     this.sentAt = undefined;
+    this.ackedAt = undefined;
     this.sample = 0;
   }
 }

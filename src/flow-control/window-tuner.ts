@@ -194,6 +194,7 @@ export class WindowTuner implements WindowStats {
     try {
       sent = this.session.ping((err) => {
         if (err !== null) return estimator.probeFailed();
+        estimator.ackArrived();
         const left = sentAt + this.minSampleMs - this.now();
         if (left <= 0 || this.closed) return finish();
         this.sampleTimer = setTimeout(finish, left);

@@ -16,10 +16,20 @@ const MiB = 1024 * KiB;
  * asks for a probe, the rest arrive before the ack. Returns the new window, if any.
  */
 function cycle(e: BdpEstimator, clock: FakeClock, bytes: number, rttMs: number, chunk = 16 * KiB): number | undefined {
+  return sampled(e, clock, bytes, rttMs, rttMs, chunk);
+}
+
+/**
+ * Like `cycle`, but the way `WindowTuner` samples: the PING's ack arrives after `ackMs` and the
+ * sample ends at `sampleMs` (≥ ackMs), with `bytes` taken in all.
+ */
+function sampled(e: BdpEstimator, clock: FakeClock, bytes: number, ackMs: number, sampleMs: number, chunk = 16 * KiB): number | undefined {
   assert.equal(e.onData(Math.min(chunk, bytes)), true, "the first data after an ack asks for a probe");
   e.probeSent();
   for (let left = bytes - Math.min(chunk, bytes); left > 0; left -= chunk) assert.equal(e.onData(Math.min(chunk, left)), false);
-  clock.advance(rttMs);
+  clock.advance(ackMs);
+  e.ackArrived();
+  clock.advance(sampleMs - ackMs);
   return e.probeAcked();
 }
 
@@ -94,6 +104,31 @@ describe("BDP estimator", () => {
     assert.deepEqual(results.slice(0, 4), [undefined, undefined, undefined, undefined]);
     // ...and growing once it has aged out.
     assert.equal(e.window, 256 * KiB);
+  });
+
+  test("past 1 MiB a full sample grows the window only as far as the path needs: a queue in front of a slow reader does not grow it", () => {
+    const clock = fakeClock(1000);
+    const e = new BdpEstimator({ initialWindow: 64 * KiB, maxWindow: 16 * MiB, now: clock.now });
+    // A loopback reader that takes 600 KB per ms, whatever the window: acks come back in 0.3 ms
+    // while little is queued, and each 5 ms sample takes 3 MB, which "fills" any window below 4.5 MB.
+    const grown = Array.from({ length: 3 }, () => sampled(e, clock, 3_000_000, 0.3, 5));
+    assert.deepEqual(grown, [1 * MiB, undefined, undefined], "1 MiB, and no further");
+    // The queue's samples count as stable: probes back off as for a window that is not the limit.
+    assert.equal(e.onData(100), false, "no probe at once after two such samples");
+    clock.advance(100);
+    assert.equal(sampled(e, clock, 3_000_000, 0.3, 5), undefined);
+    assert.equal(e.window, 1 * MiB);
+  });
+
+  test("past 1 MiB a window-limited path keeps doubling while its round trips vary up to 2-fold, and grows less when they vary more", () => {
+    const clock = fakeClock(1000);
+    const e = new BdpEstimator({ initialWindow: 1 * MiB, maxWindow: 16 * MiB, now: clock.now });
+    // 50 ms away, one ack back in 25 ms: each round trip carries one window, so the bandwidth follows the window.
+    const rtts = [25, 50, 50, 50];
+    for (const [i, rtt] of rtts.entries()) assert.equal(sampled(e, clock, e.window, rtt, 50), [2, 4, 8, 16][i]! * MiB);
+    // The same path with one ack back in 20 ms: 4 × 20 / 50 = 1.6 times the window per raise.
+    const f = new BdpEstimator({ initialWindow: 1 * MiB, maxWindow: 16 * MiB, now: clock.now });
+    assert.equal(sampled(f, clock, f.window, 20, 50), Math.floor(1.6 * MiB));
   });
 
   test("keeps probing without pause while samples fill the window", () => {
