@@ -22,11 +22,16 @@
  * behind the queued DATA: the round trip grows with the window and the bandwidth stays flat. Each
  * raise then only lengthens the queue, and a small message on the same connection waits behind
  * it (measured on loopback at ~450 MB/s: ping-pong p99 beside a bulk stream 19–24 ms with 4 MiB
- * windows, 8–10 ms at 1 MiB). So past `freeWindow` the window grows to at most
- * `maxRoundTripsInFlight` × bandwidth × the smallest ack round trip seen: a window-limited path
- * (bandwidth = window ÷ round trip) still doubles while its round trips vary up to 2-fold (and
- * grows by less when they vary more), and a queue-limited one stops. The smallest round trip is the ack's own (`ackArrived`), not the
- * sample's, which a caller may stretch (`WindowTuner` samples for at least 5 ms).
+ * windows, 7–9 ms at 1 MiB). So past `freeWindow` the window grows to at most `pathGain` ×
+ * bandwidth × the smallest ack round trip seen, BBR's bound on data in flight: a window-limited
+ * path (bandwidth = window ÷ round trip, no queue, so round trip ≈ the smallest) still doubles,
+ * and one whose round trips have grown, a queue, grows by less or stops. The bandwidth here is the
+ * upper median of the recent samples, not their best: a sample that read a backlog at once shows
+ * a burst the path does not sustain (seen: 1.1 GB/s samples on a 500 MB/s stream, which with the
+ * best let windows reach 3.5 MB in three runs of five); the price is that a ramp past 2 MiB raises
+ * on every second sample. The smallest round trip is the ack's own
+ * (`ackArrived`), not the sample's, which a caller may stretch (`WindowTuner` samples for at
+ * least 5 ms).
  *
  * Probes start only when a reader takes data, so a reader that stops taking data produces no
  * samples and a stalled reader never grows the window it is not using. The window never shrinks; it is only ever
@@ -60,8 +65,8 @@ const maxProbeDelayMs = 10_000;
 const minRttMs = 0.01;
 /** Windows up to this grow on a full sample alone; past it the path must justify them (see above). */
 const freeWindow = 1024 * 1024;
-/** Past `freeWindow`, a window holds at most this many smallest round trips of data at the best recent bandwidth. */
-const maxRoundTripsInFlight = 4;
+/** Past `freeWindow`, a window holds at most this many smallest round trips of data at the recent bandwidth (BBR's cwnd gain). */
+const pathGain = 2;
 
 /** Options of a `BdpEstimator`. */
 export interface BdpEstimatorOptions {
@@ -195,7 +200,9 @@ export class BdpEstimator {
 
   /** The largest window the path justifies now: `freeWindow`, or more for a path that holds more (see the class). */
   private pathLimit(): number {
-    return Math.max(freeWindow, Math.floor(maxRoundTripsInFlight * this.bandwidth * this.smallestRtt));
+    const sorted = this.bandwidths.toSorted((a, b) => a - b);
+    const bandwidth = sorted[sorted.length >> 1] ?? 0;
+    return Math.max(freeWindow, Math.floor(pathGain * bandwidth * this.smallestRtt));
   }
 
   /**

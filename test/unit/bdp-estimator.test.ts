@@ -120,15 +120,28 @@ describe("BDP estimator", () => {
     assert.equal(e.window, 1 * MiB);
   });
 
-  test("past 1 MiB a window-limited path keeps doubling while its round trips vary up to 2-fold, and grows less when they vary more", () => {
+  test("past 1 MiB a window-limited path keeps doubling, and one whose round trips grew beyond the smallest grows less", () => {
     const clock = fakeClock(1000);
     const e = new BdpEstimator({ initialWindow: 1 * MiB, maxWindow: 16 * MiB, now: clock.now });
-    // 50 ms away, one ack back in 25 ms: each round trip carries one window, so the bandwidth follows the window.
-    const rtts = [25, 50, 50, 50];
-    for (const [i, rtt] of rtts.entries()) assert.equal(sampled(e, clock, e.window, rtt, 50), [2, 4, 8, 16][i]! * MiB);
-    // The same path with one ack back in 20 ms: 4 × 20 / 50 = 1.6 times the window per raise.
+    // 50 ms away and no queue: each round trip carries one window, so the bandwidth follows the
+    // window. Past 2 MiB a raise waits for a second sample at the new bandwidth (the median's lag).
+    const grown = Array.from({ length: 6 }, () => sampled(e, clock, e.window, 50, 50));
+    assert.deepEqual(grown, [2 * MiB, 4 * MiB, undefined, 8 * MiB, undefined, 16 * MiB]);
+    // A path whose smallest round trip was 40 ms and whose samples take 50: 2 × 40 / 50 = 1.6 times the window.
     const f = new BdpEstimator({ initialWindow: 1 * MiB, maxWindow: 16 * MiB, now: clock.now });
-    assert.equal(sampled(f, clock, f.window, 20, 50), Math.floor(1.6 * MiB));
+    assert.equal(sampled(f, clock, f.window, 40, 50), Math.floor(1.6 * MiB));
+  });
+
+  test("past 1 MiB one burst does not set the path's bandwidth: the median of the recent samples does", () => {
+    const clock = fakeClock(1000);
+    const e = new BdpEstimator({ initialWindow: 512 * KiB, maxWindow: 16 * MiB, now: clock.now });
+    // 500 KB per ms with 1 ms round trips: a 1 MB pipe, so 1 MiB (the free window) is where it stops...
+    assert.equal(sampled(e, clock, 2_500_000, 1, 5), 1 * MiB);
+    assert.equal(sampled(e, clock, 2_500_000, 1, 5), undefined);
+    // ...also after one sample that read a backlog at 1.2 GB/s (it would justify a 2.4 MB window).
+    clock.advance(100);
+    assert.equal(sampled(e, clock, 6_000_000, 1, 5), undefined);
+    assert.equal(e.window, 1 * MiB);
   });
 
   test("keeps probing without pause while samples fill the window", () => {
