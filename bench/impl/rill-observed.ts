@@ -7,6 +7,7 @@
  * RILL_OBSERVED (inherited by the bench's processes) picks another setup to compare with:
  *   observers (default)   metrics + tracing observers
  *   metrics               the metrics observer only (issue 17's memory target)
+ *   tracing               the tracing observer only
  *   interceptors          metrics + tracing as interceptors (the setup before observers)
  */
 import { context } from "@opentelemetry/api";
@@ -33,10 +34,12 @@ function options(): { observers?: CallObserver[]; interceptors?: Interceptor[] }
       return { observers: [createTracingObserver(tracing), metrics.observer] };
     case "metrics":
       return { observers: [metrics.observer] };
+    case "tracing":
+      return { observers: [createTracingObserver(tracing)] };
     case "interceptors":
       return { interceptors: [metrics.interceptor, createTracingInterceptor(tracing)] };
     default:
-      throw new Error(`RILL_OBSERVED=${mode}: expected observers, metrics or interceptors`);
+      throw new Error(`RILL_OBSERVED=${mode}: expected observers, metrics, tracing or interceptors`);
   }
 }
 

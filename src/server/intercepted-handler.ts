@@ -1,9 +1,10 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { RpcError } from "../protocol/errors.js";
-import { chainInterceptors, exactlyOne, exactlyOneRequest, PendingMessage, SingleMessage, type CallRequest, type CallResponse, type Interceptor, type Peer } from "../interceptor.js";
+import { chainInterceptors, exactlyOne, exactlyOneRequest, PendingMessage, SingleMessage, type CallRequest, type CallResponse, type Interceptor } from "../interceptor.js";
 import { Code } from "../protocol/code.js";
 import { createPushable } from "../stream/pushable.js";
 import type { CallContext } from "./call-context.js";
+import { CallPeer } from "./call-peer.js";
 import type { HandlerContext } from "../handler-context.js";
 import type { AnyHandler } from "./service-impl.js";
 
@@ -35,37 +36,42 @@ function interceptHandler(method: DescMethod, handler: AnyHandler, interceptors:
   const kind = method.methodKind;
   const singleRequest = kind === "unary" || kind === "server_streaming";
   const run = chainInterceptors(interceptors, async (request) => terminal(handler, request, singleRequest, path));
-  const requestFor = (input: unknown, ctx: HandlerContext<never>): CallRequest => ({
-    side: "server",
-    method,
-    kind,
-    path,
-    protocol: ctx.protocol,
-    metadata: ctx.requestMetadata,
-    deadline: ctx.deadline,
-    // Made on first use: most interceptors never look at it, and it costs an AbortController.
-    get signal() {
-      return ctx.signal;
-    },
-    peer: peerOf(ctx),
-    context: ctx as HandlerContext,
-    messages: singleRequest ? new SingleMessage(input) : (input as AsyncIterable<unknown>),
-  });
+  const requestFor = (input: unknown, ctx: HandlerContext<never>): CallRequest =>
+    Object.defineProperty(
+      {
+        side: "server" as const,
+        method,
+        kind,
+        path,
+        protocol: ctx.protocol,
+        metadata: ctx.requestMetadata,
+        deadline: ctx.deadline,
+        peer: new CallPeer(ctx),
+        context: ctx as HandlerContext,
+        messages: singleRequest ? new SingleMessage(input) : (input as AsyncIterable<unknown>),
+      },
+      "signal",
+      lazySignal,
+    ) as Omit<CallRequest, "signal"> as CallRequest;
   if (kind === "unary" || kind === "client_streaming") {
     return async (input, ctx) => exactlyOne((await run(requestFor(input, ctx))).messages, path, "response");
   }
   return (input, ctx) => messagesOf(run(requestFor(input, ctx)));
 }
 
-/** The peer, with the TLS details read only if someone asks. */
-function peerOf(ctx: HandlerContext<never>): Peer {
-  return {
-    address: ctx.peer,
-    get tls() {
-      return ctx.tls;
-    },
-  };
-}
+/**
+ * A server request's `signal`, made on first use: most interceptors never look at it, and it
+ * costs an AbortController. One getter shared by every request, defined with defineProperty: a
+ * getter written in the object literal would be a new closure, and so a new hidden class, per
+ * call (see call-peer.ts). An own, enumerable property, so `{ ...request }` still carries it.
+ */
+const lazySignal: PropertyDescriptor = {
+  get(this: CallRequest): AbortSignal | undefined {
+    return this.context?.signal;
+  },
+  enumerable: true,
+  configurable: true,
+};
 
 /**
  * The end of the chain: runs the handler. Its outcome is reported through the returned

@@ -4,6 +4,7 @@ import type { ObservedCall } from "../observer.js";
 import type { Peer } from "../interceptor.js";
 import type { HandlerContext, Protocol } from "../handler-context.js";
 import type { Metadata } from "../protocol/metadata.js";
+import { CallPeer } from "./call-peer.js";
 
 /**
  * A server call as its observers see it when it starts: a view made for `start` and dropped after
@@ -28,13 +29,7 @@ export class ServerObservedCall implements ObservedCall {
     return undefined;
   }
   get peer(): Peer {
-    const call = this.call;
-    return {
-      address: call.peer,
-      get tls() {
-        return call.tls;
-      },
-    };
+    return new CallPeer(this.call);
   }
   get metadata(): Metadata {
     return this.call.requestMetadata;

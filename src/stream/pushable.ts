@@ -72,6 +72,7 @@ export function createPushable<T>(options: { highWaterMark?: number } = {}): Pus
   const finish = (f: { error: unknown } | undefined) => {
     if (ended) return;
     ended = true;
+    pushable.ended = true;
     failure = f;
     if (reader !== undefined && size() === 0) {
       const r = reader;
@@ -110,19 +111,20 @@ export function createPushable<T>(options: { highWaterMark?: number } = {}): Pus
     },
   };
 
-  return {
+  // `ended` is a data property that finish() keeps in step, not a getter: a getter in an object
+  // literal is a new hidden class per object (see server/call-peer.ts).
+  const pushable: { -readonly [K in keyof Pushable<T>]: Pushable<T>[K] } = {
     push,
     tryPush,
     writable,
     end: () => finish(undefined),
     fail: (error: unknown) => finish({ error }),
-    get ended() {
-      return ended;
-    },
+    ended: false,
     [Symbol.asyncIterator]() {
       if (iterating) throw new Error("a Pushable can be iterated only once");
       iterating = true;
       return iterator;
     },
   };
+  return pushable;
 }

@@ -133,6 +133,42 @@ for (const transport of transports) describe(`interceptors (${transport})`, () =
     assert.equal((await client.unaryEcho({ message: "m" })).message, "m [by-client+server]");
   });
 
+  test("a server interceptor sees the peer and a signal that aborts on cancel, also through a spread copy of the request", async () => {
+    const seen: Array<{ address: string; tls: unknown; signal: AbortSignal | undefined }> = [];
+    const spread: Interceptor = (next) => (req) => next({ ...req });
+    const record: Interceptor = (next) => (req) => {
+      seen.push({ address: req.peer!.address, tls: req.peer!.tls, signal: req.signal });
+      return next(req);
+    };
+    let started!: () => void;
+    const handlerStarted = new Promise<void>((resolve) => (started = resolve));
+    const { target } = await h.server(
+      (s) =>
+        s.add(Echo, {
+          ...echo(),
+          async *serverStreamingEcho(_req, ctx) {
+            started();
+            yield { message: "first" };
+            await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
+          },
+        }),
+      { interceptors: [spread, record] },
+    );
+    const client = createClient(Echo, h.channel(target));
+    const abort = new AbortController();
+    const it = client.serverStreamingEcho({ message: "s" }, { signal: abort.signal })[Symbol.asyncIterator]();
+    assert.equal((await it.next()).value?.message, "first");
+    await handlerStarted;
+    assert.equal(seen.length, 1);
+    assert.match(seen[0]!.address, /^(127\.0\.0\.1:\d+|in-process|unknown:0|\[::1\]:\d+)$/);
+    assert.equal(seen[0]!.tls, undefined);
+    assert.ok(seen[0]!.signal instanceof AbortSignal);
+    assert.equal(seen[0]!.signal.aborted, false);
+    abort.abort();
+    await assert.rejects(it.next());
+    await eventually(() => seen[0]!.signal!.aborted, 2000, "the interceptor's signal to abort when the client cancels");
+  });
+
   test("interceptors transform every request and response message in both directions", async () => {
     const upperRequests: Interceptor = (next) => (req) =>
       next({ ...req, messages: observeMessages(req.messages, { onMessage: (m) => ({ ...(m as object), message: (m as { message: string }).message.toUpperCase() }) }) });
