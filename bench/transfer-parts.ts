@@ -7,10 +7,14 @@
  *
  *   npm run bench:transfer-parts                    # 512 MiB, 3 rounds
  *   npm run bench:transfer-parts -- --size 256 --rounds 5
+ *   npm run bench:transfer-parts -- --path-mbps 100 --size 256 --out bench/results/transfer-parts-paths.json
  *
- * Everything runs on this machine: 2 cores shared by the servers and the client, so this
- * measures what parts buy when one stream is bound by its window or one server process, not by
- * the network. Results in bench/results/transfer-parts.json.
+ * Everything runs on this machine: 2 cores shared by the servers and the client, so on loopback
+ * this measures what parts buy when one stream is bound by its window or one server process.
+ * `--path-mbps N` puts each server behind its own path limited to N MB/s per connection (the
+ * tests' fault proxy, throttling what the server sends, in a process of its own per server): the
+ * case parts from several servers are for, mirrors each reached over a path slower than the
+ * client. Results in bench/results/transfer-parts.json (or `--out`).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomFillSync } from "node:crypto";
@@ -22,6 +26,7 @@ import { parseArgs } from "node:util";
 import { TransferService } from "../gen/rill/transfer/v1/transfer_pb.js";
 import { createChannel, createClient, createServer, type Channel } from "../src/index.js";
 import { downloadRanges, transferFetcher, transferService } from "../src/transfer/index.js";
+import { startFaultProxy } from "../test/support/faults/fault-proxy.js";
 
 const here = fileURLToPath(import.meta.url);
 const MiB = 1024 * 1024;
@@ -31,12 +36,19 @@ if (process.argv[2] === "--serve") {
   const server = createServer().add(TransferService, transferService({ dir: process.argv[3]! }));
   const { port } = await server.listen({ host: "127.0.0.1", port: 0 });
   process.stdout.write(`${port}\n`);
+} else if (process.argv[2] === "--path") {
+  // A child: a path to the server on port argv[3], limited to argv[4] bytes/s per connection
+  // towards the client; prints its port.
+  const proxy = await startFaultProxy(Number(process.argv[3]), { queueBytes: 4 * MiB });
+  proxy.throttle(Number(process.argv[4]), "toClient");
+  process.stdout.write(`${proxy.port}\n`);
 } else {
   await main();
 }
 
 async function main(): Promise<void> {
-  const { values: v } = parseArgs({ options: { size: { type: "string" }, rounds: { type: "string" }, out: { type: "string" } } });
+  const { values: v } = parseArgs({ options: { size: { type: "string" }, rounds: { type: "string" }, out: { type: "string" }, "path-mbps": { type: "string" } } });
+  const pathMBps = Number(v["path-mbps"] ?? 0);
   const size = Number(v.size ?? 512) * MiB;
   const rounds = Number(v.rounds ?? 3);
   const work = await mkdtemp(join(tmpdir(), "rill-bench-parts-"));
@@ -57,7 +69,8 @@ async function main(): Promise<void> {
     await Promise.all(files.map((f) => f.close()));
     const sha256 = hash.digest();
 
-    const ports = await Promise.all(dirs.map((d) => serve(d, children)));
+    const serverPorts = await Promise.all(dirs.map((d) => child(["--serve", d], children)));
+    const ports = pathMBps > 0 ? await Promise.all(serverPorts.map((p) => child(["--path", String(p), String(pathMBps * 1e6)], children))) : serverPorts;
     const clients = ports.map((p) => {
       const channel = createChannel(`127.0.0.1:${p}`);
       channels.push(channel);
@@ -86,11 +99,12 @@ async function main(): Promise<void> {
       const r = results.get(s.name)!;
       return { scenario: s.name, medianMBps: Math.round(median(r)), minMBps: Math.round(Math.min(...r)), maxMBps: Math.round(Math.max(...r)), ratio: Number((median(r) / base).toFixed(2)) };
     });
-    console.log(`\n${(size / MiB).toFixed(0)} MiB, ${rounds} rounds, Node ${process.versions.node}, ${cpus().length} cores\n`);
+    const path = pathMBps > 0 ? `each server behind a path of ${pathMBps} MB/s per connection` : "loopback";
+    console.log(`\n${(size / MiB).toFixed(0)} MiB, ${rounds} rounds, ${path}, Node ${process.versions.node}, ${cpus().length} cores\n`);
     console.log("| scenario | MB/s median | min–max | vs 1 part |\n|---|---|---|---|");
     for (const r of rows) console.log(`| ${r.scenario} | ${r.medianMBps} | ${r.minMBps}–${r.maxMBps} | ${r.ratio.toFixed(2)}× |`);
     const out = v.out ?? join(dirname(here), "..", "..", "bench", "results", "transfer-parts.json");
-    await writeFile(out, `${JSON.stringify({ date: new Date().toISOString(), node: process.versions.node, sizeMiB: size / MiB, rounds, rows }, null, 2)}\n`);
+    await writeFile(out, `${JSON.stringify({ date: new Date().toISOString(), node: process.versions.node, sizeMiB: size / MiB, rounds, pathMBps: pathMBps > 0 ? pathMBps : undefined, rows }, null, 2)}\n`);
   } finally {
     for (const c of channels) c.close();
     for (const c of children) if (c.pid !== undefined && c.exitCode === null) process.kill(c.pid, "SIGKILL");
@@ -98,12 +112,13 @@ async function main(): Promise<void> {
   }
 }
 
-function serve(dir: string, children: ChildProcess[]): Promise<number> {
-  const child = spawn(process.execPath, [here, "--serve", dir], { stdio: ["ignore", "pipe", "inherit"] });
-  children.push(child);
+/** Starts this script as a child (`--serve DIR` or `--path PORT RATE`) and resolves with the port it prints. */
+function child(args: string[], children: ChildProcess[]): Promise<number> {
+  const proc = spawn(process.execPath, [here, ...args], { stdio: ["ignore", "pipe", "inherit"] });
+  children.push(proc);
   return new Promise((resolve, reject) => {
-    child.stdout!.once("data", (d: Buffer) => resolve(Number(d.toString().trim())));
-    child.once("exit", (code) => reject(new Error(`a server exited with ${code}`)));
+    proc.stdout!.once("data", (d: Buffer) => resolve(Number(d.toString().trim())));
+    proc.once("exit", (code) => reject(new Error(`a child (${args[0]}) exited with ${code}`)));
   });
 }
 
