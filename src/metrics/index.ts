@@ -3,4 +3,4 @@
  * interceptor, a `GET /metrics` handler, a server's own gauges and counters).
  */
 export { createRpcMetrics, type RpcMetrics, type RpcMetricsOptions } from "./rpc-metrics.js";
-export { Counter, Gauge, Histogram, Registry, prometheusContentType } from "./registry.js";
+export { Counter, CounterSeries, Gauge, Histogram, HistogramSeries, Registry, prometheusContentType } from "./registry.js";

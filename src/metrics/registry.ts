@@ -29,10 +29,19 @@ export class Counter implements Metric {
   ) {}
 
   add(labels: Labels, n = 1): void {
+    this.entry(labels).value += n;
+  }
+
+  /** The series of `labels`, for a caller that adds to it often: no label key made per add. */
+  bind(labels: Labels): CounterSeries {
+    return new CounterSeries(this.entry(labels));
+  }
+
+  private entry(labels: Labels): { labels: Labels; value: number } {
     const key = keyOf(this.labelNames, labels);
-    const v = this.values.get(key);
-    if (v === undefined) this.values.set(key, { labels, value: n });
-    else v.value += n;
+    let v = this.values.get(key);
+    if (v === undefined) this.values.set(key, (v = { labels, value: 0 }));
+    return v;
   }
 
   render(out: string[]): void {
@@ -61,7 +70,7 @@ export class Gauge implements Metric {
 /** Observations counted into cumulative buckets (`le`), with their sum and count. */
 export class Histogram implements Metric {
   readonly type = "histogram";
-  private readonly series = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
+  private readonly series = new Map<string, HistogramEntry>();
   constructor(
     readonly name: string,
     readonly help: string,
@@ -71,15 +80,19 @@ export class Histogram implements Metric {
   ) {}
 
   observe(labels: Labels, value: number): void {
+    observeInto(this.entry(labels), this.buckets, value);
+  }
+
+  /** The series of `labels`, for a caller that observes it often: no label key made per value. */
+  bind(labels: Labels): HistogramSeries {
+    return new HistogramSeries(this.entry(labels), this.buckets);
+  }
+
+  private entry(labels: Labels): HistogramEntry {
     const key = keyOf(this.labelNames, labels);
     let s = this.series.get(key);
     if (s === undefined) this.series.set(key, (s = { labels, counts: new Array<number>(this.buckets.length).fill(0), sum: 0, count: 0 }));
-    // Counted into the first bucket that holds it; cumulated when rendered.
-    let i = 0;
-    while (i < this.buckets.length && value > this.buckets[i]!) i++;
-    if (i < this.buckets.length) s.counts[i]!++;
-    s.sum += value;
-    s.count++;
+    return s;
   }
 
   render(out: string[]): void {
@@ -97,6 +110,41 @@ export class Histogram implements Metric {
 }
 
 /** Metrics by name, rendered together. */
+/** One counter series, bound to its labels (`Counter.bind`). */
+export class CounterSeries {
+  constructor(private readonly entry: { value: number }) {}
+  add(n = 1): void {
+    this.entry.value += n;
+  }
+}
+
+interface HistogramEntry {
+  readonly labels: Labels;
+  readonly counts: number[];
+  sum: number;
+  count: number;
+}
+
+/** One histogram series, bound to its labels (`Histogram.bind`). */
+export class HistogramSeries {
+  constructor(
+    private readonly entry: HistogramEntry,
+    private readonly buckets: readonly number[],
+  ) {}
+  observe(value: number): void {
+    observeInto(this.entry, this.buckets, value);
+  }
+}
+
+function observeInto(s: HistogramEntry, buckets: readonly number[], value: number): void {
+  // Counted into the first bucket that holds it; cumulated when rendered.
+  let i = 0;
+  while (i < buckets.length && value > buckets[i]!) i++;
+  if (i < buckets.length) s.counts[i]!++;
+  s.sum += value;
+  s.count++;
+}
+
 export class Registry {
   private readonly metrics = new Map<string, Metric>();
 

@@ -21,7 +21,7 @@ import { observeCall } from "../interceptors/observe-call.js";
 import type { CallObservation, CallObserver, ObservedCall, ObservedOutcome } from "../observer.js";
 import type { Server } from "../server/server.js";
 import type { HttpHandler } from "../server/web-protocols.js";
-import { prometheusContentType, Registry } from "./registry.js";
+import { prometheusContentType, Registry, type CounterSeries, type HistogramSeries } from "./registry.js";
 
 /** Options of `createRpcMetrics`. */
 export interface RpcMetricsOptions {
@@ -91,7 +91,7 @@ export function createRpcMetrics(options: RpcMetricsOptions = {}): RpcMetrics {
         const labels = { rpc_system: systems[call.protocol], rpc_service: call.method.parent.typeName, rpc_method: call.method.name, rpc_grpc_status_code: "" };
         byKey[key] = s = new MethodSeries(sides[call.side], labels, call.side === "client");
       }
-      s.m.started.add(s.labels);
+      s.started.add();
       return s;
     },
   };
@@ -135,18 +135,46 @@ function record(m: SideMetrics, labels: Labels, code: Code, durationMs: number, 
   if (code !== Code.OK) m.failed.add({ ...done, rpc_grpc_status_code: codeName(code) });
 }
 
-/** The observation of every call of one method, side and protocol. */
+/**
+ * The observation of every call of one method, side and protocol, with its series bound once
+ * (per status code for the ends), so a call makes no label key or labels object.
+ */
 class MethodSeries implements CallObservation {
+  readonly started: CounterSeries;
+  private readonly ends = new Map<Code, EndSeries>();
+
   constructor(
-    readonly m: SideMetrics,
-    readonly labels: Labels,
+    private readonly m: SideMetrics,
+    private readonly labels: Labels,
     private readonly client: boolean,
-  ) {}
+  ) {
+    this.started = m.started.bind(labels);
+  }
 
   onEnd(o: ObservedOutcome): void {
+    let e = this.ends.get(o.code);
+    if (e === undefined) this.ends.set(o.code, (e = new EndSeries(this.m, this.labels, o.code)));
+    e.duration.observe(o.durationMs / 1000);
     // A client sends the requests and receives the responses; a server the other way round.
-    if (this.client) record(this.m, this.labels, o.code, o.durationMs, o.sent, o.received);
-    else record(this.m, this.labels, o.code, o.durationMs, o.received, o.sent);
+    e.requests.observe(this.client ? o.sent : o.received);
+    e.responses.observe(this.client ? o.received : o.sent);
+    e.failed?.add();
+  }
+}
+
+/** The series a call ending with one status code goes to (what `record` finds by labels). */
+class EndSeries {
+  readonly duration: HistogramSeries;
+  readonly requests: HistogramSeries;
+  readonly responses: HistogramSeries;
+  readonly failed: CounterSeries | undefined;
+
+  constructor(m: SideMetrics, labels: Labels, code: Code) {
+    const done = { ...labels, rpc_grpc_status_code: String(code) };
+    this.duration = m.duration.bind(done);
+    this.requests = m.requests.bind(done);
+    this.responses = m.responses.bind(done);
+    this.failed = code === Code.OK ? undefined : m.failed.bind({ ...done, rpc_grpc_status_code: codeName(code) });
   }
 }
 

@@ -221,11 +221,18 @@ function startAttributes(request: StartedCall, legacy: boolean): Attributes {
   return attributes;
 }
 
+/** Addresses already split: a connection's calls all come from one. Emptied past 1,024. */
+const splitCache = new Map<string, { host: string; port: number | undefined }>();
+
 /** "host:port", "[v6]:port", or a bare host. */
 function splitHostPort(address: string): { host: string; port: number | undefined } {
+  let split = splitCache.get(address);
+  if (split !== undefined) return split;
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(address) ?? /^([^:]+):(\d+)$/.exec(address);
-  if (m === null) return { host: address.replace(/^\[(.*)\]$/, "$1"), port: undefined };
-  return { host: m[1]!, port: Number(m[2]) };
+  split = m === null ? { host: address.replace(/^\[(.*)\]$/, "$1"), port: undefined } : { host: m[1]!, port: Number(m[2]) };
+  if (splitCache.size >= 1024) splitCache.clear();
+  splitCache.set(address, split);
+  return split;
 }
 
 /** One recording span: message events under the cap, and the status once. */

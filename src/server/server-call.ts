@@ -240,11 +240,11 @@ export class ServerCall implements RequestReaderHost, HandlerContext {
   }
 
   get peer(): string {
-    const socket = this.stream.session?.socket;
-    const host = socket?.remoteAddress ?? "unknown";
-    // No port: the in-process transport ("in-process").
-    if (socket?.remotePort === undefined && socket !== undefined) return host;
-    return host.includes(":") ? `[${host}]:${socket?.remotePort ?? 0}` : `${host}:${socket?.remotePort ?? 0}`;
+    const session = this.stream.session;
+    if (session === undefined) return "unknown:0";
+    let peer = peers.get(session);
+    if (peer === undefined) peers.set(session, (peer = peerOf(session.socket)));
+    return peer;
   }
 
   /** Runs the handler to its end. Never rejects: every outcome becomes a status. */
@@ -594,6 +594,19 @@ export class ServerCall implements RequestReaderHost, HandlerContext {
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && (typeof value === "object" || typeof value === "function") && typeof (value as { then?: unknown }).then === "function";
+}
+
+/**
+ * "host:port" of each connection's client, made once per connection (the socket's address does
+ * not change; tracing and logging read it on every call).
+ */
+const peers = new WeakMap<object, string>();
+
+function peerOf(socket: { remoteAddress?: string | undefined; remotePort?: number | undefined } | undefined): string {
+  const host = socket?.remoteAddress ?? "unknown";
+  // No port: the in-process transport ("in-process").
+  if (socket?.remotePort === undefined && socket !== undefined) return host;
+  return host.includes(":") ? `[${host}]:${socket?.remotePort ?? 0}` : `${host}:${socket?.remotePort ?? 0}`;
 }
 
 /** The trailers of an OK call without a message (node copies what it is given). */
