@@ -109,7 +109,6 @@ export class Histogram implements Metric {
   }
 }
 
-/** Metrics by name, rendered together. */
 /** One counter series, bound to its labels (`Counter.bind`). */
 export class CounterSeries {
   constructor(private readonly entry: { value: number }) {}
@@ -145,6 +144,7 @@ function observeInto(s: HistogramEntry, buckets: readonly number[], value: numbe
   s.count++;
 }
 
+/** Metrics by name, rendered together. */
 export class Registry {
   private readonly metrics = new Map<string, Metric>();
 

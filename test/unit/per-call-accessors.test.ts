@@ -3,8 +3,8 @@
  * class of its own: the accessor is a new closure each time, accessors live in the hidden class,
  * and hidden classes are allocated in old space. When such an object is made per call, the
  * old-space classes hold the call's young objects, which then survive every scavenge until the
- * next mark-compact. A server traced by the tracing observer (which reads `call.peer`, then such
- * an object) promoted ~9 KB per call this way and spent 22 µs of each unary call in GC.
+ * next mark-compact. A Node 20 server traced by the tracing observer (which reads `call.peer`,
+ * then such an object) promoted ~9 KB per call this way, and its scavenges took 8 ms instead of 2.
  *
  * So: no accessor in an object literal in src/, except in the objects below, which are made
  * once per service, hub, transfer or transport, never per call or message. A new one needs a
