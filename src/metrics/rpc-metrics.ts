@@ -72,25 +72,29 @@ export function createRpcMetrics(options: RpcMetricsOptions = {}): RpcMetrics {
     client: sideMetrics(registry, "client", buckets),
     server: sideMetrics(registry, "server", buckets),
   };
-  const interceptor: Interceptor = (next) => (req) => {
-    const m = sides[req.side];
-    const labels = { rpc_system: systems[req.protocol], rpc_service: req.method.parent.typeName, rpc_method: req.method.name, rpc_grpc_status_code: "" };
-    m.started.add(labels);
-    return observeCall(req, next, now, (o) => record(m, labels, o.code, o.durationMs, o.requests, o.responses));
-  };
-  // One observation per method, side and protocol, shared by its calls: everything a call's end
-  // needs is in its outcome, so a call costs the metrics no object of its own.
+  // One set of series per method, side and protocol, shared by its calls (and by the
+  // interceptor and the observer): everything a call's end needs is in its outcome, so a call
+  // costs the metrics no object of its own.
   const series = new WeakMap<DescMethod, MethodSeries[]>();
+  const seriesOf = (method: DescMethod, side: "client" | "server", protocol: Protocol): MethodSeries => {
+    let byKey = series.get(method);
+    if (byKey === undefined) series.set(method, (byKey = []));
+    const key = (side === "client" ? 0 : 3) + protocolIndex[protocol];
+    let s = byKey[key];
+    if (s === undefined) {
+      const labels = { rpc_system: systems[protocol], rpc_service: method.parent.typeName, rpc_method: method.name, rpc_grpc_status_code: "" };
+      byKey[key] = s = new MethodSeries(sides[side], labels, side === "client");
+    }
+    return s;
+  };
+  const interceptor: Interceptor = (next) => (req) => {
+    const s = seriesOf(req.method, req.side, req.protocol);
+    s.started.add();
+    return observeCall(req, next, now, (o) => s.end(o.code, o.durationMs, o.requests, o.responses));
+  };
   const observer: CallObserver = {
     start(call: ObservedCall): CallObservation {
-      let byKey = series.get(call.method);
-      if (byKey === undefined) series.set(call.method, (byKey = []));
-      const key = (call.side === "client" ? 0 : 3) + protocolIndex[call.protocol];
-      let s = byKey[key];
-      if (s === undefined) {
-        const labels = { rpc_system: systems[call.protocol], rpc_service: call.method.parent.typeName, rpc_method: call.method.name, rpc_grpc_status_code: "" };
-        byKey[key] = s = new MethodSeries(sides[call.side], labels, call.side === "client");
-      }
+      const s = seriesOf(call.method, call.side, call.protocol);
       s.started.add();
       return s;
     },
@@ -126,18 +130,9 @@ type Labels = Readonly<Record<(typeof labelNames)[number], string>>;
 
 const protocolIndex: Readonly<Record<Protocol, number>> = { grpc: 0, "grpc-web": 1, connect: 2 };
 
-/** One call's end, from the interceptor or the observer: the same series either way. */
-function record(m: SideMetrics, labels: Labels, code: Code, durationMs: number, requests: number, responses: number): void {
-  const done = { ...labels, rpc_grpc_status_code: String(code) };
-  m.duration.observe(done, durationMs / 1000);
-  m.requests.observe(done, requests);
-  m.responses.observe(done, responses);
-  if (code !== Code.OK) m.failed.add({ ...done, rpc_grpc_status_code: codeName(code) });
-}
-
 /**
- * The observation of every call of one method, side and protocol, with its series bound once
- * (per status code for the ends), so a call makes no label key or labels object.
+ * The series of every call of one method, side and protocol (and the observation of those
+ * calls), bound once (per status code for the ends), so a call makes no label key or labels object.
  */
 class MethodSeries implements CallObservation {
   readonly started: CounterSeries;
@@ -152,17 +147,23 @@ class MethodSeries implements CallObservation {
   }
 
   onEnd(o: ObservedOutcome): void {
-    let e = this.ends.get(o.code);
-    if (e === undefined) this.ends.set(o.code, (e = new EndSeries(this.m, this.labels, o.code)));
-    e.duration.observe(o.durationMs / 1000);
     // A client sends the requests and receives the responses; a server the other way round.
-    e.requests.observe(this.client ? o.sent : o.received);
-    e.responses.observe(this.client ? o.received : o.sent);
+    if (this.client) this.end(o.code, o.durationMs, o.sent, o.received);
+    else this.end(o.code, o.durationMs, o.received, o.sent);
+  }
+
+  /** One call's end, from the observer or the interceptor. */
+  end(code: Code, durationMs: number, requests: number, responses: number): void {
+    let e = this.ends.get(code);
+    if (e === undefined) this.ends.set(code, (e = new EndSeries(this.m, this.labels, code)));
+    e.duration.observe(durationMs / 1000);
+    e.requests.observe(requests);
+    e.responses.observe(responses);
     e.failed?.add();
   }
 }
 
-/** The series a call ending with one status code goes to (what `record` finds by labels). */
+/** The series a call ending with one status code goes to. */
 class EndSeries {
   readonly duration: HistogramSeries;
   readonly requests: HistogramSeries;
