@@ -1,4 +1,12 @@
 import type { Frame } from "../protocol/frame.js";
+import { loopTurn } from "./loop-turn.js";
+
+/**
+ * Bytes of messages one queue hands its reader per turn of the event loop; the rest waits for the
+ * next turn (see loop-turn.ts). Four 64 KiB transfer chunks, or one message of any size: the
+ * first message of a turn always goes through.
+ */
+export const turnBudgetBytes = 256 * 1024;
 
 /** How a queue tells its source to stop and start sending, and what to do when its reader leaves. */
 export interface QueueSource {
@@ -20,9 +28,16 @@ export interface QueueSource {
  * bytes wait unread, the source is paused: with HTTP/2 that stops WINDOW_UPDATEs, so the
  * peer's sender stalls and memory stays bounded by window + high-water mark.
  *
+ * A reader is handed at most `turnBudgetBytes` per turn of the event loop: past that, the next
+ * message waits for a `setImmediate`, so a reader that works hard per message (a transfer hashing
+ * its chunks) does that work outside node's socket reads and another stream's message read in the
+ * same burst is not held behind it. Deferred messages stay queued, so they count against the
+ * high-water mark like any other.
+ *
  * Invariants: messages come out in the order pushed; after `end()` the reader sees every
  * queued message and then `done`; after `fail(e)` it sees every queued message and then `e`,
- * unless `fail` was told to be immediate (our own cancellation, where the rest is moot).
+ * unless `fail` was told to be immediate (our own cancellation, where the rest is moot). A waiting
+ * reader with messages queued is one whose next message was deferred to the next turn.
  */
 export class MessageQueue<T> implements AsyncIterableIterator<T> {
   private frames: Frame[] = [];
@@ -34,6 +49,10 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
   // The waiting reader's resolve and reject, as two fields rather than an object per wait.
   private waiter: ((r: IteratorResult<T>) => void) | undefined;
   private waiterReject: ((e: unknown) => void) | undefined;
+  /** Bytes handed to the reader in `turn`, and whether a deferred reader's wake-up is scheduled. */
+  private turnBytes = 0;
+  private turn = -1;
+  private waking = false;
 
   constructor(
     /** May answer with a Promise (a large compressed message decompressed off the event loop). */
@@ -46,7 +65,7 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
   push(frame: Frame): void {
     if (this.closed) return;
     const w = this.waiter;
-    if (w !== undefined && this.head === this.frames.length) {
+    if (w !== undefined && this.head === this.frames.length && this.withinTurn(frame.data.byteLength)) {
       const reject = this.waiterReject!;
       this.waiter = undefined;
       this.waiterReject = undefined;
@@ -69,6 +88,7 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
       this.paused = true;
       this.source.pause();
     }
+    if (w !== undefined) this.wakeNextTurn();
   }
 
   /** No more frames will come; the reader gets `done` after the queued ones. */
@@ -109,6 +129,10 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
   next(): Promise<IteratorResult<T>> {
     if (this.head < this.frames.length) {
       const frame = this.frames[this.head]!;
+      if (!this.withinTurn(frame.data.byteLength)) {
+        this.wakeNextTurn();
+        return this.wait();
+      }
       this.frames[this.head++] = undefined as unknown as Frame;
       this.bytes -= frame.data.byteLength;
       if (this.head === this.frames.length) {
@@ -146,10 +170,50 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
       this.paused = false;
       this.source.resume();
     }
+    return this.wait();
+  }
+
+  private wait(): Promise<IteratorResult<T>> {
     return new Promise((resolve, reject) => {
       this.waiter = resolve;
       this.waiterReject = reject;
     });
+  }
+
+  /**
+   * Whether a message of `bytes` may be handed over now: yes while this turn's budget lasts, and
+   * always for the first message of a turn. The loop's turn is asked only once the budget is
+   * spent, so a stream of small or few messages never schedules anything.
+   */
+  private withinTurn(bytes: number): boolean {
+    if (this.turnBytes + bytes <= turnBudgetBytes) {
+      this.turnBytes += bytes;
+      return true;
+    }
+    const turn = loopTurn();
+    if (turn === this.turn) return false;
+    this.turn = turn;
+    this.turnBytes = bytes;
+    return true;
+  }
+
+  /** Hands the waiting reader its next message in the next turn (after the turn itself advanced). */
+  private wakeNextTurn(): void {
+    if (this.waking) return;
+    this.waking = true;
+    setImmediate(wake, this);
+  }
+
+  /** @internal the deferred reader's wake-up. */
+  wakeDeferred(): void {
+    this.waking = false;
+    const w = this.waiter;
+    // Settled meanwhile (ended, failed, left): nothing to hand over.
+    if (w === undefined || this.head === this.frames.length) return;
+    const reject = this.waiterReject!;
+    this.waiter = undefined;
+    this.waiterReject = undefined;
+    this.next().then(w, reject);
   }
 
   return(): Promise<IteratorResult<T>> {
@@ -189,4 +253,8 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
     if (this.failure === undefined) w({ value: undefined, done: true });
     else reject(this.failure);
   }
+}
+
+function wake(queue: { wakeDeferred(): void }): void {
+  queue.wakeDeferred();
 }

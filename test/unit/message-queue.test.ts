@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { MessageQueue } from "../../src/stream/message-queue.js";
+import { MessageQueue, turnBudgetBytes } from "../../src/stream/message-queue.js";
 import type { Frame } from "../../src/protocol/frame.js";
 import { createPushable } from "../../src/stream/pushable.js";
 import { parseTarget } from "../../src/channel/target.js";
@@ -76,6 +76,86 @@ describe("MessageQueue", () => {
     await q.return();
     assert.deepEqual(log, ["abandon"]);
     assert.equal((await q.next()).done, true);
+  });
+
+  // A transfer's reader hashes each 64 KiB chunk; without a budget it drained everything queued
+  // in one run of promise continuations, and node's socket reads (another stream's ping) waited.
+  test("a reader of many large messages lets the event loop turn in between", async () => {
+    const { q } = queue(64 * 1024 * 1024);
+    const chunk = 64 * 1024;
+    const count = 32;
+    for (let i = 0; i < count; i++) q.push(frame(i % 200, chunk));
+    q.end();
+    let read = 0;
+    const readAtTurns: number[] = [];
+    const tick = (): void => {
+      readAtTurns.push(read);
+      if (read < count) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const got: number[] = [];
+    for await (const v of q) {
+      got.push(v);
+      read++;
+    }
+    assert.deepEqual(got, Array.from({ length: count }, (_, i) => i % 200), "every message, in order");
+    assert.ok(readAtTurns[0]! < count, `a macrotask ran before the reader took all ${count} messages (at ${readAtTurns[0]})`);
+    const perTurn = readAtTurns.map((n, i) => n - (readAtTurns[i - 1] ?? 0));
+    assert.ok(Math.max(...perTurn) * chunk <= 2 * turnBudgetBytes, `at most twice the budget per turn: ${perTurn.join(",")}`);
+  });
+
+  test("small messages are handed over without waiting for a turn", async () => {
+    const { q } = queue(1024 * 1024);
+    for (let i = 0; i < 2000; i++) q.push(frame(i % 200, 64));
+    q.end();
+    let turned = false;
+    setImmediate(() => (turned = true));
+    let n = 0;
+    for await (const _ of q) n++;
+    assert.equal(n, 2000);
+    assert.equal(turned, false, "2000 × 64 B is under the budget: no deferral");
+  });
+
+  test("a message deferred to the next turn still ends, fails and returns like any other", async () => {
+    const big = turnBudgetBytes;
+    const ended = queue(64 * 1024 * 1024).q;
+    for (let i = 0; i < 4; i++) ended.push(frame(i, big));
+    ended.end();
+    const got: number[] = [];
+    for await (const v of ended) got.push(v);
+    assert.deepEqual(got, [0, 1, 2, 3]);
+
+    const failed = queue(64 * 1024 * 1024).q;
+    for (let i = 0; i < 4; i++) failed.push(frame(i, big));
+    assert.equal((await failed.next()).value, 0);
+    assert.equal((await failed.next()).value, 1);
+    const deferred = failed.next();
+    failed.fail(new Error("gone"), true);
+    await assert.rejects(deferred, /gone/);
+
+    const left = queue(64 * 1024 * 1024).q;
+    for (let i = 0; i < 4; i++) left.push(frame(i, big));
+    await left.next();
+    await left.next();
+    const pending = left.next();
+    await left.return();
+    assert.deepEqual(await pending, { value: undefined, done: true });
+  });
+
+  test("a waiting reader gets a message pushed after its budget is spent in the next turn, not lost", async () => {
+    const { q } = queue(64 * 1024 * 1024);
+    const big = turnBudgetBytes;
+    q.push(frame(1, big));
+    q.push(frame(2, big));
+    assert.equal((await q.next()).value, 1);
+    assert.equal((await q.next()).value, 2);
+    const waiting = q.next();
+    q.push(frame(3, big));
+    q.push(frame(4, big));
+    q.end();
+    assert.deepEqual(await waiting, { value: 3, done: false });
+    assert.deepEqual(await q.next(), { value: 4, done: false });
+    assert.deepEqual(await q.next(), { value: undefined, done: true });
   });
 });
 
