@@ -6,8 +6,8 @@
  * (hashing a 64 KiB transfer chunk, writing it out) therefore runs inside that phase, and a small
  * message of another stream that arrived in the same reads waits for all of it: a ping-pong beside
  * a 1 GiB transfer saw 3–17 ms stalls of its client's event loop and a p99 of 5–6 ms. A reader
- * given at most a budget of bytes per turn (see MessageQueue) leaves the rest for the check phase
- * and the turns after, so the other stream's message is handed over as soon as it is read.
+ * given a budget of time per turn (see MessageQueue's TurnBudget) leaves the rest for the check
+ * phase and the turns after, so the other stream's message is handed over as soon as it is read.
  * tokio's cooperative budget (128 operations per task per poll) is the same idea.
  */
 

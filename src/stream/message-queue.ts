@@ -2,11 +2,20 @@ import type { Frame } from "../protocol/frame.js";
 import { loopTurn } from "./loop-turn.js";
 
 /**
- * Bytes of messages one queue hands its reader per turn of the event loop; the rest waits for the
- * next turn (see loop-turn.ts). Four 64 KiB transfer chunks, or one message of any size: the
- * first message of a turn always goes through.
+ * How long one queue's reader may work per turn of the event loop before its next message waits
+ * for the next turn (see loop-turn.ts). Reader time is the time from handing a message over to
+ * the reader's next `next()`, so a reader that takes large messages quickly is never slowed, and
+ * one that hashes each 64 KiB transfer chunk (~65 µs) yields every few chunks. Only messages of
+ * at least `fromBytes` are timed (two clock reads each); smaller ones are never deferred. The first
+ * message of a turn always goes through.
  */
-export const turnBudgetBytes = 256 * 1024;
+export interface TurnBudget {
+  readonly ms: number;
+  readonly fromBytes: number;
+  readonly now: () => number;
+}
+
+export const defaultTurnBudget: TurnBudget = Object.freeze({ ms: 0.25, fromBytes: 16 * 1024, now: () => performance.now() });
 
 /** How a queue tells its source to stop and start sending, and what to do when its reader leaves. */
 export interface QueueSource {
@@ -28,7 +37,7 @@ export interface QueueSource {
  * bytes wait unread, the source is paused: with HTTP/2 that stops WINDOW_UPDATEs, so the
  * peer's sender stalls and memory stays bounded by window + high-water mark.
  *
- * A reader is handed at most `turnBudgetBytes` per turn of the event loop: past that, the next
+ * A reader is handed at most a `TurnBudget` per turn of the event loop: past that, the next
  * message waits for a `setImmediate`, so a reader that works hard per message (a transfer hashing
  * its chunks) does that work outside node's socket reads and another stream's message read in the
  * same burst is not held behind it. Deferred messages stay queued, so they count against the
@@ -49,9 +58,13 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
   // The waiting reader's resolve and reject, as two fields rather than an object per wait.
   private waiter: ((r: IteratorResult<T>) => void) | undefined;
   private waiterReject: ((e: unknown) => void) | undefined;
-  /** Bytes handed to the reader in `turn`, and whether a deferred reader's wake-up is scheduled. */
-  private turnBytes = 0;
+  /**
+   * The reader's time in `turn` (ms), when the message it works on was handed over (-1: not
+   * timed), and whether a deferred reader's wake-up is scheduled.
+   */
+  private readerMs = 0;
   private turn = -1;
+  private handedAt = -1;
   private waking = false;
 
   constructor(
@@ -59,6 +72,7 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
     private readonly decode: (frame: Frame) => T | Promise<T>,
     private readonly source: QueueSource,
     private readonly highWaterMark: number,
+    private readonly budget: TurnBudget = defaultTurnBudget,
   ) {}
 
   /** Adds a frame; wakes a waiting reader at once. */
@@ -127,6 +141,11 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
   }
 
   next(): Promise<IteratorResult<T>> {
+    if (this.handedAt >= 0) {
+      // The reader is back for more: what it spent on the last (timed) message counts.
+      this.readerMs += this.budget.now() - this.handedAt;
+      this.handedAt = -1;
+    }
     if (this.head < this.frames.length) {
       const frame = this.frames[this.head]!;
       if (!this.withinTurn(frame.data.byteLength)) {
@@ -181,19 +200,20 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
   }
 
   /**
-   * Whether a message of `bytes` may be handed over now: yes while this turn's budget lasts, and
-   * always for the first message of a turn. The loop's turn is asked only once the budget is
-   * spent, so a stream of small or few messages never schedules anything.
+   * Whether a message of `bytes` may be handed over now: yes for a small one, for the first of a
+   * turn, and while the reader's time in this turn is under budget. Times the message if large.
    */
   private withinTurn(bytes: number): boolean {
-    if (this.turnBytes + bytes <= turnBudgetBytes) {
-      this.turnBytes += bytes;
-      return true;
-    }
+    const budget = this.budget;
+    if (bytes < budget.fromBytes) return true;
     const turn = loopTurn();
-    if (turn === this.turn) return false;
-    this.turn = turn;
-    this.turnBytes = bytes;
+    if (turn !== this.turn) {
+      this.turn = turn;
+      this.readerMs = 0;
+    } else if (this.readerMs >= budget.ms) {
+      return false;
+    }
+    this.handedAt = budget.now();
     return true;
   }
 

@@ -1,19 +1,47 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { MessageQueue, turnBudgetBytes } from "../../src/stream/message-queue.js";
+import { MessageQueue, defaultTurnBudget, type TurnBudget } from "../../src/stream/message-queue.js";
 import type { Frame } from "../../src/protocol/frame.js";
 import { createPushable } from "../../src/stream/pushable.js";
 import { parseTarget } from "../../src/channel/target.js";
 
 const frame = (n: number, size = 10): Frame => ({ compressed: false, data: new Uint8Array(size).fill(n) });
 
-function queue(highWaterMark = 100) {
+function queue(highWaterMark = 100, budget?: TurnBudget) {
   const log: string[] = [];
-  const q = new MessageQueue<number>((f) => {
-    if (f.data[0] === 255) throw new Error("bad");
-    return f.data[0]!;
-  }, { pause: () => log.push("pause"), resume: () => log.push("resume"), abandon: () => log.push("abandon") }, highWaterMark);
+  const q = new MessageQueue<number>(
+    (f) => {
+      if (f.data[0] === 255) throw new Error("bad");
+      return f.data[0]!;
+    },
+    { pause: () => log.push("pause"), resume: () => log.push("resume"), abandon: () => log.push("abandon") },
+    highWaterMark,
+    budget,
+  );
   return { q, log };
+}
+
+/** A turn budget on a clock the test moves: `clock.ms` is what the reader has spent. */
+function budgetOn(clock: { ms: number }, ms = defaultTurnBudget.ms): TurnBudget {
+  return { ms, fromBytes: defaultTurnBudget.fromBytes, now: () => clock.ms };
+}
+
+/** Reads `q` to the end; `work(i)` runs per message. Returns the messages and how many had been read at each macrotask turn. */
+async function readTurns(q: MessageQueue<number>, count: number, work: (i: number) => void = () => {}) {
+  let read = 0;
+  const readAtTurns: number[] = [];
+  const tick = (): void => {
+    readAtTurns.push(read);
+    if (read < count) setImmediate(tick);
+  };
+  setImmediate(tick);
+  const got: number[] = [];
+  for await (const v of q) {
+    work(read);
+    got.push(v);
+    read++;
+  }
+  return { got, readAtTurns };
 }
 
 describe("MessageQueue", () => {
@@ -80,28 +108,29 @@ describe("MessageQueue", () => {
 
   // A transfer's reader hashes each 64 KiB chunk; without a budget it drained everything queued
   // in one run of promise continuations, and node's socket reads (another stream's ping) waited.
-  test("a reader of many large messages lets the event loop turn in between", async () => {
-    const { q } = queue(64 * 1024 * 1024);
+  test("a reader busy with large messages lets the event loop turn once its budget is spent", async () => {
+    const clock = { ms: 0 };
+    const { q } = queue(64 * 1024 * 1024, budgetOn(clock));
     const chunk = 64 * 1024;
     const count = 32;
     for (let i = 0; i < count; i++) q.push(frame(i % 200, chunk));
     q.end();
-    let read = 0;
-    const readAtTurns: number[] = [];
-    const tick = (): void => {
-      readAtTurns.push(read);
-      if (read < count) setImmediate(tick);
-    };
-    setImmediate(tick);
-    const got: number[] = [];
-    for await (const v of q) {
-      got.push(v);
-      read++;
-    }
+    // Each message costs the reader 0.1 ms of (fake) time: three fill the 0.25 ms budget.
+    const { got, readAtTurns } = await readTurns(q, count, () => (clock.ms += 0.1));
     assert.deepEqual(got, Array.from({ length: count }, (_, i) => i % 200), "every message, in order");
     assert.ok(readAtTurns[0]! < count, `a macrotask ran before the reader took all ${count} messages (at ${readAtTurns[0]})`);
     const perTurn = readAtTurns.map((n, i) => n - (readAtTurns[i - 1] ?? 0));
-    assert.ok(Math.max(...perTurn) * chunk <= 2 * turnBudgetBytes, `at most twice the budget per turn: ${perTurn.join(",")}`);
+    assert.ok(Math.max(...perTurn) <= 3, `three messages' work per turn at most: ${perTurn.join(",")}`);
+  });
+
+  test("a reader that keeps up with large messages is not held back", async () => {
+    const clock = { ms: 0 };
+    const { q } = queue(64 * 1024 * 1024, budgetOn(clock));
+    for (let i = 0; i < 16; i++) q.push(frame(i, 1024 * 1024));
+    q.end();
+    const { got, readAtTurns } = await readTurns(q, 16);
+    assert.equal(got.length, 16);
+    assert.deepEqual(readAtTurns, [], "16 MiB taken before any macrotask ran, by a reader that spent no time on them");
   });
 
   test("small messages are handed over without waiting for a turn", async () => {
@@ -117,15 +146,17 @@ describe("MessageQueue", () => {
   });
 
   test("a message deferred to the next turn still ends, fails and returns like any other", async () => {
-    const big = turnBudgetBytes;
-    const ended = queue(64 * 1024 * 1024).q;
+    const big = defaultTurnBudget.fromBytes;
+    // A zero time allowance: one timed message per turn.
+    const onePerTurn = budgetOn({ ms: 0 }, 0);
+    const ended = queue(64 * 1024 * 1024, onePerTurn).q;
     for (let i = 0; i < 4; i++) ended.push(frame(i, big));
     ended.end();
     const got: number[] = [];
     for await (const v of ended) got.push(v);
     assert.deepEqual(got, [0, 1, 2, 3]);
 
-    const failed = queue(64 * 1024 * 1024).q;
+    const failed = queue(64 * 1024 * 1024, onePerTurn).q;
     for (let i = 0; i < 4; i++) failed.push(frame(i, big));
     assert.equal((await failed.next()).value, 0);
     assert.equal((await failed.next()).value, 1);
@@ -133,7 +164,7 @@ describe("MessageQueue", () => {
     failed.fail(new Error("gone"), true);
     await assert.rejects(deferred, /gone/);
 
-    const left = queue(64 * 1024 * 1024).q;
+    const left = queue(64 * 1024 * 1024, onePerTurn).q;
     for (let i = 0; i < 4; i++) left.push(frame(i, big));
     await left.next();
     await left.next();
@@ -143,8 +174,8 @@ describe("MessageQueue", () => {
   });
 
   test("a waiting reader gets a message pushed after its budget is spent in the next turn, not lost", async () => {
-    const { q } = queue(64 * 1024 * 1024);
-    const big = turnBudgetBytes;
+    const { q } = queue(64 * 1024 * 1024, budgetOn({ ms: 0 }, 0));
+    const big = defaultTurnBudget.fromBytes;
     q.push(frame(1, big));
     q.push(frame(2, big));
     assert.equal((await q.next()).value, 1);
