@@ -21,8 +21,8 @@ function advance(): void {
 
 /**
  * A number that changes once the event loop has reached its check phase since the first call that
- * returned it. Schedules at most one `setImmediate` per turn, and only when asked, so streams that
- * never fill their budget cost nothing.
+ * returned it. Schedules at most one `setImmediate` per turn, shared by every stream, and only
+ * when asked: a process whose streams carry only small messages schedules nothing.
  */
 export function loopTurn(): number {
   if (!advancing) {
