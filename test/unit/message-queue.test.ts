@@ -173,6 +173,23 @@ describe("MessageQueue", () => {
     assert.deepEqual(await pending, { value: undefined, done: true });
   });
 
+  // A peer that keeps sending to a reader whose messages are deferred must still be stopped:
+  // deferred messages are queued bytes like any other.
+  test("messages deferred to the next turn count against the high-water mark", async () => {
+    const big = defaultTurnBudget.fromBytes * 4;
+    const { q, log } = queue(big + big / 2, budgetOn({ ms: 0 }, 0));
+    q.push(frame(1, big));
+    assert.equal((await q.next()).value, 1);
+    const waiting = q.next();
+    q.push(frame(2, big));
+    assert.deepEqual(log, [], "one deferred message is under the mark");
+    q.push(frame(3, big));
+    assert.deepEqual(log, ["pause"], "two deferred messages are over it: the source stops");
+    assert.deepEqual(await waiting, { value: 2, done: false });
+    assert.deepEqual(await q.next(), { value: 3, done: false });
+    assert.deepEqual(log, ["pause", "resume"]);
+  });
+
   test("a waiting reader gets a message pushed after its budget is spent in the next turn, not lost", async () => {
     const { q } = queue(64 * 1024 * 1024, budgetOn({ ms: 0 }, 0));
     const big = defaultTurnBudget.fromBytes;
