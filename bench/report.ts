@@ -88,6 +88,8 @@ export function implLabel(impl: string): string {
       return "connect-node";
     case "raw-tuned":
       return "raw, 4/16 MiB windows";
+    case "raw-iter":
+      return "raw + async iteration";
     case "rill-observed":
       return "Rill + metrics + tracing";
     case "grpcio":

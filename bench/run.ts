@@ -161,7 +161,7 @@ for (const s of selected) {
   const memory = s.id === "idle-streams" || s.id === "stalled-reader";
   // --quick keeps under ~2 minutes by giving the bulk-bandwidth rows (those with extra
   // implementations) one round, like the memory rows: bandwidth moves less run to run.
-  const single = memory || (quick && s.extraImpls !== undefined);
+  const single = memory || (quick && (s.extraImpls ?? []).includes("raw-tuned"));
   const runsOf: Record<string, RunResult[]> = {};
   for (let round = 1; round <= (single ? memoryRounds : rounds); round++) {
     for (const impl of implsOf(s)) (runsOf[impl] ??= []).push(await measure("bench", s, round, impl, () => runOne(impl, s, round)));

@@ -104,8 +104,10 @@ const load = (id: string, title: string, per: string, metrics: MetricSpec[], mor
 export const scenarios: Scenario[] = [
   load("unary-100", "unary 64 B, 100 in flight", "call", [m("rate", "calls/s", "rate", true), m("p50", "p50", "us", false), m("p99", "p99", "us", false)]),
   load("unary-1", "unary 64 B, 1 in flight", "call", [m("p50", "p50", "us", false), m("p99", "p99", "us", false), m("rate", "calls/s", "rate", true, false)]),
-  load("server-stream-64", "server-streaming 64 B", "message", [m("rate", "msgs/s", "rate", true)]),
-  load("client-stream-64", "client-streaming 64 B", "message", [m("rate", "msgs/s", "rate", true)]),
+  // raw-iter: raw's wire code behind async iterators and generators, the floor any stack with
+  // that API stands on (impl/iterated.ts).
+  load("server-stream-64", "server-streaming 64 B", "message", [m("rate", "msgs/s", "rate", true)], { extraImpls: ["raw-iter"] }),
+  load("client-stream-64", "client-streaming 64 B", "message", [m("rate", "msgs/s", "rate", true)], { extraImpls: ["raw-iter"] }),
   load("bidi-pingpong", "bidi ping-pong, 1 in flight", "round trip", [m("rate", "round trips/s", "rate", true), m("p50", "p50", "us", false), m("p99", "p99", "us", false)]),
   // Issue 8 (windows and BDP): large messages both ways, against raw node:http2 with node's
   // default 64 KiB windows and with 4 MiB stream / 16 MiB connection windows.
@@ -140,6 +142,8 @@ export const scenarios: Scenario[] = [
       m("openMs", "time to open all", "ms", false, false),
       m("rssPerStream", "server RSS per stream", "kb", false, false),
     ],
+    // The fan-out's client reads each stream with `for await`; raw-iter's server is raw's.
+    extraImpls: ["raw-iter"],
   },
   {
     id: "stalled-reader",

@@ -21,6 +21,8 @@ export async function loadImpl(name: ImplName): Promise<Impl> {
       return import("./connect.js");
     case "raw-tuned":
       return import("./raw-tuned.js");
+    case "raw-iter":
+      return import("./raw-iter.js");
     case "rill-observed":
       return import("./rill-observed.js");
   }

@@ -23,6 +23,7 @@ import {
   type StartServer,
 } from "../common.js";
 import { Deframer, decodePayload, encodePayloadFrame, payloadFrameSize, writePayloadFrame } from "../wire.js";
+import { MessageIterator, writeIterated } from "./iterated.js";
 
 const SERVICE = "/bench.v1.BenchService/";
 /** Small messages are framed into one buffer of up to this size per `write()`. */
@@ -49,6 +50,14 @@ let windows: { stream: number; connection: number } | undefined;
 /** Makes this process's server and client advertise `w` (SETTINGS_INITIAL_WINDOW_SIZE and a connection WINDOW_UPDATE). */
 export function useWindows(w: { stream: number; connection: number }): void {
   windows = w;
+}
+
+/** Whether streams go through async iterators and generators, as a library's API would (set by raw-iter). */
+let iterated = false;
+
+/** Makes this process's server and client hand stream messages through async iteration (raw-iter). */
+export function useIteration(): void {
+  iterated = true;
 }
 
 const windowSettings = (): { settings?: http2.Settings } => (windows === undefined ? {} : { settings: { initialWindowSize: windows.stream } });
@@ -84,6 +93,19 @@ export const startServer: StartServer = async (hooks) => {
             return;
           }
           const { count, size } = spec;
+          if (iterated) {
+            void writeIterated(
+              stream,
+              (async function* () {
+                for (const p of streamPayloads(count, size)) {
+                  hooks.produced++;
+                  yield p;
+                }
+              })(),
+              BATCH_BYTES,
+            );
+            return;
+          }
           const shared = count === UNLIMITED ? payloadOf(size).data : undefined;
           const payloads = streamPayloads(count, size);
           const fs = payloadFrameSize(size);
@@ -109,6 +131,20 @@ export const startServer: StartServer = async (hooks) => {
         return;
       }
       case SERVICE + "ClientStream": {
+        if (iterated) {
+          const requests = new MessageIterator(stream);
+          const d = new Deframer(payloads((data) => requests.push(data)));
+          stream.on("data", (c: Buffer) => d.push(c));
+          stream.on("end", () => requests.end());
+          void (async () => {
+            let n = 0;
+            for await (const _ of requests) n++;
+            if (stream.destroyed) return;
+            respond(stream);
+            stream.end(encodePayloadFrame(encodeCount(n)));
+          })();
+          return;
+        }
         let n = 0;
         const d = new Deframer(() => n++);
         stream.on("data", (c: Buffer) => d.push(c));
@@ -183,6 +219,16 @@ export const connectClient: ConnectClient = async (port) => {
     serverStream(spec, onMessage): Reading {
       const req = request("ServerStream");
       req.end(encodePayloadFrame(spec));
+      if (iterated) {
+        const responses = new MessageIterator(req);
+        const d = new Deframer(payloads((data) => responses.push(data)));
+        req.on("data", (c: Buffer) => d.push(c));
+        req.on("close", () => responses.end());
+        const done = (async () => {
+          for await (const m of responses) onMessage(m.data);
+        })();
+        return { cancel: () => req.close(http2.constants.NGHTTP2_CANCEL), done };
+      }
       const d = new Deframer(payloads(onMessage));
       req.on("data", (c: Buffer) => d.push(c));
       const done = new Promise<void>((resolve) => req.on("close", resolve));
@@ -202,6 +248,16 @@ export const connectClient: ConnectClient = async (port) => {
     async clientStream(payload: Payload, more) {
       const req = request("ClientStream");
       const result = one(req);
+      if (iterated) {
+        await writeIterated(
+          req,
+          (async function* () {
+            while (more()) yield payload;
+          })(),
+          BATCH_BYTES,
+        );
+        return decodeCount(await result);
+      }
       const data = payload.data;
       const fs = payloadFrameSize(data.byteLength);
       const perWrite = Math.max(1, Math.floor(16384 / fs));

@@ -26,6 +26,7 @@ export function transferImpl(name: ImplName): TransferImpl {
     case "connect":
       return connect;
     case "rill-observed":
-      throw new Error("the transfer benchmark has no rill-observed implementation (its overhead rows are the main suite's, with --observed)");
+    case "raw-iter":
+      throw new Error(`the transfer benchmark has no ${name} implementation (it is the main suite's, for its small-message rows)`);
   }
 }
