@@ -10,12 +10,13 @@ import { create, fromBinary, toBinary, type DescMessage, type MessageShape } fro
 import { PayloadSchema, type Payload } from "../gen/bench/v1/bench_pb.js";
 
 /** The names the implementations go by, in the order each round runs them. */
-export const implNames = ["raw", "raw-iter", "rill", "rill-observed", "grpc-js", "connect", "raw-tuned"] as const;
+export const implNames = ["raw", "raw-iter", "raw-ctx", "rill", "rill-observed", "grpc-js", "grpc-js-observed", "connect", "raw-tuned"] as const;
 /**
  * Implementations that run only in the scenarios whose `extraImpls` name them (issue 8's window
- * rows), or everywhere when asked: `--observed` adds rill-observed (issue 17's overhead rows).
+ * rows), or everywhere when asked: `--observed` adds rill-observed, grpc-js-observed and raw-ctx
+ * (issue 17's overhead rows).
  */
-export const optionalImpls: readonly ImplName[] = ["raw-tuned", "raw-iter", "rill-observed"];
+export const optionalImpls: readonly ImplName[] = ["raw-tuned", "raw-iter", "rill-observed", "grpc-js-observed", "raw-ctx"];
 export type ImplName = (typeof implNames)[number];
 
 /** The windows raw-tuned advertises on both ends: 4 MiB per stream, 16 MiB per connection (issue 8). */

@@ -29,7 +29,7 @@ import { parseArgs } from "node:util";
 import { context, SpanKind, trace, type Context } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
-import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter } from "@opentelemetry/sdk-trace-base";
+import { AlwaysOffSampler, BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, type SpanExporter } from "@opentelemetry/sdk-trace-base";
 import { Echo } from "../gen/echo/echo_pb.js";
 import { createChannel, createClient, createServer, silentLogger, type CallObserver, type Interceptor } from "../src/index.js";
 import { createRpcMetrics } from "../src/metrics/index.js";
@@ -42,9 +42,12 @@ const rounds = Number(values.rounds);
 context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
 const dropAll: SpanExporter = { export: (_spans, done) => done({ code: 0 }), shutdown: async () => {} };
 const sdk = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(dropAll)] });
+/** The same SDK sampling nothing: every span is a non-recording one (what 9 calls in 10 cost at a 10 % ratio). */
+const sdkOff = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(dropAll)], sampler: new ParentBasedSampler({ root: new AlwaysOffSampler() }) });
 
 type Mode = { interceptors?: Interceptor[]; observers?: CallObserver[] };
 const withSdk = { tracerProvider: sdk, propagator: new W3CTraceContextPropagator() };
+const withSdkOff = { tracerProvider: sdkOff, propagator: new W3CTraceContextPropagator() };
 /** `--modes a,b`: only these (and plain, the baseline). */
 const only = values.modes?.split(",");
 const allModes: Record<string, () => Mode> = {
@@ -58,6 +61,7 @@ const allModes: Record<string, () => Mode> = {
   "obs-noop": () => ({ observers: [createTracingObserver()] }),
   "obs-sdk": () => ({ observers: [createTracingObserver(withSdk)] }),
   "obs-sdk-0ev": () => ({ observers: [createTracingObserver({ ...withSdk, maxMessageEvents: 0 })] }),
+  "obs-sdk-off": () => ({ observers: [createTracingObserver(withSdkOff)] }),
   "metrics-obs": () => ({ observers: [createRpcMetrics().observer] }),
   "both-obs": () => ({ observers: [createTracingObserver(withSdk), createRpcMetrics().observer] }),
 };
@@ -92,8 +96,8 @@ async function run(client: Client, inFlight: number): Promise<{ rate: number; cp
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** CPU µs per "call" of the SDK alone: both sides' spans, propagation and one event each, no RPC. */
-function sdkFloor(n: number): number {
-  const tracer = sdk.getTracer("rill-bench-floor");
+function sdkFloor(n: number, provider = sdk): number {
+  const tracer = provider.getTracer("rill-bench-floor");
   const propagator = new W3CTraceContextPropagator();
   const setter = { set: (carrier: Record<string, string>, key: string, value: string) => void (carrier[key] = value) };
   const getter = { get: (carrier: Record<string, string>, key: string) => carrier[key], keys: (carrier: Record<string, string>) => Object.keys(carrier) };
@@ -128,6 +132,9 @@ function sdkFloor(n: number): number {
   sdkFloor(calls); // warm-up
   const floors = Array.from({ length: rounds }, () => sdkFloor(calls));
   console.log(`\nSDK floor (both sides' spans of one call, no RPC): ${median(floors).toFixed(1)} µs CPU per call [${Math.min(...floors).toFixed(1)}–${Math.max(...floors).toFixed(1)}]`);
+  sdkFloor(calls, sdkOff);
+  const off = Array.from({ length: rounds }, () => sdkFloor(calls, sdkOff));
+  console.log(`SDK floor, sampled out (the same, every span non-recording): ${median(off).toFixed(1)} µs CPU per call [${Math.min(...off).toFixed(1)}–${Math.max(...off).toFixed(1)}]`);
 }
 
 for (const inFlight of [1, 32]) {

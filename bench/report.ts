@@ -90,8 +90,12 @@ export function implLabel(impl: string): string {
       return "raw, 4/16 MiB windows";
     case "raw-iter":
       return "raw + async iteration";
+    case "raw-ctx":
+      return "raw + a context per call";
     case "rill-observed":
       return "Rill + metrics + tracing";
+    case "grpc-js-observed":
+      return "@grpc/grpc-js + instrumentation-grpc";
     case "grpcio":
       return "grpcio (Python, C-core)";
     default:

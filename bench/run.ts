@@ -44,10 +44,14 @@ const memoryRounds = Math.max(1, quick ? Math.min(rounds, 1) : Math.min(rounds, 
 const only = (option("--only")?.split(",") ?? [...implNames]) as ImplName[];
 /** The implementations a scenario runs: its own list if it has one, optional ones only where it asks for them. */
 const observed = flag("--observed");
+/** Which implementation each `--observed` one runs beside: it runs wherever that one does. */
+const observedBeside: Partial<Record<ImplName, ImplName>> = { "rill-observed": "rill", "grpc-js-observed": "grpc-js", "raw-ctx": "raw" };
 const implsOf = (s: Scenario): ImplName[] =>
-  impls.filter((i) =>
-    observed && i === "rill-observed" ? s.impls === undefined || s.impls.includes("rill") : s.impls === undefined ? !optionalImpls.includes(i) || (s.extraImpls ?? []).includes(i) : s.impls.includes(i),
-  );
+  impls.filter((i) => {
+    const beside = observedBeside[i];
+    if (observed && beside !== undefined) return s.impls === undefined || s.impls.includes(beside);
+    return s.impls === undefined ? !optionalImpls.includes(i) || (s.extraImpls ?? []).includes(i) : s.impls.includes(i);
+  });
 const impls = implNames.filter((n) => only.includes(n));
 const chosen = option("--scenarios")?.split(",");
 const selected = scenarios.filter((s) => chosen === undefined || chosen.includes(s.id));

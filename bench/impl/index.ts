@@ -23,7 +23,11 @@ export async function loadImpl(name: ImplName): Promise<Impl> {
       return import("./raw-tuned.js");
     case "raw-iter":
       return import("./raw-iter.js");
+    case "raw-ctx":
+      return import("./raw-ctx.js");
     case "rill-observed":
       return import("./rill-observed.js");
+    case "grpc-js-observed":
+      return import("./grpc-js-observed.js");
   }
 }

@@ -5,6 +5,7 @@
  * framed straight into one buffer per write (up to 16 KiB of small messages per `write()`), and
  * `write()`'s backpressure is respected. It checks what the wire requires and nothing else.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import * as http2 from "node:http2";
 import type { Payload } from "../../gen/bench/v1/bench_pb.js";
 import {
@@ -60,12 +61,27 @@ export function useIteration(): void {
   iterated = true;
 }
 
+/**
+ * Set by raw-ctx: each server stream is handled, and each client call made, inside
+ * `AsyncLocalStorage.run` with a store of its own, as tracing makes a call's span current.
+ */
+let callContext: AsyncLocalStorage<{ path: string }> | undefined;
+
+/** Makes this process's server and client run each call in an AsyncLocalStorage context of its own (raw-ctx). */
+export function useCallContext(): void {
+  callContext = new AsyncLocalStorage();
+}
+
 const windowSettings = (): { settings?: http2.Settings } => (windows === undefined ? {} : { settings: { initialWindowSize: windows.stream } });
 
 export const startServer: StartServer = async (hooks) => {
   const server = http2.createServer({ maxSessionMemory: MAX_SESSION_MEMORY_MB, ...windowSettings() });
   if (windows !== undefined) server.on("session", (s) => s.setLocalWindowSize(windows!.connection));
   server.on("stream", (stream, headers) => {
+    if (callContext === undefined) handleStream(stream, headers);
+    else callContext.run({ path: headers[":path"] ?? "" }, handleStream, stream, headers);
+  });
+  const handleStream = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void => {
     stream.on("error", () => {});
     switch (headers[":path"]) {
       case SERVICE + "Unary": {
@@ -167,7 +183,7 @@ export const startServer: StartServer = async (hooks) => {
       default:
         stream.respond({ ":status": 200, "content-type": "application/grpc", "grpc-status": "12" }, { endStream: true });
     }
-  });
+  };
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as { port: number }).port;
   return { port, close: () => server.close() };
@@ -298,5 +314,15 @@ export const connectClient: ConnectClient = async (port) => {
     },
     close: () => session.destroy(),
   };
-  return client;
+  const store = callContext;
+  if (store === undefined) return client;
+  // raw-ctx: every call starts in a context of its own.
+  return {
+    ...client,
+    unary: (data) => store.run({ path: "Unary" }, client.unary, data),
+    serverStream: (spec, onMessage) => store.run({ path: "ServerStream" }, client.serverStream, spec, onMessage),
+    stall: (spec) => store.run({ path: "ServerStream" }, client.stall, spec),
+    clientStream: (payload, more) => store.run({ path: "ClientStream" }, client.clientStream, payload, more),
+    bidi: () => store.run({ path: "Bidi" }, client.bidi),
+  };
 };

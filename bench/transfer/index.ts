@@ -27,6 +27,8 @@ export function transferImpl(name: ImplName): TransferImpl {
       return connect;
     case "rill-observed":
     case "raw-iter":
+    case "grpc-js-observed":
+    case "raw-ctx":
       throw new Error(`the transfer benchmark has no ${name} implementation (it is the main suite's, for its small-message rows)`);
   }
 }

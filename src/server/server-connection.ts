@@ -25,7 +25,7 @@ export interface ConnectionEnvironment {
   readonly budget?: ConnectionBudget;
 }
 
-type TimerName = "idle" | "age" | "grace" | "keepalive" | "pingTimeout" | "headsUp" | "handshake" | "liveness";
+type TimerName = "idle" | "age" | "grace" | "keepalive" | "pingTimeout" | "headsUp" | "handshake" | "liveness" | "livenessAck";
 
 /**
  * How long a connection may sit without calls before the server checks, once, that its HTTP/2
@@ -151,7 +151,10 @@ export class ServerConnection {
   callStarted(call: ConnectionCall): void {
     this.calls.add(call);
     this.clearTimer("idle");
-    this.clearTimer("liveness");
+    // A call on the session is proof enough that it works; the liveness delay itself stays armed
+    // (it looks again when it fires), so a connection serving one call at a time does not
+    // start and cancel a timer per call.
+    this.clearTimer("livenessAck");
     this.capWindows();
   }
 
@@ -259,7 +262,10 @@ export class ServerConnection {
   }
 
   private armIdle(): void {
-    if (this.state === "open") this.setTimer("liveness", livenessCheckAfterMs, () => this.checkLiveness());
+    if (this.state === "open") {
+      this.quietSince = this.now();
+      if (!this.timers.has("liveness")) this.setTimer("liveness", livenessCheckAfterMs, this.livenessDue);
+    }
     // Never idle out (the default): no timer and no closures each time the last call ends.
     if (this.state !== "open" || !Number.isFinite(this.policy.maxConnectionIdleMs)) return;
     this.setTimer("idle", this.policy.maxConnectionIdleMs, () => {
@@ -267,19 +273,34 @@ export class ServerConnection {
     });
   }
 
+  /** When the connection last ran out of calls (`now()`), for the liveness check. */
+  private quietSince = 0;
+
+  /**
+   * The liveness delay ran out: checks when the connection is quiet for livenessCheckAfterMs since
+   * it last ran out of calls, else waits for the rest of that (or, with calls running, for the
+   * next time they run out).
+   */
+  private readonly livenessDue = (): void => {
+    if (this.state !== "open" || this.calls.size > 0) return;
+    const quiet = this.now() - this.quietSince;
+    if (quiet < livenessCheckAfterMs) this.setTimer("liveness", livenessCheckAfterMs - quiet, this.livenessDue);
+    else this.checkLiveness();
+  };
+
   /** One PING on a connection that went quiet; a session that cannot acknowledge it is dead. */
   private checkLiveness(): void {
     if (this.state === "closed" || this.calls.size > 0 || this.session.destroyed) return;
     let sent = false;
     try {
       sent = this.session.ping((err) => {
-        if (err === null) this.clearTimer("liveness");
+        if (err === null) this.clearTimer("livenessAck");
       });
     } catch {
       return;
     }
     if (!sent) return;
-    this.setTimer("liveness", this.policy.keepaliveTimeoutMs, () => {
+    this.setTimer("livenessAck", this.policy.keepaliveTimeoutMs, () => {
       this.env.logger.info(`connection from ${this.peer()} did not acknowledge a PING within ${this.policy.keepaliveTimeoutMs} ms; closing it`);
       this.terminate(new RpcError(Code.Unavailable, "the connection stopped answering"));
       this.destroySocket();
