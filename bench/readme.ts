@@ -140,12 +140,24 @@ export function judge(t: Target, results: Results): { value: string; verdict: st
 }
 
 export function targetsTable(file: ResultsFile): string {
-  const lines = ["| target | goal | Rill | result |", "|---|---|---|---|"];
+  const lines = ["| target | goal | Rill | result | the API's floor: raw + async iteration |", "|---|---|---|---|---|"];
   for (const t of targets) {
     const j = judge(t, file.results);
-    lines.push(`| ${t.label} | ${t.shown} | ${j.value} | ${j.verdict} |`);
+    lines.push(`| ${t.label} | ${t.shown} | ${j.value} | ${j.verdict} | ${floorOf(t, file.results)} |`);
   }
   return lines.join("\n");
+}
+
+/** A target's floor cell: the floor implementation's ratio to the target's baseline, and Rill's to the floor. */
+export function floorOf(t: Target, results: Results): string {
+  if (t.floor === undefined || t.against === undefined) return "—";
+  const unit = scenarios.find((s) => s.id === t.scenario)?.metrics.find((m) => m.key === t.metric)?.unit;
+  const floor = figure(results[t.scenario]?.[t.floor], t.metric, unit);
+  const base = figure(results[t.scenario]?.[t.against], t.metric, unit);
+  const rill = figure(results[t.scenario]?.rill, t.metric, unit);
+  if (floor === undefined || base === undefined || rill === undefined) return "not measured";
+  const steady = floor.steady && base.steady && rill.steady ? "" : " (unsteady rounds)";
+  return `${(floor.value / base.value).toFixed(2)}× raw; Rill ${(rill.value / floor.value).toFixed(2)}× the floor${steady}`;
 }
 
 /** The line under each table: where its figures come from. */

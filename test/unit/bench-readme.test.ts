@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { figure, judge, readResults, regenerate, steadyMb, steadySpread, type ResultsFile } from "../../bench/readme.js";
+import { figure, floorOf, judge, readResults, regenerate, steadyMb, steadySpread, type ResultsFile } from "../../bench/readme.js";
 import type { ImplResult, RunResult } from "../../bench/report.js";
 import { summarize } from "../../bench/report.js";
 import type { Target } from "../../bench/targets.js";
@@ -55,4 +55,15 @@ test("a target without a baseline compares the value itself", () => {
   assert.deepEqual(judge(t, results), { value: "2,950 B", verdict: "met" });
   const once = { "idle-streams": summarize({ rill: rounds([3100], "heapPerSentStream") }) } as ResultsFile["results"];
   assert.equal(judge(t, once).verdict, "one round: not judged (not met on the medians)");
+});
+
+test("a row with a floor shows the floor's ratio to raw and Rill's to the floor, and says so when any rounds disagree", () => {
+  const t: Target = { label: "x", scenario: "server-stream-64", metric: "rate", against: "raw", goal: "at least", limit: 0.75, shown: "≥ 0.75× raw", floor: "raw-iter" };
+  const results = { "server-stream-64": summarize({ raw: rounds([100, 101, 99]), "raw-iter": rounds([50, 51, 49]), rill: rounds([40, 41, 39]) }) as Record<string, ImplResult> };
+  assert.equal(floorOf(t, results), "0.50× raw; Rill 0.80× the floor");
+  const unsteady = { "server-stream-64": summarize({ raw: rounds([100, 101, 99]), "raw-iter": rounds([20, 50, 90]), rill: rounds([40, 41, 39]) }) as Record<string, ImplResult> };
+  assert.match(floorOf(t, unsteady), /\(unsteady rounds\)$/);
+  const { floor: _, ...withoutFloor } = t;
+  assert.equal(floorOf(withoutFloor, results), "—");
+  assert.equal(floorOf(t, {}), "not measured");
 });
