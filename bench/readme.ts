@@ -112,10 +112,14 @@ export function resultsTable(file: ResultsFile): string {
   return lines.join("\n");
 }
 
+/** The metric a target is judged on, as its scenario defines it. */
+function specOf(t: Target): MetricSpec | undefined {
+  return scenarios.find((s) => s.id === t.scenario)?.metrics.find((m) => m.key === t.metric);
+}
+
 /** A target's verdict on the file's medians: the value compared, and met / not met / unsteady / not measured. */
 export function judge(t: Target, results: Results): { value: string; verdict: string } {
-  const scenario = scenarios.find((s) => s.id === t.scenario);
-  const spec = scenario?.metrics.find((m) => m.key === t.metric);
+  const spec = specOf(t);
   const rill = figure(results[t.scenario]?.rill, t.metric, spec?.unit);
   if (spec === undefined || rill === undefined) return { value: "—", verdict: "not measured" };
   // Bytes are judged against a limit in bytes: shown exactly, not rounded to tenths of a KB.
@@ -151,7 +155,7 @@ export function targetsTable(file: ResultsFile): string {
 /** A target's floor cell: the floor implementation's ratio to the target's baseline, and Rill's to the floor. */
 export function floorOf(t: Target, results: Results): string {
   if (t.floor === undefined || t.against === undefined) return "—";
-  const unit = scenarios.find((s) => s.id === t.scenario)?.metrics.find((m) => m.key === t.metric)?.unit;
+  const unit = specOf(t)?.unit;
   const floor = figure(results[t.scenario]?.[t.floor], t.metric, unit);
   const base = figure(results[t.scenario]?.[t.against], t.metric, unit);
   const rill = figure(results[t.scenario]?.rill, t.metric, unit);

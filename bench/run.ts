@@ -42,10 +42,10 @@ const rounds = Number(option("--rounds") ?? (quick ? 2 : 5));
 /** The memory scenarios are slower and steadier: fewer rounds. */
 const memoryRounds = Math.max(1, quick ? Math.min(rounds, 1) : Math.min(rounds, 3));
 const only = (option("--only")?.split(",") ?? [...implNames]) as ImplName[];
-/** The implementations a scenario runs: its own list if it has one, optional ones only where it asks for them. */
 const observed = flag("--observed");
 /** Which implementation each `--observed` one runs beside: it runs wherever that one does. */
 const observedBeside: Partial<Record<ImplName, ImplName>> = { "rill-observed": "rill", "grpc-js-observed": "grpc-js", "raw-ctx": "raw" };
+/** The implementations a scenario runs: its own list if it has one, optional ones only where it asks for them. */
 const implsOf = (s: Scenario): ImplName[] =>
   impls.filter((i) => {
     const beside = observedBeside[i];
@@ -163,8 +163,8 @@ console.error(
 const results: Results = {};
 for (const s of selected) {
   const memory = s.id === "idle-streams" || s.id === "stalled-reader";
-  // --quick keeps under ~2 minutes by giving the bulk-bandwidth rows (those with extra
-  // implementations) one round, like the memory rows: bandwidth moves less run to run.
+  // --quick keeps under ~2 minutes by giving the bulk-bandwidth rows (those raw-tuned runs in)
+  // one round, like the memory rows: bandwidth moves less run to run.
   const single = memory || (quick && (s.extraImpls ?? []).includes("raw-tuned"));
   const runsOf: Record<string, RunResult[]> = {};
   for (let round = 1; round <= (single ? memoryRounds : rounds); round++) {
