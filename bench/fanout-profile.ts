@@ -5,9 +5,11 @@
  * waits until the server holds them all, then has it write one 64 B message to each and prints
  * how long until every one arrived, this process's CPU time over that stretch and its garbage
  * collections (`perf_hooks`); with `--sample`, also what the client allocated over it, by
- * function (V8's sampling heap profiler, objects collected since included), per stream.
+ * function (V8's sampling heap profiler, objects collected since included), per stream; with
+ * `--cpu FILE`, a CPU profile of that stretch alone (`profile-summary.js FILE` reads it).
  */
 import { fork } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
 import { PerformanceObserver } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
@@ -17,6 +19,8 @@ import type { MemReport } from "./ipc.js";
 
 const impl = process.argv[2] as ImplName;
 const sample = process.argv.includes("--sample");
+const cpuAt = process.argv.indexOf("--cpu");
+const cpuFile = cpuAt > 0 ? process.argv[cpuAt + 1] : undefined;
 const streams = 10_000;
 
 const server = fork(fileURLToPath(new URL("server.js", import.meta.url)), [impl], { execArgv: ["--expose-gc"] });
@@ -59,6 +63,11 @@ try {
   const inspector = new Session();
   inspector.connect();
   if (sample) await inspector.post("HeapProfiler.startSampling", { samplingInterval: 256, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  if (cpuFile !== undefined) {
+    await inspector.post("Profiler.enable");
+    await inspector.post("Profiler.setSamplingInterval", { interval: 50 });
+    await inspector.post("Profiler.start");
+  }
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   server.send({ type: "fanout", id: 0 });
@@ -67,6 +76,7 @@ try {
   // The GC entries are delivered asynchronously.
   await new Promise((r) => setTimeout(r, 50));
   gc.disconnect();
+  if (cpuFile !== undefined) writeFileSync(cpuFile, JSON.stringify(((await inspector.post("Profiler.stop")) as { profile: unknown }).profile));
   console.log(`${impl}: ${streams} messages in ${(t1 - t0).toFixed(1)} ms; client CPU ${((cpu.user + cpu.system) / 1000).toFixed(1)} ms, of it ${gcs} GCs = ${gcMs.toFixed(1)} ms`);
 
   if (sample) {

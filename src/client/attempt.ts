@@ -201,14 +201,17 @@ export class Attempt {
   onData(chunk: Buffer): void {
     this.tuner?.dataTaken(chunk.byteLength);
     if (this.call.isDone || this.httpError !== undefined || !this.call.claim(this)) return;
-    let frames: readonly Frame[];
     try {
-      frames = this.decoder.pushTransient(chunk);
+      this.decoder.pushTo(chunk, this);
     } catch (e) {
+      // Framing errors (poisoned decoder); the responses before the bad one are queued already.
       this.call.failAfterQueued(receiveLimitError(this.call.side, RpcError.from(e, Code.Internal)));
-      return;
     }
-    for (const f of frames) this.call.pushResponse(f);
+  }
+
+  /** @internal A response message the decoder completed (FrameReceiver). */
+  onFrame(frame: Frame): void {
+    this.call.pushResponse(frame);
   }
 
   /** @internal */

@@ -102,35 +102,32 @@ export class RequestReader implements QueueSource {
     this.hooks.onData?.(chunk.byteLength);
     const decoder = this.decoder;
     if (decoder === undefined) return;
-    const requests = this.requests;
-    let frames: readonly Frame[];
+    let n: number;
     try {
-      frames = decoder.pushTransient(chunk);
+      n = decoder.pushTo(chunk, this);
     } catch (e) {
       const err = receiveLimitError(this.side, RpcError.from(e, Code.Internal));
-      if (requests !== undefined) requests.fail(err);
+      if (this.requests !== undefined) this.requests.fail(err);
       else this.settleRequest(err);
       this.call.fail(err);
       return;
     }
-    if (frames.length > 0) {
-      this.call.idle?.touch();
-      const observed = this.call.observed;
-      if (observed !== undefined) for (const f of frames) observed.message("received", f.data.byteLength, f.compressed);
-    }
-    if (requests !== undefined) {
-      for (const f of frames) requests.push(f);
-    } else {
-      for (const f of frames) {
-        if (this.onlyRequest === undefined) {
-          this.onlyRequest = f;
-        } else {
-          this.settleRequest(new RpcError(Code.Internal, `/${this.method.parent.typeName}/${this.method.name} expects one request message, the client sent more`));
-          break;
-        }
-      }
-    }
+    if (n > 0) this.call.idle?.touch();
     if (this.hooks.budget !== undefined) this.account();
+  }
+
+  /** @internal A request message the decoder completed (FrameReceiver). */
+  onFrame(frame: Frame): void {
+    this.call.observed?.message("received", frame.data.byteLength, frame.compressed);
+    if (this.requests !== undefined) {
+      this.requests.push(frame);
+    } else if (this.decoder === undefined) {
+      // Settled by a second request earlier in the same chunk: the rest of it is dropped.
+    } else if (this.onlyRequest === undefined) {
+      this.onlyRequest = frame;
+    } else {
+      this.settleRequest(new RpcError(Code.Internal, `/${this.method.parent.typeName}/${this.method.name} expects one request message, the client sent more`));
+    }
   }
 
   /**

@@ -214,6 +214,35 @@ describe("status codes and error mapping", () => {
     }
   });
 
+  test("a unary request of three messages in one DATA frame gets INTERNAL, and the handler never runs", async () => {
+    let handled = 0;
+    const { port } = await h.server((s) =>
+      s.add(Echo, {
+        unaryEcho: (r) => {
+          handled++;
+          return { message: r.message };
+        },
+      }),
+    );
+    const session = connect(`http://127.0.0.1:${port}`);
+    try {
+      const one = Buffer.from([0, 0, 0, 0, 3, 0x0a, 0x01, 0x61]); // message: "a"
+      const trailers = await new Promise<Record<string, unknown>>((resolve, reject) => {
+        const st = session.request({ ":method": "POST", ":path": "/grpc.examples.echo.Echo/UnaryEcho", "content-type": "application/grpc", te: "trailers" });
+        st.on("response", (hs) => hs["grpc-status"] !== undefined && resolve(hs as Record<string, unknown>));
+        st.on("trailers", (hs) => resolve(hs as Record<string, unknown>));
+        st.on("error", reject);
+        st.end(Buffer.concat([one, one, one]));
+        st.resume();
+      });
+      assert.equal(trailers["grpc-status"], String(Code.Internal));
+      assert.match(String(trailers["grpc-message"]), /expects one request message, the client sent more/);
+      assert.equal(handled, 0);
+    } finally {
+      session.close();
+    }
+  });
+
   test("a truncated or garbage request message gets INTERNAL", async () => {
     const { port } = await h.server((s) => s.add(Echo, { unaryEcho: (r) => ({ message: r.message }) }));
     const session = connect(`http://127.0.0.1:${port}`);

@@ -248,4 +248,45 @@ describe("FrameDecoder", () => {
       assert.throws(() => decoder.push(encodeFrame(bytes(1))), (e: unknown) => e === first);
     });
   });
+
+  describe("pushTo", () => {
+    test("hands each frame to the receiver and returns how many the chunk completed", () => {
+      const decoder = new FrameDecoder();
+      const got: Frame[] = [];
+      const receiver = { onFrame: (f: Frame) => void got.push(f) };
+      const stream = concat(encodeFrame(bytes(1)), encodeFrame(bytes(2, 3), true), encodeFrame(bytes(4, 5, 6)));
+      assert.equal(decoder.pushTo(stream.subarray(0, 9), receiver), 1);
+      assert.equal(decoder.pushTo(stream.subarray(9), receiver), 2);
+      assert.deepEqual(simplify(got), [
+        { compressed: false, data: [1] },
+        { compressed: true, data: [2, 3] },
+        { compressed: false, data: [4, 5, 6] },
+      ]);
+    });
+
+    test("hands over the frames before a bad header, then throws, and stays failed", () => {
+      const decoder = new FrameDecoder(4);
+      const got: number[][] = [];
+      const receiver = { onFrame: (f: Frame) => void got.push([...f.data]) };
+      const stream = concat(encodeFrame(bytes(1)), encodeFrame(bytes(2)), encodeFrame(bytes(1, 2, 3, 4, 5)));
+      assert.throws(() => decoder.pushTo(stream, receiver), (e: unknown) => e instanceof RpcError && e.code === Code.ResourceExhausted);
+      assert.deepEqual(got, [[1], [2]]);
+      assert.throws(() => decoder.pushTo(encodeFrame(bytes(9)), receiver), /larger than max/);
+      assert.deepEqual(got, [[1], [2]]);
+    });
+
+    test("an error thrown by the receiver is not the framing's: the decoder goes on", () => {
+      const decoder = new FrameDecoder();
+      let calls = 0;
+      const failing = {
+        onFrame: () => {
+          calls++;
+          throw new RpcError(Code.Internal, "the receiver's own");
+        },
+      };
+      assert.throws(() => decoder.pushTo(encodeFrame(bytes(1)), failing), /the receiver's own/);
+      assert.deepEqual(simplify(decoder.push(encodeFrame(bytes(2)))), [{ compressed: false, data: [2] }]);
+      assert.equal(calls, 1);
+    });
+  });
 });
