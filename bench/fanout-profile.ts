@@ -6,7 +6,8 @@
  * how long until every one arrived, this process's CPU time over that stretch and its garbage
  * collections (`perf_hooks`); with `--sample`, also what the client allocated over it, by
  * function (V8's sampling heap profiler, objects collected since included), per stream; with
- * `--cpu FILE`, a CPU profile of that stretch alone (`profile-summary.js FILE` reads it).
+ * `--cpu FILE`, a CPU profile of that stretch alone (`profile-summary.js FILE` reads it); with
+ * `--server-cpu DIR`, the server's CPU profile (its whole life) in DIR.
  */
 import { fork } from "node:child_process";
 import { writeFileSync } from "node:fs";
@@ -23,7 +24,9 @@ const cpuAt = process.argv.indexOf("--cpu");
 const cpuFile = cpuAt > 0 ? process.argv[cpuAt + 1] : undefined;
 const streams = 10_000;
 
-const server = fork(fileURLToPath(new URL("server.js", import.meta.url)), [impl], { execArgv: ["--expose-gc"] });
+const serverCpuAt = process.argv.indexOf("--server-cpu");
+const serverProf = serverCpuAt > 0 ? ["--cpu-prof", "--cpu-prof-interval", "100", "--cpu-prof-dir", process.argv[serverCpuAt + 1]!] : [];
+const server = fork(fileURLToPath(new URL("server.js", import.meta.url)), [impl], { execArgv: ["--expose-gc", ...serverProf] });
 let nextId = 1;
 const ask = <T>(request: object): Promise<T> =>
   new Promise((resolve) => {

@@ -7,7 +7,7 @@ import { IdleTimeoutError, RpcError } from "../protocol/errors.js";
 import { IdleTimer } from "../stream/idle-timer.js";
 import type { Logger } from "../logger.js";
 import { Code } from "../protocol/code.js";
-import { encodeFrame } from "../protocol/frame.js";
+import { FRAME_HEADER_LENGTH, encodeFrame } from "../protocol/frame.js";
 import { contentTypeFor } from "../protocol/headers.js";
 import { isReservedHeader, Metadata, metadataFromHeaders, metadataToHeaders } from "../protocol/metadata.js";
 import { statusHeaders } from "../protocol/status.js";
@@ -513,7 +513,7 @@ export class ServerCall implements RequestReaderHost, HandlerContext {
     if (!only && this.headersSent && this.responseCompression === undefined) {
       const size = sizeSmallMessage(this.side, this.route.method.output as DescMessage, message, BATCHED_BELOW);
       if (size >= 0) {
-        const more = this.writer.writeEncoded(size, writeSizedFlatMessage);
+        const more = this.out === undefined && this.writeIdle(size) ? true : this.writer.writeEncoded(size, writeSizedFlatMessage);
         this.observed?.message("sent", size, false);
         this.idle?.touch();
         this.hooks.onSend();
@@ -545,6 +545,33 @@ export class ServerCall implements RequestReaderHost, HandlerContext {
     }
     this.hooks.onSend();
     return more;
+  }
+
+  /**
+   * Writes a small message straight to node's stream when the call has no writer and nothing in
+   * flight (an idle stream of a fan-out; a slow producer's stream between messages), counting it
+   * against the connection's budget until node reports it written. Returns false, writing nothing,
+   * for any other stream: the writer takes the message. The writer this saves (an object, its
+   * queue of sizes, its callback, dropped again once idle) cost more than the write itself. A
+   * writer made while this message is in flight does not count it: the call's buffer may go one
+   * small message over its high-water mark.
+   */
+  private writeIdle(size: number): boolean {
+    const stream = this.stream;
+    if (!isNodeStream(stream) || stream.writableLength !== 0 || stream.destroyed || stream.writableEnded) return false;
+    const n = FRAME_HEADER_LENGTH + size;
+    const frame = Buffer.allocUnsafe(n);
+    frame[0] = 0;
+    frame.writeUInt32BE(size, 1);
+    writeSizedFlatMessage(frame, FRAME_HEADER_LENGTH);
+    const budget = this.hooks.budget;
+    if (budget === undefined) {
+      stream.write(frame);
+    } else {
+      budget.add(n);
+      stream.write(frame, () => budget.release(n));
+    }
+    return true;
   }
 
   /** Writes the single response of a unary or client-streaming call. */
@@ -730,9 +757,16 @@ function shared<T extends string | string[] | undefined>(value: T): T {
 
 /**
  * Whether `stream` is node's own HTTP/2 stream, which is done with a chunk once it calls the
- * write's callback (so the writer may reuse large payloads); the in-process and translated
- * (gRPC-Web, Connect, HTTP/1.1) streams may hand chunks on as they are.
+ * write's callback (so the writer may reuse large payloads) and whose `writableLength` counts the
+ * bytes whose callbacks are still to come; the in-process and translated (gRPC-Web, Connect,
+ * HTTP/1.1) streams may hand chunks on as they are.
  */
-function isNodeStream(stream: ServerCallStream): boolean {
-  return stream.constructor.name === "ServerHttp2Stream";
+function isNodeStream(stream: ServerCallStream): stream is ServerCallStream & { readonly writableLength: number } {
+  const c = stream.constructor;
+  if (c === nodeStreamClass) return true;
+  if (nodeStreamClass !== undefined || c.name !== "ServerHttp2Stream") return false;
+  nodeStreamClass = c;
+  return true;
 }
+
+let nodeStreamClass: unknown;

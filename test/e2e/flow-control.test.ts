@@ -151,6 +151,40 @@ for (const transport of transports) describe(`flow control and backpressure (${t
     assert.ok(maxAhead < bound, `the client pulled ${maxAhead} requests ahead of the server (bound ${bound})`);
   });
 
+  // The writer-less path for an idle stream is node:http2's only.
+  if (transport === "http2") test("an idle stream's replies go out in order, one at a time or in bursts, and hold nothing against the budget once written", async () => {
+    const { server, target } = await h.server((s) =>
+      s.add(Echo, {
+        async *bidirectionalStreamingEcho(reqs, ctx: HandlerContext) {
+          ctx.sendHeader();
+          let n = 0;
+          for await (const r of reqs) {
+            // One reply to an idle stream (nothing in flight: written without a writer), or a
+            // burst, whose first reply is in flight when the next comes.
+            const count = r.message === "burst" ? 50 : 1;
+            for (let i = 0; i < count; i++) if (!ctx.trySend({ message: String(n++) })) await ctx.send({ message: String(n - 1) });
+          }
+        },
+      }),
+    );
+    const echo = h.client(Echo, target);
+    const requests = createPushable<{ message: string }>();
+    const replies = echo.bidirectionalStreamingEcho(requests)[Symbol.asyncIterator]();
+    const got: string[] = [];
+    const expectReplies = async (k: number) => {
+      for (let i = 0; i < k; i++) got.push(((await replies.next()).value as { message: string }).message);
+    };
+    for (const ask of ["one", "one", "burst", "one", "burst", "burst", "one"]) {
+      requests.push({ message: ask });
+      await expectReplies(ask === "burst" ? 50 : 1);
+      await eventually(() => server.stats.bufferedBytes === 0, 2000, "the replies' bytes to be released");
+    }
+    requests.end();
+    assert.equal((await replies.next()).done, true);
+    assert.deepEqual(got, Array.from({ length: got.length }, (_, i) => String(i)));
+    assert.equal(got.length, 4 + 3 * 50);
+  });
+
   // Socket writes: HTTP/2 only.
   if (transport === "http2") test("many small messages written in one turn go out in few socket writes", async () => {
     const { port } = await h.server((s) =>
