@@ -69,6 +69,10 @@ interface MessagePlan {
   readonly height: number;
   /** Some field, here or in a nested type, is Kind.Unset: encodable only by `encodeFlatMessage(…, true)`. */
   readonly partial: boolean;
+  /** The encoded size of a message (tags included, its own length prefix not), or -1 to decline; see `generate`. */
+  readonly size: (message: Record<string, unknown>) => number;
+  /** Writes what `size` measured (and validated) at `pos`; returns the position after it. */
+  readonly write: (message: Record<string, unknown>, out: Buffer, pos: number) => number;
 }
 
 const EXPLICIT = 1;
@@ -120,7 +124,7 @@ export function sizeFlatMessage(schema: DescMessage, message: Record<string, unk
   // pass 2 writes, reading them back in the same order.
   // Only when used: setting an array's length is a runtime call, and most messages push nothing.
   if (lengths.length !== 0) lengths.length = 0;
-  const size = sizeMessage(plan, message);
+  const size = plan.size(message);
   if (size < 0) return -1;
   pending = message;
   pendingPlan = plan;
@@ -134,7 +138,7 @@ export function writeSizedFlatMessage(out: Buffer, pos: number): number {
   if (message === undefined) throw new Error("writeSizedFlatMessage without a sized message"); // a bug in the caller
   pending = undefined;
   cursor = 0;
-  const end = writeMessage(pendingPlan!, message, out, pos);
+  const end = pendingPlan!.write(message, out, pos);
   if (end !== pos + pendingSize) throw new Error(`flat message encoder wrote ${end - pos} of ${pendingSize} bytes`); // a bug, not bad input
   return end;
 }
@@ -169,217 +173,294 @@ function planFor(schema: DescMessage): MessagePlan | null {
   return plan;
 }
 
-/** The encoded size of `message` (tags included, its own length prefix not), or -1 to decline. */
-function sizeMessage(plan: MessagePlan, message: Record<string, unknown>): number {
-  if (message.$typeName !== undefined && message.$typeName !== plan.typeName) return -1;
-  const unknown = message.$unknown as unknown[] | undefined;
-  if (unknown !== undefined && unknown.length > 0) return -1;
-  const fields = plan.fields;
-  let size = 0;
-  for (let i = 0; i < fields.length; i++) {
-    const f = fields[i]!;
-    const v = message[f.localName];
-    if (v === undefined) continue;
-    if (f.explicit && !Object.prototype.hasOwnProperty.call(message, f.localName)) continue;
-    let n: number;
-    switch (f.kind) {
-      case Kind.Unset:
-        if (!isUnset(f, v)) return -1;
-        continue;
-      case Kind.String:
-        if (typeof v !== "string") return -1;
-        if (v === "" && !f.explicit) continue;
-        n = Buffer.byteLength(v, "utf8");
-        lengths.push(n);
-        n += varintSize(n);
-        break;
-      case Kind.Bytes:
-        if (!(v instanceof Uint8Array)) return -1;
-        if (v.byteLength === 0 && !f.explicit) continue;
-        n = v.byteLength + varintSize(v.byteLength);
-        break;
-      case Kind.Bool:
-        if (typeof v !== "boolean") return -1;
-        if (!v && !f.explicit) continue;
-        n = 1;
-        break;
-      case Kind.Int32:
-      case Kind.Sint32:
-      case Kind.Sfixed32:
-        if (typeof v !== "number" || !Number.isInteger(v) || v > 0x7fff_ffff || v < -0x8000_0000) return -1;
-        if (v === f.zero && !f.explicit) continue;
-        n = f.kind === Kind.Sfixed32 ? 4 : f.kind === Kind.Sint32 ? varintSize(zigzag32(v)) : v < 0 ? 10 : varintSize(v);
-        break;
-      case Kind.Uint32:
-      case Kind.Fixed32:
-        if (typeof v !== "number" || !Number.isInteger(v) || v > 0xffff_ffff || v < 0) return -1;
-        if (v === 0 && !f.explicit) continue;
-        n = f.kind === Kind.Fixed32 ? 4 : varintSize(v);
-        break;
-      case Kind.Float:
-        // toBinary rejects a finite value beyond float32's range (it would round to infinity).
-        if (typeof v !== "number" || (Number.isFinite(v) && !Number.isFinite(Math.fround(v)))) return -1;
-        if (Object.is(v, 0) && !f.explicit) continue;
-        n = 4;
-        break;
-      case Kind.Double:
-        if (typeof v !== "number") return -1;
-        if (Object.is(v, 0) && !f.explicit) continue;
-        n = 8;
-        break;
-      case Kind.Int64:
-      case Kind.Sint64:
-      case Kind.Sfixed64:
-        if (typeof v !== "bigint" || v < INT64_MIN || v > INT64_MAX) return -1;
-        if (v === 0n && !f.explicit) continue;
-        if (f.kind === Kind.Sfixed64) n = 8;
-        else {
-          split64(f.kind === Kind.Sint64 ? zigzag64(v) : v);
-          n = varint64Size();
-        }
-        break;
-      case Kind.Uint64:
-      case Kind.Fixed64:
-        if (typeof v !== "bigint" || v < 0n || v > UINT64_MAX) return -1;
-        if (v === 0n && !f.explicit) continue;
-        if (f.kind === Kind.Fixed64) n = 8;
-        else {
-          split64(v);
-          n = varint64Size();
-        }
-        break;
-      case Kind.Message: {
-        if (typeof v !== "object" || v === null || v instanceof Uint8Array || Array.isArray(v)) return -1;
-        const slot = lengths.length;
-        lengths.push(0);
-        const inner = sizeMessage(f.message!, v as Record<string, unknown>);
-        if (inner < 0) return -1;
-        lengths[slot] = inner;
-        n = inner + varintSize(inner);
-        break;
-      }
+/**
+ * The size and write functions of a plan, generated as JavaScript source with one block per
+ * field: each reads its field by a constant name and calls the helper of its kind, so V8 sees one
+ * property shape per read, where a loop over the plan's fields (`message[f.localName]`, then a
+ * switch on the kind) made every read megamorphic. Field names and the type name enter the
+ * source only as JSON string literals. Where code cannot be generated from strings (node's
+ * --disallow-code-generation-from-strings), there is no plan: the caller uses `toBinary`.
+ *
+ * Size helpers return -1 to decline, 0 for a value that writes nothing (an implicit-presence
+ * zero), else the bytes after the tag.
+ */
+function generate(typeName: string, fields: readonly FieldPlan[]): Pick<MessagePlan, "size" | "write"> {
+  const nested: MessagePlan[] = [];
+  const sizeBody: string[] = [];
+  const writeBody: string[] = [];
+  for (const f of fields) {
+    const key = JSON.stringify(f.localName);
+    const present = f.explicit ? `v !== undefined && hasOwn(m, ${key})` : "v !== undefined";
+    if (f.kind === Kind.Unset) {
+      sizeBody.push(`v = m[${key}]; if (v !== undefined && !isUnset(${f.zero}, v)) return -1;`);
+      continue;
     }
-    size += f.tag.byteLength + n;
+    let j = -1;
+    if (f.kind === Kind.Message) {
+      j = nested.length;
+      nested.push(f.message!);
+    }
+    const e = f.explicit;
+    const sizeOf: Record<Kind, string> = {
+      [Kind.String]: `sizeString(v, ${e})`,
+      [Kind.Bytes]: `sizeBytes(v, ${e})`,
+      [Kind.Bool]: `sizeBool(v, ${e})`,
+      [Kind.Int32]: `sizeInt32(v, ${e}, ${f.zero})`,
+      [Kind.Sint32]: `sizeSint32(v, ${e})`,
+      [Kind.Sfixed32]: `sizeSfixed32(v, ${e})`,
+      [Kind.Uint32]: `sizeUint32(v, ${e})`,
+      [Kind.Fixed32]: `sizeFixed32(v, ${e})`,
+      [Kind.Float]: `sizeFloat(v, ${e})`,
+      [Kind.Double]: `sizeDouble(v, ${e})`,
+      [Kind.Int64]: `sizeInt64(v, ${e})`,
+      [Kind.Sint64]: `sizeSint64(v, ${e})`,
+      [Kind.Sfixed64]: `sizeSfixed64(v, ${e})`,
+      [Kind.Uint64]: `sizeUint64(v, ${e})`,
+      [Kind.Fixed64]: `sizeFixed64(v, ${e})`,
+      [Kind.Message]: `sizeNested(nested[${j}], v)`,
+      [Kind.Unset]: "",
+    };
+    sizeBody.push(`v = m[${key}]; if (${present}) { n = ${sizeOf[f.kind]}; if (n < 0) return -1; if (n > 0) size += ${f.tag.byteLength} + n; }`);
+    // With implicit presence, a value the size pass found to be its zero writes nothing.
+    const nonZero: Record<Kind, string> = {
+      [Kind.String]: `v !== ""`,
+      [Kind.Bytes]: "v.byteLength !== 0",
+      [Kind.Bool]: "v !== false",
+      [Kind.Float]: "!Object.is(v, 0)",
+      [Kind.Double]: "!Object.is(v, 0)",
+      [Kind.Int64]: "v !== 0n",
+      [Kind.Uint64]: "v !== 0n",
+      [Kind.Sint64]: "v !== 0n",
+      [Kind.Fixed64]: "v !== 0n",
+      [Kind.Sfixed64]: "v !== 0n",
+      [Kind.Message]: "true",
+      [Kind.Int32]: `v !== ${f.zero}`,
+      [Kind.Sint32]: "v !== 0",
+      [Kind.Sfixed32]: "v !== 0",
+      [Kind.Uint32]: "v !== 0",
+      [Kind.Fixed32]: "v !== 0",
+      [Kind.Unset]: "false",
+    };
+    const writeOf: Record<Kind, string> = {
+      [Kind.String]: "pos = writeString(out, pos, v)",
+      [Kind.Bytes]: "pos = writeBytes(out, pos, v)",
+      [Kind.Bool]: "out[pos++] = v ? 1 : 0",
+      [Kind.Int32]: "pos = v < 0 ? writeNegativeVarint(out, pos, v) : writeVarint(out, pos, v)",
+      [Kind.Uint32]: "pos = writeVarint(out, pos, v)",
+      [Kind.Sint32]: "pos = writeVarint(out, pos, zigzag32(v))",
+      [Kind.Fixed32]: "pos = out.writeUInt32LE(v, pos)",
+      [Kind.Sfixed32]: "pos = out.writeInt32LE(v, pos)",
+      [Kind.Float]: "pos = out.writeFloatLE(v, pos)",
+      [Kind.Double]: "pos = out.writeDoubleLE(v, pos)",
+      [Kind.Int64]: "pos = writeInt64(out, pos, v)",
+      [Kind.Uint64]: "pos = writeInt64(out, pos, v)",
+      [Kind.Sint64]: "pos = writeSint64(out, pos, v)",
+      [Kind.Fixed64]: "pos = out.writeBigUInt64LE(v, pos)",
+      [Kind.Sfixed64]: "pos = out.writeBigInt64LE(v, pos)",
+      [Kind.Message]: `pos = writeNested(nested[${j}], out, pos, v)`,
+      [Kind.Unset]: "",
+    };
+    const tagBytes = [...f.tag].map((b) => `out[pos++] = ${b};`).join(" ");
+    writeBody.push(`v = m[${key}]; if (${present}${e ? "" : ` && ${nonZero[f.kind]}`}) { ${tagBytes} ${writeOf[f.kind]}; }`);
   }
-  return size;
+  const source = `"use strict";
+return {
+  size(m) {
+    if (m.$typeName !== undefined && m.$typeName !== ${JSON.stringify(typeName)}) return -1;
+    const u = m.$unknown;
+    if (u !== undefined && u.length > 0) return -1;
+    let size = 0, v, n;
+    ${sizeBody.join("\n    ")}
+    return size;
+  },
+  write(m, out, pos) {
+    let v;
+    ${writeBody.join("\n    ")}
+    return pos;
+  },
+};`;
+  const names = Object.keys(runtime);
+  const made = new Function("nested", ...names, source)(nested, ...names.map((k) => runtime[k as keyof typeof runtime])) as Pick<MessagePlan, "size" | "write">;
+  return { size: made.size, write: made.write };
 }
 
-/** Writes what sizeMessage measured (and validated); returns the position after it. */
-function writeMessage(plan: MessagePlan, message: Record<string, unknown>, out: Buffer, pos: number): number {
-  const fields = plan.fields;
-  for (let i = 0; i < fields.length; i++) {
-    const f = fields[i]!;
-    const v = message[f.localName];
-    if (v === undefined) continue;
-    if (f.explicit) {
-      if (!Object.prototype.hasOwnProperty.call(message, f.localName)) continue;
-    } else if (isImplicitZero(f, v)) continue;
-    const tag = f.tag;
-    // A one- or two-byte tag (field numbers below 2048) by hand: out.set is a runtime call.
-    if (tag.byteLength === 1) out[pos++] = tag[0]!;
-    else if (tag.byteLength === 2) {
-      out[pos++] = tag[0]!;
-      out[pos++] = tag[1]!;
-    } else {
-      out.set(tag, pos);
-      pos += tag.byteLength;
-    }
-    switch (f.kind) {
-      case Kind.String: {
-        const n = lengths[cursor++]!;
-        pos = writeVarint(out, pos, n);
-        pos += out.write(v as string, pos, n, "utf8");
-        break;
-      }
-      case Kind.Bytes: {
-        const b = v as Uint8Array;
-        pos = writeVarint(out, pos, b.byteLength);
-        out.set(b, pos);
-        pos += b.byteLength;
-        break;
-      }
-      case Kind.Bool:
-        out[pos++] = v ? 1 : 0;
-        break;
-      case Kind.Int32: {
-        const x = v as number;
-        pos = x < 0 ? writeNegativeVarint(out, pos, x) : writeVarint(out, pos, x);
-        break;
-      }
-      case Kind.Uint32:
-        pos = writeVarint(out, pos, v as number);
-        break;
-      case Kind.Sint32:
-        pos = writeVarint(out, pos, zigzag32(v as number));
-        break;
-      case Kind.Fixed32:
-        pos = out.writeUInt32LE(v as number, pos);
-        break;
-      case Kind.Sfixed32:
-        pos = out.writeInt32LE(v as number, pos);
-        break;
-      case Kind.Float:
-        pos = out.writeFloatLE(v as number, pos);
-        break;
-      case Kind.Double:
-        pos = out.writeDoubleLE(v as number, pos);
-        break;
-      case Kind.Int64:
-      case Kind.Uint64:
-        split64(v as bigint);
-        pos = writeVarint64(out, pos);
-        break;
-      case Kind.Sint64:
-        split64(zigzag64(v as bigint));
-        pos = writeVarint64(out, pos);
-        break;
-      case Kind.Fixed64:
-        pos = out.writeBigUInt64LE(v as bigint, pos);
-        break;
-      case Kind.Sfixed64:
-        pos = out.writeBigInt64LE(v as bigint, pos);
-        break;
-      case Kind.Message: {
-        const n = lengths[cursor++]!;
-        pos = writeVarint(out, pos, n);
-        pos = writeMessage(f.message!, v as Record<string, unknown>, out, pos);
-        break;
-      }
-    }
-  }
-  return pos;
+const hasOwn = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
+
+function sizeString(v: unknown, explicit: boolean): number {
+  if (typeof v !== "string") return -1;
+  if (v === "" && !explicit) return 0;
+  const n = Buffer.byteLength(v, "utf8");
+  lengths.push(n);
+  return n + varintSize(n);
 }
 
-/** The implicit presence zero test, for a value sizeMessage has validated. */
-function isImplicitZero(f: FieldPlan, v: unknown): boolean {
-  switch (f.kind) {
-    case Kind.String:
-      return v === "";
-    case Kind.Bytes:
-      return (v as Uint8Array).byteLength === 0;
-    case Kind.Bool:
-      return v === false;
-    case Kind.Float:
-    case Kind.Double:
-      return Object.is(v, 0);
-    case Kind.Int64:
-    case Kind.Uint64:
-    case Kind.Sint64:
-    case Kind.Fixed64:
-    case Kind.Sfixed64:
-      return v === 0n;
-    case Kind.Message:
-      return false;
-    case Kind.Unset:
-      return true;
-    default:
-      return v === f.zero;
-  }
+function sizeBytes(v: unknown, explicit: boolean): number {
+  if (!(v instanceof Uint8Array)) return -1;
+  if (v.byteLength === 0 && !explicit) return 0;
+  return v.byteLength + varintSize(v.byteLength);
 }
 
-/** Whether a Kind.Unset field's value writes nothing (f.zero says what the field is: see UnsetAs). */
-function isUnset(f: FieldPlan, v: unknown): boolean {
-  switch (f.zero) {
+function sizeBool(v: unknown, explicit: boolean): number {
+  if (typeof v !== "boolean") return -1;
+  return !v && !explicit ? 0 : 1;
+}
+
+function isInt32(v: unknown): v is number {
+  return typeof v === "number" && Number.isInteger(v) && v <= 0x7fff_ffff && v >= -0x8000_0000;
+}
+
+function isUint32(v: unknown): v is number {
+  return typeof v === "number" && Number.isInteger(v) && v <= 0xffff_ffff && v >= 0;
+}
+
+/** int32 and enums (`zero`: the enum's first value): negative values take 10 bytes. */
+function sizeInt32(v: unknown, explicit: boolean, zero: number): number {
+  if (!isInt32(v)) return -1;
+  if (v === zero && !explicit) return 0;
+  return v < 0 ? 10 : varintSize(v);
+}
+
+function sizeSint32(v: unknown, explicit: boolean): number {
+  if (!isInt32(v)) return -1;
+  return v === 0 && !explicit ? 0 : varintSize(zigzag32(v));
+}
+
+function sizeSfixed32(v: unknown, explicit: boolean): number {
+  if (!isInt32(v)) return -1;
+  return v === 0 && !explicit ? 0 : 4;
+}
+
+function sizeUint32(v: unknown, explicit: boolean): number {
+  if (!isUint32(v)) return -1;
+  return v === 0 && !explicit ? 0 : varintSize(v);
+}
+
+function sizeFixed32(v: unknown, explicit: boolean): number {
+  if (!isUint32(v)) return -1;
+  return v === 0 && !explicit ? 0 : 4;
+}
+
+function sizeFloat(v: unknown, explicit: boolean): number {
+  // toBinary rejects a finite value beyond float32's range (it would round to infinity).
+  if (typeof v !== "number" || (Number.isFinite(v) && !Number.isFinite(Math.fround(v)))) return -1;
+  return Object.is(v, 0) && !explicit ? 0 : 4;
+}
+
+function sizeDouble(v: unknown, explicit: boolean): number {
+  if (typeof v !== "number") return -1;
+  return Object.is(v, 0) && !explicit ? 0 : 8;
+}
+
+function isInt64(v: unknown): v is bigint {
+  return typeof v === "bigint" && v >= INT64_MIN && v <= INT64_MAX;
+}
+
+function isUint64(v: unknown): v is bigint {
+  return typeof v === "bigint" && v >= 0n && v <= UINT64_MAX;
+}
+
+function sizeInt64(v: unknown, explicit: boolean): number {
+  if (!isInt64(v)) return -1;
+  if (v === 0n && !explicit) return 0;
+  split64(v);
+  return varint64Size();
+}
+
+function sizeSint64(v: unknown, explicit: boolean): number {
+  if (!isInt64(v)) return -1;
+  if (v === 0n && !explicit) return 0;
+  split64(zigzag64(v));
+  return varint64Size();
+}
+
+function sizeSfixed64(v: unknown, explicit: boolean): number {
+  if (!isInt64(v)) return -1;
+  return v === 0n && !explicit ? 0 : 8;
+}
+
+function sizeUint64(v: unknown, explicit: boolean): number {
+  if (!isUint64(v)) return -1;
+  if (v === 0n && !explicit) return 0;
+  split64(v);
+  return varint64Size();
+}
+
+function sizeFixed64(v: unknown, explicit: boolean): number {
+  if (!isUint64(v)) return -1;
+  return v === 0n && !explicit ? 0 : 8;
+}
+
+/** A nested message, written whenever set (even empty); its length is recorded for the write pass. */
+function sizeNested(plan: MessagePlan, v: unknown): number {
+  if (typeof v !== "object" || v === null || v instanceof Uint8Array || Array.isArray(v)) return -1;
+  const slot = lengths.length;
+  lengths.push(0);
+  const inner = plan.size(v as Record<string, unknown>);
+  if (inner < 0) return -1;
+  lengths[slot] = inner;
+  return inner + varintSize(inner);
+}
+
+function writeString(out: Buffer, pos: number, v: string): number {
+  const n = lengths[cursor++]!;
+  pos = writeVarint(out, pos, n);
+  return pos + out.write(v, pos, n, "utf8");
+}
+
+function writeBytes(out: Buffer, pos: number, v: Uint8Array): number {
+  pos = writeVarint(out, pos, v.byteLength);
+  out.set(v, pos);
+  return pos + v.byteLength;
+}
+
+function writeInt64(out: Buffer, pos: number, v: bigint): number {
+  split64(v);
+  return writeVarint64(out, pos);
+}
+
+function writeSint64(out: Buffer, pos: number, v: bigint): number {
+  split64(zigzag64(v));
+  return writeVarint64(out, pos);
+}
+
+function writeNested(plan: MessagePlan, out: Buffer, pos: number, v: Record<string, unknown>): number {
+  pos = writeVarint(out, pos, lengths[cursor++]!);
+  return plan.write(v, out, pos);
+}
+
+/** What generated code calls, by these names. */
+const runtime = {
+  hasOwn,
+  isUnset,
+  sizeString,
+  sizeBytes,
+  sizeBool,
+  sizeInt32,
+  sizeSint32,
+  sizeSfixed32,
+  sizeUint32,
+  sizeFixed32,
+  sizeFloat,
+  sizeDouble,
+  sizeInt64,
+  sizeSint64,
+  sizeSfixed64,
+  sizeUint64,
+  sizeFixed64,
+  sizeNested,
+  writeString,
+  writeBytes,
+  writeVarint,
+  writeNegativeVarint,
+  zigzag32,
+  writeInt64,
+  writeSint64,
+  writeNested,
+};
+
+/** Whether a Kind.Unset field's value writes nothing (`as`, the plan's `zero`, says what the field is). */
+function isUnset(as: UnsetAs, v: unknown): boolean {
+  switch (as) {
     case UnsetAs.List:
       return Array.isArray(v) && v.length === 0;
     case UnsetAs.Map:
@@ -447,7 +528,15 @@ function compile(schema: DescMessage, open: Set<DescMessage>): MessagePlan | nul
   } finally {
     open.delete(schema);
   }
-  return { typeName: schema.typeName, fields: plan, height, partial };
+  let made: Pick<MessagePlan, "size" | "write">;
+  try {
+    made = generate(schema.typeName, plan);
+  } catch (e) {
+    // Code generation from strings is disallowed: no plan, toBinary encodes this type.
+    if (e instanceof EvalError) return null;
+    throw e;
+  }
+  return { typeName: schema.typeName, fields: plan, height, partial, ...made };
 }
 
 /** A field outside the flat shape, which a partial plan encodes only while the value leaves it unset. */
