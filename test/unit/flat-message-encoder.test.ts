@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { create, createFileRegistry, isMessage, ScalarType, toBinary, type DescField, type DescMessage } from "@bufbuild/protobuf";
 import * as alexandria from "../../gen/alexandria/alexandria_pb.js";
 import * as bench from "../../gen/bench/v1/bench_pb.js";
@@ -361,5 +363,24 @@ describe("flat message encoder", () => {
     assert.deepEqual([...back.data], [1, 2, 3]);
     const req = create(messages.SimpleRequestSchema, { responseSize: 5, payload: { body: new Uint8Array([9]) } });
     assert.deepEqual(new Uint8Array(protoCodec.encode(messages.SimpleRequestSchema, req)), toBinary(messages.SimpleRequestSchema, req));
+  });
+
+  test("in a process that forbids code generation from strings, there is no plan and protoCodec encodes with toBinary", () => {
+    // The encoder's size and write functions are generated source (new Function); node's
+    // --disallow-code-generation-from-strings makes that throw EvalError.
+    const encoder = new URL("../../src/codec/flat-message-encoder.js", import.meta.url).href;
+    const codec = new URL("../../src/codec/codec.js", import.meta.url).href;
+    const schemas = new URL("../../gen/grpc/testing/messages_pb.js", import.meta.url).href;
+    const script = `
+      const { encodeFlatMessage } = await import(${JSON.stringify(encoder)});
+      const { protoCodec } = await import(${JSON.stringify(codec)});
+      const { SimpleRequestSchema } = await import(${JSON.stringify(schemas)});
+      const { create, toBinary } = await import("@bufbuild/protobuf");
+      const req = create(SimpleRequestSchema, { responseSize: 5, payload: { body: new Uint8Array([9, 8]) }, fillUsername: true });
+      const same = Buffer.from(protoCodec.encode(SimpleRequestSchema, req)).equals(Buffer.from(toBinary(SimpleRequestSchema, req)));
+      console.log(JSON.stringify({ flat: encodeFlatMessage(SimpleRequestSchema, req, true) === undefined ? "declined" : "encoded", same }));`;
+    const run = spawnSync(process.execPath, ["--disallow-code-generation-from-strings", "--input-type=module", "-e", script], { encoding: "utf8", cwd: fileURLToPath(new URL(".", import.meta.url)) });
+    assert.equal(run.status, 0, run.stderr);
+    assert.deepEqual(JSON.parse(run.stdout), { flat: "declined", same: true });
   });
 });
