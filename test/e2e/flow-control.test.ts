@@ -185,6 +185,33 @@ for (const transport of transports) describe(`flow control and backpressure (${t
     assert.equal(got.length, 4 + 3 * 50);
   });
 
+  if (transport === "http2") test("an idle stream's reply stuck behind a closed window holds its bytes against the budget until the client resets the stream", async () => {
+    let sent = false;
+    const { server, target } = await h.server((s) =>
+      s.add(Echo, {
+        async serverStreamingEcho(_req, ctx: HandlerContext) {
+          ctx.sendHeader();
+          // Headers out, no writer yet: this reply is written straight to node's stream.
+          sent = ctx.trySend({ message: "x".repeat(10 * KiB) });
+          await new Promise((r) => ctx.signal.addEventListener("abort", r));
+        },
+      }),
+    );
+    // A 1 KiB stream window the client never reopens (it reads nothing): the reply cannot leave.
+    const session = connectH2(`http://${target}`, { settings: { initialWindowSize: KiB } });
+    try {
+      const stream = session.request({ ":method": "POST", ":path": "/grpc.examples.echo.Echo/ServerStreamingEcho", "content-type": "application/grpc", te: "trailers" });
+      stream.on("error", () => {});
+      stream.end(Buffer.from([0, 0, 0, 0, 0]));
+      stream.pause();
+      await eventually(() => sent && server.stats.bufferedBytes >= 10 * KiB, 2000, "the reply to be counted against the budget");
+      stream.close(h2constants.NGHTTP2_CANCEL);
+      await eventually(() => server.stats.bufferedBytes === 0, 2000, "the reply's bytes to be released once the stream is gone");
+    } finally {
+      session.destroy();
+    }
+  });
+
   // Socket writes: HTTP/2 only.
   if (transport === "http2") test("many small messages written in one turn go out in few socket writes", async () => {
     const { port } = await h.server((s) =>
