@@ -118,6 +118,19 @@ export function recyclePayload(payload: Uint8Array): void {
   while (recycled.length > maxRecycled || recycledBytes > maxRecycledBytes) recycledBytes -= recycled.shift()!.byteLength;
 }
 
+/**
+ * Writes a frame header at `pos` for a payload of `length` bytes (already checked: below 4 GiB)
+ * and returns the position after it. For writers that build frames in buffers of their own.
+ */
+export function putHeader(out: Uint8Array, pos: number, length: number, compressed: boolean): number {
+  out[pos] = compressed ? 1 : 0;
+  out[pos + 1] = length >>> 24;
+  out[pos + 2] = (length >>> 16) & 0xff;
+  out[pos + 3] = (length >>> 8) & 0xff;
+  out[pos + 4] = length & 0xff;
+  return pos + FRAME_HEADER_LENGTH;
+}
+
 function writeHeader(target: Uint8Array, length: number, compressed: boolean): void {
   if (!Number.isInteger(length) || length < 0) throw new RangeError(`invalid frame length ${length}`);
   if (length > MAX_FRAME_LENGTH) {

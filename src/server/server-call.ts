@@ -7,7 +7,7 @@ import { IdleTimeoutError, RpcError } from "../protocol/errors.js";
 import { IdleTimer } from "../stream/idle-timer.js";
 import type { Logger } from "../logger.js";
 import { Code } from "../protocol/code.js";
-import { FRAME_HEADER_LENGTH, encodeFrame } from "../protocol/frame.js";
+import { FRAME_HEADER_LENGTH, encodeFrame, putHeader } from "../protocol/frame.js";
 import { contentTypeFor } from "../protocol/headers.js";
 import { isReservedHeader, Metadata, metadataFromHeaders, metadataToHeaders } from "../protocol/metadata.js";
 import { statusHeaders } from "../protocol/status.js";
@@ -561,9 +561,7 @@ export class ServerCall implements RequestReaderHost, HandlerContext {
     if (!isNodeStream(stream) || stream.writableLength !== 0 || stream.destroyed || stream.writableEnded) return false;
     const n = FRAME_HEADER_LENGTH + size;
     const frame = Buffer.allocUnsafe(n);
-    frame[0] = 0;
-    frame.writeUInt32BE(size, 1);
-    writeSizedFlatMessage(frame, FRAME_HEADER_LENGTH);
+    writeSizedFlatMessage(frame, putHeader(frame, 0, size, false));
     const budget = this.hooks.budget;
     if (budget === undefined) {
       stream.write(frame);

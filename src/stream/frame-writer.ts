@@ -1,4 +1,4 @@
-import { FRAME_HEADER_LENGTH, encodeFrameHeader, isRecyclablePayload, recyclePayload } from "../protocol/frame.js";
+import { FRAME_HEADER_LENGTH, encodeFrameHeader, isRecyclablePayload, putHeader, recyclePayload } from "../protocol/frame.js";
 
 /**
  * A shared byte budget the writer's buffered bytes count against (a server connection's): while
@@ -608,15 +608,6 @@ const HEADER_OF_COMPRESSED = 3;
 
 function flushLater(writer: FrameWriter): void {
   writer.flushScheduled();
-}
-
-function putHeader(out: Uint8Array, pos: number, length: number, compressed: boolean): number {
-  out[pos] = compressed ? 1 : 0;
-  out[pos + 1] = length >>> 24;
-  out[pos + 2] = (length >>> 16) & 0xff;
-  out[pos + 3] = (length >>> 8) & 0xff;
-  out[pos + 4] = length & 0xff;
-  return pos + FRAME_HEADER_LENGTH;
 }
 
 function frameOf(payload: Uint8Array, flag: number): Uint8Array {
