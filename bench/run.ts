@@ -12,7 +12,8 @@
  *
  * Options: --quick, --rounds N, --duration MS, --warmup MS, --only raw,rill,…,
  * --scenarios id,… (see scenarios.ts), --cpu-prof DIR (profiles every child process),
- * --no-taskset, --out FILE.
+ * --no-taskset, --out FILE, --observed (adds the observed implementations beside the ones they
+ * observe, and warms every run of the run up for 5 s unless --warmup says otherwise).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
@@ -43,6 +44,14 @@ const rounds = Number(option("--rounds") ?? (quick ? 2 : 5));
 const memoryRounds = Math.max(1, quick ? Math.min(rounds, 1) : Math.min(rounds, 3));
 const only = (option("--only")?.split(",") ?? [...implNames]) as ImplName[];
 const observed = flag("--observed");
+/**
+ * An observed process (OpenTelemetry SDK, tracing and metrics) reaches its steady cost per call
+ * only 4–5 s in, plain ones after 1–2 s (`npm run bench:warmup -- rill rill-observed
+ * grpc-js-observed`): measured after 1 s, its ratio would be mostly warm-up. A service runs for
+ * hours, so an observed run warms every implementation up for as long, the plain ones too.
+ */
+const observedWarmupMs = 5000;
+if (observed && option("--warmup") === undefined) config.warmupMs = Math.max(config.warmupMs, observedWarmupMs);
 /** Which implementation each `--observed` one runs beside: it runs wherever that one does. */
 const observedBeside: Partial<Record<ImplName, ImplName>> = { "rill-observed": "rill", "grpc-js-observed": "grpc-js", "raw-ctx": "raw" };
 /** The implementations a scenario runs: its own list if it has one, optional ones only where it asks for them. */

@@ -1,0 +1,114 @@
+/**
+ * How long an implementation takes to reach its steady cost per call: `node
+ * dist/bench/warmup-curve.js IMPL [IMPL…] [--seconds N] [--in-flight N] [--out FILE] [--cpu-prof
+ * DIR]`. For each
+ * implementation, a fresh bench server (`server.js`, pinned to core 0 like the bench's) and, in
+ * this process, its bench client keeping N unary calls of 64 B in flight (100 by default, the
+ * `unary-100` row) for N seconds (10); each second prints the calls made in it and the CPU time
+ * per call of the server and of this process. The bench measures after a fixed warm-up (1 s;
+ * `--observed` runs 5 s, see run.ts): this shows whether that is enough for each implementation.
+ * With `--cpu-prof DIR` the server is profiled, and the end prints the profile's window for the
+ * last half of the curve and its calls, for `profile-summary.js --from --to --per`.
+ *
+ * The client is this process: where `taskset` exists it starts itself again pinned to core 1,
+ * so that the server and the client do not share a core (`npm run bench:warmup -- IMPL…`).
+ */
+import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { payloadOf, type ImplName } from "./common.js";
+import { loadImpl } from "./impl/index.js";
+import type { CpuReport } from "./ipc.js";
+import { hasTaskset, startChild, type Child } from "./processes.js";
+
+const argv = process.argv.slice(2);
+if (process.env.RILL_BENCH_PINNED === undefined && hasTaskset()) {
+  const run = spawnSync("taskset", ["-c", "1", process.execPath, ...process.execArgv, process.argv[1]!, ...argv], {
+    stdio: "inherit",
+    env: { ...process.env, RILL_BENCH_PINNED: "1" },
+  });
+  process.exit(run.status ?? 1);
+}
+const option = (name: string, fallback: number): number => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? Number(argv[i + 1]) : fallback;
+};
+const text = (name: string): string | undefined => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+const outFile = text("--out");
+const cpuProfDir = text("--cpu-prof");
+const seconds = option("--seconds", 10);
+const inFlight = option("--in-flight", 100);
+const impls = argv.filter((a, i) => !a.startsWith("--") && !(i > 0 && argv[i - 1]!.startsWith("--"))) as ImplName[];
+if (impls.length === 0) {
+  console.error("usage: node dist/bench/warmup-curve.js IMPL [IMPL…] [--seconds N] [--in-flight N] [--out FILE] [--cpu-prof DIR]");
+  process.exit(2);
+}
+
+export interface WarmupSecond {
+  second: number;
+  calls: number;
+  serverCpuUsPerCall: number;
+  clientCpuUsPerCall: number;
+  /** When the second ended, in seconds of the server process (≈ of its CPU profile). */
+  serverAtS: number;
+}
+
+async function curve(impl: ImplName): Promise<WarmupSecond[]> {
+  const server: Child = startChild("server.js", [impl], 0, `${impl} server`, `warmup-${impl}-server`, { taskset: hasTaskset(), cpuProfDir });
+  try {
+    const { port } = (await server.event((e) => e.type === "ready", 15_000)) as unknown as { port: number };
+    const client = await (await loadImpl(impl)).connectClient(port);
+    const data = payloadOf(64).data;
+    let calls = 0;
+    let stop = false;
+    const worker = async (): Promise<void> => {
+      while (!stop) {
+        await client.unary(data);
+        calls++;
+      }
+    };
+    const workers = Array.from({ length: inFlight }, worker);
+    const serverCpu = (): Promise<CpuReport> => server.request<CpuReport>({ type: "cpu" });
+    const rows: WarmupSecond[] = [];
+    let c0 = calls;
+    let own0 = process.cpuUsage();
+    let s0 = (await serverCpu()).cpuUs;
+    for (let s = 1; s <= seconds; s++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      const c1 = calls;
+      const own1 = process.cpuUsage();
+      const { cpuUs: s1, at } = await serverCpu();
+      const n = Math.max(1, c1 - c0);
+      const row: WarmupSecond = {
+        second: s,
+        calls: c1 - c0,
+        serverCpuUsPerCall: (s1 - s0) / n,
+        clientCpuUsPerCall: (own1.user + own1.system - own0.user - own0.system) / n,
+        serverAtS: at / 1000,
+      };
+      rows.push(row);
+      console.log(`${impl} t=${s}s: ${row.calls} calls, server ${row.serverCpuUsPerCall.toFixed(1)} µs/call, client ${row.clientCpuUsPerCall.toFixed(1)} µs/call`);
+      c0 = c1;
+      own0 = own1;
+      s0 = s1;
+    }
+    stop = true;
+    await Promise.allSettled(workers);
+    client.close();
+    if (cpuProfDir !== undefined && rows.length >= 2) {
+      const half = rows.slice(Math.floor(rows.length / 2));
+      const from = rows[rows.length - half.length - 1]!.serverAtS;
+      const callsIn = half.reduce((sum, r) => sum + r.calls, 0);
+      console.log(`${impl}: server profile in ${cpuProfDir}; its last ${half.length} s: --from ${from.toFixed(2)} --to ${half.at(-1)!.serverAtS.toFixed(2)} --per ${callsIn}`);
+    }
+    return rows;
+  } finally {
+    await server.stop();
+  }
+}
+
+const results: Record<string, WarmupSecond[]> = {};
+for (const impl of impls) results[impl] = await curve(impl);
+if (outFile !== undefined) writeFileSync(outFile, JSON.stringify({ node: process.version, date: new Date().toISOString(), inFlight, results }, null, 2) + "\n");
