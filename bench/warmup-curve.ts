@@ -1,20 +1,23 @@
 /**
  * How long an implementation takes to reach its steady cost per call: `node
  * dist/bench/warmup-curve.js IMPL [IMPL…] [--seconds N] [--in-flight N] [--out FILE] [--cpu-prof
- * DIR]`. For each
+ * DIR [--cpu-prof-interval µs]]`. For each
  * implementation, a fresh bench server (`server.js`, pinned to core 0 like the bench's) and, in
  * this process, its bench client keeping N unary calls of 64 B in flight (100 by default, the
  * `unary-100` row) for N seconds (10); each second prints the calls made in it and the CPU time
  * per call of the server and of this process. The bench measures after a fixed warm-up (1 s;
  * `--observed` runs 5 s, see run.ts): this shows whether that is enough for each implementation.
- * With `--cpu-prof DIR` the server is profiled, and the end prints the profile's window for the
- * last half of the curve and its calls, for `profile-summary.js --from --to --per`.
+ * With `--cpu-prof DIR` the server is profiled for its whole life and this process (the client)
+ * over the last half of the curve, and the end prints the server profile's window for that half
+ * and its calls, for `profile-summary.js --from --to --per`.
  *
  * The client is this process: where `taskset` exists it starts itself again pinned to core 1,
  * so that the server and the client do not share a core (`npm run bench:warmup -- IMPL…`).
  */
 import { spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { Session } from "node:inspector/promises";
+import { join } from "node:path";
 import { payloadOf, type ImplName } from "./common.js";
 import { loadImpl } from "./impl/index.js";
 import type { CpuReport } from "./ipc.js";
@@ -38,11 +41,13 @@ const text = (name: string): string | undefined => {
 };
 const outFile = text("--out");
 const cpuProfDir = text("--cpu-prof");
+/** µs between samples: V8's default (1,000) sees a 30 µs call only now and then. */
+const cpuProfIntervalUs = option("--cpu-prof-interval", 200);
 const seconds = option("--seconds", 10);
 const inFlight = option("--in-flight", 100);
 const impls = argv.filter((a, i) => !a.startsWith("--") && !(i > 0 && argv[i - 1]!.startsWith("--"))) as ImplName[];
 if (impls.length === 0) {
-  console.error("usage: node dist/bench/warmup-curve.js IMPL [IMPL…] [--seconds N] [--in-flight N] [--out FILE] [--cpu-prof DIR]");
+  console.error("usage: node dist/bench/warmup-curve.js IMPL [IMPL…] [--seconds N] [--in-flight N] [--out FILE] [--cpu-prof DIR [--cpu-prof-interval µs]]");
   process.exit(2);
 }
 
@@ -56,7 +61,11 @@ export interface WarmupSecond {
 }
 
 async function curve(impl: ImplName): Promise<WarmupSecond[]> {
-  const server: Child = startChild("server.js", [impl], 0, `${impl} server`, `warmup-${impl}-server`, { taskset: hasTaskset(), cpuProfDir });
+  const server: Child = startChild("server.js", [impl], 0, `${impl} server`, `warmup-${impl}-server`, {
+    taskset: hasTaskset(),
+    cpuProfDir,
+    nodeArgs: cpuProfDir === undefined ? [] : ["--cpu-prof-interval", String(cpuProfIntervalUs)],
+  });
   try {
     const { port } = (await server.event((e) => e.type === "ready", 15_000)) as unknown as { port: number };
     const client = await (await loadImpl(impl)).connectClient(port);
@@ -72,6 +81,8 @@ async function curve(impl: ImplName): Promise<WarmupSecond[]> {
     const workers = Array.from({ length: inFlight }, worker);
     const serverCpu = (): Promise<CpuReport> => server.request<CpuReport>({ type: "cpu" });
     const rows: WarmupSecond[] = [];
+    const profiler = cpuProfDir === undefined ? undefined : new Session();
+    const halfAt = Math.floor(seconds / 2);
     let c0 = calls;
     let own0 = process.cpuUsage();
     let s0 = (await serverCpu()).cpuUs;
@@ -93,6 +104,18 @@ async function curve(impl: ImplName): Promise<WarmupSecond[]> {
       c0 = c1;
       own0 = own1;
       s0 = s1;
+      if (profiler !== undefined && s === halfAt) {
+        profiler.connect();
+        await profiler.post("Profiler.enable");
+        await profiler.post("Profiler.setSamplingInterval", { interval: cpuProfIntervalUs });
+        await profiler.post("Profiler.start");
+      }
+    }
+    if (profiler !== undefined) {
+      const { profile } = await profiler.post("Profiler.stop");
+      profiler.disconnect();
+      mkdirSync(cpuProfDir!, { recursive: true });
+      writeFileSync(join(cpuProfDir!, `warmup-${impl}-client.cpuprofile`), JSON.stringify(profile));
     }
     stop = true;
     await Promise.allSettled(workers);
@@ -101,7 +124,9 @@ async function curve(impl: ImplName): Promise<WarmupSecond[]> {
       const half = rows.slice(Math.floor(rows.length / 2));
       const from = rows[rows.length - half.length - 1]!.serverAtS;
       const callsIn = half.reduce((sum, r) => sum + r.calls, 0);
-      console.log(`${impl}: server profile in ${cpuProfDir}; its last ${half.length} s: --from ${from.toFixed(2)} --to ${half.at(-1)!.serverAtS.toFixed(2)} --per ${callsIn}`);
+      console.log(
+        `${impl}: profiles in ${cpuProfDir}; the last ${half.length} s are --from ${from.toFixed(2)} --to ${half.at(-1)!.serverAtS.toFixed(2)} of the server's, all of the client's, --per ${callsIn}`,
+      );
     }
     return rows;
   } finally {

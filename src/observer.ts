@@ -162,7 +162,20 @@ export class CallObservations {
   run<T>(fn: () => T): T {
     const rest = this.rest;
     if (rest === undefined) return this.first.run === undefined ? fn() : this.first.run(fn);
-    const all = [this.first, ...rest];
+    // Usually one observation has a `run` (tracing's context) and the others only count (metrics):
+    // then no array and no closure per call, just that one.
+    let runner = this.first.run === undefined ? undefined : this.first;
+    for (const o of rest) {
+      if (o.run === undefined) continue;
+      if (runner !== undefined) return this.nested(fn);
+      runner = o;
+    }
+    return runner === undefined ? fn() : runner.run!(fn);
+  }
+
+  /** Several observations with a `run`: each inside the one before it. */
+  private nested<T>(fn: () => T): T {
+    const all = [this.first, ...this.rest!];
     const at = (i: number): T => {
       if (i === all.length) return fn();
       const o = all[i]!;

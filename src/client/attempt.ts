@@ -3,7 +3,7 @@ import type { Compression } from "../codec/compression.js";
 import { receiveLimitError, type MessageSide } from "../codec/message-codec.js";
 import { RpcError } from "../protocol/errors.js";
 import { Code } from "../protocol/code.js";
-import { FRAME_HEADER_LENGTH, FrameDecoder, encodeFrame, encodeFrameHeader, type Frame } from "../protocol/frame.js";
+import { FRAME_HEADER_LENGTH, FrameDecoder, encodeFrame, putHeader, type Frame } from "../protocol/frame.js";
 import { parseContentType } from "../protocol/headers.js";
 import { Metadata, metadataFromHeaders } from "../protocol/metadata.js";
 import { httpStatusToCode, parseStatus, rstCodeToCode, type Status } from "../protocol/status.js";
@@ -130,8 +130,7 @@ export class Attempt {
   writeEncoded(size: number, encode: (out: Buffer, pos: number) => number): boolean {
     if (this.writer !== undefined) return this.writer.writeEncoded(size, encode);
     const frame = Buffer.allocUnsafe(FRAME_HEADER_LENGTH + size);
-    frame.set(encodeFrameHeader(size, false), 0);
-    encode(frame, FRAME_HEADER_LENGTH);
+    encode(frame, putHeader(frame, 0, size, false));
     return this.write(frame);
   }
 

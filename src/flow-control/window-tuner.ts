@@ -21,7 +21,7 @@
  * outstanding, so an idle or stalled connection sends none, and a server's keepalive
  * enforcement sees pings only right after it sent data (which forgives them).
  */
-import type { Http2Session, Http2Stream } from "node:http2";
+import type { Http2Session } from "node:http2";
 import { BdpEstimator } from "./bdp-estimator.js";
 import type { ResolvedWindowOptions } from "./window-options.js";
 
@@ -77,7 +77,6 @@ export class WindowTuner implements WindowStats {
   private closed = false;
   /** The socket's read count when the last probe ended; a new probe waits for DATA read after it. */
   private readAtLastAck = -1;
-  private readonly onData = (chunk: Buffer): void => this.taken(chunk.byteLength);
   private takenDuringProbe = 0;
   private readonly now: () => number;
   private readonly minSampleMs: number;
@@ -137,28 +136,17 @@ export class WindowTuner implements WindowStats {
     this.setConnectionWindow(Math.max(this.options.connectionWindowBytes, this.stream));
   }
 
-  /**
-   * Watches `stream`'s reader taking DATA, which starts probes. The listener only observes: a stream that already
-   * has a 'data' listener is in flowing mode, so adding one changes nothing about its pacing.
-   * Call it after the reader attached its own listener.
-   */
   /** Whether the tuner wants to hear of DATA its session's readers take (BDP probing is on). */
   get probing(): boolean {
     return this.estimator !== undefined;
   }
 
   /**
-   * `bytes` of DATA were taken by a reader of one of the session's streams: what `watch` listens
-   * for, for a caller that already has a 'data' listener (a second one makes node copy the
-   * listener array on every chunk).
+   * `bytes` of DATA were taken by a reader of one of the session's streams. Told by the stream's
+   * own 'data' listener (a second listener would make node copy the listener array on every chunk).
    */
   dataTaken(bytes: number): void {
     this.taken(bytes);
-  }
-
-  watch(stream: Http2Stream): void {
-    if (this.estimator === undefined) return;
-    stream.on("data", this.onData);
   }
 
   // A reader taking data is what starts a probe (so a stalled reader starts none). The sample is

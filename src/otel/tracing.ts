@@ -95,10 +95,12 @@ export const metadataGetter: TextMapGetter<Metadata> = {
   get(carrier, key) {
     let values;
     try {
-      values = carrier.getAll(key.toLowerCase());
+      values = carrier.getAll(key); // lowercases the key itself
     } catch {
       return undefined;
     }
+    // One value, the usual case (traceparent, tracestate): no second array for it.
+    if (values.length <= 1) return typeof values[0] === "string" ? values[0] : undefined;
     const text = values.filter((v): v is string => typeof v === "string");
     return text.length === 0 ? undefined : text.length === 1 ? text[0] : text;
   },

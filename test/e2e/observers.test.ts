@@ -218,6 +218,29 @@ for (const transport of transports)
       assert.deepEqual(seenInHandler, ["ab", "ab", "ab", "ab"]);
       assert.deepEqual(order, ["run a", "run b", "end a", "end b", "run a", "run b", "end a", "end b"]);
     });
+
+    test("one observation that runs beside others that only count: the handler runs inside it, whichever place it has", async () => {
+      const store = new AsyncLocalStorage<string>();
+      const scoped: CallObserver = { start: () => ({ run: <T>(fn: () => T): T => store.run("scoped", fn) }) };
+      const counting = recorder();
+      const seen: Array<string | undefined> = [];
+      const { target } = await h.server(
+        (s) =>
+          s.add(Echo, {
+            ...echoStreams,
+            async unaryEcho(req) {
+              await new Promise((resolve) => setImmediate(resolve));
+              seen.push(store.getStore());
+              return { message: req.message };
+            },
+          }),
+        { observers: [counting.observer, scoped, recorder().observer] },
+      );
+      const echo = h.client(Echo, target);
+      assert.equal((await echo.unaryEcho({ message: "u" })).message, "u");
+      assert.deepEqual(seen, ["scoped"]);
+      await eventually(() => counting.calls[0]?.ends.length === 1, 2000, "the counting observer to see the end");
+    });
   });
 
 describe("call observers and retries", () => {
