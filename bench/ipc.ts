@@ -9,6 +9,7 @@ export type Request =
   | { id: number; type: "fanout" }
   | { id: number; type: "step"; step: string }
   | { id: number; type: "cpu" }
+  | { id: number; type: "alloc"; action: "start" | "stop" }
   | { id: number; type: "exit" };
 
 /** What a server child answers to "mem". */

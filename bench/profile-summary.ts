@@ -9,6 +9,7 @@
  */
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
+import { codeArea } from "./code-area.js";
 
 interface CallFrame {
   functionName: string;
@@ -36,25 +37,6 @@ function where(url: string): string {
   const d = u.indexOf("/dist/");
   if (d >= 0) return u.slice(d + "/dist/".length);
   return u;
-}
-
-/**
- * Where a frame's time goes, coarsely: the garbage collector and the other V8 pseudo-frames, an npm
- * package, a node subsystem (`node:internal/http2/core` → node http2), a folder of Rill's.
- */
-function area(f: CallFrame): string {
-  if (f.url === "") return f.functionName.startsWith("(") ? f.functionName : "(native code)";
-  const u = f.url.replace(/^file:\/\//, "");
-  const nm = u.lastIndexOf("node_modules/");
-  if (nm >= 0) {
-    const [scope, name] = u.slice(nm + "node_modules/".length).split("/");
-    return scope!.startsWith("@") ? `${scope}/${name}` : scope!;
-  }
-  if (u.startsWith("node:")) return `node ${u.replace(/^node:(internal\/)?/, "").split("/")[0]!.replace(/\.js$/, "")}`;
-  const d = u.indexOf("/dist/");
-  if (d < 0) return u;
-  const parts = u.slice(d + "/dist/".length).split("/");
-  return parts.length > 2 ? `rill ${parts[0]}/${parts[1]}` : `rill ${parts[0]}`;
 }
 
 export interface SummaryOptions {
@@ -90,7 +72,7 @@ export function summarise(file: string, o: SummaryOptions = {}): string {
     const name = `${f.functionName || "(anonymous)"} — ${w}${f.url ? `:${f.lineNumber + 1}` : ""}`;
     byFn.set(name, (byFn.get(name) ?? 0) + us);
     byFile.set(w, (byFile.get(w) ?? 0) + us);
-    const a = area(f);
+    const a = codeArea(f.url, f.functionName);
     if (a !== "(idle)") byArea.set(a, (byArea.get(a) ?? 0) + us);
   }
   const idle = byFn.get("(idle) — (native)") ?? 0;

@@ -2,8 +2,9 @@
  * The server child process: `node --expose-gc dist/bench/server.js <impl> [http1]`. Starts the
  * implementation's server on 127.0.0.1 (ephemeral port), reports the port, then answers the
  * orchestrator: memory (after GC), CPU time, fan-out of one 64 B message to every idle stream,
- * exit. `http1`: the implementation's HTTP/1.1 server where that is a separate one (connect-node).
+ * what it allocates between two requests (alloc-sampler.ts), exit. `http1`: the implementation's HTTP/1.1 server where that is a separate one (connect-node).
  */
+import { AllocSampler } from "./alloc-sampler.js";
 import { payloadOf, wallNow, type ImplName, type ServerHooks } from "./common.js";
 import { loadImpl } from "./impl/index.js";
 import { send, type CpuReport, type FanoutReport, type MemReport, type Request } from "./ipc.js";
@@ -12,6 +13,8 @@ const name = process.argv[2] as ImplName;
 const hooks: ServerHooks = { sinks: new Set(), produced: 0 };
 const impl = await loadImpl(name);
 const server = await impl.startServer(hooks, { http1: process.argv[3] === "http1" });
+
+const allocSampler = new AllocSampler();
 
 function collect(): void {
   const gc = (globalThis as { gc?: () => void }).gc;
@@ -49,6 +52,13 @@ process.on("message", (m: Request) => {
       send({ id: m.id, ...report });
       return;
     }
+    case "alloc":
+      if (m.action === "start") {
+        void allocSampler.start().then(() => send({ id: m.id }));
+      } else {
+        void allocSampler.stop().then((report) => send({ id: m.id, ...report }));
+      }
+      return;
     case "exit":
       server.close();
       send({ id: m.id });
