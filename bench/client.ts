@@ -5,7 +5,7 @@
  * (scenarios.ts `connectJson`) use connect-node's Connect client whatever `<impl>` is: there the
  * implementation names only the server.
  */
-import { IDLE, UNLIMITED, encodeStreamSpec, payloadOf, sleep, wallNow, type BenchClient, type ImplName, type UnaryClient } from "./common.js";
+import { IDLE, UNLIMITED, encodeStreamSpec, payloadOf, sleep, wallNow, warmupStreams, type BenchClient, type ImplName, type Reading, type UnaryClient } from "./common.js";
 import { loadImpl } from "./impl/index.js";
 import { send, type Metrics, type Request } from "./ipc.js";
 import { scenarios, type RunConfig } from "./scenarios.js";
@@ -224,16 +224,47 @@ async function warm(c: BenchClient): Promise<void> {
   }
 }
 
-/** Opens the idle streams on step "open"; reports "fanout-done" when each got its message. */
+/**
+ * Opens the idle streams on step "open"; reports "fanout-done" each time every one got another
+ * message. Before that, steps "warm-open" and "warm-close" open and cancel a tenth as many, which
+ * the orchestrator fans out to a few times (run.ts `warmFanout`), so that both processes have run
+ * the fan-out's own code before it is measured, as every other scenario warms up before it measures.
+ */
 async function idleStreams(c: BenchClient): Promise<void> {
   await warm(c);
   const n = config.idleStreams;
   const readings: unknown[] = [];
+  const warming: Reading[] = [];
+  steps.set("warm-open", async () => {
+    const w = warmupStreams(n);
+    let received = 0;
+    const spec = encodeStreamSpec(IDLE, 0);
+    const onMessage = (): void => {
+      if (++received % w === 0) send({ type: "event", name: "warm-fanout-done" });
+    };
+    for (let i = 0; i < w; i++) warming.push(c.serverStream(spec, onMessage));
+    return {};
+  });
+  steps.set("warm-close", async () => {
+    for (const r of warming) r.cancel();
+    await Promise.all(warming.map((r) => r.done));
+    warming.length = 0;
+    return {};
+  });
+  // Before the fan-out the orchestrator collects both heaps (the server's as it reads its size):
+  // streams opened long before a fan-out are old objects by then, not the young ones of a
+  // process that has been quiet since it opened them.
+  steps.set("collect", async () => {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (gc !== undefined) for (let i = 0; i < 2; i++) gc();
+    return {};
+  });
   steps.set("open", async () => {
     let received = 0;
     const spec = encodeStreamSpec(IDLE, 0);
     const onMessage = (): void => {
-      if (++received === n) send({ type: "event", name: "fanout-done", data: { t1: wallNow(), received } });
+      // Every n messages: each fan-out sends one to every stream.
+      if (++received % n === 0) send({ type: "event", name: "fanout-done", data: { t1: wallNow(), received } });
     };
     for (let i = 0; i < n; i++) readings.push(c.serverStream(spec, onMessage));
     setTimeout(() => send({ type: "event", name: "fanout-timeout", data: { received } }), 60_000).unref();

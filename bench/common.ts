@@ -27,6 +27,9 @@ export const UNLIMITED = 0xffffffff;
 /** `ServerStream` count meaning "idle until the server process fans a message out". */
 export const IDLE = 0;
 
+/** How many idle streams the fan-out's warm-up opens (client.ts, run.ts): a tenth of the measured ones. */
+export const warmupStreams = (idleStreams: number): number => Math.ceil(idleStreams / 10);
+
 /** Encodes a `ServerStream` request's data: big-endian uint32 count, big-endian uint32 size. */
 export function encodeStreamSpec(count: number, size: number): Uint8Array {
   const b = new Uint8Array(8);
