@@ -43,8 +43,8 @@ const alloc = argv.includes("--alloc");
 const seconds = option("--seconds", 10);
 const inFlight = option("--in-flight", 100);
 const impls = argv.filter((a, i) => !a.startsWith("--") && !(i > 0 && valued.has(argv[i - 1]!))) as ImplName[];
-if (impls.length === 0) {
-  console.error("usage: node dist/bench/warmup-curve.js IMPL [IMPL…] [--seconds N] [--in-flight N] [--out FILE] [--cpu-prof DIR [--cpu-prof-interval µs]] [--alloc]");
+if (impls.length === 0 || !(seconds >= 2)) {
+  console.error("usage: node dist/bench/warmup-curve.js IMPL [IMPL…] [--seconds N] [--in-flight N] [--out FILE] [--cpu-prof DIR [--cpu-prof-interval µs]] [--alloc] (at least 2 seconds)");
   process.exit(2);
 }
 /** Set in the process that runs one implementation's client (started by the one named on the command line). */
@@ -125,18 +125,17 @@ async function curve(impl: ImplName): Promise<WarmupSecond[]> {
     stop = true;
     await Promise.allSettled(workers);
     client.close();
-    if (cpuProfDir !== undefined && rows.length >= 2) {
-      const half = rows.slice(Math.floor(rows.length / 2));
-      const from = rows[rows.length - half.length - 1]!.serverAtS;
-      const callsIn = half.reduce((sum, r) => sum + r.calls, 0);
+    // The profiles and samples cover the seconds after `halfAt`.
+    const lastHalf = rows.slice(halfAt);
+    const callsIn = lastHalf.reduce((sum, r) => sum + r.calls, 0);
+    if (cpuProfDir !== undefined) {
+      const from = rows[halfAt - 1]!.serverAtS;
+      const to = rows.at(-1)!.serverAtS;
       console.log(
-        `${impl}: profiles in ${cpuProfDir}; the last ${half.length} s are --from ${from.toFixed(2)} --to ${half.at(-1)!.serverAtS.toFixed(2)} of the server's, all of the client's, --per ${callsIn}`,
+        `${impl}: profiles in ${cpuProfDir}; the last ${lastHalf.length} s are --from ${from.toFixed(2)} --to ${to.toFixed(2)} of the server's, all of the client's, --per ${callsIn}`,
       );
     }
-    if (allocs !== undefined) {
-      const callsIn = rows.slice(halfAt).reduce((sum, r) => sum + r.calls, 0);
-      (["server", "client"] as const).forEach((side, i) => printAllocs(impl, side, allocs[i]!, callsIn));
-    }
+    if (allocs !== undefined) (["server", "client"] as const).forEach((side, i) => printAllocs(impl, side, allocs[i]!, callsIn));
     return rows;
   } finally {
     await server.stop();
