@@ -144,17 +144,14 @@ export class WindowTuner implements WindowStats {
   /**
    * `bytes` of DATA were taken by a reader of one of the session's streams. Told by the stream's
    * own 'data' listener (a second listener would make node copy the listener array on every chunk).
+   *
+   * A reader taking data is what starts a probe (so a stalled reader starts none). The sample is
+   * the larger of what readers took and what the socket delivered between the PING and its ack.
+   * Either alone undercounts on a busy host and stalls the window (seen at 128 KiB on loopback):
+   * readers take nothing while one decodes a large message, and the socket delivers in bursts
+   * of half a window because that is when node returns stream credit.
    */
   dataTaken(bytes: number): void {
-    this.taken(bytes);
-  }
-
-  // A reader taking data is what starts a probe (so a stalled reader starts none). The sample is
-  // the larger of what readers took and what the socket delivered between the PING and its ack.
-  // Either alone undercounts on a busy host and stalls the window (seen at 128 KiB on loopback):
-  // readers take nothing while one decodes a large message, and the socket delivers in bursts
-  // of half a window because that is when node returns stream credit.
-  private taken(bytes: number): void {
     const estimator = this.estimator;
     if (estimator === undefined || this.closed) return;
     if (estimator.probeOutstanding) {
